@@ -1,0 +1,154 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Baton",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Baton", targets: ["Baton"]),
+        .library(name: "BatonProtocol", targets: ["BatonProtocol"]),
+        .library(name: "BatonKafka", targets: ["BatonKafka"]),
+        .library(name: "BatonTesting", targets: ["BatonTesting"]),
+        .executable(name: "baton-ingester", targets: ["EventIngester"]),
+        .executable(name: "baton-dispatcher", targets: ["RunDispatcher"]),
+        .executable(name: "baton-task-results", targets: ["TaskResultService"]),
+        .executable(name: "baton-example-jobs", targets: ["ExampleJobs"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0",
+                 traits: [.defaults, "CommandLineArguments"]),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+    ],
+    targets: [
+        // MARK: Shared
+        .target(
+            name: "BatonProtocol",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            path: "Shared/BatonProtocol",
+            swiftSettings: swiftSettings
+        ),
+        .systemLibrary(
+            name: "CRdKafka",
+            path: "Shared/CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        .target(
+            name: "BatonKafka",
+            dependencies: [
+                "CRdKafka",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/BatonKafka",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BatonStore",
+            dependencies: [
+                "BatonProtocol",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Shared/BatonStore",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BatonService",
+            dependencies: [
+                "BatonProtocol", "BatonKafka",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            path: "Shared/BatonService",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Baton",
+            dependencies: [
+                "BatonProtocol", "BatonKafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/Baton",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BatonTesting",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/BatonTesting",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Services
+        .executableTarget(
+            name: "EventIngester",
+            dependencies: ["BatonService", "BatonProtocol", "BatonKafka"],
+            path: "Services/EventIngester",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "RunDispatcher",
+            dependencies: ["BatonService", "BatonProtocol", "BatonKafka", "BatonStore"],
+            path: "Services/RunDispatcher",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "TaskResultService",
+            dependencies: ["BatonService", "BatonProtocol", "BatonKafka", "BatonStore"],
+            path: "Services/TaskResultService",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ExampleJobs",
+            dependencies: [
+                "Baton", "BatonService",
+            ],
+            path: "Services/ExampleJobs",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tests
+        .testTarget(
+            name: "BatonProtocolTests",
+            dependencies: ["BatonProtocol"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BatonKafkaTests",
+            dependencies: ["BatonKafka", "BatonTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BatonTests",
+            dependencies: ["Baton", "BatonProtocol"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EventIngesterTests",
+            dependencies: [
+                "EventIngester", "BatonTesting",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["BatonTesting", "BatonProtocol"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

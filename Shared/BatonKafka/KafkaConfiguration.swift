@@ -1,0 +1,105 @@
+/// How to reach a Kafka cluster, and the librdkafka properties Baton sets on top.
+///
+/// The typed fields cover what Baton needs; `properties` passes any other librdkafka property
+/// through (SASL/SCRAM, TLS, tuning). Pass-through values win over everything else.
+public struct KafkaConfiguration: Sendable, Hashable {
+    /// Client settings tuned for a kind of broker.
+    public struct Profile: Sendable, Hashable {
+        let name: String
+        let consumerProperties: [String: String]
+        let producerProperties: [String: String]
+
+        /// librdkafka's defaults: right for real Kafka clusters.
+        public static let production = Profile(name: "production", consumerProperties: [:], producerProperties: [:])
+
+        /// For the embedded Tansu broker, which does not wake waiting fetches and answers a group
+        /// join after half the session timeout. Never use against a real cluster (Kafka refuses
+        /// session timeouts under 6 s).
+        public static let embeddedBroker = Profile(
+            name: "embedded",
+            consumerProperties: [
+                "fetch.wait.max.ms": "10",
+                "session.timeout.ms": "2000",
+                "heartbeat.interval.ms": "500",
+            ],
+            producerProperties: [:]
+        )
+
+        /// Looks up a profile by the name used in configuration (`production`, `embedded`).
+        public init?(named name: String) {
+            switch name {
+            case "production": self = .production
+            case "embedded": self = .embeddedBroker
+            default: return nil
+            }
+        }
+
+        init(name: String, consumerProperties: [String: String], producerProperties: [String: String]) {
+            self.name = name
+            self.consumerProperties = consumerProperties
+            self.producerProperties = producerProperties
+        }
+    }
+
+    /// Comma-separated `host:port` list of brokers to bootstrap from.
+    public var bootstrapServers: String
+    /// The client id brokers see in their logs and metrics.
+    public var clientID: String
+    /// Client profile; `.production` unless the broker is the embedded Tansu.
+    public var profile: Profile
+    /// Number of partitions for topics Baton creates.
+    public var topicPartitions: Int
+    /// Replication factor for topics Baton creates (`-1`: the broker's default).
+    public var topicReplicationFactor: Int
+    /// Any librdkafka property, applied last (see librdkafka's CONFIGURATION.md).
+    public var properties: [String: String]
+
+    public init(
+        bootstrapServers: String,
+        clientID: String = "baton",
+        profile: Profile = .production,
+        topicPartitions: Int = 3,
+        topicReplicationFactor: Int = -1,
+        properties: [String: String] = [:]
+    ) {
+        self.bootstrapServers = bootstrapServers
+        self.clientID = clientID
+        self.profile = profile
+        self.topicPartitions = topicPartitions
+        self.topicReplicationFactor = topicReplicationFactor
+        self.properties = properties
+    }
+
+    /// Properties of a producer: idempotent, `acks=all`, plus profile and pass-through.
+    func producerProperties(_ options: KafkaProducer.Options) -> [String: String] {
+        var result: [String: String] = [
+            "bootstrap.servers": bootstrapServers,
+            "client.id": clientID,
+            "enable.idempotence": "true",
+            "acks": "all",
+            "message.timeout.ms": String(Int(options.deliveryTimeout.components.seconds * 1000
+                + options.deliveryTimeout.components.attoseconds / 1_000_000_000_000_000)),
+        ]
+        if let linger = options.lingerMilliseconds { result["linger.ms"] = String(linger) }
+        result.merge(profile.producerProperties) { _, new in new }
+        result.merge(properties) { _, new in new }
+        return result
+    }
+
+    /// Properties of a group consumer: offsets stored only by the application, auto-commit of
+    /// stored offsets, earliest reset, plus profile and pass-through.
+    func consumerProperties(groupID: String) -> [String: String] {
+        var result: [String: String] = [
+            "bootstrap.servers": bootstrapServers,
+            "client.id": clientID,
+            "group.id": groupID,
+            "enable.auto.offset.store": "false",
+            "enable.auto.commit": "true",
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": "false",
+        ]
+        result.merge(profile.consumerProperties) { _, new in new }
+        result.merge(properties) { _, new in new }
+        return result
+    }
+}

@@ -1,0 +1,228 @@
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// A consumer-group member, read as an `AsyncSequence` of records.
+///
+/// At-least-once: an offset is stored only when the application says a record is processed
+/// (``commit(_:)`` or ``storeOffset(_:)``), never on delivery. On a partition revoke, offsets
+/// stored so far are committed synchronously before the partitions are given up, and records of
+/// revoked partitions already fetched are never handed out.
+///
+/// - Important: iterate from one task at a time; the records of a partition arrive in order.
+public final class KafkaConsumer: Sendable, AsyncSequence {
+    public typealias Element = KafkaRecord
+
+    /// What happened in a group rebalance.
+    public enum Rebalance: Sendable, Hashable {
+        case assigned([TopicPartition])
+        case revoked([TopicPartition])
+    }
+
+    private let handle: RdKafkaHandle
+    private let consumerQueue: RdKafkaQueue
+    private let pollQueue = DispatchQueue(label: "baton-kafka-consumer-poll")
+    private let commitQueue = DispatchQueue(label: "baton-kafka-consumer-commit")
+    private let closed = StopFlag()
+    private let logger: Logger
+    private let onRebalance: (@Sendable (Rebalance) -> Void)?
+    /// Partitions currently assigned (for fencing and for tests).
+    private let assignment = Mutex<Set<TopicPartition>>([])
+
+    /// Joins `groupID` and subscribes to `topics`.
+    /// - Parameter onRebalance: called synchronously on the poll thread before the rebalance
+    ///   completes; a revoke handler can fence in-flight work (it must not block for long).
+    /// - Throws: `KafkaError` with code `.configuration` or `.consumer`.
+    public init(
+        configuration: KafkaConfiguration,
+        groupID: String,
+        topics: [String],
+        logger: Logger,
+        onRebalance: (@Sendable (Rebalance) -> Void)? = nil
+    ) throws(KafkaError) {
+        self.logger = logger
+        self.onRebalance = onRebalance
+        self.handle = try RdKafkaHandle(
+            kind: RD_KAFKA_CONSUMER,
+            properties: configuration.consumerProperties(groupID: groupID),
+            events: Int32(RD_KAFKA_EVENT_REBALANCE | RD_KAFKA_EVENT_FETCH | RD_KAFKA_EVENT_ERROR)
+        )
+        rd_kafka_poll_set_consumer(handle.pointer)
+        self.consumerQueue = RdKafkaQueue(rd_kafka_queue_get_consumer(handle.pointer), owner: handle)
+        let list = rd_kafka_topic_partition_list_new(Int32(topics.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for topic in topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
+        let err = rd_kafka_subscribe(handle.pointer, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw kafkaError(.consumer, "cannot subscribe to \(topics)", err)
+        }
+    }
+
+    /// The partitions this member holds now.
+    public var assignedPartitions: Set<TopicPartition> { assignment.withLock { $0 } }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let consumer: KafkaConsumer
+        /// The next record; `nil` once the consumer is closed or the task cancelled.
+        public mutating func next() async throws -> KafkaRecord? {
+            try await consumer.nextRecord()
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(consumer: self) }
+
+    /// Marks `record` processed: its offset will be committed (in the background, and
+    /// synchronously before any revoke or close).
+    /// - Throws: `KafkaError` with code `.commit` when the partition is no longer assigned
+    ///   (the record will be delivered to the new owner).
+    public func storeOffset(_ record: KafkaRecord) throws(KafkaError) {
+        let list = rd_kafka_topic_partition_list_new(1)!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_topic_partition_list_add(list, record.topic, record.partition).pointee.offset = record.offset + 1
+        let err = rd_kafka_offsets_store(handle.pointer, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw kafkaError(.commit, "cannot store offset \(record.offset) of \(record.topic)[\(record.partition)]", err)
+        }
+    }
+
+    /// Marks `record` processed and commits its offset to the group coordinator, returning once
+    /// the commit is acknowledged.
+    /// - Throws: `KafkaError` with code `.commit`.
+    public func commit(_ record: KafkaRecord) async throws {
+        try storeOffset(record)
+        let handle = self.handle
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            commitQueue.async {
+                let err = rd_kafka_commit(handle.pointer, nil, 0)
+                if err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET {
+                    continuation.resume()
+                } else {
+                    continuation.resume(throwing: kafkaError(.commit, "offset commit failed", err, retriable: true))
+                }
+            }
+        }
+    }
+
+    /// Commits stored offsets, leaves the group and stops delivering records.
+    public func close() async {
+        guard !closed.isSet else { return }
+        closed.set()
+        let handle = self.handle
+        let logger = self.logger
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            pollQueue.async {
+                // rd_kafka_consumer_close serves the revoke of the final rebalance itself when a
+                // rebalance event is pending; we commit first so nothing processed is redone.
+                _ = rd_kafka_commit(handle.pointer, nil, 0)
+                let err = rd_kafka_consumer_close(handle.pointer)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    logger.debug("consumer close", metadata: ["kafka.error": "\(describe(err).text)"])
+                }
+                continuation.resume()
+            }
+        }
+    }
+
+    // MARK: - Polling
+
+    private func nextRecord() async throws -> KafkaRecord? {
+        let cancelled = StopFlag()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<KafkaRecord?, any Error>) in
+                pollQueue.async { [self] in
+                    continuation.resume(with: Result { try pollUntilRecord(cancelled: cancelled) })
+                }
+            }
+        } onCancel: {
+            cancelled.set()
+        }
+    }
+
+    /// Blocks on the poll queue until a record arrives, the consumer closes or `cancelled` is set.
+    private func pollUntilRecord(cancelled: StopFlag) throws -> KafkaRecord? {
+        while !closed.isSet && !cancelled.isSet {
+            guard let event = rd_kafka_queue_poll(consumerQueue.pointer, 100) else { continue }
+            defer { rd_kafka_event_destroy(event) }
+            switch rd_kafka_event_type(event) {
+            case RD_KAFKA_EVENT_FETCH:
+                guard let message = rd_kafka_event_message_next(event) else { continue }
+                if message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    let (name, text) = describe(message.pointee.err)
+                    logger.warning("Kafka consume error", metadata: ["kafka.error": "\(name): \(text)"])
+                    continue
+                }
+                return Self.record(from: message)
+            case RD_KAFKA_EVENT_REBALANCE:
+                handleRebalance(event)
+            case RD_KAFKA_EVENT_ERROR:
+                let err = rd_kafka_event_error(event)
+                let text = String(cString: rd_kafka_event_error_string(event))
+                if rd_kafka_event_error_is_fatal(event) != 0 {
+                    throw KafkaError(.consumer, "fatal consumer error: \(text)", librdkafkaError: describe(err).name)
+                }
+                logger.debug("Kafka consumer error", metadata: ["kafka.error": "\(text)"])
+            default:
+                break
+            }
+        }
+        return nil
+    }
+
+    private func handleRebalance(_ event: OpaquePointer) {
+        let err = rd_kafka_event_error(event)
+        let list = rd_kafka_event_topic_partition_list(event)!
+        let partitions = Self.partitions(of: list)
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(handle.pointer)) == "COOPERATIVE"
+        if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            assignment.withLock { $0.formUnion(partitions) }
+            logger.info("partitions assigned", metadata: ["kafka.partitions": "\(partitions.map(\.description))"])
+            onRebalance?(.assigned(partitions))
+            if cooperative {
+                if let error = rd_kafka_incremental_assign(handle.pointer, list) { rd_kafka_error_destroy(error) }
+            } else {
+                _ = rd_kafka_assign(handle.pointer, list)
+            }
+        } else {
+            logger.info("partitions revoked", metadata: ["kafka.partitions": "\(partitions.map(\.description))"])
+            // Fence first: the application stops work on these partitions, then what it has
+            // stored is committed before the partitions move to another member.
+            onRebalance?(.revoked(partitions))
+            _ = rd_kafka_commit(handle.pointer, nil, 0)
+            assignment.withLock { $0.subtract(partitions) }
+            if cooperative {
+                if let error = rd_kafka_incremental_unassign(handle.pointer, list) { rd_kafka_error_destroy(error) }
+            } else {
+                _ = rd_kafka_assign(handle.pointer, nil)
+            }
+        }
+    }
+
+    private static func partitions(of list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [TopicPartition] {
+        (0..<Int(list.pointee.cnt)).map { index in
+            let element = list.pointee.elems[index]
+            return TopicPartition(topic: String(cString: element.topic), partition: element.partition)
+        }
+    }
+
+    private static func record(from message: UnsafePointer<rd_kafka_message_t>) -> KafkaRecord {
+        let m = message.pointee
+        let topic = String(cString: rd_kafka_topic_name(m.rkt))
+        let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
+        let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
+        var headers: [KafkaHeader] = []
+        var hdrs: OpaquePointer?
+        if rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
+            var index = 0
+            var name: UnsafePointer<CChar>?
+            var valuePointer: UnsafeRawPointer?
+            var size = 0
+            while rd_kafka_header_get_all(hdrs, index, &name, &valuePointer, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                let bytes = valuePointer.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+                headers.append(KafkaHeader(name: name.map { String(cString: $0) } ?? "", value: bytes))
+                index += 1
+            }
+        }
+        return KafkaRecord(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value, headers: headers)
+    }
+}

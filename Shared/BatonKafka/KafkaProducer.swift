@@ -1,0 +1,249 @@
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// A Kafka producer whose `send` returns only after the broker acknowledged the record.
+///
+/// Idempotent with `acks=all`: a record is either acknowledged by all in-sync replicas, or
+/// `send` throws. Delivery reports are read from librdkafka's event queue by a dedicated
+/// thread, so no cooperative-pool thread ever blocks in librdkafka.
+///
+/// - Important: call ``shutdown()`` before releasing the producer, so queued records are flushed.
+public final class KafkaProducer: Sendable {
+    /// Producer-specific options.
+    public struct Options: Sendable, Hashable {
+        /// How long librdkafka tries to deliver a record before `send` fails (`message.timeout.ms`).
+        public var deliveryTimeout: Duration
+        /// `linger.ms`; `nil` keeps librdkafka's default (5 ms). Use 0 on latency-critical paths.
+        public var lingerMilliseconds: Int?
+
+        public init(deliveryTimeout: Duration = .seconds(30), lingerMilliseconds: Int? = nil) {
+            self.deliveryTimeout = deliveryTimeout
+            self.lingerMilliseconds = lingerMilliseconds
+        }
+    }
+
+    /// Continuations waiting for delivery reports, by the id passed to librdkafka as opaque.
+    private final class Deliveries: Sendable {
+        struct State {
+            var nextID: UInt = 1
+            var continuations: [UInt: CheckedContinuation<Void, any Error>] = [:]
+            var closed = false
+        }
+        let state = Mutex(State())
+        func withLock<R>(_ body: (inout State) -> R) -> R { state.withLock { body(&$0) } }
+    }
+
+    private let handle: RdKafkaHandle
+    private let configuration: KafkaConfiguration
+    private let pending = Deliveries()
+    private let stop = StopFlag()
+    private let pollerDone = DispatchSemaphore(value: 0)
+    private let logger: Logger
+
+    /// Creates the producer and starts its delivery-report thread.
+    /// - Throws: `KafkaError` with code `.configuration` when a property is rejected.
+    public init(configuration: KafkaConfiguration, options: Options = Options(), logger: Logger) throws(KafkaError) {
+        self.configuration = configuration
+        self.logger = logger
+        self.handle = try RdKafkaHandle(
+            kind: RD_KAFKA_PRODUCER,
+            properties: configuration.producerProperties(options),
+            events: Int32(RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR)
+        )
+        let handle = self.handle
+        let pending = self.pending
+        let stop = self.stop
+        let done = self.pollerDone
+        let logger = logger
+        let thread = Thread {
+            Self.pollLoop(handle: handle, pending: pending, stop: stop, logger: logger)
+            done.signal()
+        }
+        thread.name = "baton-kafka-producer"
+        thread.start()
+    }
+
+    deinit {
+        stop.set()
+    }
+
+    /// Sends one record and waits for the broker's acknowledgement.
+    ///
+    /// - Parameters:
+    ///   - topic: destination topic.
+    ///   - key: record key (partitioning and compaction); `nil` for none.
+    ///   - value: record value.
+    ///   - headers: record headers.
+    /// - Throws: `KafkaError` with code `.delivery` when the broker refused the record or did not
+    ///   acknowledge it within the delivery timeout, `.closed` after ``shutdown()``.
+    public func send(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []) async throws {
+        while true {
+            do {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    let id: UInt? = pending.withLock { state in
+                        guard !state.closed else { return nil }
+                        let id = state.nextID
+                        state.nextID &+= 1
+                        if state.nextID == 0 { state.nextID = 1 }
+                        state.continuations[id] = continuation
+                        return id
+                    }
+                    guard let id else {
+                        continuation.resume(throwing: KafkaError(.closed, "the producer was shut down"))
+                        return
+                    }
+                    if let error = produce(topic: topic, key: key, value: value, headers: headers, opaque: id) {
+                        let waiting = pending.withLock { $0.continuations.removeValue(forKey: id) }
+                        waiting?.resume(throwing: error)
+                    }
+                }
+                return
+            } catch let error as KafkaError where error.code == .queueFull {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+        }
+    }
+
+    /// Convenience for string keys.
+    public func send(topic: String, key: String?, value: [UInt8], headers: [KafkaHeader] = []) async throws {
+        try await send(topic: topic, key: key.map { Array($0.utf8) }, value: value, headers: headers)
+    }
+
+    /// Makes sure `topics` exist, creating the missing ones.
+    /// - Throws: `KafkaError` with code `.topicCreation` for any topic that neither exists nor
+    ///   could be created.
+    public func createTopics(_ topics: [TopicSpec], timeout: Duration = .seconds(30)) async throws {
+        let handle = self.handle
+        let configuration = self.configuration
+        try await runBlocking {
+            try TopicCreation.create(topics, handle: handle, configuration: configuration, timeout: timeout)
+        }
+    }
+
+    /// Number of partitions of `topic`, from cluster metadata.
+    public func partitionCount(topic: String, timeout: Duration = .seconds(10)) async throws -> Int {
+        let handle = self.handle
+        return try await runBlocking { try TopicCreation.partitionCount(topic, handle: handle, timeout: timeout) }
+    }
+
+    /// Flushes queued records (up to `timeout`), fails what is left and stops the delivery thread.
+    public func shutdown(timeout: Duration = .seconds(10)) async {
+        let handle = self.handle
+        let milliseconds = Int32(timeout.components.seconds * 1000)
+        await runBlocking { _ = rd_kafka_flush(handle.pointer, milliseconds) }
+        let leftovers = pending.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            state.closed = true
+            defer { state.continuations.removeAll() }
+            return Array(state.continuations.values)
+        }
+        for continuation in leftovers {
+            continuation.resume(throwing: KafkaError(.delivery, "the producer shut down before the broker acknowledged the record"))
+        }
+        stop.set()
+        let done = pollerDone
+        await runBlocking { done.wait() }
+    }
+
+    // MARK: - C
+
+    private func produce(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader], opaque: UInt) -> KafkaError? {
+        // One scratch buffer holds every byte librdkafka reads during the call (it copies them:
+        // RD_KAFKA_MSG_F_COPY for key and value, and headers are always copied).
+        var layout: [(offset: Int, count: Int)] = []
+        var scratch: [UInt8] = []
+        func append(_ bytes: some Collection<UInt8>, nulTerminated: Bool) {
+            layout.append((scratch.count, bytes.count))
+            scratch.append(contentsOf: bytes)
+            if nulTerminated { scratch.append(0) }
+        }
+        append(topic.utf8, nulTerminated: true)
+        append(key ?? [], nulTerminated: false)
+        append(value, nulTerminated: false)
+        for header in headers {
+            append(header.name.utf8, nulTerminated: true)
+            append(header.value, nulTerminated: false)
+        }
+        return scratch.withUnsafeMutableBytes { buffer -> KafkaError? in
+            let base = buffer.baseAddress!
+            var vus = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 5 + headers.count)
+            vus[0].vtype = RD_KAFKA_VTYPE_TOPIC
+            vus[0].u.cstr = UnsafePointer(base.advanced(by: layout[0].offset).assumingMemoryBound(to: CChar.self))
+            vus[1].vtype = RD_KAFKA_VTYPE_KEY
+            vus[1].u.mem.ptr = key == nil ? nil : base.advanced(by: layout[1].offset)
+            vus[1].u.mem.size = key?.count ?? 0
+            vus[2].vtype = RD_KAFKA_VTYPE_VALUE
+            vus[2].u.mem.ptr = base.advanced(by: layout[2].offset)
+            vus[2].u.mem.size = value.count
+            vus[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+            vus[3].u.i = RD_KAFKA_MSG_F_COPY
+            vus[4].vtype = RD_KAFKA_VTYPE_OPAQUE
+            vus[4].u.ptr = UnsafeMutableRawPointer(bitPattern: opaque)
+            for index in headers.indices {
+                let name = layout[3 + 2 * index]
+                let val = layout[4 + 2 * index]
+                vus[5 + index].vtype = RD_KAFKA_VTYPE_HEADER
+                vus[5 + index].u.header.name = UnsafePointer(base.advanced(by: name.offset).assumingMemoryBound(to: CChar.self))
+                vus[5 + index].u.header.val = UnsafeRawPointer(base.advanced(by: val.offset))
+                vus[5 + index].u.header.size = val.count
+            }
+            guard let error = rd_kafka_produceva(handle.pointer, &vus, vus.count) else { return nil }
+            defer { rd_kafka_error_destroy(error) }
+            let code = rd_kafka_error_code(error)
+            let text = String(cString: rd_kafka_error_string(error))
+            let name = String(cString: rd_kafka_err2name(code))
+            if code == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                return KafkaError(.queueFull, "producer queue is full", librdkafkaError: name, isRetriable: true)
+            }
+            return KafkaError(.delivery, "cannot produce to '\(topic)': \(text)", librdkafkaError: name)
+        }
+    }
+
+    private static func pollLoop(handle: RdKafkaHandle, pending: Deliveries, stop: StopFlag, logger: Logger) {
+        let queue = rd_kafka_queue_get_main(handle.pointer)!
+        defer { rd_kafka_queue_destroy(queue) }
+        while !stop.isSet {
+            guard let event = rd_kafka_queue_poll(queue, 100) else { continue }
+            defer { rd_kafka_event_destroy(event) }
+            switch rd_kafka_event_type(event) {
+            case RD_KAFKA_EVENT_DR:
+                while let message = rd_kafka_event_message_next(event) {
+                    let id = UInt(bitPattern: message.pointee._private)
+                    let err = message.pointee.err
+                    let continuation = pending.withLock { $0.continuations.removeValue(forKey: id) }
+                    if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                        continuation?.resume()
+                    } else {
+                        let topic = message.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
+                        continuation?.resume(throwing: kafkaError(.delivery, "record to '\(topic)' not acknowledged", err))
+                    }
+                }
+            case RD_KAFKA_EVENT_ERROR:
+                let text = String(cString: rd_kafka_event_error_string(event))
+                if rd_kafka_event_error_is_fatal(event) != 0 {
+                    logger.error("fatal Kafka producer error", metadata: ["kafka.error": "\(text)"])
+                } else {
+                    logger.debug("Kafka producer error", metadata: ["kafka.error": "\(text)"])
+                }
+            default:
+                break
+            }
+        }
+    }
+}
+
+/// Runs blocking librdkafka work on a GCD thread instead of the cooperative pool.
+func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            continuation.resume(with: Result { try body() })
+        }
+    }
+}
+
+func runBlocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(returning: body()) }
+    }
+}

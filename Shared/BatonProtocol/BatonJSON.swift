@@ -1,0 +1,77 @@
+import Foundation
+
+/// The JSON dialect of every Baton message: RFC 3339 dates with fractional seconds, sorted keys.
+public enum BatonJSON {
+    /// An encoder configured for Baton documents.
+    public static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(formatDate(date))
+        }
+        return encoder
+    }
+
+    /// A decoder configured for Baton documents; accepts RFC 3339 dates with or without fractions.
+    public static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = parseDate(text) else {
+                throw DecodingError.dataCorruptedError(
+                    in: container, debugDescription: "'\(text)' is not an RFC 3339 date-time")
+            }
+            return date
+        }
+        return decoder
+    }
+
+    /// Formats a date as RFC 3339 UTC with milliseconds, e.g. `2026-11-25T06:00:00.123Z`.
+    public static func formatDate(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+
+    /// Parses an RFC 3339 date-time with or without fractional seconds.
+    public static func parseDate(_ text: String) -> Date? {
+        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
+        return try? Date.ISO8601FormatStyle().parse(text)
+    }
+
+    /// Describes a `DecodingError` as "field path: problem", for error messages shown to users.
+    public static func describe(_ error: any Error) -> (path: String, message: String) {
+        guard let decodingError = error as? DecodingError else { return ("", "\(error)") }
+        func render(_ path: [any CodingKey]) -> String {
+            var result = "$"
+            for key in path {
+                if let index = key.intValue { result += "[\(index)]" } else { result += ".\(key.stringValue)" }
+            }
+            return result
+        }
+        switch decodingError {
+        case .keyNotFound(let key, let context):
+            return (render(context.codingPath + [key]), "required field '\(key.stringValue)' is missing")
+        case .typeMismatch(let type, let context):
+            return (render(context.codingPath), "expected \(describeType(type)): \(context.debugDescription)")
+        case .valueNotFound(let type, let context):
+            return (render(context.codingPath), "expected \(describeType(type)), found null")
+        case .dataCorrupted(let context):
+            var message = context.debugDescription
+            if let underlying = context.underlyingError { message += " (\(underlying.localizedDescription))" }
+            return (render(context.codingPath), message)
+        @unknown default:
+            return ("$", "\(decodingError)")
+        }
+    }
+
+    private static func describeType(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Bool.Type: "a boolean"
+        case is Int.Type, is Int64.Type, is Int32.Type: "an integer"
+        case is Double.Type, is Float.Type: "a number"
+        default: "\(type)"
+        }
+    }
+}

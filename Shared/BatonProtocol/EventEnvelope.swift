@@ -1,0 +1,108 @@
+import Foundation
+
+/// An event, as it travels on `baton.events`.
+///
+/// This is the document any producer, in any language, publishes to trigger runs. The JSON form
+/// is described in `docs/asyncapi.yaml`.
+public struct EventEnvelope: Codable, Sendable, Hashable {
+    /// The schema version this build writes.
+    public static let currentSchemaVersion = 1
+    /// The longest accepted event name.
+    public static let maximumNameLength = 256
+    /// The longest accepted event id.
+    public static let maximumIDLength = 256
+
+    /// Version of this document's schema.
+    public var schemaVersion: Int
+    /// Unique id; sending an event with an id already seen is idempotent.
+    public var id: String
+    /// Event name that triggers match on, e.g. `user.created`.
+    public var name: String
+    /// Where the event comes from; triggers may require one. Default `trigger`.
+    public var source: String
+    /// Arbitrary JSON delivered to the job as its payload.
+    public var payload: JSONValue
+    /// Optional JSON context that triggers may filter on.
+    public var context: JSONValue?
+    /// When the event happened.
+    public var timestamp: Date
+    /// Not before this time is the event delivered to jobs (delayed events).
+    public var deliverAt: Date?
+    /// Optional account the event belongs to.
+    public var accountId: String?
+
+    public init(
+        id: String = Identifiers.newEventID(),
+        name: String,
+        source: String = "trigger",
+        payload: JSONValue = .null,
+        context: JSONValue? = nil,
+        timestamp: Date = Date(),
+        deliverAt: Date? = nil,
+        accountId: String? = nil
+    ) {
+        self.schemaVersion = Self.currentSchemaVersion
+        self.id = id
+        self.name = name
+        self.source = source
+        self.payload = payload
+        self.context = context
+        self.timestamp = timestamp
+        self.deliverAt = deliverAt
+        self.accountId = accountId
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case schemaVersion, id, name, source, payload, context, timestamp, deliverAt, accountId
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.schemaVersion = try container.decodeIfPresent(Int.self, forKey: .schemaVersion) ?? Self.currentSchemaVersion
+        self.id = try container.decode(String.self, forKey: .id)
+        self.name = try container.decode(String.self, forKey: .name)
+        self.source = try container.decodeIfPresent(String.self, forKey: .source) ?? "trigger"
+        self.payload = try container.decodeIfPresent(JSONValue.self, forKey: .payload) ?? .null
+        self.context = try container.decodeIfPresent(JSONValue.self, forKey: .context)
+        self.timestamp = try container.decodeIfPresent(Date.self, forKey: .timestamp) ?? Date()
+        self.deliverAt = try container.decodeIfPresent(Date.self, forKey: .deliverAt)
+        self.accountId = try container.decodeIfPresent(String.self, forKey: .accountId)
+    }
+
+    /// Checks the rules JSON decoding cannot express.
+    /// - Throws: `ValidationError` naming the first offending field.
+    public func validate() throws(ValidationError) {
+        guard schemaVersion >= 1, schemaVersion <= Self.currentSchemaVersion else {
+            throw ValidationError(
+                code: "unsupported_schema_version", path: "$.schemaVersion",
+                message: "schema version \(schemaVersion) is not supported (this build reads 1...\(Self.currentSchemaVersion))")
+        }
+        try Self.requireText(id, path: "$.id", what: "event id", maximum: Self.maximumIDLength)
+        try Self.requireText(name, path: "$.name", what: "event name", maximum: Self.maximumNameLength)
+        try Self.requireText(source, path: "$.source", what: "event source", maximum: Self.maximumNameLength)
+    }
+
+    static func requireText(_ value: String, path: String, what: String, maximum: Int) throws(ValidationError) {
+        guard !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw ValidationError(path: path, message: "\(what) must not be empty")
+        }
+        guard value.utf8.count <= maximum else {
+            throw ValidationError(path: path, message: "\(what) is \(value.utf8.count) bytes long; the limit is \(maximum)")
+        }
+    }
+}
+
+extension EventEnvelope {
+    /// Decodes and validates an envelope from a Kafka record value or an HTTP body.
+    /// - Throws: `ValidationError` (`malformed_json` or `invalid_field`) that says what and where.
+    public static func decode(from data: some DataProtocol) throws(ValidationError) -> EventEnvelope {
+        let envelope: EventEnvelope
+        do {
+            envelope = try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(data))
+        } catch {
+            throw ValidationError.decoding(error)
+        }
+        try envelope.validate()
+        return envelope
+    }
+}

@@ -1,0 +1,35 @@
+import Crypto
+import Foundation
+
+/// Deterministic identifiers: the same inputs always give the same id, on every process.
+public enum Identifiers {
+    /// The run id of the run that event `eventId` starts for job `jobSlug`.
+    ///
+    /// Deterministic so that run creation is idempotent: a dispatcher that sees the same
+    /// event twice (crash, rebalance, redelivery) derives the same id and creates nothing new.
+    public static func runID(eventID: String, jobSlug: String) -> String {
+        "run_" + digest(["run", eventID, jobSlug], length: 24)
+    }
+
+    /// The id of the task `key` inside `parentTaskID` (or at the top of the run) of run `runID`.
+    public static func taskID(runID: String, parentTaskID: String?, key: String) -> String {
+        "task_" + digest(["task", runID, parentTaskID ?? "", key], length: 24)
+    }
+
+    /// A new random event id, for events sent without one.
+    public static func newEventID() -> String {
+        "evt_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+    }
+
+    /// Hex SHA-256 of the length-prefixed parts, cut to `length` hex digits (96 bits for 24).
+    static func digest(_ parts: [String], length: Int) -> String {
+        var hasher = SHA256()
+        for part in parts {
+            let bytes = Array(part.utf8)
+            withUnsafeBytes(of: UInt64(bytes.count).bigEndian) { hasher.update(bufferPointer: $0) }
+            hasher.update(data: bytes)
+        }
+        let hex = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return String(hex.prefix(length))
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+
+/// What starts a job.
+public struct JobTrigger: Codable, Sendable, Hashable {
+    /// Trigger kind; `event` is the only kind in schema version 1.
+    public var type: String
+    /// For `event` triggers: the event name to match exactly.
+    public var eventName: String
+    /// For `event` triggers: when set, only events from this source match.
+    public var source: String?
+
+    /// An event trigger on `name` (and `source` when given).
+    public static func event(name: String, source: String? = nil) -> JobTrigger {
+        JobTrigger(type: "event", eventName: name, source: source)
+    }
+
+    /// Whether `event` starts a run of a job with this trigger.
+    public func matches(_ event: EventEnvelope) -> Bool {
+        guard type == "event", event.name == eventName else { return false }
+        if let source, source != event.source { return false }
+        return true
+    }
+}
+
+/// A job definition as a job service announces it on the compacted `baton.jobs` topic.
+public struct JobRegistration: Codable, Sendable, Hashable {
+    public static let currentSchemaVersion = 1
+
+    public var schemaVersion: Int
+    /// The job id as written by its author.
+    public var id: String
+    /// The slug of `id`; the job's identity everywhere in Baton.
+    public var slug: String
+    /// Human-readable name.
+    public var name: String
+    /// Semantic version of the job's code; runs record the version they were created with.
+    public var version: String
+    /// What starts a run.
+    public var trigger: JobTrigger
+    /// When the job service registered it.
+    public var registeredAt: Date
+
+    /// Builds a registration, slugifying `id` and checking `version`.
+    /// - Throws: `ValidationError` for an id without letters or digits, an empty name, or an
+    ///   invalid semantic version.
+    public init(id: String, name: String, version: String, trigger: JobTrigger, registeredAt: Date = Date()) throws(ValidationError) {
+        self.schemaVersion = Self.currentSchemaVersion
+        self.id = id
+        self.slug = try Slug.make(id)
+        self.name = name
+        self.version = version
+        self.trigger = trigger
+        self.registeredAt = registeredAt
+        try validate()
+    }
+
+    /// Checks every field.
+    /// - Throws: `ValidationError` naming the first offending field.
+    public func validate() throws(ValidationError) {
+        let expected = try Slug.make(id)
+        guard slug == expected else {
+            throw ValidationError(path: "$.slug", message: "slug '\(slug)' does not match job id '\(id)' (expected '\(expected)')")
+        }
+        guard !name.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw ValidationError(path: "$.name", message: "job name must not be empty")
+        }
+        _ = try SemanticVersion(parsing: version)
+        guard trigger.type == "event" else {
+            throw ValidationError(path: "$.trigger.type", message: "trigger type '\(trigger.type)' is not supported; use 'event'")
+        }
+        try EventEnvelope.requireText(trigger.eventName, path: "$.trigger.eventName", what: "trigger event name", maximum: EventEnvelope.maximumNameLength)
+    }
+
+    /// Decodes and validates a registration.
+    /// - Throws: `ValidationError` that says what and where.
+    public static func decode(from data: some DataProtocol) throws(ValidationError) -> JobRegistration {
+        let registration: JobRegistration
+        do {
+            registration = try BatonJSON.decoder.decode(JobRegistration.self, from: Data(data))
+        } catch {
+            throw ValidationError.decoding(error)
+        }
+        try registration.validate()
+        return registration
+    }
+}

@@ -1,0 +1,199 @@
+import Foundation
+
+/// Something that happened in a run, recorded by the task-result service.
+///
+/// Published on `baton.task-results` with the run id as key, so one run's events stay in order.
+public struct RunEvent: Codable, Sendable, Hashable {
+    public static let currentSchemaVersion = 1
+
+    public var schemaVersion: Int
+    public var runId: String
+    public var occurredAt: Date
+    public var body: Body
+
+    public init(runId: String, occurredAt: Date = Date(), body: Body) {
+        self.schemaVersion = Self.currentSchemaVersion
+        self.runId = runId
+        self.occurredAt = occurredAt
+        self.body = body
+    }
+
+    /// The kinds of run event. Messages carry the kind in `type` and its fields in `data`.
+    public enum Body: Sendable, Hashable {
+        /// The dispatcher created the run.
+        case runCreated(RunCreated)
+        /// A task started executing.
+        case taskStarted(TaskStarted)
+        /// A task finished; its output is now the task's permanent result.
+        case taskCompleted(TaskCompleted)
+        /// A task attempt threw.
+        case taskFailed(TaskFailed)
+        /// The run asks to be resumed at `until`.
+        case waitRequested(WaitRequested)
+        /// A log line of the run.
+        case logged(Logged)
+        /// The run function returned.
+        case runCompleted(RunCompleted)
+        /// The run function threw, or the payload was invalid.
+        case runFailed(RunFailed)
+
+        var type: String {
+            switch self {
+            case .runCreated: "runCreated"
+            case .taskStarted: "taskStarted"
+            case .taskCompleted: "taskCompleted"
+            case .taskFailed: "taskFailed"
+            case .waitRequested: "waitRequested"
+            case .logged: "logged"
+            case .runCompleted: "runCompleted"
+            case .runFailed: "runFailed"
+            }
+        }
+    }
+
+    public struct RunCreated: Codable, Sendable, Hashable {
+        public var jobSlug: String
+        public var jobVersion: String
+        public var event: EventEnvelope
+        public init(jobSlug: String, jobVersion: String, event: EventEnvelope) {
+            self.jobSlug = jobSlug
+            self.jobVersion = jobVersion
+            self.event = event
+        }
+    }
+
+    public struct TaskStarted: Codable, Sendable, Hashable {
+        public var taskId: String
+        public var key: String
+        public var parentTaskId: String?
+        public var name: String?
+        public var attempt: Int
+        public init(taskId: String, key: String, parentTaskId: String?, name: String?, attempt: Int) {
+            self.taskId = taskId
+            self.key = key
+            self.parentTaskId = parentTaskId
+            self.name = name
+            self.attempt = attempt
+        }
+    }
+
+    public struct TaskCompleted: Codable, Sendable, Hashable {
+        public var taskId: String
+        public var key: String
+        public var parentTaskId: String?
+        public var output: JSONValue
+        public init(taskId: String, key: String, parentTaskId: String?, output: JSONValue) {
+            self.taskId = taskId
+            self.key = key
+            self.parentTaskId = parentTaskId
+            self.output = output
+        }
+    }
+
+    public struct TaskFailed: Codable, Sendable, Hashable {
+        public var taskId: String
+        public var key: String
+        public var parentTaskId: String?
+        public var error: String
+        public var attempt: Int
+        public init(taskId: String, key: String, parentTaskId: String?, error: String, attempt: Int) {
+            self.taskId = taskId
+            self.key = key
+            self.parentTaskId = parentTaskId
+            self.error = error
+            self.attempt = attempt
+        }
+    }
+
+    public struct WaitRequested: Codable, Sendable, Hashable {
+        public var taskId: String
+        public var key: String
+        public var parentTaskId: String?
+        /// Resume the run at or after this time.
+        public var until: Date
+        public init(taskId: String, key: String, parentTaskId: String?, until: Date) {
+            self.taskId = taskId
+            self.key = key
+            self.parentTaskId = parentTaskId
+            self.until = until
+        }
+    }
+
+    public struct Logged: Codable, Sendable, Hashable {
+        /// Identity of the line (derived from its message), so replays do not repeat it.
+        public var taskId: String
+        public var level: String
+        public var message: String
+        public var properties: JSONValue?
+        public init(taskId: String, level: String, message: String, properties: JSONValue?) {
+            self.taskId = taskId
+            self.level = level
+            self.message = message
+            self.properties = properties
+        }
+    }
+
+    public struct RunCompleted: Codable, Sendable, Hashable {
+        public var output: JSONValue
+        public init(output: JSONValue) { self.output = output }
+    }
+
+    public struct RunFailed: Codable, Sendable, Hashable {
+        public var status: RunStatus
+        public var error: String
+        public init(status: RunStatus = .failed, error: String) {
+            self.status = status
+            self.error = error
+        }
+    }
+
+    enum CodingKeys: String, CodingKey { case schemaVersion, runId, occurredAt, type, data }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.schemaVersion = try container.decode(Int.self, forKey: .schemaVersion)
+        self.runId = try container.decode(String.self, forKey: .runId)
+        self.occurredAt = try container.decode(Date.self, forKey: .occurredAt)
+        let type = try container.decode(String.self, forKey: .type)
+        switch type {
+        case "runCreated": body = .runCreated(try container.decode(RunCreated.self, forKey: .data))
+        case "taskStarted": body = .taskStarted(try container.decode(TaskStarted.self, forKey: .data))
+        case "taskCompleted": body = .taskCompleted(try container.decode(TaskCompleted.self, forKey: .data))
+        case "taskFailed": body = .taskFailed(try container.decode(TaskFailed.self, forKey: .data))
+        case "waitRequested": body = .waitRequested(try container.decode(WaitRequested.self, forKey: .data))
+        case "logged": body = .logged(try container.decode(Logged.self, forKey: .data))
+        case "runCompleted": body = .runCompleted(try container.decode(RunCompleted.self, forKey: .data))
+        case "runFailed": body = .runFailed(try container.decode(RunFailed.self, forKey: .data))
+        default:
+            throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown run event type '\(type)'")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(schemaVersion, forKey: .schemaVersion)
+        try container.encode(runId, forKey: .runId)
+        try container.encode(occurredAt, forKey: .occurredAt)
+        try container.encode(body.type, forKey: .type)
+        switch body {
+        case .runCreated(let data): try container.encode(data, forKey: .data)
+        case .taskStarted(let data): try container.encode(data, forKey: .data)
+        case .taskCompleted(let data): try container.encode(data, forKey: .data)
+        case .taskFailed(let data): try container.encode(data, forKey: .data)
+        case .waitRequested(let data): try container.encode(data, forKey: .data)
+        case .logged(let data): try container.encode(data, forKey: .data)
+        case .runCompleted(let data): try container.encode(data, forKey: .data)
+        case .runFailed(let data): try container.encode(data, forKey: .data)
+        }
+    }
+
+    /// Decodes a run event from a Kafka record value.
+    /// - Throws: `ValidationError` that says what and where.
+    public static func decode(from data: some DataProtocol) throws(ValidationError) -> RunEvent {
+        do {
+            return try BatonJSON.decoder.decode(RunEvent.self, from: Data(data))
+        } catch {
+            throw ValidationError.decoding(error)
+        }
+    }
+}

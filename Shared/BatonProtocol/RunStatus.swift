@@ -1,0 +1,38 @@
+import Foundation
+
+/// The state of a run. An open set: new statuses may be added.
+public struct RunStatus: RawRepresentable, Codable, Sendable, Hashable, CustomStringConvertible {
+    public var rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    /// Created, its first slice not started yet.
+    public static let queued = RunStatus(rawValue: "QUEUED")
+    /// A slice is running.
+    public static let executing = RunStatus(rawValue: "EXECUTING")
+    /// Paused on a durable timer (`io.wait`) until it resumes.
+    public static let waiting = RunStatus(rawValue: "WAITING")
+    /// Finished; `output` holds the return value.
+    public static let completed = RunStatus(rawValue: "COMPLETED")
+    /// The run function threw.
+    public static let failed = RunStatus(rawValue: "FAILED")
+    /// The event payload does not decode into the job's payload type.
+    public static let invalidPayload = RunStatus(rawValue: "INVALID_PAYLOAD")
+
+    /// Whether no further slice will run.
+    public var isTerminal: Bool { self == .completed || self == .failed || self == .invalidPayload }
+
+    public var description: String { rawValue }
+}
+
+/// The state of a task. An open set.
+public struct TaskStatus: RawRepresentable, Codable, Sendable, Hashable, CustomStringConvertible {
+    public var rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    public static let running = TaskStatus(rawValue: "RUNNING")
+    public static let waiting = TaskStatus(rawValue: "WAITING")
+    public static let completed = TaskStatus(rawValue: "COMPLETED")
+    public static let errored = TaskStatus(rawValue: "ERRORED")
+
+    public var description: String { rawValue }
+}

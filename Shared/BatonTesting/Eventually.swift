@@ -1,0 +1,34 @@
+import Foundation
+
+/// A condition that did not hold before its deadline.
+public struct DeadlineExceeded: Error, CustomStringConvertible {
+    public var what: String
+    public var deadline: Duration
+    public var lastError: String?
+    public var description: String {
+        "\(what) did not happen within \(deadline)" + (lastError.map { "; last error: \($0)" } ?? "")
+    }
+}
+
+/// Polls `condition` until it returns a value, or throws `DeadlineExceeded` after `deadline`.
+///
+/// Errors thrown by `condition` count as "not yet" and the last one is reported on timeout.
+public func eventually<T>(
+    _ what: String,
+    deadline: Duration = .seconds(30),
+    every interval: Duration = .milliseconds(50),
+    _ condition: () async throws -> T?
+) async throws -> T {
+    let clock = ContinuousClock()
+    let end = clock.now + deadline
+    var lastError: String?
+    while true {
+        do {
+            if let value = try await condition() { return value }
+        } catch {
+            lastError = "\(error)"
+        }
+        if clock.now >= end { throw DeadlineExceeded(what: what, deadline: deadline, lastError: lastError) }
+        try await Task.sleep(for: interval)
+    }
+}

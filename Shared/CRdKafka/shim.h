@@ -1,0 +1,4 @@
+#ifndef BATON_CRDKAFKA_SHIM_H
+#define BATON_CRDKAFKA_SHIM_H
+#include <librdkafka/rdkafka.h>
+#endif

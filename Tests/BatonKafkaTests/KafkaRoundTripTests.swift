@@ -1,0 +1,77 @@
+import BatonKafka
+import BatonTesting
+import Foundation
+import Logging
+import Testing
+
+@Suite("Kafka client against a real Tansu broker", .serialized)
+struct KafkaRoundTripTests {
+    let logger = Logger(label: "test")
+
+    func configuration(_ broker: TansuBroker) -> KafkaConfiguration {
+        KafkaConfiguration(bootstrapServers: broker.bootstrapServers, clientID: "kafka-tests", profile: .embeddedBroker,
+                           topicPartitions: 2, topicReplicationFactor: 1)
+    }
+
+    @Test("send awaits the ack; a group consumer reads keys, values and headers in order")
+    func roundTrip() async throws {
+        let logs = try TestEnvironment.temporaryDirectory("kafka")
+        let broker = try await TansuBroker.start(logDirectory: logs)
+        let config = configuration(broker)
+        let producer = try KafkaProducer(configuration: config, options: .init(lingerMilliseconds: 0), logger: logger)
+        try await producer.createTopics([TopicSpec(name: "t1")])
+        try await producer.createTopics([TopicSpec(name: "t1")])  // idempotent
+        #expect(try await producer.partitionCount(topic: "t1") == 2)
+        for index in 0..<20 {
+            try await producer.send(topic: "t1", key: "k\(index % 3)", value: Array("v\(index)".utf8),
+                                    headers: [KafkaHeader(name: "h", string: "x\(index)")])
+        }
+        let consumer = try KafkaConsumer(configuration: config, groupID: "g1", topics: ["t1"], logger: logger)
+        var seen: [String: [Int]] = [:]
+        var count = 0
+        for try await record in consumer {
+            let value = String(decoding: record.value, as: UTF8.self)
+            let index = Int(value.dropFirst())!
+            #expect(record.headers == [KafkaHeader(name: "h", string: "x\(index)")])
+            #expect(record.keyString == "k\(index % 3)")
+            seen[record.keyString!, default: []].append(index)
+            try await consumer.commit(record)
+            count += 1
+            if count == 20 { break }
+        }
+        for (_, indices) in seen { #expect(indices == indices.sorted()) }  // per-key order
+        #expect(seen.values.map(\.count).reduce(0, +) == 20)
+        await consumer.close()
+
+        // Committed offsets hold: a new member of the same group sees only new records.
+        try await producer.send(topic: "t1", key: "k0", value: Array("v99".utf8))
+        let second = try KafkaConsumer(configuration: config, groupID: "g1", topics: ["t1"], logger: logger)
+        var iterator = second.makeAsyncIterator()
+        let next = try await iterator.next()
+        #expect(next.map { String(decoding: $0.value, as: UTF8.self) } == "v99")
+        await second.close()
+        await producer.shutdown()
+        try await broker.stop()
+    }
+
+    @Test("send fails with a delivery error when no broker acknowledges")
+    func deliveryFailure() async throws {
+        let port = try freeLoopbackPort()  // nothing listens here
+        let config = KafkaConfiguration(bootstrapServers: "127.0.0.1:\(port)", profile: .embeddedBroker)
+        let producer = try KafkaProducer(configuration: config, options: .init(deliveryTimeout: .seconds(1)), logger: logger)
+        await #expect(throws: KafkaError.self) {
+            try await producer.send(topic: "nowhere", key: "k", value: [1, 2, 3])
+        }
+        await producer.shutdown(timeout: .milliseconds(100))
+    }
+
+    @Test("an unknown librdkafka property is a configuration error naming it")
+    func badProperty() throws {
+        let config = KafkaConfiguration(bootstrapServers: "127.0.0.1:1", properties: ["no.such.property": "1"])
+        let error = #expect(throws: KafkaError.self) {
+            _ = try KafkaProducer(configuration: config, logger: logger)
+        }
+        #expect(error?.code == .configuration)
+        #expect(error?.message.contains("no.such.property") == true)
+    }
+}
