@@ -25,6 +25,7 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
     private let pollQueue = DispatchQueue(label: "baton-kafka-consumer-poll")
     private let commitQueue = DispatchQueue(label: "baton-kafka-consumer-commit")
     private let closed = StopFlag()
+    private let stopping = StopFlag()
     private let logger: Logger
     private let onRebalance: (@Sendable (Rebalance) -> Void)?
     /// Partitions currently assigned (for fencing and for tests).
@@ -104,6 +105,12 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
         }
     }
 
+    /// Makes the sequence end: the iterator returns `nil` within ~100 ms, without leaving the
+    /// group. Call ``close()`` afterwards.
+    public func stopDelivering() {
+        stopping.set()
+    }
+
     /// Commits stored offsets, leaves the group and stops delivering records.
     public func close() async {
         guard !closed.isSet else { return }
@@ -141,7 +148,7 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
 
     /// Blocks on the poll queue until a record arrives, the consumer closes or `cancelled` is set.
     private func pollUntilRecord(cancelled: StopFlag) throws -> KafkaRecord? {
-        while !closed.isSet && !cancelled.isSet {
+        while !closed.isSet && !stopping.isSet && !cancelled.isSet {
             guard let event = rd_kafka_queue_poll(consumerQueue.pointer, 100) else { continue }
             defer { rd_kafka_event_destroy(event) }
             switch rd_kafka_event_type(event) {

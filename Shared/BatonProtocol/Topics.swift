@@ -20,13 +20,3 @@ public struct Topics: Sendable, Hashable {
     /// Commands for the job service of `jobSlug`; key = run id, value = `RunCommand`.
     public func runs(jobSlug: String) -> String { "\(prefix).runs.\(jobSlug)" }
 }
-
-/// Header names Baton sets on Kafka records.
-public enum BatonHeaders {
-    /// On dead-letter records: why the record was rejected.
-    public static let deadLetterReason = "baton-dead-letter-reason"
-    /// On dead-letter records: topic, partition and offset of the original record.
-    public static let deadLetterOrigin = "baton-dead-letter-origin"
-    /// On dead-letter records: the consumer that rejected it.
-    public static let deadLetterConsumer = "baton-dead-letter-consumer"
-}

@@ -1,0 +1,16 @@
+import BatonService
+import Configuration
+import Foundation
+import Hummingbird
+import Logging
+
+@main
+struct IngesterMain {
+    static func main() async throws {
+        let configuration = try IngesterConfiguration(config: .batonDefault())
+        bootstrapLogging(level: configuration.service.logLevel)
+        let logger = Logger(label: "baton-ingester")
+        let app = try await buildIngester(configuration: configuration, logger: logger)
+        try await app.runService()
+    }
+}

@@ -1,0 +1,60 @@
+import Baton
+import Foundation
+
+/// The payload of `user.created`.
+struct NewUser: Codable, Sendable {
+    var id: String
+    var email: String
+    var name: String
+}
+
+/// A user profile, as the "look up user" task finds it.
+struct Profile: Codable, Sendable {
+    var id: String
+    var email: String
+    var displayName: String
+    var plan: String
+}
+
+/// What the run returns.
+struct WelcomeResult: Codable, Sendable {
+    var userId: String
+    var emailedTo: String
+    var message: String
+}
+
+/// The seeds' new-user flow: look the user up, wait a little, send the welcome e-mail.
+///
+/// Side effects go to `outbox` (one line per effect), so tests can count them from outside the
+/// process: `lookup <id>` and `welcome <email>`.
+func newUserJob(outbox: URL, waitSeconds: Double) -> Job<NewUser, WelcomeResult> {
+    Job(id: "new-user-welcome", name: "Welcome a new user", version: "1.0.0",
+        trigger: .event(name: "user.created", payload: NewUser.self)) { user, io, ctx in
+        await io.logger.info("Welcoming \(user.name)")
+        let profile = try await io.runTask("look up user") { _ in
+            try appendLine("lookup \(user.id) run=\(ctx.runId)", to: outbox)
+            return Profile(id: user.id, email: user.email, displayName: user.name, plan: "free")
+        }
+        try await io.wait("give them a moment", seconds: waitSeconds)
+        let message = "Welcome aboard, \(profile.displayName)!"
+        try await io.runTask("send welcome e-mail") { _ in
+            try appendLine("welcome \(profile.email) run=\(ctx.runId)", to: outbox)
+            return message
+        }
+        await io.logger.info("Welcome e-mail sent")
+        return WelcomeResult(userId: profile.id, emailedTo: profile.email, message: message)
+    }
+}
+
+/// Appends one line to `file`, creating it when needed, and syncs it to disk.
+func appendLine(_ line: String, to file: URL) throws {
+    if !FileManager.default.fileExists(atPath: file.path) {
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: file.path, contents: nil)
+    }
+    let handle = try FileHandle(forWritingTo: file)
+    defer { try? handle.close() }
+    try handle.seekToEnd()
+    try handle.write(contentsOf: Data((line + "\n").utf8))
+    try handle.synchronize()
+}

@@ -1,0 +1,118 @@
+import BatonKafka
+import BatonProtocol
+import BatonService
+import BatonStore
+import Configuration
+import Foundation
+import Hummingbird
+import Logging
+
+/// Settings of `baton-dispatcher`: the shared keys (see `ServiceConfiguration`) plus
+/// - `store.path` (`STORE_PATH`), string, `data/dispatcher.sqlite`: the SQLite file;
+/// - `http.host` / `http.port` (`HTTP_PORT`), default `127.0.0.1:8081`: `/health`, `/api/v1/jobs`.
+struct DispatcherConfiguration: Sendable {
+    var service: ServiceConfiguration
+    var http: HTTPListenerConfiguration
+    var storePath: String
+
+    init(config: ConfigReader) throws(ValidationError) {
+        self.service = try ServiceConfiguration(config: config, serviceName: "baton-dispatcher")
+        self.http = try HTTPListenerConfiguration(config: config, defaultPort: 8081)
+        self.storePath = config.string(forKey: "store.path", default: "data/dispatcher.sqlite")
+    }
+}
+
+/// Matches events to jobs and starts one run per (event, job).
+struct Dispatcher: Sendable {
+    let store: DispatcherStore
+    let producer: KafkaProducer
+    let topics: Topics
+    let deadLetters: DeadLetterQueue
+    let logger: Logger
+
+    /// Handles one record of the events or jobs topic; returns once its effects are durable.
+    func handle(_ record: KafkaRecord) async throws {
+        if record.topic == topics.jobs {
+            let registration: JobRegistration
+            do {
+                registration = try JobRegistration.decode(from: record.value)
+            } catch {
+                try await deadLetters.send(record, reason: "invalid JobRegistration: \(error)")
+                return
+            }
+            try await producer.createTopics([TopicSpec(name: topics.runs(jobSlug: registration.slug))])
+            try store.upsert(registration)
+            logger.info("job registered", metadata: ["job.slug": "\(registration.slug)", "job.version": "\(registration.version)"])
+            return
+        }
+        let event: EventEnvelope
+        do {
+            event = try EventEnvelope.decode(from: record.value)
+        } catch {
+            try await deadLetters.send(record, reason: "invalid EventEnvelope: \(error)")
+            return
+        }
+        try await dispatch(event)
+    }
+
+    /// Starts the run of every matching job not started yet for `event`.
+    func dispatch(_ event: EventEnvelope) async throws {
+        let jobs = try store.matchingJobs(for: event)
+        if jobs.isEmpty {
+            logger.debug("no job matches event", metadata: ["event.id": "\(event.id)", "event.name": "\(event.name)"])
+        }
+        for job in jobs where try !store.wasDispatched(eventID: event.id, jobSlug: job.slug) {
+            let runId = Identifiers.runID(eventID: event.id, jobSlug: job.slug)
+            // The run record comes first on the run's task-results partition, so every later
+            // event of the run finds it; the task-result service creates it idempotently.
+            let created = RunEvent(runId: runId, body: .runCreated(.init(jobSlug: job.slug, jobVersion: job.version, event: event)))
+            try await producer.send(topic: topics.taskResults, key: runId, value: Array(try BatonJSON.encoder.encode(created)))
+            let command = RunCommand(kind: .execute, runId: runId, jobSlug: job.slug, jobVersion: job.version, event: event)
+            try await producer.send(topic: topics.runs(jobSlug: job.slug), key: runId, value: Array(try BatonJSON.encoder.encode(command)))
+            try store.markDispatched(eventID: event.id, jobSlug: job.slug, runID: runId)
+            logger.info("run started", metadata: ["run.id": "\(runId)", "job.slug": "\(job.slug)", "event.id": "\(event.id)"])
+        }
+    }
+}
+
+/// Builds the dispatcher process: its consumer, and an HTTP listener for health and jobs.
+func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
+    let kafka = configuration.service.kafka
+    let topics = configuration.service.topics
+    let store = try DispatcherStore(path: configuration.storePath)
+    let producer = try KafkaProducer(configuration: kafka, options: .init(lingerMilliseconds: 0), logger: logger)
+    try await producer.createTopics([
+        TopicSpec(name: topics.events), TopicSpec(name: topics.taskResults), TopicSpec(name: topics.deadLetter),
+        TopicSpec(name: topics.jobs, config: ["cleanup.policy": "compact"]),
+    ])
+    let dispatcher = Dispatcher(
+        store: store, producer: producer, topics: topics,
+        deadLetters: DeadLetterQueue(producer: producer, topic: topics.deadLetter, consumerName: "baton-dispatcher", logger: logger),
+        logger: logger)
+    let consumer = try KafkaConsumer(configuration: kafka, groupID: "\(topics.prefix).dispatcher",
+                                     topics: [topics.events, topics.jobs], logger: logger)
+    let consumerService = ConsumerService(consumer: consumer, logger: logger) { record in
+        try await dispatcher.handle(record)
+        try await consumer.commit(record)
+    }
+    let router = Router()
+    router.get("/health") { _, _ in "ok" }
+    router.get("/api/v1/jobs") { _, _ in
+        try jsonResponse(["jobs": try store.jobs()])
+    }
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "baton-dispatcher"),
+        services: [ProducerService(producer: producer), consumerService],
+        logger: logger)
+}
+
+@main
+struct DispatcherMain {
+    static func main() async throws {
+        let configuration = try DispatcherConfiguration(config: .batonDefault())
+        bootstrapLogging(level: configuration.service.logLevel)
+        let logger = Logger(label: "baton-dispatcher")
+        try await buildDispatcher(configuration: configuration, logger: logger).runService()
+    }
+}

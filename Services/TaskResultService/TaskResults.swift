@@ -1,0 +1,125 @@
+import BatonKafka
+import BatonProtocol
+import BatonService
+import BatonStore
+import Configuration
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// Settings of `baton-task-results`: the shared keys (see `ServiceConfiguration`) plus
+/// - `store.path` (`STORE_PATH`), string, `data/task-results.sqlite`: the SQLite file;
+/// - `http.host` / `http.port` (`HTTP_PORT`), default `127.0.0.1:8082`: the runs API;
+/// - `timers.poll.ms` (`TIMERS_POLL_MS`), int, 100: how often due timers are looked for.
+struct TaskResultConfiguration: Sendable {
+    var service: ServiceConfiguration
+    var http: HTTPListenerConfiguration
+    var storePath: String
+    var timerPoll: Duration
+
+    init(config: ConfigReader) throws(ValidationError) {
+        self.service = try ServiceConfiguration(config: config, serviceName: "baton-task-results")
+        self.http = try HTTPListenerConfiguration(config: config, defaultPort: 8082)
+        self.storePath = config.string(forKey: "store.path", default: "data/task-results.sqlite")
+        let poll = config.int(forKey: "timers.poll.ms", default: 100)
+        guard poll > 0 else { throw ValidationError(path: "timers.poll.ms", message: "must be positive, got \(poll)") }
+        self.timerPoll = .milliseconds(poll)
+    }
+}
+
+/// Records run events.
+struct RunEventRecorder: Sendable {
+    let store: TaskResultStore
+    let deadLetters: DeadLetterQueue
+    let logger: Logger
+
+    func handle(_ record: KafkaRecord) async throws {
+        let event: RunEvent
+        do {
+            event = try RunEvent.decode(from: record.value)
+        } catch {
+            try await deadLetters.send(record, reason: "invalid RunEvent: \(error)")
+            return
+        }
+        if try !store.apply(event) {
+            logger.warning("run event for an unknown run ignored", metadata: ["run.id": "\(event.runId)"])
+        }
+    }
+}
+
+/// Fires durable timers: when a wait is due, sends the run's resume command.
+struct TimerService: Service {
+    let store: TaskResultStore
+    let producer: KafkaProducer
+    let topics: Topics
+    let poll: Duration
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await fireDueTimers()
+            } catch {
+                logger.error("firing timers failed; retrying", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: poll) }
+        }
+    }
+
+    func fireDueTimers() async throws {
+        for timer in try store.dueTimers() {
+            if let command = try store.resumeCommand(for: timer) {
+                // At least once: send, then mark fired. A crash in between resends; the run's
+                // keyed tasks make a duplicate resume harmless.
+                try await producer.send(topic: topics.runs(jobSlug: command.jobSlug), key: command.runId,
+                                        value: Array(try BatonJSON.encoder.encode(command)))
+                logger.info("run resumed", metadata: ["run.id": "\(timer.runId)", "timer.due": "\(timer.dueAt)"])
+            }
+            try store.markFired(timer)
+        }
+    }
+}
+
+/// Builds the task-result process: its consumer, the timer loop and the runs API.
+func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
+    let kafka = configuration.service.kafka
+    let topics = configuration.service.topics
+    let store = try TaskResultStore(path: configuration.storePath)
+    let producer = try KafkaProducer(configuration: kafka, options: .init(lingerMilliseconds: 0), logger: logger)
+    try await producer.createTopics([TopicSpec(name: topics.taskResults), TopicSpec(name: topics.deadLetter)])
+    let recorder = RunEventRecorder(
+        store: store,
+        deadLetters: DeadLetterQueue(producer: producer, topic: topics.deadLetter, consumerName: "baton-task-results", logger: logger),
+        logger: logger)
+    let consumer = try KafkaConsumer(configuration: kafka, groupID: "\(topics.prefix).task-results", topics: [topics.taskResults], logger: logger)
+    let consumerService = ConsumerService(consumer: consumer, logger: logger) { record in
+        try await recorder.handle(record)
+        try await consumer.commit(record)
+    }
+    let timers = TimerService(store: store, producer: producer, topics: topics, poll: configuration.timerPoll, logger: logger)
+    let router = Router()
+    router.get("/health") { _, _ in "ok" }
+    router.get("/api/v1/runs/:id") { _, context in
+        let id = try context.parameters.require("id")
+        guard let run = try store.run(id: id) else {
+            throw APIError(status: .notFound, code: "run_not_found", message: "no run with id '\(id)'", path: "id")
+        }
+        return try jsonResponse(run)
+    }
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "baton-task-results"),
+        services: [ProducerService(producer: producer), consumerService, timers],
+        logger: logger)
+}
+
+@main
+struct TaskResultMain {
+    static func main() async throws {
+        let configuration = try TaskResultConfiguration(config: .batonDefault())
+        bootstrapLogging(level: configuration.service.logLevel)
+        let logger = Logger(label: "baton-task-results")
+        try await buildTaskResultService(configuration: configuration, logger: logger).runService()
+    }
+}

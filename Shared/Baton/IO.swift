@@ -1,0 +1,119 @@
+import BatonProtocol
+import Foundation
+
+/// The durable operations a job's `run` function performs: keyed tasks, waits and logs.
+///
+/// Every operation has a key. The same key in the same run (under the same parent task) is the
+/// same operation: once it completed, every later call returns the stored result instead of
+/// running again — across slices, restarts and workers.
+public final class IO: Sendable {
+    /// The deepest allowed nesting of subtasks.
+    public static let maximumDepth = 5
+
+    let slice: SliceState
+    /// The task this `IO` belongs to; `nil` at the top of the run.
+    let parentTaskId: String?
+    let depth: Int
+
+    /// Log lines recorded in the run, keyed by their message.
+    public let logger: IOLogger
+
+    init(slice: SliceState, parentTaskId: String?, depth: Int) {
+        self.slice = slice
+        self.parentTaskId = parentTaskId
+        self.depth = depth
+        self.logger = IOLogger(slice: slice, parentTaskId: parentTaskId)
+    }
+
+    /// Runs `body` once for `key`, storing its output; later calls return the stored output.
+    ///
+    /// - Parameters:
+    ///   - key: identity of the task within its parent; keep it stable across deploys.
+    ///   - name: display name in the runs API (defaults to the key).
+    ///   - body: the task's work. It receives an `IO` whose tasks are subtasks of this one.
+    /// - Returns: the task's output, decoded from the stored JSON on replays.
+    /// - Throws: what `body` throws (the failure is recorded); `JobDefinitionError` when
+    ///   nesting exceeds ``maximumDepth`` or a stored output no longer decodes as `T`.
+    public func runTask<T: Codable & Sendable>(
+        _ key: String, name: String? = nil, _ body: @Sendable (IO) async throws -> T
+    ) async throws -> T {
+        let taskId = Identifiers.taskID(runID: slice.runId, parentTaskID: parentTaskId, key: key)
+        if let stored = slice.output(of: taskId) {
+            do {
+                return try stored.decode(as: T.self)
+            } catch {
+                throw JobDefinitionError(message: "the stored output of task '\(key)' does not decode as \(T.self): \(BatonJSON.describe(error).message); did the task's output type change without a new job version?")
+            }
+        }
+        guard depth < Self.maximumDepth else {
+            throw JobDefinitionError(message: "task '\(key)' is nested \(depth + 1) levels deep; subtasks may nest at most \(Self.maximumDepth) levels")
+        }
+        try await slice.publish(.taskStarted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, name: name, attempt: 1)))
+        let output: T
+        do {
+            output = try await body(IO(slice: slice, parentTaskId: taskId, depth: depth + 1))
+        } catch let interrupt as BatonInterrupt {
+            throw interrupt
+        } catch {
+            try await slice.publish(.taskFailed(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, error: "\(error)", attempt: 1)))
+            throw error
+        }
+        let json = try JSONValue(encoding: output)
+        // The job continues only once the broker holds the result: a completed task never runs again.
+        try await slice.publish(.taskCompleted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, output: json)))
+        slice.complete(taskId, output: json)
+        return output
+    }
+
+    /// Pauses the run for `seconds`, durably: the slice ends and the run resumes after the
+    /// delay, even if every process restarts in between.
+    /// - Throws: `BatonInterrupt` to end the slice (let it propagate).
+    public func wait(_ key: String, seconds: Double) async throws {
+        try await wait(key, until: Date().addingTimeInterval(seconds))
+    }
+
+    /// Pauses the run until `date` (see ``wait(_:seconds:)``). The first call fixes the time;
+    /// replays of the same key keep it.
+    public func wait(_ key: String, until date: Date) async throws {
+        let taskId = Identifiers.taskID(runID: slice.runId, parentTaskID: parentTaskId, key: key)
+        if slice.output(of: taskId) != nil { return }
+        try await slice.publish(.waitRequested(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, until: date)))
+        throw slice.interrupt("wait '\(key)'")
+    }
+
+    /// Runs `body`; errors go to `handler`, except the Baton interrupt, which is rethrown.
+    public func `try`<T: Sendable>(
+        _ body: () async throws -> T, catch handler: (any Error) async throws -> T
+    ) async throws -> T {
+        do {
+            return try await body()
+        } catch let interrupt as BatonInterrupt {
+            throw interrupt
+        } catch {
+            return try await handler(error)
+        }
+    }
+}
+
+/// Log lines of a run. The message is the line's key (as in Trigger.dev): a replayed slice does
+/// not repeat lines already recorded.
+public struct IOLogger: Sendable {
+    let slice: SliceState
+    let parentTaskId: String?
+
+    public func debug(_ message: String, _ properties: JSONValue? = nil) async { await write("DEBUG", message, properties) }
+    public func log(_ message: String, _ properties: JSONValue? = nil) async { await write("LOG", message, properties) }
+    public func info(_ message: String, _ properties: JSONValue? = nil) async { await write("INFO", message, properties) }
+    public func warn(_ message: String, _ properties: JSONValue? = nil) async { await write("WARN", message, properties) }
+    public func error(_ message: String, _ properties: JSONValue? = nil) async { await write("ERROR", message, properties) }
+
+    private func write(_ level: String, _ message: String, _ properties: JSONValue?) async {
+        let taskId = Identifiers.taskID(runID: slice.runId, parentTaskID: parentTaskId, key: "log\u{0}\(level)\u{0}\(message)")
+        guard slice.output(of: taskId) == nil else { return }
+        // Best effort: a log line that cannot be recorded does not fail the run.
+        do {
+            try await slice.publish(.logged(.init(taskId: taskId, level: level, message: message, properties: properties)))
+            slice.complete(taskId, output: .null)
+        } catch {}
+    }
+}

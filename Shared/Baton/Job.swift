@@ -1,0 +1,107 @@
+import BatonProtocol
+import Foundation
+
+/// A job: code that runs when an event matching its trigger arrives.
+///
+/// ```swift
+/// let welcome = Job(id: "new-user", name: "New user", version: "1.0.0",
+///                   trigger: .event(name: "user.created", payload: NewUser.self)) { user, io, ctx in
+///     let profile = try await io.runTask("look up user") { _ in try await lookUp(user.id) }
+///     try await io.wait("give them a moment", seconds: 5)
+///     try await io.runTask("send welcome e-mail") { _ in try await mail(profile) }
+///     return "welcomed \(profile.name)"
+/// }
+/// ```
+///
+/// - Important: `run` is called again for every slice of a run (after each `io.wait`, restart or
+///   retry). Put side effects inside `io.runTask`; code outside tasks re-runs on every resume.
+///   Keep task keys stable across deploys of one job version.
+public struct Job<Payload: Decodable & Sendable, Output: Encodable & Sendable>: Sendable {
+    /// The job id as written; Baton identifies the job by its slug.
+    public let id: String
+    /// Human-readable name.
+    public let name: String
+    /// Semantic version of this job's code.
+    public let version: String
+    /// What starts a run.
+    public let trigger: EventTrigger<Payload>
+    /// The job's code.
+    public let run: @Sendable (Payload, IO, JobContext) async throws -> Output
+
+    public init(
+        id: String, name: String, version: String, trigger: EventTrigger<Payload>,
+        run: @escaping @Sendable (Payload, IO, JobContext) async throws -> Output
+    ) {
+        self.id = id
+        self.name = name
+        self.version = version
+        self.trigger = trigger
+        self.run = run
+    }
+}
+
+/// An event trigger: runs start for events named `name` (from `source`, when given), whose
+/// payload decodes into `Payload`.
+public struct EventTrigger<Payload: Decodable & Sendable>: Sendable {
+    public var name: String
+    public var source: String?
+
+    /// A trigger on events named `name`.
+    public static func event(name: String, source: String? = nil, payload: Payload.Type = Payload.self) -> EventTrigger {
+        EventTrigger(name: name, source: source)
+    }
+}
+
+/// What a run knows about itself.
+public struct JobContext: Sendable {
+    public var runId: String
+    /// The job's id as written in its definition.
+    public var jobId: String
+    /// The job's slug.
+    public var jobSlug: String
+    /// The job version the run was created with.
+    public var jobVersion: String
+    /// The event that started the run.
+    public var event: EventInfo
+
+    public struct EventInfo: Sendable {
+        public var id: String
+        public var name: String
+        public var timestamp: Date
+        public var context: JSONValue?
+    }
+}
+
+/// A job with its types erased, as a `JobWorker` holds it.
+public protocol AnyJob: Sendable {
+    /// The registration published on the jobs topic.
+    func registration() throws(ValidationError) -> JobRegistration
+    /// Decodes `payload`, runs the job, and encodes its output.
+    /// - Throws: `InvalidPayload` when the payload does not decode; whatever the job throws.
+    func execute(payload: JSONValue, io: IO, context: JobContext) async throws -> JSONValue
+}
+
+/// The event payload does not decode into the job's payload type.
+public struct InvalidPayload: Error, CustomStringConvertible {
+    public var path: String
+    public var message: String
+    public var description: String { "payload does not match the job's payload type at \(path): \(message)" }
+}
+
+extension Job: AnyJob {
+    public func registration() throws(ValidationError) -> JobRegistration {
+        try JobRegistration(id: id, name: name, version: version, trigger: .event(name: trigger.name, source: trigger.source))
+    }
+
+    public func execute(payload: JSONValue, io: IO, context: JobContext) async throws -> JSONValue {
+        let decoded: Payload
+        do {
+            decoded = try payload.decode(as: Payload.self)
+        } catch {
+            let (path, message) = BatonJSON.describe(error)
+            throw InvalidPayload(path: path, message: message)
+        }
+        let output = try await run(decoded, io, context)
+        return try JSONValue(encoding: output)
+    }
+}

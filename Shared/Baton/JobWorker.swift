@@ -1,0 +1,171 @@
+import BatonKafka
+import BatonProtocol
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Runs jobs: registers them on the jobs topic and executes the slices that arrive on their
+/// run topics. A ServiceLifecycle `Service`; run several instances to scale (each job is a
+/// consumer group over its run topic's partitions).
+///
+/// On graceful shutdown the worker stops taking commands, finishes the slice in hand, commits
+/// and leaves its groups.
+public struct JobWorker: Service {
+    /// Worker settings.
+    public struct Configuration: Sendable {
+        public var kafka: KafkaConfiguration
+        public var topics: Topics
+        /// How long a task checkpoint may wait for the broker's ack.
+        public var deliveryTimeout: Duration
+
+        public init(kafka: KafkaConfiguration, topics: Topics = Topics(), deliveryTimeout: Duration = .seconds(30)) {
+            self.kafka = kafka
+            self.topics = topics
+            self.deliveryTimeout = deliveryTimeout
+        }
+    }
+
+    let configuration: Configuration
+    let jobs: [any AnyJob]
+    let logger: Logger
+
+    /// - Parameters:
+    ///   - jobs: the jobs this worker runs; ids must be distinct after slugifying.
+    public init(configuration: Configuration, jobs: [any AnyJob], logger: Logger) {
+        self.configuration = configuration
+        self.jobs = jobs
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var registrations: [(JobRegistration, any AnyJob)] = []
+        for job in jobs {
+            let registration = try job.registration()
+            guard !registrations.contains(where: { $0.0.slug == registration.slug }) else {
+                throw JobDefinitionError(message: "two jobs have the slug '\(registration.slug)'; job ids must be distinct")
+            }
+            registrations.append((registration, job))
+        }
+        let topics = configuration.topics
+        // Checkpoints are on the critical path of every task: no batching delay.
+        let producer = try KafkaProducer(
+            configuration: configuration.kafka,
+            options: .init(deliveryTimeout: configuration.deliveryTimeout, lingerMilliseconds: 0),
+            logger: logger)
+        try await producer.createTopics(
+            [TopicSpec(name: topics.taskResults), TopicSpec(name: topics.deadLetter),
+             TopicSpec(name: topics.jobs, config: ["cleanup.policy": "compact"])]
+                + registrations.map { TopicSpec(name: topics.runs(jobSlug: $0.0.slug)) })
+        for (registration, _) in registrations {
+            try await producer.send(topic: topics.jobs, key: registration.slug, value: Array(try BatonJSON.encoder.encode(registration)))
+            logger.info("job registered", metadata: ["job.slug": "\(registration.slug)", "job.version": "\(registration.version)"])
+        }
+        let deadLetters = DeadLetterQueue(producer: producer, topic: topics.deadLetter, consumerName: "job-worker", logger: logger)
+        let consumers = try registrations.map { registration, job in
+            (try KafkaConsumer(configuration: configuration.kafka, groupID: "\(topics.prefix).worker.\(registration.slug)",
+                               topics: [topics.runs(jobSlug: registration.slug)], logger: logger),
+             SliceExecutor(job: job, registration: registration, producer: producer, topics: topics,
+                           deadLetters: deadLetters, logger: logger))
+        }
+        do {
+            try await withGracefulShutdownHandler {
+                try await withThrowingDiscardingTaskGroup { group in
+                    for (consumer, executor) in consumers {
+                        group.addTask {
+                            for try await record in consumer {
+                                try await executor.handle(record)
+                                try await consumer.commit(record)
+                            }
+                        }
+                    }
+                }
+            } onGracefulShutdown: {
+                for (consumer, _) in consumers { consumer.stopDelivering() }
+            }
+        } catch {
+            logger.error("job worker stopped", metadata: ["error": "\(error)"])
+            for (consumer, _) in consumers { await consumer.close() }
+            await producer.shutdown()
+            throw error
+        }
+        for (consumer, _) in consumers { await consumer.close() }
+        await producer.shutdown()
+        logger.info("job worker stopped")
+    }
+}
+
+/// Executes the slices of one job.
+struct SliceExecutor: Sendable {
+    let job: any AnyJob
+    let registration: JobRegistration
+    let producer: KafkaProducer
+    let topics: Topics
+    let deadLetters: DeadLetterQueue
+    let logger: Logger
+
+    /// Handles one run-topic record. Returns when its effects are durable; throws only when
+    /// the broker cannot take them (the record is then not committed and comes back).
+    func handle(_ record: KafkaRecord) async throws {
+        let command: RunCommand
+        do {
+            command = try RunCommand.decode(from: record.value)
+        } catch {
+            try await deadLetters.send(record, reason: "not a valid RunCommand: \(error)")
+            return
+        }
+        guard command.jobSlug == registration.slug else {
+            try await deadLetters.send(record, reason: "command for job '\(command.jobSlug)' on the topic of job '\(registration.slug)'")
+            return
+        }
+        try await execute(command)
+    }
+
+    func execute(_ command: RunCommand) async throws {
+        var logger = self.logger
+        logger[metadataKey: "run.id"] = "\(command.runId)"
+        if command.jobVersion != registration.version {
+            logger.warning("run was created with another job version", metadata: [
+                "run.job.version": "\(command.jobVersion)", "worker.job.version": "\(registration.version)"])
+        }
+        let producer = self.producer
+        let topic = topics.taskResults
+        let runId = command.runId
+        let publish: @Sendable (RunEvent.Body) async throws -> Void = { body in
+            let event = RunEvent(runId: runId, body: body)
+            try await producer.send(topic: topic, key: runId, value: Array(try BatonJSON.encoder.encode(event)))
+        }
+        let slice = SliceState(runId: runId, completed: command.completedTasks, publish: publish)
+        let io = IO(slice: slice, parentTaskId: nil, depth: 0)
+        let context = JobContext(
+            runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: command.jobVersion,
+            event: .init(id: command.event.id, name: command.event.name, timestamp: command.event.timestamp, context: command.event.context))
+        logger.debug("slice started", metadata: ["command": "\(command.kind.rawValue)", "completed.tasks": "\(command.completedTasks.count)"])
+        let outcome: RunEvent.Body?
+        do {
+            let output = try await job.execute(payload: command.event.payload, io: io, context: context)
+            if let interrupt = slice.raisedInterrupt {
+                outcome = .runFailed(.init(error: "the job's code caught Baton's interrupt (\(interrupt.reason)) and carried on; rethrow errors for which isBatonInterrupt(error) is true, or use io.try"))
+            } else {
+                outcome = .runCompleted(.init(output: output))
+            }
+        } catch is BatonInterrupt {
+            outcome = nil  // the slice yields; the task-result service resumes the run
+        } catch let invalid as InvalidPayload {
+            outcome = .runFailed(.init(status: .invalidPayload, error: invalid.description))
+        } catch let error as KafkaError {
+            throw error  // checkpoint not durable: do not commit, let the command come back
+        } catch {
+            if let interrupt = slice.raisedInterrupt {
+                outcome = .runFailed(.init(error: "the job's code caught Baton's interrupt (\(interrupt.reason)) and threw \(error) instead; rethrow errors for which isBatonInterrupt(error) is true"))
+            } else {
+                outcome = .runFailed(.init(error: "\(error)"))
+            }
+        }
+        if let outcome {
+            try await publish(outcome)
+            logger.info("run finished", metadata: ["outcome": "\(outcome)"])
+        } else {
+            logger.debug("slice yielded")
+        }
+    }
+}

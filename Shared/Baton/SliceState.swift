@@ -1,0 +1,43 @@
+import BatonProtocol
+import Foundation
+import Synchronization
+
+/// What one execution slice shares among all the `IO` values of a run (parents and subtasks,
+/// parallel branches): the stored results, and the interrupt once raised.
+final class SliceState: Sendable {
+    struct State {
+        var completed: [String: JSONValue]
+        var interrupt: BatonInterrupt?
+    }
+
+    let runId: String
+    let publish: @Sendable (RunEvent.Body) async throws -> Void
+    private let state: Mutex<State>
+
+    init(runId: String, completed: [CompletedTask], publish: @escaping @Sendable (RunEvent.Body) async throws -> Void) {
+        self.runId = runId
+        self.publish = publish
+        self.state = Mutex(State(completed: Dictionary(completed.map { ($0.taskId, $0.output) }, uniquingKeysWith: { first, _ in first }),
+                                 interrupt: nil))
+    }
+
+    /// The stored output of task `taskId`, if it completed.
+    func output(of taskId: String) -> JSONValue? {
+        state.withLock { $0.completed[taskId] }
+    }
+
+    /// Records that `taskId` completed with `output` (after the broker acknowledged it).
+    func complete(_ taskId: String, output: JSONValue) {
+        state.withLock { $0.completed[taskId] = output }
+    }
+
+    /// Raises (and remembers) the interrupt that ends this slice.
+    func interrupt(_ reason: String) -> BatonInterrupt {
+        let interrupt = BatonInterrupt(reason: reason)
+        state.withLock { if $0.interrupt == nil { $0.interrupt = interrupt } }
+        return interrupt
+    }
+
+    /// The interrupt raised in this slice, if any.
+    var raisedInterrupt: BatonInterrupt? { state.withLock { $0.interrupt } }
+}

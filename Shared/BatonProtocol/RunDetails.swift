@@ -1,0 +1,86 @@
+import Foundation
+
+/// A run as the runs API shows it (`GET /api/v1/runs/{id}`).
+public struct RunDetails: Codable, Sendable, Hashable {
+    public var id: String
+    public var jobId: String
+    public var jobVersion: String
+    public var status: RunStatus
+    public var output: JSONValue?
+    public var error: String?
+    public var event: EventSummary
+    public var tasks: [TaskDetails]
+    public var logs: [LogLine]
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var completedAt: Date?
+
+    public struct EventSummary: Codable, Sendable, Hashable {
+        public var id: String
+        public var name: String
+        public var timestamp: Date
+        public init(id: String, name: String, timestamp: Date) {
+            self.id = id
+            self.name = name
+            self.timestamp = timestamp
+        }
+    }
+
+    public struct TaskDetails: Codable, Sendable, Hashable {
+        public var id: String
+        public var key: String
+        public var parentId: String?
+        public var name: String?
+        public var status: TaskStatus
+        public var output: JSONValue?
+        public var error: String?
+        public var attempts: Int
+        public var startedAt: Date?
+        public var completedAt: Date?
+        /// For waits: when the run resumes.
+        public var waitUntil: Date?
+        public init(id: String, key: String, parentId: String?, name: String?, status: TaskStatus, output: JSONValue?,
+                    error: String?, attempts: Int, startedAt: Date?, completedAt: Date?, waitUntil: Date?) {
+            self.id = id
+            self.key = key
+            self.parentId = parentId
+            self.name = name
+            self.status = status
+            self.output = output
+            self.error = error
+            self.attempts = attempts
+            self.startedAt = startedAt
+            self.completedAt = completedAt
+            self.waitUntil = waitUntil
+        }
+    }
+
+    public struct LogLine: Codable, Sendable, Hashable {
+        public var level: String
+        public var message: String
+        public var properties: JSONValue?
+        public var loggedAt: Date
+        public init(level: String, message: String, properties: JSONValue?, loggedAt: Date) {
+            self.level = level
+            self.message = message
+            self.properties = properties
+            self.loggedAt = loggedAt
+        }
+    }
+
+    public init(id: String, jobId: String, jobVersion: String, status: RunStatus, output: JSONValue?, error: String?,
+                event: EventSummary, tasks: [TaskDetails], logs: [LogLine], createdAt: Date, updatedAt: Date, completedAt: Date?) {
+        self.id = id
+        self.jobId = jobId
+        self.jobVersion = jobVersion
+        self.status = status
+        self.output = output
+        self.error = error
+        self.event = event
+        self.tasks = tasks
+        self.logs = logs
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.completedAt = completedAt
+    }
+}

@@ -1,0 +1,34 @@
+import BatonKafka
+import Logging
+import ServiceLifecycle
+
+/// Runs a Kafka consumer loop as a ServiceLifecycle `Service`.
+///
+/// On graceful shutdown it stops taking new records, lets the record in hand finish, commits and
+/// leaves the group. The handler is responsible for committing (or storing) each record's offset
+/// after its durable effect, and for never throwing for one bad record: a thrown error stops
+/// the service (and the process), which is for failures that retrying cannot fix.
+public struct ConsumerService: Service {
+    private let consumer: KafkaConsumer
+    private let handler: @Sendable (KafkaRecord) async throws -> Void
+    private let logger: Logger
+
+    public init(consumer: KafkaConsumer, logger: Logger, handler: @escaping @Sendable (KafkaRecord) async throws -> Void) {
+        self.consumer = consumer
+        self.logger = logger
+        self.handler = handler
+    }
+
+    public func run() async throws {
+        let consumer = self.consumer
+        try await withGracefulShutdownHandler {
+            for try await record in consumer {
+                try await handler(record)
+            }
+        } onGracefulShutdown: {
+            consumer.stopDelivering()
+        }
+        await consumer.close()
+        logger.info("consumer stopped")
+    }
+}

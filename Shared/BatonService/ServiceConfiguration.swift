@@ -1,0 +1,97 @@
+import BatonKafka
+import BatonProtocol
+import Configuration
+import Foundation
+import Logging
+
+/// Settings every Baton process shares, read from command-line flags, then environment
+/// variables, then defaults.
+///
+/// Keys (flag / environment variable / type / default):
+/// - `kafka.brokers` (`--kafka-brokers`, `KAFKA_BROKERS`), string, `127.0.0.1:9092`: bootstrap servers.
+/// - `kafka.profile` (`KAFKA_PROFILE`), `production` | `embedded`, `production`: client tuning;
+///   `embedded` only for the local Tansu broker.
+/// - `kafka.client.id` (`KAFKA_CLIENT_ID`), string, the service name.
+/// - `kafka.topic.partitions` (`KAFKA_TOPIC_PARTITIONS`), int, 3: partitions of topics Baton creates.
+/// - `kafka.topic.replication` (`KAFKA_TOPIC_REPLICATION`), int, -1 (broker default).
+/// - `kafka.properties` (`KAFKA_PROPERTIES`), secret, `k=v,k=v`: any librdkafka property
+///   (e.g. `security.protocol=SASL_SSL,sasl.mechanism=SCRAM-SHA-512,...`).
+/// - `topics.prefix` (`TOPICS_PREFIX`), string, `baton`.
+/// - `log.level` (`LOG_LEVEL`), `trace`…`critical`, `info`.
+public struct ServiceConfiguration: Sendable {
+    public var kafka: KafkaConfiguration
+    public var topics: Topics
+    public var logLevel: Logger.Level
+
+    /// Reads the shared settings.
+    /// - Throws: `ValidationError` naming the key whose value is invalid.
+    public init(config: ConfigReader, serviceName: String) throws(ValidationError) {
+        let profileName = config.string(forKey: "kafka.profile", default: "production")
+        guard let profile = KafkaConfiguration.Profile(named: profileName) else {
+            throw ValidationError(path: "kafka.profile", message: "'\(profileName)' is not a Kafka profile; use 'production' or 'embedded'")
+        }
+        let propertyText = config.string(forKey: "kafka.properties", isSecret: true, default: "")
+        let properties = try Self.parseProperties(propertyText)
+        let partitions = config.int(forKey: "kafka.topic.partitions", default: 3)
+        guard partitions >= 1 else {
+            throw ValidationError(path: "kafka.topic.partitions", message: "must be at least 1, got \(partitions)")
+        }
+        self.kafka = KafkaConfiguration(
+            bootstrapServers: config.string(forKey: "kafka.brokers", default: "127.0.0.1:9092"),
+            clientID: config.string(forKey: "kafka.client.id", default: serviceName),
+            profile: profile,
+            topicPartitions: partitions,
+            topicReplicationFactor: config.int(forKey: "kafka.topic.replication", default: -1),
+            properties: properties)
+        self.topics = Topics(prefix: config.string(forKey: "topics.prefix", default: "baton"))
+        let level = config.string(forKey: "log.level", default: "info")
+        guard let logLevel = Logger.Level(rawValue: level) else {
+            throw ValidationError(path: "log.level", message: "'\(level)' is not a log level (trace, debug, info, notice, warning, error, critical)")
+        }
+        self.logLevel = logLevel
+    }
+
+    /// Parses `k=v,k=v` into a dictionary.
+    static func parseProperties(_ text: String) throws(ValidationError) -> [String: String] {
+        var result: [String: String] = [:]
+        for pair in text.split(separator: ",") where !pair.trimmingCharacters(in: .whitespaces).isEmpty {
+            guard let equals = pair.firstIndex(of: "=") else {
+                throw ValidationError(path: "kafka.properties", message: "'\(pair)' is not key=value")
+            }
+            result[String(pair[..<equals]).trimmingCharacters(in: .whitespaces)] = String(pair[pair.index(after: equals)...])
+        }
+        return result
+    }
+}
+
+extension ConfigReader {
+    /// The reader of a Baton process: command-line flags, then environment variables.
+    public static func batonDefault(arguments: [String] = CommandLine.arguments,
+                                    environment: [String: String] = ProcessInfo.processInfo.environment) -> ConfigReader {
+        ConfigReader(providers: [
+            CommandLineArgumentsProvider(arguments: arguments),
+            EnvironmentVariablesProvider(environmentVariables: environment),
+        ])
+    }
+}
+
+/// HTTP listener settings: `http.host` (`HTTP_HOST`, default `127.0.0.1`) and `http.port`
+/// (`HTTP_PORT`, default given by the service).
+public struct HTTPListenerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+
+    public init(host: String = "127.0.0.1", port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// - Throws: `ValidationError` for a port outside 0...65535.
+    public init(config: ConfigReader, defaultPort: Int) throws(ValidationError) {
+        let port = config.int(forKey: "http.port", default: defaultPort)
+        guard (0...65535).contains(port) else {
+            throw ValidationError(path: "http.port", message: "\(port) is not a TCP port")
+        }
+        self.init(host: config.string(forKey: "http.host", default: "127.0.0.1"), port: port)
+    }
+}

@@ -1,0 +1,21 @@
+import Foundation
+import GRDB
+
+/// Opens a SQLite database in WAL mode (a GRDB `DatabasePool`) and runs its migrations.
+enum SQLiteDatabase {
+    static func open(path: String, migrator: DatabaseMigrator) throws -> DatabasePool {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try migrator.migrate(pool)
+        return pool
+    }
+}
+
+extension Date {
+    /// Milliseconds since 1970, the time format of every store column.
+    var millisecondsSince1970: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+    init(millisecondsSince1970 value: Int64) { self.init(timeIntervalSince1970: Double(value) / 1000) }
+}

@@ -1,0 +1,262 @@
+import BatonProtocol
+import Foundation
+import GRDB
+
+/// The task-result service's state: runs, their keyed tasks, log lines and durable timers.
+///
+/// Every `apply` is idempotent: applying the same run event twice (redelivery after a crash)
+/// changes nothing the second time.
+public final class TaskResultStore: Sendable {
+    private let pool: DatabasePool
+
+    /// A durable timer that is due: resuming `runId` completes wait task `taskId`.
+    public struct DueTimer: Sendable, Hashable {
+        public var runId: String
+        public var taskId: String
+        public var dueAt: Date
+    }
+
+    /// Opens (creating when needed) the SQLite file at `path`.
+    public init(path: String) throws {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1 runs tasks logs timers") { db in
+            try db.execute(sql: """
+                CREATE TABLE runs (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    job_slug TEXT NOT NULL,
+                    job_version TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    output TEXT,
+                    error TEXT,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    completed_at INTEGER
+                );
+                CREATE TABLE tasks (
+                    run_id TEXT NOT NULL,
+                    task_id TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    key TEXT NOT NULL,
+                    parent_task_id TEXT,
+                    name TEXT,
+                    status TEXT NOT NULL,
+                    output TEXT,
+                    error TEXT,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    started_at INTEGER,
+                    completed_at INTEGER,
+                    wait_until INTEGER,
+                    PRIMARY KEY (run_id, task_id)
+                );
+                CREATE TABLE logs (
+                    run_id TEXT NOT NULL,
+                    task_id TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    level TEXT NOT NULL,
+                    message TEXT NOT NULL,
+                    properties TEXT,
+                    logged_at INTEGER NOT NULL,
+                    PRIMARY KEY (run_id, task_id)
+                );
+                CREATE TABLE timers (
+                    run_id TEXT NOT NULL,
+                    task_id TEXT NOT NULL,
+                    due_at INTEGER NOT NULL,
+                    fired INTEGER NOT NULL DEFAULT 0,
+                    PRIMARY KEY (run_id, task_id)
+                );
+                CREATE INDEX timers_due ON timers(fired, due_at);
+                """)
+        }
+        self.pool = try SQLiteDatabase.open(path: path, migrator: migrator)
+    }
+
+    /// Applies one run event. Returns `false` when the event's run is unknown (nothing stored).
+    @discardableResult
+    public func apply(_ event: RunEvent) throws -> Bool {
+        let now = event.occurredAt.millisecondsSince1970
+        return try pool.write { db -> Bool in
+            if case .runCreated(let created) = event.body {
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO runs (id, job_slug, job_version, event, status, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [event.runId, created.jobSlug, created.jobVersion, try Self.json(created.event),
+                                     RunStatus.queued.rawValue, now, now])
+                return true
+            }
+            guard let status = try String.fetchOne(db, sql: "SELECT status FROM runs WHERE id = ?", arguments: [event.runId]) else {
+                return false
+            }
+            let terminal = RunStatus(rawValue: status).isTerminal
+            func setStatus(_ newStatus: RunStatus) throws {
+                guard !terminal else { return }
+                try db.execute(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
+                               arguments: [newStatus.rawValue, now, event.runId])
+            }
+            switch event.body {
+            case .runCreated:
+                break
+            case .taskStarted(let started):
+                try Self.insertTask(db, runId: event.runId, taskId: started.taskId, key: started.key,
+                                    parent: started.parentTaskId, name: started.name, status: .running, now: now)
+                try db.execute(sql: """
+                    UPDATE tasks SET attempts = MAX(attempts, ?), name = COALESCE(?, name)
+                    WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
+                    """, arguments: [started.attempt, started.name, event.runId, started.taskId])
+                try setStatus(.executing)
+            case .taskCompleted(let completed):
+                try Self.insertTask(db, runId: event.runId, taskId: completed.taskId, key: completed.key,
+                                    parent: completed.parentTaskId, name: nil, status: .running, now: now)
+                try db.execute(sql: """
+                    UPDATE tasks SET status = 'COMPLETED', output = ?, error = NULL, completed_at = ?, attempts = MAX(attempts, 1)
+                    WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
+                    """, arguments: [try Self.json(completed.output), now, event.runId, completed.taskId])
+                try setStatus(.executing)
+            case .taskFailed(let failed):
+                try Self.insertTask(db, runId: event.runId, taskId: failed.taskId, key: failed.key,
+                                    parent: failed.parentTaskId, name: nil, status: .running, now: now)
+                try db.execute(sql: """
+                    UPDATE tasks SET status = 'ERRORED', error = ?, attempts = MAX(attempts, ?)
+                    WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
+                    """, arguments: [failed.error, failed.attempt, event.runId, failed.taskId])
+            case .waitRequested(let wait):
+                try Self.insertTask(db, runId: event.runId, taskId: wait.taskId, key: wait.key,
+                                    parent: wait.parentTaskId, name: "wait", status: .waiting, now: now)
+                let until = wait.until.millisecondsSince1970
+                try db.execute(sql: """
+                    UPDATE tasks SET wait_until = COALESCE(wait_until, ?), attempts = 1
+                    WHERE run_id = ? AND task_id = ?
+                    """, arguments: [until, event.runId, wait.taskId])
+                // The first request fixes the due time; a replayed request keeps it.
+                try db.execute(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)",
+                               arguments: [event.runId, wait.taskId, until])
+                try setStatus(.waiting)
+            case .logged(let line):
+                let position = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM logs WHERE run_id = ?", arguments: [event.runId]) ?? 0
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO logs (run_id, task_id, position, level, message, properties, logged_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [event.runId, line.taskId, position, line.level, line.message,
+                                     try line.properties.map(Self.json), now])
+            case .runCompleted(let completed):
+                guard !terminal else { break }
+                try db.execute(sql: "UPDATE runs SET status = ?, output = ?, error = NULL, updated_at = ?, completed_at = ? WHERE id = ?",
+                               arguments: [RunStatus.completed.rawValue, try Self.json(completed.output), now, now, event.runId])
+            case .runFailed(let failed):
+                guard !terminal else { break }
+                try db.execute(sql: "UPDATE runs SET status = ?, error = ?, updated_at = ?, completed_at = ? WHERE id = ?",
+                               arguments: [failed.status.rawValue, failed.error, now, now, event.runId])
+            }
+            return true
+        }
+    }
+
+    /// Timers due at `now` that have not fired, oldest first.
+    public func dueTimers(now: Date = Date(), limit: Int = 100) throws -> [DueTimer] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT run_id, task_id, due_at FROM timers WHERE fired = 0 AND due_at <= ? ORDER BY due_at LIMIT ?
+                """, arguments: [now.millisecondsSince1970, limit]).map {
+                DueTimer(runId: $0["run_id"], taskId: $0["task_id"], dueAt: Date(millisecondsSince1970: $0["due_at"]))
+            }
+        }
+    }
+
+    /// The earliest due time of a timer that has not fired.
+    public func nextTimerDue() throws -> Date? {
+        try pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT MIN(due_at) FROM timers WHERE fired = 0").map(Date.init(millisecondsSince1970:))
+        }
+    }
+
+    /// The command that resumes the run of `timer`, with the timer's wait counted as completed.
+    /// `nil` when the run is unknown or already finished.
+    public func resumeCommand(for timer: DueTimer) throws -> RunCommand? {
+        try pool.read { db in
+            guard let run = try Row.fetchOne(db, sql: "SELECT job_slug, job_version, event, status FROM runs WHERE id = ?",
+                                             arguments: [timer.runId]),
+                  !RunStatus(rawValue: run["status"]).isTerminal
+            else { return nil }
+            var completed = try Self.completedTasks(db, runId: timer.runId)
+            if !completed.contains(where: { $0.taskId == timer.taskId }),
+               let key = try String.fetchOne(db, sql: "SELECT key FROM tasks WHERE run_id = ? AND task_id = ?", arguments: [timer.runId, timer.taskId]) {
+                completed.append(CompletedTask(taskId: timer.taskId, key: key, output: .null))
+            }
+            return RunCommand(kind: .resume, runId: timer.runId, jobSlug: run["job_slug"], jobVersion: run["job_version"],
+                              event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data((run["event"] as String).utf8)),
+                              completedTasks: completed)
+        }
+    }
+
+    /// Marks `timer` fired and its wait task completed (after the resume command was acknowledged).
+    public func markFired(_ timer: DueTimer, at now: Date = Date()) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND task_id = ?", arguments: [timer.runId, timer.taskId])
+            try db.execute(sql: """
+                UPDATE tasks SET status = 'COMPLETED', output = 'null', completed_at = ? WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
+                """, arguments: [now.millisecondsSince1970, timer.runId, timer.taskId])
+            try db.execute(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
+                           arguments: [RunStatus.queued.rawValue, now.millisecondsSince1970, timer.runId, RunStatus.waiting.rawValue])
+        }
+    }
+
+    /// The run with `id`, its tasks and log lines.
+    public func run(id: String) throws -> RunDetails? {
+        try pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]) else { return nil }
+            let event = try BatonJSON.decoder.decode(EventEnvelope.self, from: Data((row["event"] as String).utf8))
+            let tasks = try Row.fetchAll(db, sql: "SELECT * FROM tasks WHERE run_id = ? ORDER BY position", arguments: [id]).map { task in
+                RunDetails.TaskDetails(
+                    id: task["task_id"], key: task["key"], parentId: task["parent_task_id"], name: task["name"],
+                    status: TaskStatus(rawValue: task["status"]), output: try Self.decodeJSON(task["output"]),
+                    error: task["error"], attempts: task["attempts"],
+                    startedAt: (task["started_at"] as Int64?).map(Date.init(millisecondsSince1970:)),
+                    completedAt: (task["completed_at"] as Int64?).map(Date.init(millisecondsSince1970:)),
+                    waitUntil: (task["wait_until"] as Int64?).map(Date.init(millisecondsSince1970:)))
+            }
+            let logs = try Row.fetchAll(db, sql: "SELECT * FROM logs WHERE run_id = ? ORDER BY position", arguments: [id]).map { line in
+                RunDetails.LogLine(level: line["level"], message: line["message"], properties: try Self.decodeJSON(line["properties"]),
+                                   loggedAt: Date(millisecondsSince1970: line["logged_at"]))
+            }
+            return RunDetails(
+                id: id, jobId: row["job_slug"], jobVersion: row["job_version"], status: RunStatus(rawValue: row["status"]),
+                output: try Self.decodeJSON(row["output"]), error: row["error"],
+                event: .init(id: event.id, name: event.name, timestamp: event.timestamp),
+                tasks: tasks, logs: logs,
+                createdAt: Date(millisecondsSince1970: row["created_at"]), updatedAt: Date(millisecondsSince1970: row["updated_at"]),
+                completedAt: (row["completed_at"] as Int64?).map(Date.init(millisecondsSince1970:)))
+        }
+    }
+
+    // MARK: - Helpers
+
+    private static func completedTasks(_ db: Database, runId: String) throws -> [CompletedTask] {
+        let tasks = try Row.fetchAll(db, sql: "SELECT task_id, key, output FROM tasks WHERE run_id = ? AND status = 'COMPLETED' ORDER BY position",
+                                     arguments: [runId]).map {
+            CompletedTask(taskId: $0["task_id"], key: $0["key"], output: try decodeJSON($0["output"]) ?? .null)
+        }
+        let logs = try Row.fetchAll(db, sql: "SELECT task_id, message FROM logs WHERE run_id = ? ORDER BY position", arguments: [runId]).map {
+            CompletedTask(taskId: $0["task_id"], key: $0["message"], output: .null)
+        }
+        return tasks + logs
+    }
+
+    private static func insertTask(_ db: Database, runId: String, taskId: String, key: String, parent: String?, name: String?,
+                                   status: TaskStatus, now: Int64) throws {
+        let position = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tasks WHERE run_id = ?", arguments: [runId]) ?? 0
+        try db.execute(sql: """
+            INSERT OR IGNORE INTO tasks (run_id, task_id, position, key, parent_task_id, name, status, started_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [runId, taskId, position, key, parent, name, status.rawValue, now])
+    }
+
+    private static func json(_ value: some Encodable) throws -> String {
+        String(decoding: try BatonJSON.encoder.encode(value), as: UTF8.self)
+    }
+
+    private static func decodeJSON(_ text: String?) throws -> JSONValue? {
+        guard let text else { return nil }
+        return try BatonJSON.decoder.decode(JSONValue.self, from: Data(text.utf8))
+    }
+}
