@@ -32,6 +32,7 @@ public final class TansuBroker: Sendable {
 
     /// Stops the broker (SIGKILL: Tansu keeps nothing on disk here, and SIGTERM takes ~2 s).
     public func stop() async throws {
+        guard process.isRunning else { return }
         try await process.kill9()
     }
 }

@@ -1,0 +1,127 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+
+/// The embedded Baton stack as real processes: Tansu, the three services and a job service,
+/// on free loopback ports, with state in a temporary folder.
+///
+/// - Important: call ``stop()`` at the end of a test; `deinit` of each `ChildProcess` SIGKILLs
+///   what is left if a test fails early.
+public final class BatonStack: @unchecked Sendable {
+    // @unchecked Sendable: `jobServices` is the only mutable state and tests drive a stack from
+    // one task; every other stored property is immutable.
+    public let broker: TansuBroker
+    public let directory: URL
+    public let ingesterPort: Int
+    public let dispatcherPort: Int
+    public let taskResultsPort: Int
+    public let taskResults: ChildProcess
+    public let dispatcher: ChildProcess
+    public let ingester: ChildProcess
+    public private(set) var jobServices: [ChildProcess] = []
+    public let http: HTTPClient
+    private let commonEnvironment: [String: String]
+
+    /// The example job service's side-effect file.
+    public var outbox: URL { directory.appendingPathComponent("outbox.txt") }
+    public var logs: URL { directory.appendingPathComponent("logs") }
+
+    private init(broker: TansuBroker, directory: URL, ports: (Int, Int, Int), environment: [String: String]) throws {
+        self.broker = broker
+        self.directory = directory
+        (ingesterPort, dispatcherPort, taskResultsPort) = ports
+        self.commonEnvironment = environment
+        let logs = directory.appendingPathComponent("logs")
+        taskResults = try ChildProcess(
+            name: "task-results", executable: TestEnvironment.executable("baton-task-results"),
+            environment: environment.merging(["HTTP_PORT": "\(taskResultsPort)",
+                                              "STORE_PATH": directory.appendingPathComponent("task-results.sqlite").path]) { _, n in n },
+            logDirectory: logs)
+        dispatcher = try ChildProcess(
+            name: "dispatcher", executable: TestEnvironment.executable("baton-dispatcher"),
+            environment: environment.merging(["HTTP_PORT": "\(dispatcherPort)",
+                                              "STORE_PATH": directory.appendingPathComponent("dispatcher.sqlite").path]) { _, n in n },
+            logDirectory: logs)
+        ingester = try ChildProcess(
+            name: "ingester", executable: TestEnvironment.executable("baton-ingester"),
+            environment: environment.merging(["HTTP_PORT": "\(ingesterPort)"]) { _, n in n },
+            logDirectory: logs)
+        http = HTTPClient(eventLoopGroupProvider: .singleton)
+    }
+
+    /// Starts Tansu and the three services, and waits until they answer.
+    /// - Parameter environment: extra settings for every Baton process.
+    public static func start(label: String, environment: [String: String] = [:]) async throws -> BatonStack {
+        let directory = try TestEnvironment.temporaryDirectory(label)
+        let broker = try await TansuBroker.start(logDirectory: directory.appendingPathComponent("logs"))
+        let env = [
+            "KAFKA_BROKERS": broker.bootstrapServers, "KAFKA_PROFILE": "embedded", "KAFKA_TOPIC_REPLICATION": "1",
+            "KAFKA_TOPIC_PARTITIONS": "2", "LOG_LEVEL": "debug",
+        ].merging(environment) { _, new in new }
+        let stack = try BatonStack(broker: broker, directory: directory,
+                                   ports: (try freeLoopbackPort(), try freeLoopbackPort(), try freeLoopbackPort()), environment: env)
+        for (port, name) in [(stack.taskResultsPort, "task-results"), (stack.dispatcherPort, "dispatcher"), (stack.ingesterPort, "ingester")] {
+            _ = try await eventually("\(name) to answer /health", deadline: .seconds(60)) {
+                try await stack.get(port: port, "/health").status == 200 ? true : nil
+            }
+        }
+        return stack
+    }
+
+    /// Starts a `baton-example-jobs` process and waits until the dispatcher knows its job.
+    @discardableResult
+    public func startExampleJobs(waitSeconds: Double = 3) async throws -> ChildProcess {
+        let process = try ChildProcess(
+            name: "example-jobs-\(jobServices.count)", executable: TestEnvironment.executable("baton-example-jobs"),
+            environment: commonEnvironment.merging(["EXAMPLE_OUTBOX": outbox.path, "EXAMPLE_WAIT_SECONDS": "\(waitSeconds)"]) { _, n in n },
+            logDirectory: logs)
+        jobServices.append(process)
+        _ = try await eventually("dispatcher to know job new-user-welcome", deadline: .seconds(60)) {
+            try await get(port: dispatcherPort, "/api/v1/jobs").body.contains("\"new-user-welcome\"") ? true : nil
+        }
+        return process
+    }
+
+    /// Sends a request and returns status and body.
+    public func request(port: Int, _ path: String, method: HTTPMethod = .GET, body: String? = nil) async throws -> (status: UInt, body: String) {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        request.method = method
+        if let body {
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+        }
+        let response = try await http.execute(request, timeout: .seconds(30))
+        let buffer = try await response.body.collect(upTo: 16 << 20)
+        return (response.status.code, String(buffer: buffer))
+    }
+
+    public func get(port: Int, _ path: String) async throws -> (status: UInt, body: String) {
+        try await request(port: port, path)
+    }
+
+    /// `POST /api/v1/events` on the ingester.
+    public func sendEvent(_ json: String) async throws -> (status: UInt, body: String) {
+        try await request(port: ingesterPort, "/api/v1/events", method: .POST, body: json)
+    }
+
+    /// Lines of the example job service's side-effect file.
+    public func outboxLines() -> [String] {
+        ((try? String(contentsOf: outbox, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    /// The output of every process, for failure messages.
+    public func allOutput() -> String {
+        ([taskResults, dispatcher, ingester] + jobServices).map { "=== \($0.name)\n\($0.output().suffix(4000))" }.joined(separator: "\n")
+    }
+
+    /// Stops every process and the HTTP client.
+    public func stop() async throws {
+        for process in jobServices + [ingester, dispatcher, taskResults] where process.isRunning {
+            try await process.kill9()
+        }
+        if broker.process.isRunning { try await broker.stop() }
+        try await http.shutdown()
+    }
+}

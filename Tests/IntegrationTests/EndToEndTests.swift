@@ -1,0 +1,121 @@
+import BatonProtocol
+import BatonTesting
+import Foundation
+import Testing
+
+extension Tag {
+    @Tag static var integration: Self
+    @Tag static var fault: Self
+}
+
+/// The whole system as real processes over a real Tansu broker.
+@Suite("End to end over a real broker", .tags(.integration), .serialized)
+struct EndToEndTests {
+    func runDocument(_ stack: BatonStack, _ runId: String) async throws -> RunDetails? {
+        let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
+        guard status == 200 else { return nil }
+        return try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
+    }
+
+    func awaitStatus(_ stack: BatonStack, _ runId: String, _ expected: RunStatus, deadline: Duration = .seconds(60)) async throws -> RunDetails {
+        do {
+            return try await eventually("run \(runId) to be \(expected)", deadline: deadline, every: .milliseconds(100)) {
+                let run = try await runDocument(stack, runId)
+                if let run, run.status.isTerminal, run.status != expected {
+                    Issue.record("run ended as \(run.status): \(run.error ?? "")")
+                    return run
+                }
+                return run?.status == expected ? run : nil
+            }
+        } catch {
+            Issue.record("\(error)\n\(stack.allOutput())")
+            throw error
+        }
+    }
+
+    func userEvent(id: String, user: String) -> String {
+        #"{"id":"\#(id)","name":"user.created","payload":{"id":"\#(user)","email":"\#(user)@example.com","name":"User \#(user)"}}"#
+    }
+
+    @Test("an event sent over HTTP runs the job to COMPLETED, each task once")
+    func eventToCompletedRun() async throws {
+        let stack = try await BatonStack.start(label: "e2e")
+        try await stack.startExampleJobs(waitSeconds: 1)
+
+        let eventId = "evt_e2e_\(UUID().uuidString.prefix(8))"
+        let (status, body) = try await stack.sendEvent(userEvent(id: eventId, user: "u1"))
+        #expect(status == 202, "\(body)")
+        #expect(body.contains(eventId))
+
+        let runId = Identifiers.runID(eventID: eventId, jobSlug: "new-user-welcome")
+        let run = try await awaitStatus(stack, runId, .completed)
+        #expect(run.jobVersion == "1.0.0")
+        #expect(run.output == ["userId": "u1", "emailedTo": "u1@example.com", "message": "Welcome aboard, User u1!"])
+        #expect(run.tasks.map(\.key) == ["look up user", "give them a moment", "send welcome e-mail"])
+        #expect(run.tasks.allSatisfy { $0.status == .completed && $0.attempts == 1 })
+        #expect(run.logs.map(\.message) == ["Welcoming User u1", "Welcome e-mail sent"])
+
+        // Side effects, counted outside the job process: exactly one of each.
+        let lines = stack.outboxLines().filter { $0.hasSuffix("run=\(runId)") }
+        #expect(lines.filter { $0.hasPrefix("lookup u1") }.count == 1)
+        #expect(lines.filter { $0.hasPrefix("welcome u1@example.com") }.count == 1)
+
+        // Sending the same event id again starts no second run.
+        #expect(try await stack.sendEvent(userEvent(id: eventId, user: "u1")).status == 202)
+        let other = "evt_e2e_other_\(UUID().uuidString.prefix(8))"
+        #expect(try await stack.sendEvent(userEvent(id: other, user: "u2")).status == 202)
+        _ = try await awaitStatus(stack, Identifiers.runID(eventID: other, jobSlug: "new-user-welcome"), .completed)
+        #expect(stack.outboxLines().filter { $0.hasSuffix("run=\(runId)") }.count == 2)
+        try await stack.stop()
+    }
+
+    @Test("the job service is SIGKILLed during io.wait; a new one completes the run without redoing the first task", .tags(.fault))
+    func killDuringWait() async throws {
+        let stack = try await BatonStack.start(label: "kill")
+        let first = try await stack.startExampleJobs(waitSeconds: 5)
+        let eventId = "evt_kill_\(UUID().uuidString.prefix(8))"
+        #expect(try await stack.sendEvent(userEvent(id: eventId, user: "k1")).status == 202)
+        let runId = Identifiers.runID(eventID: eventId, jobSlug: "new-user-welcome")
+
+        // The first task completed and the run sleeps in its wait: kill the job service now.
+        let waiting = try await awaitStatus(stack, runId, .waiting)
+        #expect(waiting.tasks.first?.status == .completed)
+        try await first.kill9()
+        #expect(stack.outboxLines().filter { $0.hasPrefix("lookup k1") }.count == 1)
+
+        try await stack.startExampleJobs(waitSeconds: 5)
+        let run = try await awaitStatus(stack, runId, .completed, deadline: .seconds(90))
+        #expect(run.output?["emailedTo"] == "k1@example.com")
+        let lines = stack.outboxLines().filter { $0.hasSuffix("run=\(runId)") }
+        #expect(lines.filter { $0.hasPrefix("lookup k1") }.count == 1, "the completed task ran again: \(lines)")
+        #expect(lines.filter { $0.hasPrefix("welcome k1@example.com") }.count == 1)
+        try await stack.stop()
+    }
+
+    @Test("the ingester answers 400 to bad JSON and 503, never 2xx, when the broker is gone")
+    func ingesterRefusesWhatItCannotDeliver() async throws {
+        let stack = try await BatonStack.start(label: "ingest", environment: ["KAFKA_DELIVERY_TIMEOUT_MS": "2000"])
+        let bad = try await stack.sendEvent(#"{"name": "user.created", "payload": "#)
+        #expect(bad.status == 400)
+        let error = try BatonJSON.decoder.decode(APIErrorDocument.self, from: Data(bad.body.utf8))
+        #expect(error.error.code == "malformed_json")
+        #expect(!error.error.message.isEmpty)
+
+        // Take the broker away: the ingester must not accept what it cannot deliver.
+        try await stack.broker.stop()
+        let refused = try await stack.sendEvent(userEvent(id: "evt_lost", user: "x"))
+        #expect(refused.status == 503, "\(refused.body)")
+        #expect(refused.body.contains("broker_unavailable"))
+        try await stack.stop()
+    }
+}
+
+/// `{"error": {"code", "message", "path"}}`.
+struct APIErrorDocument: Decodable {
+    struct Detail: Decodable {
+        var code: String
+        var message: String
+        var path: String?
+    }
+    var error: Detail
+}
