@@ -145,7 +145,7 @@ let package = Package(
         .testTarget(
             name: "EventIngesterTests",
             dependencies: [
-                "EventIngester", "BatonTesting",
+                "EventIngester", "BatonTesting", "BatonService", "BatonKafka", "BatonProtocol",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -10,12 +10,15 @@ import Logging
 /// - `http.host` / `http.port` (`HTTP_PORT`), default `127.0.0.1:8080`;
 /// - `ingester.max.body.bytes` (`INGESTER_MAX_BODY_BYTES`), int, 1048576: larger bodies get 413;
 /// - `kafka.delivery.timeout.ms` (`KAFKA_DELIVERY_TIMEOUT_MS`), int, 30000: how long a request
-///   waits for the broker's ack before it is answered 503.
+///   waits for the broker's ack before it is answered 503;
+/// - `kafka.admin.timeout.ms` (`KAFKA_ADMIN_TIMEOUT_MS`), int, 10000: how long start-up waits to
+///   create missing topics (the ingester starts anyway, and answers 503 while the broker is away).
 struct IngesterConfiguration: Sendable {
     var service: ServiceConfiguration
     var http: HTTPListenerConfiguration
     var maxBodyBytes: Int
     var deliveryTimeout: Duration
+    var adminTimeout: Duration
 
     init(config: ConfigReader) throws(ValidationError) {
         self.service = try ServiceConfiguration(config: config, serviceName: "baton-ingester")
@@ -26,6 +29,7 @@ struct IngesterConfiguration: Sendable {
             throw ValidationError(path: "kafka.delivery.timeout.ms", message: "must be positive, got \(timeout)")
         }
         self.deliveryTimeout = .milliseconds(timeout)
+        self.adminTimeout = .milliseconds(max(1, config.int(forKey: "kafka.admin.timeout.ms", default: 10_000)))
     }
 }
 
@@ -38,7 +42,8 @@ func buildIngester(configuration: IngesterConfiguration, logger: Logger) async t
     let topics = configuration.service.topics
     do {
         try await producer.createTopics([TopicSpec(name: topics.events), TopicSpec(name: topics.deadLetter),
-                                         TopicSpec(name: topics.jobs, config: ["cleanup.policy": "compact"])])
+                                         TopicSpec(name: topics.jobs, config: ["cleanup.policy": "compact"])],
+                                        timeout: configuration.adminTimeout)
     } catch {
         // The broker may be down now and back later; requests will answer 503 until then.
         logger.warning("could not make sure the topics exist", metadata: ["error": "\(error)"])

@@ -169,6 +169,8 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
                     throw KafkaError(.consumer, "fatal consumer error: \(text)", librdkafkaError: describe(err).name)
                 }
                 logger.debug("Kafka consumer error", metadata: ["kafka.error": "\(text)"])
+            case RD_KAFKA_EVENT_LOG:
+                forwardLog(event, to: logger)
             default:
                 break
             }

@@ -226,6 +226,8 @@ public final class KafkaProducer: Sendable {
                 } else {
                     logger.debug("Kafka producer error", metadata: ["kafka.error": "\(text)"])
                 }
+            case RD_KAFKA_EVENT_LOG:
+                forwardLog(event, to: logger)
             default:
                 break
             }

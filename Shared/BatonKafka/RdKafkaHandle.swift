@@ -1,4 +1,5 @@
 import CRdKafka
+import Logging
 import Synchronization
 import Foundation
 
@@ -13,8 +14,12 @@ final class RdKafkaHandle: @unchecked Sendable {
 
     /// Creates a client. Takes ownership of `conf` (librdkafka does, on success).
     init(kind: rd_kafka_type_t, properties: [String: String], events: Int32) throws(KafkaError) {
+        // librdkafka's own log lines become LOG events on the polled queue, so they reach
+        // swift-log (see `forwardLog`) instead of stderr.
+        var properties = properties
+        properties["log.queue"] = "true"
         let conf = try Self.makeConf(properties)
-        rd_kafka_conf_set_events(conf, events)
+        rd_kafka_conf_set_events(conf, events | Int32(RD_KAFKA_EVENT_LOG))
         var errstr = [CChar](repeating: 0, count: 512)
         guard let rk = rd_kafka_new(kind, conf, &errstr, errstr.count) else {
             rd_kafka_conf_destroy(conf)
@@ -22,6 +27,7 @@ final class RdKafkaHandle: @unchecked Sendable {
         }
         self.pointer = rk
         self.kind = kind
+        _ = rd_kafka_set_log_queue(rk, nil)  // the main queue (forwarded to the consumer queue)
     }
 
     deinit {
@@ -79,4 +85,20 @@ final class RdKafkaQueue: @unchecked Sendable {
         self.owner = owner
     }
     deinit { rd_kafka_queue_destroy(pointer) }
+}
+
+/// Forwards a librdkafka LOG event to `logger`. Syslog levels 0–2 are errors; 3 (connection
+/// failures, which librdkafka retries) and 4 are warnings; 5 and up are debug.
+func forwardLog(_ event: OpaquePointer, to logger: Logger) {
+    var facility: UnsafePointer<CChar>?
+    var text: UnsafePointer<CChar>?
+    var level: Int32 = 0
+    guard rd_kafka_event_log(event, &facility, &text, &level) == 0 else { return }
+    let message = text.map { String(cString: $0) } ?? ""
+    let metadata: Logger.Metadata = ["librdkafka.facility": "\(facility.map { String(cString: $0) } ?? "")"]
+    switch level {
+    case ...2: logger.error("librdkafka: \(message)", metadata: metadata)
+    case 3, 4: logger.warning("librdkafka: \(message)", metadata: metadata)
+    default: logger.debug("librdkafka: \(message)", metadata: metadata)
+    }
 }

@@ -5,7 +5,7 @@ import Foundation
 enum TopicCreation {
     static func create(_ topics: [TopicSpec], handle: RdKafkaHandle, configuration: KafkaConfiguration, timeout: Duration) throws {
         guard !topics.isEmpty else { return }
-        let milliseconds = Int32(clamping: timeout.components.seconds * 1000)
+        let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         var errstr = [CChar](repeating: 0, count: 512)
         var newTopics: [OpaquePointer?] = []
         defer { for topic in newTopics { rd_kafka_NewTopic_destroy(topic) } }
@@ -28,7 +28,7 @@ enum TopicCreation {
         _ = rd_kafka_AdminOptions_set_operation_timeout(options, milliseconds, &errstr, errstr.count)
         _ = rd_kafka_AdminOptions_set_request_timeout(options, milliseconds, &errstr, errstr.count)
         rd_kafka_CreateTopics(handle.pointer, &newTopics, newTopics.count, options, queue)
-        guard let event = rd_kafka_queue_poll(queue, milliseconds + 1000) else {
+        guard let event = rd_kafka_queue_poll(queue, milliseconds + 500) else {
             throw KafkaError(.topicCreation, "no answer to CreateTopics within \(timeout)", isRetriable: true)
         }
         defer { rd_kafka_event_destroy(event) }

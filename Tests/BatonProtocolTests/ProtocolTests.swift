@@ -1,0 +1,161 @@
+import BatonProtocol
+import Foundation
+import Testing
+
+@Suite("Slugs")
+struct SlugTests {
+    @Test("job ids become slugs", arguments: [
+        ("new-user-welcome", "new-user-welcome"),
+        ("New User: Welcome!", "new-user-welcome"),
+        ("  Café  Crème ", "cafe-creme"),
+        ("a__b--c", "a-b-c"),
+        ("Job 42", "job-42"),
+    ])
+    func slugify(_ input: String, _ expected: String) throws {
+        #expect(try Slug.make(input) == expected)
+        #expect(Slug.isValid(expected))
+    }
+
+    @Test("ids without letters or digits are rejected with the id in the message", arguments: ["", "!!!", "   ", "✨"])
+    func rejects(_ input: String) {
+        let error = #expect(throws: ValidationError.self) { try Slug.make(input) }
+        #expect(error?.path == "$.id")
+        #expect(error?.message.contains("'\(input)'") == true)
+    }
+
+    @Test("overlong slugs are rejected")
+    func overlong() {
+        #expect(throws: ValidationError.self) { try Slug.make(String(repeating: "a", count: Slug.maximumLength + 1)) }
+    }
+}
+
+@Suite("Semantic versions")
+struct SemanticVersionTests {
+    @Test("valid versions parse and print back", arguments: ["0.0.0", "1.2.3", "10.20.30", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-0.3.7", "1.0.0+20130313144700", "1.0.0-beta+exp.sha.5114f85"])
+    func valid(_ text: String) throws {
+        #expect(try SemanticVersion(parsing: text).description == text)
+    }
+
+    @Test("invalid versions name the value", arguments: ["", "1", "1.2", "1.2.3.4", "01.2.3", "1.02.3", "a.b.c", "1.2.3-", "1.2.3-01", "1.2.3+", "-1.2.3", "v1.2.3"])
+    func invalid(_ text: String) {
+        let error = #expect(throws: ValidationError.self) { try SemanticVersion(parsing: text) }
+        #expect(error?.message.contains("'\(text)'") == true)
+        #expect(error?.path == "$.version")
+    }
+
+    @Test("precedence follows semver.org")
+    func ordering() throws {
+        let ordered = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.1.0", "2.0.0"]
+        let versions = try ordered.map { try SemanticVersion(parsing: $0) }
+        for (lower, higher) in zip(versions, versions.dropFirst()) {
+            #expect(lower < higher, "\(lower) < \(higher)")
+            #expect(!(higher < lower))
+        }
+    }
+}
+
+@Suite("Identifiers")
+struct IdentifierTests {
+    @Test("run ids are deterministic in (event id, job slug) and differ otherwise")
+    func runIDs() {
+        let a = Identifiers.runID(eventID: "evt_1", jobSlug: "job-a")
+        #expect(a == Identifiers.runID(eventID: "evt_1", jobSlug: "job-a"))
+        #expect(a != Identifiers.runID(eventID: "evt_1", jobSlug: "job-b"))
+        #expect(a != Identifiers.runID(eventID: "evt_2", jobSlug: "job-a"))
+        // Length-prefixing keeps concatenations apart.
+        #expect(Identifiers.runID(eventID: "ab", jobSlug: "c") != Identifiers.runID(eventID: "a", jobSlug: "bc"))
+        #expect(a.hasPrefix("run_") && a.count == 28)
+    }
+
+    @Test("task ids are scoped by run and parent")
+    func taskIDs() {
+        let top = Identifiers.taskID(runID: "r1", parentTaskID: nil, key: "k")
+        #expect(top == Identifiers.taskID(runID: "r1", parentTaskID: nil, key: "k"))
+        #expect(top != Identifiers.taskID(runID: "r2", parentTaskID: nil, key: "k"))
+        #expect(top != Identifiers.taskID(runID: "r1", parentTaskID: "p", key: "k"))
+        #expect(Identifiers.taskID(runID: "r1", parentTaskID: "p1", key: "k") != Identifiers.taskID(runID: "r1", parentTaskID: "p2", key: "k"))
+    }
+}
+
+@Suite("Messages")
+struct MessageTests {
+    @Test("an envelope round-trips through JSON")
+    func envelopeRoundTrip() throws {
+        let envelope = EventEnvelope(id: "evt_1", name: "user.created", payload: ["id": 1, "tags": ["a", nil, true, 2.5]],
+                                     context: ["ip": "127.0.0.1"], timestamp: Date(timeIntervalSince1970: 1_700_000_000.5))
+        let data = try BatonJSON.encoder.encode(envelope)
+        #expect(try EventEnvelope.decode(from: data) == envelope)
+    }
+
+    @Test("a minimal envelope from any producer gets defaults")
+    func minimalEnvelope() throws {
+        let envelope = try EventEnvelope.decode(from: Data(#"{"id":"e1","name":"order.paid","payload":{"total":12}}"#.utf8))
+        #expect(envelope.source == "trigger")
+        #expect(envelope.schemaVersion == 1)
+        #expect(envelope.payload["total"] == 12)
+    }
+
+    @Test("invalid envelopes say what and where", arguments: [
+        (#"{"id":"e1","name":"#, "malformed_json", "$"),
+        (#"{"name":"x"}"#, "invalid_field", "$.id"),
+        (#"{"id":"e1","name":42}"#, "invalid_field", "$.name"),
+        (#"{"id":"e1","name":"  "}"#, "invalid_field", "$.name"),
+        (#"{"id":"","name":"x"}"#, "invalid_field", "$.id"),
+        (#"{"id":"e1","name":"x","timestamp":"yesterday"}"#, "invalid_field", "$.timestamp"),
+        (#"{"id":"e1","name":"x","schemaVersion":99}"#, "unsupported_schema_version", "$.schemaVersion"),
+    ])
+    func invalidEnvelopes(_ json: String, _ code: String, _ path: String) {
+        let error = #expect(throws: ValidationError.self) { try EventEnvelope.decode(from: Data(json.utf8)) }
+        #expect(error?.code == code)
+        #expect(error?.path == path)
+        #expect(error?.message.isEmpty == false)
+    }
+
+    @Test("every run event kind round-trips through JSON")
+    func runEvents() throws {
+        let event = EventEnvelope(id: "e", name: "n", timestamp: Date(timeIntervalSince1970: 1))
+        let bodies: [RunEvent.Body] = [
+            .runCreated(.init(jobSlug: "j", jobVersion: "1.0.0", event: event)),
+            .taskStarted(.init(taskId: "t", key: "k", parentTaskId: nil, name: "n", attempt: 1)),
+            .taskCompleted(.init(taskId: "t", key: "k", parentTaskId: "p", output: ["x": 1])),
+            .taskFailed(.init(taskId: "t", key: "k", parentTaskId: nil, error: "boom", attempt: 2)),
+            .waitRequested(.init(taskId: "t", key: "k", parentTaskId: nil, until: Date(timeIntervalSince1970: 5))),
+            .logged(.init(taskId: "t", level: "INFO", message: "m", properties: nil)),
+            .runCompleted(.init(output: "done")),
+            .runFailed(.init(status: .invalidPayload, error: "bad")),
+        ]
+        for body in bodies {
+            let original = RunEvent(runId: "r", occurredAt: Date(timeIntervalSince1970: 2), body: body)
+            #expect(try RunEvent.decode(from: try BatonJSON.encoder.encode(original)) == original)
+        }
+        let unknown = #expect(throws: ValidationError.self) {
+            try RunEvent.decode(from: Data(#"{"schemaVersion":1,"runId":"r","occurredAt":"2026-01-01T00:00:00Z","type":"nope","data":{}}"#.utf8))
+        }
+        #expect(unknown?.message.contains("nope") == true)
+    }
+
+    @Test("job registrations validate id, name, version and trigger")
+    func registrations() throws {
+        let registration = try JobRegistration(id: "Send Welcome", name: "Welcome", version: "1.2.0", trigger: .event(name: "user.created"))
+        #expect(registration.slug == "send-welcome")
+        #expect(registration.id == "Send Welcome")
+        let badVersion = #expect(throws: ValidationError.self) {
+            try JobRegistration(id: "a", name: "A", version: "1.0", trigger: .event(name: "x"))
+        }
+        #expect(badVersion?.message.contains("'1.0'") == true)
+        #expect(throws: ValidationError.self) { try JobRegistration(id: "a", name: " ", version: "1.0.0", trigger: .event(name: "x")) }
+        #expect(throws: ValidationError.self) { try JobRegistration(id: "a", name: "A", version: "1.0.0", trigger: .event(name: "")) }
+        var tampered = registration
+        tampered.slug = "other"
+        #expect(throws: ValidationError.self) { try JobRegistration.decode(from: try BatonJSON.encoder.encode(tampered)) }
+    }
+
+    @Test("triggers match on exact name and optional source")
+    func triggerMatching() {
+        let event = EventEnvelope(id: "e", name: "user.created", source: "github")
+        #expect(JobTrigger.event(name: "user.created").matches(event))
+        #expect(JobTrigger.event(name: "user.created", source: "github").matches(event))
+        #expect(!JobTrigger.event(name: "user.created", source: "stripe").matches(event))
+        #expect(!JobTrigger.event(name: "user.Created").matches(event))
+    }
+}

@@ -1,0 +1,117 @@
+@testable import Baton
+import BatonProtocol
+import Foundation
+import Synchronization
+import Testing
+
+/// Records what a slice publishes, standing in for the broker in SDK unit tests.
+final class Recorder: Sendable {
+    let events = Mutex<[RunEvent.Body]>([])
+    var publish: @Sendable (RunEvent.Body) async throws -> Void {
+        { body in self.events.withLock { $0.append(body) } }
+    }
+    var completed: [CompletedTask] {
+        events.withLock { events in
+            events.compactMap {
+                if case .taskCompleted(let c) = $0 { return CompletedTask(taskId: c.taskId, key: c.key, output: c.output) }
+                if case .waitRequested(let w) = $0 { return CompletedTask(taskId: w.taskId, key: w.key, output: .null) }
+                if case .logged(let l) = $0 { return CompletedTask(taskId: l.taskId, key: l.message, output: .null) }
+                return nil
+            }
+        }
+    }
+}
+
+/// Counts executions of task bodies.
+final class Counter: Sendable {
+    let counts = Mutex<[String: Int]>([:])
+    func hit(_ key: String) { counts.withLock { $0[key, default: 0] += 1 } }
+    subscript(key: String) -> Int { counts.withLock { $0[key] ?? 0 } }
+}
+
+@Suite("Replay of keyed tasks")
+struct ReplayTests {
+    struct Payload: Codable, Sendable { var n: Int }
+
+    func job(_ counter: Counter) -> Job<Payload, Int> {
+        Job(id: "replay", name: "Replay", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self)) { payload, io, _ in
+            await io.logger.info("starting")
+            let a = try await io.runTask("a") { _ in counter.hit("a"); return payload.n + 1 }
+            let again = try await io.runTask("a") { _ in counter.hit("a"); return -1 }  // same key: same task
+            try await io.wait("pause", seconds: 60)
+            let b = try await io.runTask("b") { io in
+                counter.hit("b")
+                return try await io.runTask("a") { _ in counter.hit("b/a"); return 100 }  // child key, new scope
+            }
+            return a + again + b
+        }
+    }
+
+    func slice(_ job: some AnyJob, runId: String, completed: [CompletedTask], recorder: Recorder, payload: JSONValue) async throws -> JSONValue {
+        let state = SliceState(runId: runId, completed: completed, publish: recorder.publish)
+        let context = JobContext(runId: runId, jobId: "replay", jobSlug: "replay", jobVersion: "1.0.0",
+                                 event: .init(id: "e", name: "go", timestamp: Date(), context: nil))
+        return try await job.execute(payload: payload, io: IO(slice: state, parentTaskId: nil, depth: 0), context: context)
+    }
+
+    @Test("a resumed slice returns stored outputs and never re-executes a completed task")
+    func replay() async throws {
+        let counter = Counter()
+        let recorder = Recorder()
+        let job = job(counter)
+        await #expect(throws: BatonInterrupt.self) {
+            _ = try await slice(job, runId: "r", completed: [], recorder: recorder, payload: ["n": 1])
+        }
+        #expect(counter["a"] == 1)
+        #expect(counter["b"] == 0)
+
+        // Second slice, fed what the first one recorded (as the task-result service would).
+        let output = try await slice(job, runId: "r", completed: recorder.completed, recorder: recorder, payload: ["n": 1])
+        #expect(output == .int(2 + 2 + 100))
+        #expect(counter["a"] == 1)
+        #expect(counter["b"] == 1)
+        #expect(counter["b/a"] == 1)
+        let logs = recorder.events.withLock { $0.filter { if case .logged = $0 { true } else { false } } }
+        #expect(logs.count == 1, "a replayed log line is not recorded twice")
+
+        // Third slice with everything stored: nothing runs.
+        _ = try await slice(job, runId: "r", completed: recorder.completed, recorder: recorder, payload: ["n": 1])
+        #expect(counter["a"] == 1 && counter["b"] == 1 && counter["b/a"] == 1)
+    }
+
+    @Test("a payload that does not decode is an InvalidPayload naming the field")
+    func invalidPayload() async throws {
+        let error = await #expect(throws: InvalidPayload.self) {
+            _ = try await slice(job(Counter()), runId: "r", completed: [], recorder: Recorder(), payload: ["n": "one"])
+        }
+        #expect(error?.path == "$.n")
+    }
+
+    @Test("subtasks nest at most five levels")
+    func nesting() async throws {
+        let deep = Job(id: "deep", name: "Deep", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self)) { _, io, _ in
+            @Sendable func nest(_ io: IO, _ level: Int) async throws -> Int {
+                try await io.runTask("level \(level)") { child in level == 6 ? level : try await nest(child, level + 1) }
+            }
+            return try await nest(io, 1)
+        }
+        let error = await #expect(throws: JobDefinitionError.self) {
+            _ = try await slice(deep, runId: "r", completed: [], recorder: Recorder(), payload: ["n": 1])
+        }
+        #expect(error?.message.contains("at most 5") == true)
+    }
+
+    @Test("io.try hands errors to the handler but never the interrupt")
+    func ioTry() async throws {
+        let recorder = Recorder()
+        let state = SliceState(runId: "r", completed: [], publish: recorder.publish)
+        let io = IO(slice: state, parentTaskId: nil, depth: 0)
+        struct Boom: Error {}
+        let recovered = try await io.try({ () async throws -> Int in throw Boom() }, catch: { _ in 7 })
+        #expect(recovered == 7)
+        await #expect(throws: BatonInterrupt.self) {
+            _ = try await io.try({ () async throws -> Int in try await io.wait("w", seconds: 1); return 1 }, catch: { _ in 0 })
+        }
+        #expect(isBatonInterrupt(state.raisedInterrupt!))
+    }
+}
