@@ -33,25 +33,15 @@ struct Dispatcher: Sendable {
     /// Handles one record of the events or jobs topic; returns once its effects are durable.
     func handle(_ record: KafkaRecord) async throws {
         if record.topic == topics.jobs {
-            let registration: JobRegistration
-            do {
-                registration = try JobRegistration.decode(from: record.value)
-            } catch {
-                try await deadLetters.send(record, reason: "invalid JobRegistration: \(error)")
-                return
-            }
+            guard let registration = try await deadLetters.decode(record, as: "JobRegistration", { try JobRegistration.decode(from: $0.value) })
+            else { return }
             try await producer.createTopics([TopicSpec(name: topics.runs(jobSlug: registration.slug))])
             try store.upsert(registration)
             logger.info("job registered", metadata: ["job.slug": "\(registration.slug)", "job.version": "\(registration.version)"])
             return
         }
-        let event: EventEnvelope
-        do {
-            event = try EventEnvelope.decode(from: record.value)
-        } catch {
-            try await deadLetters.send(record, reason: "invalid EventEnvelope: \(error)")
-            return
-        }
+        guard let event = try await deadLetters.decode(record, as: "EventEnvelope", { try EventEnvelope.decode(from: $0.value) })
+        else { return }
         try await dispatch(event)
     }
 

@@ -35,13 +35,8 @@ struct RunEventRecorder: Sendable {
     let logger: Logger
 
     func handle(_ record: KafkaRecord) async throws {
-        let event: RunEvent
-        do {
-            event = try RunEvent.decode(from: record.value)
-        } catch {
-            try await deadLetters.send(record, reason: "invalid RunEvent: \(error)")
-            return
-        }
+        guard let event = try await deadLetters.decode(record, as: "RunEvent", { try RunEvent.decode(from: $0.value) })
+        else { return }
         if try !store.apply(event) {
             logger.warning("run event for an unknown run ignored", metadata: ["run.id": "\(event.runId)"])
         }

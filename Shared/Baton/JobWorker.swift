@@ -106,13 +106,8 @@ struct SliceExecutor: Sendable {
     /// Handles one run-topic record. Returns when its effects are durable; throws only when
     /// the broker cannot take them (the record is then not committed and comes back).
     func handle(_ record: KafkaRecord) async throws {
-        let command: RunCommand
-        do {
-            command = try RunCommand.decode(from: record.value)
-        } catch {
-            try await deadLetters.send(record, reason: "not a valid RunCommand: \(error)")
-            return
-        }
+        guard let command = try await deadLetters.decode(record, as: "RunCommand", { try RunCommand.decode(from: $0.value) })
+        else { return }
         guard command.jobSlug == registration.slug else {
             try await deadLetters.send(record, reason: "command for job '\(command.jobSlug)' on the topic of job '\(registration.slug)'")
             return

@@ -24,6 +24,17 @@ public struct DeadLetterQueue: Sendable {
         self.logger = logger
     }
 
+    /// Decodes `record` with `decode`; when that fails, dead-letters the record with
+    /// "invalid `what`: error" and returns `nil`, so the caller moves on.
+    public func decode<T>(_ record: KafkaRecord, as what: String, _ decode: (KafkaRecord) throws -> T) async throws -> T? {
+        do {
+            return try decode(record)
+        } catch {
+            try await send(record, reason: "invalid \(what): \(error)")
+            return nil
+        }
+    }
+
     /// Publishes `record` with `reason`; returns once the broker acknowledged it.
     public func send(_ record: KafkaRecord, reason: String) async throws {
         logger.warning("record sent to dead-letter topic", metadata: [

@@ -28,6 +28,16 @@ public enum BatonJSON {
         return decoder
     }
 
+    /// Decodes a Baton document of type `T`.
+    /// - Throws: `ValidationError` (`malformed_json` or `invalid_field`) naming the field path.
+    public static func decodeDocument<T: Decodable>(_ type: T.Type, from data: some DataProtocol) throws(ValidationError) -> T {
+        do {
+            return try decoder.decode(T.self, from: Data(data))
+        } catch {
+            throw ValidationError.decoding(error)
+        }
+    }
+
     /// Formats a date as RFC 3339 UTC with milliseconds, e.g. `2026-11-25T06:00:00.123Z`.
     public static func formatDate(_ date: Date) -> String {
         date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))

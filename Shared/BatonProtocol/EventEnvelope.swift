@@ -96,12 +96,7 @@ extension EventEnvelope {
     /// Decodes and validates an envelope from a Kafka record value or an HTTP body.
     /// - Throws: `ValidationError` (`malformed_json` or `invalid_field`) that says what and where.
     public static func decode(from data: some DataProtocol) throws(ValidationError) -> EventEnvelope {
-        let envelope: EventEnvelope
-        do {
-            envelope = try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(data))
-        } catch {
-            throw ValidationError.decoding(error)
-        }
+        let envelope = try BatonJSON.decodeDocument(EventEnvelope.self, from: data)
         try envelope.validate()
         return envelope
     }

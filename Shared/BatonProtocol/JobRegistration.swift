@@ -74,12 +74,7 @@ public struct JobRegistration: Codable, Sendable, Hashable {
     /// Decodes and validates a registration.
     /// - Throws: `ValidationError` that says what and where.
     public static func decode(from data: some DataProtocol) throws(ValidationError) -> JobRegistration {
-        let registration: JobRegistration
-        do {
-            registration = try BatonJSON.decoder.decode(JobRegistration.self, from: Data(data))
-        } catch {
-            throw ValidationError.decoding(error)
-        }
+        let registration = try BatonJSON.decodeDocument(JobRegistration.self, from: data)
         try registration.validate()
         return registration
     }

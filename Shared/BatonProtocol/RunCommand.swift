@@ -45,12 +45,7 @@ public struct RunCommand: Codable, Sendable, Hashable {
     /// Decodes a command from a Kafka record value.
     /// - Throws: `ValidationError` that says what and where.
     public static func decode(from data: some DataProtocol) throws(ValidationError) -> RunCommand {
-        let command: RunCommand
-        do {
-            command = try BatonJSON.decoder.decode(RunCommand.self, from: Data(data))
-        } catch {
-            throw ValidationError.decoding(error)
-        }
+        let command = try BatonJSON.decodeDocument(RunCommand.self, from: data)
         guard command.schemaVersion >= 1, command.schemaVersion <= currentSchemaVersion else {
             throw ValidationError(code: "unsupported_schema_version", path: "$.schemaVersion",
                                   message: "schema version \(command.schemaVersion) is not supported")

@@ -190,10 +190,6 @@ public struct RunEvent: Codable, Sendable, Hashable {
     /// Decodes a run event from a Kafka record value.
     /// - Throws: `ValidationError` that says what and where.
     public static func decode(from data: some DataProtocol) throws(ValidationError) -> RunEvent {
-        do {
-            return try BatonJSON.decoder.decode(RunEvent.self, from: Data(data))
-        } catch {
-            throw ValidationError.decoding(error)
-        }
+        try BatonJSON.decodeDocument(RunEvent.self, from: data)
     }
 }
