@@ -51,14 +51,11 @@ func buildIngester(configuration: IngesterConfiguration, logger: Logger) async t
     let router = Router()
     router.add(middleware: LogRequestsMiddleware(.debug))
     EventRoutes(producer: producer, topics: topics, maxBodyBytes: configuration.maxBodyBytes, logger: logger).register(on: router)
-    return Application(
-        router: router,
-        configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "baton-ingester"),
-        services: [ProducerService(producer: producer)],
-        logger: logger)
+    return serviceApplication(name: "baton-ingester", http: configuration.http, router: router,
+                              services: [ProducerService(producer: producer)], logger: logger)
 }
 
-/// `POST /api/v1/events` and `GET /health`.
+/// `POST /api/v1/events`.
 struct EventRoutes: Sendable {
     let producer: KafkaProducer
     let topics: Topics
@@ -66,7 +63,6 @@ struct EventRoutes: Sendable {
     let logger: Logger
 
     func register(on router: Router<BasicRequestContext>) {
-        router.get("/health") { _, _ in "ok" }
         router.post("/api/v1/events") { request, context in
             try await sendEvent(request)
         }

@@ -86,15 +86,11 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
         try await consumer.commit(record)
     }
     let router = Router()
-    router.get("/health") { _, _ in "ok" }
     router.get("/api/v1/jobs") { _, _ in
         try jsonResponse(["jobs": try store.jobs()])
     }
-    return Application(
-        router: router,
-        configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "baton-dispatcher"),
-        services: [ProducerService(producer: producer), consumerService],
-        logger: logger)
+    return serviceApplication(name: "baton-dispatcher", http: configuration.http, router: router,
+                              services: [ProducerService(producer: producer), consumerService], logger: logger)
 }
 
 @main

@@ -94,7 +94,6 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     }
     let timers = TimerService(store: store, producer: producer, topics: topics, poll: configuration.timerPoll, logger: logger)
     let router = Router()
-    router.get("/health") { _, _ in "ok" }
     router.get("/api/v1/runs/:id") { _, context in
         let id = try context.parameters.require("id")
         guard let run = try store.run(id: id) else {
@@ -102,11 +101,8 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         }
         return try jsonResponse(run)
     }
-    return Application(
-        router: router,
-        configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port), serverName: "baton-task-results"),
-        services: [ProducerService(producer: producer), consumerService, timers],
-        logger: logger)
+    return serviceApplication(name: "baton-task-results", http: configuration.http, router: router,
+                              services: [ProducerService(producer: producer), consumerService, timers], logger: logger)
 }
 
 @main

@@ -67,6 +67,7 @@ public struct JobWorker: Service {
              SliceExecutor(job: job, registration: registration, producer: producer, topics: topics,
                            deadLetters: deadLetters, logger: logger))
         }
+        var failure: (any Error)?
         do {
             try await withGracefulShutdownHandler {
                 try await withThrowingDiscardingTaskGroup { group in
@@ -83,13 +84,14 @@ public struct JobWorker: Service {
                 for (consumer, _) in consumers { consumer.stopDelivering() }
             }
         } catch {
-            logger.error("job worker stopped", metadata: ["error": "\(error)"])
-            for (consumer, _) in consumers { await consumer.close() }
-            await producer.shutdown()
-            throw error
+            failure = error
         }
         for (consumer, _) in consumers { await consumer.close() }
         await producer.shutdown()
+        if let failure {
+            logger.error("job worker stopped", metadata: ["error": "\(failure)"])
+            throw failure
+        }
         logger.info("job worker stopped")
     }
 }

@@ -77,8 +77,7 @@ public struct KafkaConfiguration: Sendable, Hashable {
             "client.id": clientID,
             "enable.idempotence": "true",
             "acks": "all",
-            "message.timeout.ms": String(Int(options.deliveryTimeout.components.seconds * 1000
-                + options.deliveryTimeout.components.attoseconds / 1_000_000_000_000_000)),
+            "message.timeout.ms": String(options.deliveryTimeout.librdkafkaMilliseconds),
         ]
         if let linger = options.lingerMilliseconds { result["linger.ms"] = String(linger) }
         result.merge(profile.producerProperties) { _, new in new }

@@ -131,7 +131,7 @@ public final class KafkaProducer: Sendable {
     /// Flushes queued records (up to `timeout`), fails what is left and stops the delivery thread.
     public func shutdown(timeout: Duration = .seconds(10)) async {
         let handle = self.handle
-        let milliseconds = Int32(timeout.components.seconds * 1000)
+        let milliseconds = timeout.librdkafkaMilliseconds
         await runBlocking { _ = rd_kafka_flush(handle.pointer, milliseconds) }
         let leftovers = pending.withLock { state -> [CheckedContinuation<Void, any Error>] in
             state.closed = true

@@ -5,7 +5,7 @@ import Foundation
 enum TopicCreation {
     static func create(_ topics: [TopicSpec], handle: RdKafkaHandle, configuration: KafkaConfiguration, timeout: Duration) throws {
         guard !topics.isEmpty else { return }
-        let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = timeout.librdkafkaMilliseconds
         var errstr = [CChar](repeating: 0, count: 512)
         var newTopics: [OpaquePointer?] = []
         defer { for topic in newTopics { rd_kafka_NewTopic_destroy(topic) } }
@@ -61,7 +61,7 @@ enum TopicCreation {
         }
         defer { rd_kafka_topic_destroy(rkt) }
         var metadata: UnsafePointer<rd_kafka_metadata>?
-        let err = rd_kafka_metadata(handle.pointer, 0, rkt, &metadata, Int32(clamping: timeout.components.seconds * 1000))
+        let err = rd_kafka_metadata(handle.pointer, 0, rkt, &metadata, timeout.librdkafkaMilliseconds)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
             throw kafkaError(.metadata, "metadata of '\(topic)'", err, retriable: true)
         }

@@ -2,8 +2,8 @@ import Foundation
 
 /// The JSON dialect of every Baton message: RFC 3339 dates with fractional seconds, sorted keys.
 public enum BatonJSON {
-    /// An encoder configured for Baton documents.
-    public static var encoder: JSONEncoder {
+    /// An encoder configured for Baton documents (shared: encoding does not mutate it).
+    public static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
@@ -11,10 +11,10 @@ public enum BatonJSON {
             try container.encode(formatDate(date))
         }
         return encoder
-    }
+    }()
 
     /// A decoder configured for Baton documents; accepts RFC 3339 dates with or without fractions.
-    public static var decoder: JSONDecoder {
+    public static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in
             let container = try decoder.singleValueContainer()
@@ -26,7 +26,7 @@ public enum BatonJSON {
             return date
         }
         return decoder
-    }
+    }()
 
     /// Decodes a Baton document of type `T`.
     /// - Throws: `ValidationError` (`malformed_json` or `invalid_field`) naming the field path.

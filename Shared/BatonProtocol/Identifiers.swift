@@ -29,7 +29,13 @@ public enum Identifiers {
             withUnsafeBytes(of: UInt64(bytes.count).bigEndian) { hasher.update(bufferPointer: $0) }
             hasher.update(data: bytes)
         }
-        let hex = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-        return String(hex.prefix(length))
+        let digits = Array("0123456789abcdef".utf8)
+        var hex: [UInt8] = []
+        hex.reserveCapacity(length)
+        for byte in hasher.finalize() where hex.count < length {
+            hex.append(digits[Int(byte >> 4)])
+            if hex.count < length { hex.append(digits[Int(byte & 0x0f)]) }
+        }
+        return String(decoding: hex, as: UTF8.self)
     }
 }

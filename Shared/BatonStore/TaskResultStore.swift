@@ -36,7 +36,6 @@ public final class TaskResultStore: Sendable {
                 CREATE TABLE tasks (
                     run_id TEXT NOT NULL,
                     task_id TEXT NOT NULL,
-                    position INTEGER NOT NULL,
                     key TEXT NOT NULL,
                     parent_task_id TEXT,
                     name TEXT,
@@ -52,7 +51,6 @@ public final class TaskResultStore: Sendable {
                 CREATE TABLE logs (
                     run_id TEXT NOT NULL,
                     task_id TEXT NOT NULL,
-                    position INTEGER NOT NULL,
                     level TEXT NOT NULL,
                     message TEXT NOT NULL,
                     properties TEXT,
@@ -133,11 +131,10 @@ public final class TaskResultStore: Sendable {
                                arguments: [event.runId, wait.taskId, until])
                 try setStatus(.waiting)
             case .logged(let line):
-                let position = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM logs WHERE run_id = ?", arguments: [event.runId]) ?? 0
                 try db.execute(sql: """
-                    INSERT OR IGNORE INTO logs (run_id, task_id, position, level, message, properties, logged_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [event.runId, line.taskId, position, line.level, line.message,
+                    INSERT OR IGNORE INTO logs (run_id, task_id, level, message, properties, logged_at)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [event.runId, line.taskId, line.level, line.message,
                                      try line.properties.map(Self.json), now])
             case .runCompleted(let completed):
                 guard !terminal else { break }
@@ -206,7 +203,7 @@ public final class TaskResultStore: Sendable {
         try pool.read { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]) else { return nil }
             let event = try BatonJSON.decoder.decode(EventEnvelope.self, from: Data((row["event"] as String).utf8))
-            let tasks = try Row.fetchAll(db, sql: "SELECT * FROM tasks WHERE run_id = ? ORDER BY position", arguments: [id]).map { task in
+            let tasks = try Row.fetchAll(db, sql: "SELECT * FROM tasks WHERE run_id = ? ORDER BY rowid", arguments: [id]).map { task in
                 RunDetails.TaskDetails(
                     id: task["task_id"], key: task["key"], parentId: task["parent_task_id"], name: task["name"],
                     status: TaskStatus(rawValue: task["status"]), output: try Self.decodeJSON(task["output"]),
@@ -215,7 +212,7 @@ public final class TaskResultStore: Sendable {
                     completedAt: (task["completed_at"] as Int64?).map(Date.init(millisecondsSince1970:)),
                     waitUntil: (task["wait_until"] as Int64?).map(Date.init(millisecondsSince1970:)))
             }
-            let logs = try Row.fetchAll(db, sql: "SELECT * FROM logs WHERE run_id = ? ORDER BY position", arguments: [id]).map { line in
+            let logs = try Row.fetchAll(db, sql: "SELECT * FROM logs WHERE run_id = ? ORDER BY rowid", arguments: [id]).map { line in
                 RunDetails.LogLine(level: line["level"], message: line["message"], properties: try Self.decodeJSON(line["properties"]),
                                    loggedAt: Date(millisecondsSince1970: line["logged_at"]))
             }
@@ -232,11 +229,11 @@ public final class TaskResultStore: Sendable {
     // MARK: - Helpers
 
     private static func completedTasks(_ db: Database, runId: String) throws -> [CompletedTask] {
-        let tasks = try Row.fetchAll(db, sql: "SELECT task_id, key, output FROM tasks WHERE run_id = ? AND status = 'COMPLETED' ORDER BY position",
+        let tasks = try Row.fetchAll(db, sql: "SELECT task_id, key, output FROM tasks WHERE run_id = ? AND status = 'COMPLETED' ORDER BY rowid",
                                      arguments: [runId]).map {
             CompletedTask(taskId: $0["task_id"], key: $0["key"], output: try decodeJSON($0["output"]) ?? .null)
         }
-        let logs = try Row.fetchAll(db, sql: "SELECT task_id, message FROM logs WHERE run_id = ? ORDER BY position", arguments: [runId]).map {
+        let logs = try Row.fetchAll(db, sql: "SELECT task_id, message FROM logs WHERE run_id = ? ORDER BY rowid", arguments: [runId]).map {
             CompletedTask(taskId: $0["task_id"], key: $0["message"], output: .null)
         }
         return tasks + logs
@@ -244,11 +241,11 @@ public final class TaskResultStore: Sendable {
 
     private static func insertTask(_ db: Database, runId: String, taskId: String, key: String, parent: String?, name: String?,
                                    status: TaskStatus, now: Int64) throws {
-        let position = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tasks WHERE run_id = ?", arguments: [runId]) ?? 0
+        // Tables keep their rowid: insertion order is the tasks' order in the run.
         try db.execute(sql: """
-            INSERT OR IGNORE INTO tasks (run_id, task_id, position, key, parent_task_id, name, status, started_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [runId, taskId, position, key, parent, name, status.rawValue, now])
+            INSERT OR IGNORE INTO tasks (run_id, task_id, key, parent_task_id, name, status, started_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [runId, taskId, key, parent, name, status.rawValue, now])
     }
 
     private static func json(_ value: some Encodable) throws -> String {

@@ -3,15 +3,14 @@ import Foundation
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import Synchronization
 
 /// The embedded Baton stack as real processes: Tansu, the three services and a job service,
 /// on free loopback ports, with state in a temporary folder.
 ///
 /// - Important: call ``stop()`` at the end of a test; `deinit` of each `ChildProcess` SIGKILLs
 ///   what is left if a test fails early.
-public final class BatonStack: @unchecked Sendable {
-    // @unchecked Sendable: `jobServices` is the only mutable state and tests drive a stack from
-    // one task; every other stored property is immutable.
+public final class BatonStack: Sendable {
     public let broker: TansuBroker
     public let directory: URL
     public let ingesterPort: Int
@@ -20,7 +19,9 @@ public final class BatonStack: @unchecked Sendable {
     public let taskResults: ChildProcess
     public let dispatcher: ChildProcess
     public let ingester: ChildProcess
-    public private(set) var jobServices: [ChildProcess] = []
+    private let startedJobServices = Mutex<[ChildProcess]>([])
+    /// The job-service processes started so far.
+    public var jobServices: [ChildProcess] { startedJobServices.withLock { $0 } }
     public let http: HTTPClient
     private let commonEnvironment: [String: String]
 
@@ -74,10 +75,10 @@ public final class BatonStack: @unchecked Sendable {
     @discardableResult
     public func startExampleJobs(waitSeconds: Double = 3) async throws -> ChildProcess {
         let process = try ChildProcess(
-            name: "example-jobs-\(jobServices.count)", executable: TestEnvironment.executable("baton-example-jobs"),
+            name: "example-jobs-\(UUID().uuidString.prefix(4))", executable: TestEnvironment.executable("baton-example-jobs"),
             environment: commonEnvironment.merging(["EXAMPLE_OUTBOX": outbox.path, "EXAMPLE_WAIT_SECONDS": "\(waitSeconds)"]) { _, n in n },
             logDirectory: logs)
-        jobServices.append(process)
+        startedJobServices.withLock { $0.append(process) }
         _ = try await eventually("dispatcher to know job new-user-welcome", deadline: .seconds(60)) {
             try await get(port: dispatcherPort, "/api/v1/jobs").body.contains("\"new-user-welcome\"") ? true : nil
         }
