@@ -10,7 +10,8 @@ import ServiceLifecycle
 
 /// Settings of `baton-task-results`: the shared keys (see `ServiceConfiguration`) plus
 /// - `store.path` (`STORE_PATH`), string, `data/task-results.sqlite`: the SQLite file;
-/// - `http.host` / `http.port` (`HTTP_PORT`), default `127.0.0.1:8082`: the runs API;
+/// - `http.host` / `http.port` (`HTTP_PORT`), default `127.0.0.1:8082`: the runs API
+///   (`GET /api/v1/runs/{id}`, `GET /api/v1/runs?eventId=<id>`);
 /// - `timers.poll.ms` (`TIMERS_POLL_MS`), int, 100: how often due timers are looked for.
 struct TaskResultConfiguration: Sendable {
     var service: ServiceConfiguration
@@ -94,6 +95,13 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     }
     let timers = TimerService(store: store, producer: producer, topics: topics, poll: configuration.timerPoll, logger: logger)
     let router = Router()
+    router.get("/api/v1/runs") { request, _ in
+        guard let eventId = request.uri.queryParameters.get("eventId"), !eventId.isEmpty else {
+            throw APIError(status: .badRequest, code: "missing_parameter", message: "give the event whose runs to list: ?eventId=<id>", path: "eventId")
+        }
+        let runs = try store.runIDs(eventId: eventId).compactMap { try store.run(id: $0) }
+        return try jsonResponse(["runs": runs])
+    }
     router.get("/api/v1/runs/:id") { _, context in
         let id = try context.parameters.require("id")
         guard let run = try store.run(id: id) else {

@@ -25,6 +25,7 @@ public final class TaskResultStore: Sendable {
                     id TEXT PRIMARY KEY NOT NULL,
                     job_slug TEXT NOT NULL,
                     job_version TEXT NOT NULL,
+                    event_id TEXT NOT NULL,
                     event TEXT NOT NULL,
                     status TEXT NOT NULL,
                     output TEXT,
@@ -33,6 +34,7 @@ public final class TaskResultStore: Sendable {
                     updated_at INTEGER NOT NULL,
                     completed_at INTEGER
                 );
+                CREATE INDEX runs_by_event ON runs(event_id);
                 CREATE TABLE tasks (
                     run_id TEXT NOT NULL,
                     task_id TEXT NOT NULL,
@@ -77,9 +79,9 @@ public final class TaskResultStore: Sendable {
         return try pool.write { db -> Bool in
             if case .runCreated(let created) = event.body {
                 try db.execute(sql: """
-                    INSERT OR IGNORE INTO runs (id, job_slug, job_version, event, status, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [event.runId, created.jobSlug, created.jobVersion, try Self.json(created.event),
+                    INSERT OR IGNORE INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [event.runId, created.jobSlug, created.jobVersion, created.event.id, try Self.json(created.event),
                                      RunStatus.queued.rawValue, now, now])
                 return true
             }
@@ -195,6 +197,13 @@ public final class TaskResultStore: Sendable {
                 """, arguments: [now.millisecondsSince1970, timer.runId, timer.taskId])
             try db.execute(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
                            arguments: [RunStatus.queued.rawValue, now.millisecondsSince1970, timer.runId, RunStatus.waiting.rawValue])
+        }
+    }
+
+    /// Ids of the runs that event `eventId` started, oldest first.
+    public func runIDs(eventId: String) throws -> [String] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM runs WHERE event_id = ? ORDER BY created_at, id", arguments: [eventId])
         }
     }
 

@@ -66,6 +66,14 @@ struct EndToEndTests {
         #expect(try await stack.sendEvent(userEvent(id: other, user: "u2")).status == 202)
         _ = try await awaitStatus(stack, Identifiers.runID(eventID: other, jobSlug: "new-user-welcome"), .completed)
         #expect(stack.outboxLines().filter { $0.hasSuffix("run=\(runId)") }.count == 2)
+
+        // The event started exactly one run, with the derived id.
+        struct RunList: Decodable { var runs: [RunDetails] }
+        let listed = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs?eventId=\(eventId)")
+        #expect(listed.status == 200)
+        let list = try BatonJSON.decoder.decode(RunList.self, from: Data(listed.body.utf8))
+        #expect(list.runs.map(\.id) == [runId])
+        #expect(try await stack.get(port: stack.taskResultsPort, "/api/v1/runs").status == 400)
         try await stack.stop()
     }
 
