@@ -8,7 +8,10 @@ import Logging
 ///
 /// Settings: the shared keys (see `ServiceConfiguration`) plus
 /// - `example.outbox` (`EXAMPLE_OUTBOX`), string, `data/outbox.txt`: where "sent" e-mails go;
-/// - `example.wait.seconds` (`EXAMPLE_WAIT_SECONDS`), double, 3: the new-user job's wait.
+/// - `example.wait.seconds` (`EXAMPLE_WAIT_SECONDS`), double, 3: the new-user job's wait;
+/// - `task.results.url` (`TASK_RESULTS_URL`), string, `http://127.0.0.1:8082`: the task-result
+///   service each slice asks for the run's completed tasks (empty: none; unsafe, for tests that
+///   show what the checkpoint prevents).
 @main
 struct ExampleJobsMain {
     static func main() async throws {
@@ -18,9 +21,11 @@ struct ExampleJobsMain {
         let logger = Logger(label: "baton-example-jobs")
         let outbox = URL(fileURLWithPath: config.string(forKey: "example.outbox", default: "data/outbox.txt"))
         let waitSeconds = config.double(forKey: "example.wait.seconds", default: 3)
+        let taskResultsURL = config.string(forKey: "task.results.url", default: "http://127.0.0.1:8082")
         let worker = JobWorker(
-            configuration: .init(kafka: service.kafka, topics: service.topics),
-            jobs: [newUserJob(outbox: outbox, waitSeconds: waitSeconds)],
+            configuration: .init(kafka: service.kafka, topics: service.topics,
+                                 taskResultsURL: taskResultsURL.isEmpty ? nil : taskResultsURL),
+            jobs: [newUserJob(outbox: outbox, waitSeconds: waitSeconds), manyStepsJob(outbox: outbox)],
             logger: logger)
         try await runUntilSignalled([worker], logger: logger)
     }

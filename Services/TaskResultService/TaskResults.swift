@@ -12,12 +12,15 @@ import ServiceLifecycle
 /// - `store.path` (`STORE_PATH`), string, `data/task-results.sqlite`: the SQLite file;
 /// - `http.host` / `http.port` (`HTTP_PORT`), default `127.0.0.1:8082`: the runs API
 ///   (`GET /api/v1/runs/{id}`, `GET /api/v1/runs?eventId=<id>`);
-/// - `timers.poll.ms` (`TIMERS_POLL_MS`), int, 100: how often due timers are looked for.
+/// - `timers.poll.ms` (`TIMERS_POLL_MS`), int, 100: how often due timers are looked for;
+/// - `checkpoint.timeout.ms` (`CHECKPOINT_TIMEOUT_MS`), int, 10000: how long a checkpoint
+///   request waits for the store to catch up with the task-results topic before it gets 503.
 struct TaskResultConfiguration: Sendable {
     var service: ServiceConfiguration
     var http: HTTPListenerConfiguration
     var storePath: String
     var timerPoll: Duration
+    var checkpointTimeout: Duration
 
     init(config: ConfigReader) throws(ValidationError) {
         self.service = try ServiceConfiguration(config: config, serviceName: "baton-task-results")
@@ -26,20 +29,53 @@ struct TaskResultConfiguration: Sendable {
         let poll = config.int(forKey: "timers.poll.ms", default: 100)
         guard poll > 0 else { throw ValidationError(path: "timers.poll.ms", message: "must be positive, got \(poll)") }
         self.timerPoll = .milliseconds(poll)
+        let checkpoint = config.int(forKey: "checkpoint.timeout.ms", default: 10_000)
+        guard checkpoint > 0 else { throw ValidationError(path: "checkpoint.timeout.ms", message: "must be positive, got \(checkpoint)") }
+        self.checkpointTimeout = .milliseconds(checkpoint)
     }
 }
 
-/// Records run events.
+/// Records run events, each with its offset in the same transaction (so reprocessing after a
+/// crash changes nothing, and the store can tell how far it has read: see `ReadBarrier`).
 struct RunEventRecorder: Sendable {
     let store: TaskResultStore
     let deadLetters: DeadLetterQueue
     let logger: Logger
 
     func handle(_ record: KafkaRecord) async throws {
-        guard let event = try await deadLetters.decode(record, as: "RunEvent", { try RunEvent.decode(from: $0.value) })
-        else { return }
-        if try !store.apply(event) {
+        let source = TaskResultStore.SourceOffset(topic: record.topic, partition: record.partition, offset: record.offset)
+        guard let event = try await deadLetters.decode(record, as: "RunEvent", { try RunEvent.decode(from: $0.value) }) else {
+            try store.recordOffset(source)
+            return
+        }
+        if try !store.apply(event, source: source) {
             logger.warning("run event for an unknown run ignored", metadata: ["run.id": "\(event.runId)"])
+        }
+    }
+}
+
+/// Answers "what has run R completed?" only once the store holds everything acknowledged on the
+/// task-results topic before the question was asked (invariant 2's read barrier).
+struct ReadBarrier: Sendable {
+    let store: TaskResultStore
+    let producer: KafkaProducer
+    let topic: String
+    let timeout: Duration
+
+    func checkpoint(runId: String) async throws -> RunCheckpoint {
+        let watermarks = try await producer.highWatermarks(topic: topic)
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while true {
+            let consumed = try store.consumedOffsets(topic: topic)
+            if watermarks.allSatisfy({ consumed[$0.key, default: 0] >= $0.value }) {
+                return try store.checkpoint(runId: runId)
+            }
+            guard clock.now < deadline else {
+                throw APIError(status: .serviceUnavailable, code: "not_caught_up",
+                               message: "the task-result store has not caught up with \(topic) within \(timeout); retry")
+            }
+            try await Task.sleep(for: .milliseconds(2))
         }
     }
 }
@@ -88,13 +124,25 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         store: store,
         deadLetters: DeadLetterQueue(producer: producer, topic: topics.deadLetter, consumerName: "baton-task-results", logger: logger),
         logger: logger)
-    let consumer = try KafkaConsumer(configuration: kafka, groupID: "\(topics.prefix).task-results", topics: [topics.taskResults], logger: logger)
+    // The store keeps its own offsets (written with each state change); start where it left off.
+    let consumer = try KafkaConsumer(
+        configuration: kafka, groupID: "\(topics.prefix).task-results", topics: [topics.taskResults], logger: logger,
+        startOffsets: { partitions in
+            let stored = (try? store.consumedOffsets(topic: topics.taskResults)) ?? [:]
+            var offsets: [TopicPartition: Int64] = [:]
+            for partition in partitions { offsets[partition] = stored[partition.partition] }
+            return offsets
+        })
+    let barrier = ReadBarrier(store: store, producer: producer, topic: topics.taskResults, timeout: configuration.checkpointTimeout)
     let consumerService = ConsumerService(consumer: consumer, logger: logger) { record in
         try await recorder.handle(record)
         try await consumer.commit(record)
     }
     let timers = TimerService(store: store, producer: producer, topics: topics, poll: configuration.timerPoll, logger: logger)
     let router = Router()
+    router.get("/internal/v1/runs/:id/checkpoint") { _, context in
+        try jsonResponse(try await barrier.checkpoint(runId: try context.parameters.require("id")))
+    }
     router.get("/api/v1/runs") { request, _ in
         guard let eventId = request.uri.queryParameters.get("eventId"), !eventId.isEmpty else {
             throw APIError(status: .badRequest, code: "missing_parameter", message: "give the event whose runs to list: ?eventId=<id>", path: "eventId")

@@ -1,4 +1,5 @@
 import BatonKafka
+import AsyncHTTPClient
 import BatonProtocol
 import Foundation
 import Logging
@@ -15,13 +16,22 @@ public struct JobWorker: Service {
     public struct Configuration: Sendable {
         public var kafka: KafkaConfiguration
         public var topics: Topics
+        /// Base URL of the task-result service (e.g. `http://127.0.0.1:8082`). Each slice starts
+        /// by asking it which tasks of the run completed; `nil` trusts the run command alone,
+        /// which can re-execute an acknowledged task after a crash: only for tests.
+        public var taskResultsURL: String?
         /// How long a task checkpoint may wait for the broker's ack.
         public var deliveryTimeout: Duration
+        /// How long a slice keeps asking for its checkpoint before the worker gives up.
+        public var checkpointPatience: Duration
 
-        public init(kafka: KafkaConfiguration, topics: Topics = Topics(), deliveryTimeout: Duration = .seconds(30)) {
+        public init(kafka: KafkaConfiguration, topics: Topics = Topics(), taskResultsURL: String?,
+                    deliveryTimeout: Duration = .seconds(30), checkpointPatience: Duration = .seconds(60)) {
             self.kafka = kafka
             self.topics = topics
+            self.taskResultsURL = taskResultsURL
             self.deliveryTimeout = deliveryTimeout
+            self.checkpointPatience = checkpointPatience
         }
     }
 
@@ -61,11 +71,18 @@ public struct JobWorker: Service {
             logger.info("job registered", metadata: ["job.slug": "\(registration.slug)", "job.version": "\(registration.version)"])
         }
         let deadLetters = DeadLetterQueue(producer: producer, topic: topics.deadLetter, consumerName: "job-worker", logger: logger)
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        let checkpoints = configuration.taskResultsURL.map {
+            CheckpointClient(http: http, baseURL: $0, patience: configuration.checkpointPatience, logger: logger)
+        }
+        if checkpoints == nil {
+            logger.warning("no task-results URL: slices trust their run command, so a crash can re-execute an acknowledged task")
+        }
         let consumers = try registrations.map { registration, job in
             (try KafkaConsumer(configuration: configuration.kafka, groupID: "\(topics.prefix).worker.\(registration.slug)",
                                topics: [topics.runs(jobSlug: registration.slug)], logger: logger),
              SliceExecutor(job: job, registration: registration, producer: producer, topics: topics,
-                           deadLetters: deadLetters, logger: logger))
+                           deadLetters: deadLetters, checkpoints: checkpoints, logger: logger))
         }
         var failure: (any Error)?
         do {
@@ -88,6 +105,7 @@ public struct JobWorker: Service {
         }
         for (consumer, _) in consumers { await consumer.close() }
         await producer.shutdown()
+        try? await http.shutdown()
         if let failure {
             logger.error("job worker stopped", metadata: ["error": "\(failure)"])
             throw failure
@@ -103,6 +121,7 @@ struct SliceExecutor: Sendable {
     let producer: KafkaProducer
     let topics: Topics
     let deadLetters: DeadLetterQueue
+    let checkpoints: CheckpointClient?
     let logger: Logger
 
     /// Handles one run-topic record. Returns when its effects are durable; throws only when
@@ -131,7 +150,16 @@ struct SliceExecutor: Sendable {
             let event = RunEvent(runId: runId, body: body)
             try await producer.send(topic: topic, key: runId, value: Array(try BatonJSON.encoder.encode(event)))
         }
-        let slice = SliceState(runId: runId, completed: command.completedTasks, publish: publish)
+        var completed = command.completedTasks
+        if let checkpoints {
+            let checkpoint = try await checkpoints.fetch(runId: runId)
+            if let status = checkpoint.status, status.isTerminal {
+                logger.info("command for a finished run ignored", metadata: ["run.status": "\(status)", "command": "\(command.kind.rawValue)"])
+                return
+            }
+            completed += checkpoint.completedTasks
+        }
+        let slice = SliceState(runId: runId, completed: completed, publish: publish)
         let io = IO(slice: slice, parentTaskId: nil, depth: 0)
         let context = JobContext(
             runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: command.jobVersion,

@@ -28,22 +28,29 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
     private let stopping = StopFlag()
     private let logger: Logger
     private let onRebalance: (@Sendable (Rebalance) -> Void)?
+    private let startOffsets: (@Sendable ([TopicPartition]) -> [TopicPartition: Int64])?
     /// Partitions currently assigned (for fencing and for tests).
     private let assignment = Mutex<Set<TopicPartition>>([])
 
     /// Joins `groupID` and subscribes to `topics`.
-    /// - Parameter onRebalance: called synchronously on the poll thread before the rebalance
-    ///   completes; a revoke handler can fence in-flight work (it must not block for long).
+    /// - Parameters:
+    ///   - onRebalance: called synchronously on the poll thread before the rebalance
+    ///     completes; a revoke handler can fence in-flight work (it must not block for long).
+    ///   - startOffsets: for consumers that keep their offsets with their state: called on the
+    ///     poll thread with newly assigned partitions, returns the offset to start each one at
+    ///     (partitions left out start at the group's committed offset).
     /// - Throws: `KafkaError` with code `.configuration` or `.consumer`.
     public init(
         configuration: KafkaConfiguration,
         groupID: String,
         topics: [String],
         logger: Logger,
-        onRebalance: (@Sendable (Rebalance) -> Void)? = nil
+        onRebalance: (@Sendable (Rebalance) -> Void)? = nil,
+        startOffsets: (@Sendable ([TopicPartition]) -> [TopicPartition: Int64])? = nil
     ) throws(KafkaError) {
         self.logger = logger
         self.onRebalance = onRebalance
+        self.startOffsets = startOffsets
         self.handle = try RdKafkaHandle(
             kind: RD_KAFKA_CONSUMER,
             properties: configuration.consumerProperties(groupID: groupID),
@@ -187,6 +194,14 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
             assignment.withLock { $0.formUnion(partitions) }
             logger.info("partitions assigned", metadata: ["kafka.partitions": "\(partitions.map(\.description))"])
             onRebalance?(.assigned(partitions))
+            if let offsets = startOffsets?(partitions) {
+                for index in 0..<Int(list.pointee.cnt) {
+                    let element = list.pointee.elems[index]
+                    if let offset = offsets[TopicPartition(topic: String(cString: element.topic), partition: element.partition)] {
+                        list.pointee.elems[index].offset = offset
+                    }
+                }
+            }
             if cooperative {
                 if let error = rd_kafka_incremental_assign(handle.pointer, list) { rd_kafka_error_destroy(error) }
             } else {

@@ -67,88 +67,144 @@ public final class TaskResultStore: Sendable {
                     PRIMARY KEY (run_id, task_id)
                 );
                 CREATE INDEX timers_due ON timers(fired, due_at);
+                CREATE TABLE consumer_offsets (
+                    topic TEXT NOT NULL,
+                    partition INTEGER NOT NULL,
+                    next_offset INTEGER NOT NULL,
+                    PRIMARY KEY (topic, partition)
+                );
                 """)
         }
         self.pool = try SQLiteDatabase.open(path: path, migrator: migrator)
     }
 
-    /// Applies one run event. Returns `false` when the event's run is unknown (nothing stored).
+    /// Where a record came from: stored with the state change it causes, in one transaction.
+    public struct SourceOffset: Sendable, Hashable {
+        public var topic: String
+        public var partition: Int32
+        public var offset: Int64
+        public init(topic: String, partition: Int32, offset: Int64) {
+            self.topic = topic
+            self.partition = partition
+            self.offset = offset
+        }
+    }
+
+    /// Applies one run event and, in the same transaction, records that `source` was consumed.
+    /// Returns `false` when the event's run is unknown (only the offset is stored).
     @discardableResult
-    public func apply(_ event: RunEvent) throws -> Bool {
+    public func apply(_ event: RunEvent, source: SourceOffset? = nil) throws -> Bool {
+        try pool.write { db -> Bool in
+            if let source { try Self.recordOffset(db, source) }
+            return try Self.apply(event, db)
+        }
+    }
+
+    /// Records that `source` was consumed without changing state (a dead-lettered record).
+    public func recordOffset(_ source: SourceOffset) throws {
+        try pool.write { db in try Self.recordOffset(db, source) }
+    }
+
+    /// The next offset to read of each partition of `topic`, as far as this store has consumed.
+    public func consumedOffsets(topic: String) throws -> [Int32: Int64] {
+        try pool.read { db in
+            var result: [Int32: Int64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT partition, next_offset FROM consumer_offsets WHERE topic = ?", arguments: [topic]) {
+                result[row["partition"]] = row["next_offset"]
+            }
+            return result
+        }
+    }
+
+    /// The run's status and completed tasks (`status` is `nil` for an unknown run).
+    public func checkpoint(runId: String) throws -> RunCheckpoint {
+        try pool.read { db in
+            let status = try String.fetchOne(db, sql: "SELECT status FROM runs WHERE id = ?", arguments: [runId])
+            return RunCheckpoint(runId: runId, status: status.map(RunStatus.init(rawValue:)),
+                                 completedTasks: status == nil ? [] : try Self.completedTasks(db, runId: runId))
+        }
+    }
+
+    private static func recordOffset(_ db: Database, _ source: SourceOffset) throws {
+        try db.execute(sql: """
+            INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES (?, ?, ?)
+            ON CONFLICT(topic, partition) DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)
+            """, arguments: [source.topic, source.partition, source.offset + 1])
+    }
+
+    private static func apply(_ event: RunEvent, _ db: Database) throws -> Bool {
         let now = event.occurredAt.millisecondsSince1970
-        return try pool.write { db -> Bool in
-            if case .runCreated(let created) = event.body {
-                try db.execute(sql: """
-                    INSERT OR IGNORE INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [event.runId, created.jobSlug, created.jobVersion, created.event.id, try Self.json(created.event),
-                                     RunStatus.queued.rawValue, now, now])
-                return true
-            }
-            guard let status = try String.fetchOne(db, sql: "SELECT status FROM runs WHERE id = ?", arguments: [event.runId]) else {
-                return false
-            }
-            let terminal = RunStatus(rawValue: status).isTerminal
-            func setStatus(_ newStatus: RunStatus) throws {
-                guard !terminal else { return }
-                try db.execute(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
-                               arguments: [newStatus.rawValue, now, event.runId])
-            }
-            switch event.body {
-            case .runCreated:
-                break
-            case .taskStarted(let started):
-                try Self.insertTask(db, runId: event.runId, taskId: started.taskId, key: started.key,
-                                    parent: started.parentTaskId, name: started.name, status: .running, now: now)
-                try db.execute(sql: """
-                    UPDATE tasks SET attempts = MAX(attempts, ?), name = COALESCE(?, name)
-                    WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-                    """, arguments: [started.attempt, started.name, event.runId, started.taskId])
-                try setStatus(.executing)
-            case .taskCompleted(let completed):
-                try Self.insertTask(db, runId: event.runId, taskId: completed.taskId, key: completed.key,
-                                    parent: completed.parentTaskId, name: nil, status: .running, now: now)
-                try db.execute(sql: """
-                    UPDATE tasks SET status = 'COMPLETED', output = ?, error = NULL, completed_at = ?, attempts = MAX(attempts, 1)
-                    WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-                    """, arguments: [try Self.json(completed.output), now, event.runId, completed.taskId])
-                try setStatus(.executing)
-            case .taskFailed(let failed):
-                try Self.insertTask(db, runId: event.runId, taskId: failed.taskId, key: failed.key,
-                                    parent: failed.parentTaskId, name: nil, status: .running, now: now)
-                try db.execute(sql: """
-                    UPDATE tasks SET status = 'ERRORED', error = ?, attempts = MAX(attempts, ?)
-                    WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-                    """, arguments: [failed.error, failed.attempt, event.runId, failed.taskId])
-            case .waitRequested(let wait):
-                try Self.insertTask(db, runId: event.runId, taskId: wait.taskId, key: wait.key,
-                                    parent: wait.parentTaskId, name: "wait", status: .waiting, now: now)
-                let until = wait.until.millisecondsSince1970
-                try db.execute(sql: """
-                    UPDATE tasks SET wait_until = COALESCE(wait_until, ?), attempts = 1
-                    WHERE run_id = ? AND task_id = ?
-                    """, arguments: [until, event.runId, wait.taskId])
-                // The first request fixes the due time; a replayed request keeps it.
-                try db.execute(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)",
-                               arguments: [event.runId, wait.taskId, until])
-                try setStatus(.waiting)
-            case .logged(let line):
-                try db.execute(sql: """
-                    INSERT OR IGNORE INTO logs (run_id, task_id, level, message, properties, logged_at)
-                    VALUES (?, ?, ?, ?, ?, ?)
-                    """, arguments: [event.runId, line.taskId, line.level, line.message,
-                                     try line.properties.map(Self.json), now])
-            case .runCompleted(let completed):
-                guard !terminal else { break }
-                try db.execute(sql: "UPDATE runs SET status = ?, output = ?, error = NULL, updated_at = ?, completed_at = ? WHERE id = ?",
-                               arguments: [RunStatus.completed.rawValue, try Self.json(completed.output), now, now, event.runId])
-            case .runFailed(let failed):
-                guard !terminal else { break }
-                try db.execute(sql: "UPDATE runs SET status = ?, error = ?, updated_at = ?, completed_at = ? WHERE id = ?",
-                               arguments: [failed.status.rawValue, failed.error, now, now, event.runId])
-            }
+        if case .runCreated(let created) = event.body {
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [event.runId, created.jobSlug, created.jobVersion, created.event.id, try Self.json(created.event),
+                                 RunStatus.queued.rawValue, now, now])
             return true
         }
+        guard let status = try String.fetchOne(db, sql: "SELECT status FROM runs WHERE id = ?", arguments: [event.runId]) else {
+            return false
+        }
+        let terminal = RunStatus(rawValue: status).isTerminal
+        func setStatus(_ newStatus: RunStatus) throws {
+            guard !terminal else { return }
+            try db.execute(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
+                           arguments: [newStatus.rawValue, now, event.runId])
+        }
+        switch event.body {
+        case .runCreated:
+            break
+        case .taskStarted(let started):
+            try Self.insertTask(db, runId: event.runId, taskId: started.taskId, key: started.key,
+                                parent: started.parentTaskId, name: started.name, status: .running, now: now)
+            try db.execute(sql: """
+                UPDATE tasks SET attempts = MAX(attempts, ?), name = COALESCE(?, name)
+                WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
+                """, arguments: [started.attempt, started.name, event.runId, started.taskId])
+            try setStatus(.executing)
+        case .taskCompleted(let completed):
+            try Self.insertTask(db, runId: event.runId, taskId: completed.taskId, key: completed.key,
+                                parent: completed.parentTaskId, name: nil, status: .running, now: now)
+            try db.execute(sql: """
+                UPDATE tasks SET status = 'COMPLETED', output = ?, error = NULL, completed_at = ?, attempts = MAX(attempts, 1)
+                WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
+                """, arguments: [try Self.json(completed.output), now, event.runId, completed.taskId])
+            try setStatus(.executing)
+        case .taskFailed(let failed):
+            try Self.insertTask(db, runId: event.runId, taskId: failed.taskId, key: failed.key,
+                                parent: failed.parentTaskId, name: nil, status: .running, now: now)
+            try db.execute(sql: """
+                UPDATE tasks SET status = 'ERRORED', error = ?, attempts = MAX(attempts, ?)
+                WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
+                """, arguments: [failed.error, failed.attempt, event.runId, failed.taskId])
+        case .waitRequested(let wait):
+            try Self.insertTask(db, runId: event.runId, taskId: wait.taskId, key: wait.key,
+                                parent: wait.parentTaskId, name: "wait", status: .waiting, now: now)
+            let until = wait.until.millisecondsSince1970
+            try db.execute(sql: """
+                UPDATE tasks SET wait_until = COALESCE(wait_until, ?), attempts = 1
+                WHERE run_id = ? AND task_id = ?
+                """, arguments: [until, event.runId, wait.taskId])
+            // The first request fixes the due time; a replayed request keeps it.
+            try db.execute(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)",
+                           arguments: [event.runId, wait.taskId, until])
+            try setStatus(.waiting)
+        case .logged(let line):
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO logs (run_id, task_id, level, message, properties, logged_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [event.runId, line.taskId, line.level, line.message,
+                                 try line.properties.map(Self.json), now])
+        case .runCompleted(let completed):
+            guard !terminal else { break }
+            try db.execute(sql: "UPDATE runs SET status = ?, output = ?, error = NULL, updated_at = ?, completed_at = ? WHERE id = ?",
+                           arguments: [RunStatus.completed.rawValue, try Self.json(completed.output), now, now, event.runId])
+        case .runFailed(let failed):
+            guard !terminal else { break }
+            try db.execute(sql: "UPDATE runs SET status = ?, error = ?, updated_at = ?, completed_at = ? WHERE id = ?",
+                           arguments: [failed.status.rawValue, failed.error, now, now, event.runId])
+        }
+        return true
     }
 
     /// Timers due at `now` that have not fired, oldest first.

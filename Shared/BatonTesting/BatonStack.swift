@@ -73,14 +73,17 @@ public final class BatonStack: Sendable {
 
     /// Starts a `baton-example-jobs` process and waits until the dispatcher knows its job.
     @discardableResult
-    public func startExampleJobs(waitSeconds: Double = 3) async throws -> ChildProcess {
+    public func startExampleJobs(waitSeconds: Double = 3, environment: [String: String] = [:]) async throws -> ChildProcess {
         let process = try ChildProcess(
             name: "example-jobs-\(UUID().uuidString.prefix(4))", executable: TestEnvironment.executable("baton-example-jobs"),
-            environment: commonEnvironment.merging(["EXAMPLE_OUTBOX": outbox.path, "EXAMPLE_WAIT_SECONDS": "\(waitSeconds)"]) { _, n in n },
+            environment: commonEnvironment.merging(["EXAMPLE_OUTBOX": outbox.path, "EXAMPLE_WAIT_SECONDS": "\(waitSeconds)",
+                                        "TASK_RESULTS_URL": "http://127.0.0.1:\(taskResultsPort)"]) { _, n in n }
+                .merging(environment) { _, n in n },
             logDirectory: logs)
         startedJobServices.withLock { $0.append(process) }
         _ = try await eventually("dispatcher to know job new-user-welcome", deadline: .seconds(60)) {
-            try await get(port: dispatcherPort, "/api/v1/jobs").body.contains("\"new-user-welcome\"") ? true : nil
+            let jobs = try await get(port: dispatcherPort, "/api/v1/jobs").body
+            return jobs.contains("\"new-user-welcome\"") && jobs.contains("\"many-steps\"") ? true : nil
         }
         return process
     }

@@ -1,0 +1,16 @@
+/// What a job service needs before it runs a slice: the run's status and every completed task,
+/// as of a point after everything already acknowledged on the run's partition.
+///
+/// Served by the task-result service at `GET /internal/v1/runs/{id}/checkpoint`.
+public struct RunCheckpoint: Codable, Sendable, Hashable {
+    public var runId: String
+    /// `nil` when the run is unknown.
+    public var status: RunStatus?
+    public var completedTasks: [CompletedTask]
+
+    public init(runId: String, status: RunStatus?, completedTasks: [CompletedTask]) {
+        self.runId = runId
+        self.status = status
+        self.completedTasks = completedTasks
+    }
+}

@@ -1,0 +1,94 @@
+import BatonProtocol
+import BatonTesting
+import Foundation
+import Testing
+
+/// A small seeded generator (SplitMix64), so a failing fault schedule can be replayed.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// What the side-effect file and the store say about one run's steps.
+struct StepAudit {
+    var executions = 0
+    /// Steps executed again after the execution whose result was acknowledged and stored.
+    var reexecutedAcknowledged: [Int] = []
+    var missing: [Int] = []
+
+    /// Checks each step: the stored output (an execution id) must be the last execution of
+    /// that step in the outbox; executions before it are allowed (never acknowledged).
+    init(runId: String, steps: Int, outbox: [String], run: RunDetails) {
+        var executionsByStep: [Int: [String]] = [:]
+        for line in outbox {
+            let parts = line.split(separator: " ")
+            guard parts.count == 4, parts[0] == "step", parts[1] == runId, let index = Int(parts[2]) else { continue }
+            executionsByStep[index, default: []].append(String(parts[3]))
+            executions += 1
+        }
+        let stored = Dictionary(run.tasks.map { ($0.key, $0.output?.stringValue) }, uniquingKeysWith: { first, _ in first })
+        for index in 0..<steps {
+            guard let storedExecution = stored["step \(index)"] ?? nil, let seen = executionsByStep[index],
+                  let position = seen.firstIndex(of: storedExecution)
+            else {
+                missing.append(index)
+                continue
+            }
+            if position != seen.count - 1 { reexecutedAcknowledged.append(index) }
+        }
+    }
+}
+
+@Suite("Invariant 2 under faults", .tags(.integration, .fault), .serialized)
+struct InvariantUnderFaultsTests {
+    @Test("job services SIGKILLed at seeded random points: every run completes, no acknowledged task runs again",
+          arguments: [UInt64(20261125)])
+    func killJobServicesRepeatedly(seed: UInt64) async throws {
+        var random = SeededGenerator(state: seed)
+        let stack = try await BatonStack.start(label: "faults")
+        var worker = try await stack.startExampleJobs()
+        let runs = 3
+        let steps = 40
+        var runIds: [String] = []
+        for index in 0..<runs {
+            let eventId = "evt_steps_\(seed)_\(index)_\(UUID().uuidString.prefix(6))"
+            let body = #"{"id":"\#(eventId)","name":"steps.start","payload":{"steps":\#(steps),"stepMilliseconds":15}}"#
+            #expect(try await stack.sendEvent(body).status == 202)
+            runIds.append(Identifiers.runID(eventID: eventId, jobSlug: "many-steps"))
+        }
+        let kills = 4
+        for _ in 0..<kills {
+            // A fault schedule, not a wait for a condition: kill at a random point of the work.
+            try await Task.sleep(for: .milliseconds(Int.random(in: 300...900, using: &random)))
+            try await worker.kill9()
+            worker = try await stack.startExampleJobs()
+        }
+        var audits: [String: StepAudit] = [:]
+        for runId in runIds {
+            let run = try await eventually("run \(runId) to complete", deadline: .seconds(120), every: .milliseconds(200)) { () -> RunDetails? in
+                let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
+                guard status == 200 else { return nil }
+                let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
+                return run.status.isTerminal ? run : nil
+            }
+            #expect(run.status == .completed, "\(run.error ?? "")")
+            #expect(run.output == .int(Int64(steps)))
+            audits[runId] = StepAudit(runId: runId, steps: steps, outbox: stack.outboxLines(), run: run)
+        }
+        let reexecuted = audits.values.map(\.reexecutedAcknowledged.count).reduce(0, +)
+        let missing = audits.values.map(\.missing.count).reduce(0, +)
+        let executions = audits.values.map(\.executions).reduce(0, +)
+        print("invariant 2 (seed \(seed)): runs: \(runs), steps: \(runs * steps), kills: \(kills), step executions: \(executions), re-executed acked tasks: \(reexecuted), missing: \(missing)")
+        for (runId, audit) in audits {
+            #expect(audit.reexecutedAcknowledged.isEmpty, "run \(runId): steps \(audit.reexecutedAcknowledged) ran again after their result was acknowledged")
+            #expect(audit.missing.isEmpty, "run \(runId): steps \(audit.missing) have no matching side effect")
+        }
+        try await stack.stop()
+    }
+}
