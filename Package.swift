@@ -155,7 +155,10 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["BatonTesting", "BatonProtocol"],
+            dependencies: [
+                "BatonTesting", "BatonProtocol", "BatonKafka",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

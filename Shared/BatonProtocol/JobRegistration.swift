@@ -54,6 +54,21 @@ public struct JobRegistration: Codable, Sendable, Hashable {
         try validate()
     }
 
+    enum CodingKeys: String, CodingKey { case schemaVersion, id, slug, name, version, trigger, registeredAt }
+
+    /// Decodes a registration; `schemaVersion` defaults to 1 and `registeredAt` to now, so
+    /// tools in other languages need not send them.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.schemaVersion = try container.decodeIfPresent(Int.self, forKey: .schemaVersion) ?? Self.currentSchemaVersion
+        self.id = try container.decode(String.self, forKey: .id)
+        self.slug = try container.decode(String.self, forKey: .slug)
+        self.name = try container.decode(String.self, forKey: .name)
+        self.version = try container.decode(String.self, forKey: .version)
+        self.trigger = try container.decode(JobTrigger.self, forKey: .trigger)
+        self.registeredAt = try container.decodeIfPresent(Date.self, forKey: .registeredAt) ?? Date()
+    }
+
     /// Checks every field.
     /// - Throws: `ValidationError` naming the first offending field.
     public func validate() throws(ValidationError) {

@@ -71,7 +71,8 @@ public final class BatonStack: Sendable {
         return stack
     }
 
-    /// Starts a `baton-example-jobs` process and waits until the dispatcher knows its job.
+    /// Starts a `baton-example-jobs` process and waits until it has registered its jobs (its
+    /// signal handlers are installed by then) and the dispatcher knows them.
     @discardableResult
     public func startExampleJobs(waitSeconds: Double = 3, environment: [String: String] = [:]) async throws -> ChildProcess {
         let process = try ChildProcess(
@@ -81,6 +82,9 @@ public final class BatonStack: Sendable {
                 .merging(environment) { _, n in n },
             logDirectory: logs)
         startedJobServices.withLock { $0.append(process) }
+        _ = try await eventually("\(process.name) to register its jobs", deadline: .seconds(60)) {
+            process.output().components(separatedBy: "job registered").count > 2 ? true : nil
+        }
         _ = try await eventually("dispatcher to know job new-user-welcome", deadline: .seconds(60)) {
             let jobs = try await get(port: dispatcherPort, "/api/v1/jobs").body
             return jobs.contains("\"new-user-welcome\"") && jobs.contains("\"many-steps\"") ? true : nil

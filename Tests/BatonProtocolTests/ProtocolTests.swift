@@ -150,6 +150,18 @@ struct MessageTests {
         #expect(throws: ValidationError.self) { try JobRegistration.decode(from: try BatonJSON.encoder.encode(tampered)) }
     }
 
+    @Test("a registration from other tooling may leave out schemaVersion and registeredAt")
+    func minimalRegistration() throws {
+        let json = #"{"id":"Sync CRM","slug":"sync-crm","name":"Sync","version":"2.1.0","trigger":{"type":"event","eventName":"crm.changed"}}"#
+        let registration = try JobRegistration.decode(from: Data(json.utf8))
+        #expect(registration.schemaVersion == 1)
+        #expect(registration.slug == "sync-crm")
+        let missingVersion = #expect(throws: ValidationError.self) {
+            try JobRegistration.decode(from: Data(#"{"id":"a","slug":"a","name":"A","trigger":{"type":"event","eventName":"x"}}"#.utf8))
+        }
+        #expect(missingVersion?.path == "$.version")
+    }
+
     @Test("triggers match on exact name and optional source")
     func triggerMatching() {
         let event = EventEnvelope(id: "e", name: "user.created", source: "github")

@@ -1,0 +1,100 @@
+import BatonKafka
+import BatonProtocol
+import BatonTesting
+import Foundation
+import Logging
+import Testing
+
+@Suite("Bad records and graceful shutdown", .tags(.integration), .serialized)
+struct BadRecordsAndShutdownTests {
+    let logger = Logger(label: "test")
+
+    func producer(_ stack: BatonStack) throws -> KafkaProducer {
+        try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: stack.broker.bootstrapServers, profile: .embeddedBroker),
+                          options: .init(lingerMilliseconds: 0), logger: logger)
+    }
+
+    func completedRun(_ stack: BatonStack, _ runId: String) async throws -> RunDetails {
+        try await eventually("run \(runId) to finish", deadline: .seconds(90), every: .milliseconds(100)) { () -> RunDetails? in
+            let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
+            guard status == 200 else { return nil }
+            let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
+            return run.status.isTerminal ? run : nil
+        }
+    }
+
+    @Test("garbage on every consumed topic is dead-lettered with a reason; events published straight to Kafka around it still run")
+    func deadLetters() async throws {
+        let stack = try await BatonStack.start(label: "dlq")
+        try await stack.startExampleJobs(waitSeconds: 0.2)
+        let kafka = try producer(stack)
+        let topics = Topics()
+        let garbage: [(topic: String, value: [UInt8])] = [
+            (topics.events, Array("not json".utf8)),
+            (topics.events, Array(#"{"id":"e","name":""}"#.utf8)),
+            (topics.events, [0xff, 0xfe, 0x00, 0x01]),
+            (topics.jobs, Array(#"{"id":"x","slug":"x","name":"X","version":"1.0","trigger":{"type":"event","eventName":"x"}}"#.utf8)),
+            (topics.taskResults, Array(#"{"schemaVersion":1,"runId":"r","occurredAt":"2026-01-01T00:00:00Z","type":"nope","data":{}}"#.utf8)),
+            (topics.runs(jobSlug: "new-user-welcome"), Array("{}".utf8)),
+        ]
+        var runIds: [String] = []
+        for (index, bad) in garbage.enumerated() {
+            try await kafka.send(topic: bad.topic, key: "bad-\(index)", value: bad.value)
+            // A valid envelope published straight to Kafka, as a producer in any language would.
+            let envelope = EventEnvelope(id: "evt_direct_\(index)_\(UUID().uuidString.prefix(6))", name: "user.created",
+                                         payload: ["id": .string("d\(index)"), "email": .string("d\(index)@example.com"), "name": "D"])
+            try await kafka.send(topic: topics.events, key: envelope.id, value: Array(try BatonJSON.encoder.encode(envelope)))
+            runIds.append(Identifiers.runID(eventID: envelope.id, jobSlug: "new-user-welcome"))
+        }
+        for runId in runIds {
+            let run = try await completedRun(stack, runId)
+            #expect(run.status == .completed, "\(run.error ?? "")")
+        }
+
+        let consumer = try KafkaConsumer(configuration: KafkaConfiguration(bootstrapServers: stack.broker.bootstrapServers, profile: .embeddedBroker),
+                                         groupID: "dlq-check", topics: [topics.deadLetter], logger: logger)
+        var reasons: [String: String] = [:]
+        for try await record in consumer {
+            let reason = record.headers.first { $0.name == DeadLetterQueue.reasonHeader }.map { String(decoding: $0.value, as: UTF8.self) }
+            let origin = record.headers.first { $0.name == DeadLetterQueue.originHeader }.map { String(decoding: $0.value, as: UTF8.self) }
+            #expect(origin?.isEmpty == false)
+            reasons[record.keyString ?? "?"] = reason
+            if reasons.count == garbage.count { break }
+        }
+        await consumer.close()
+        #expect(Set(reasons.keys) == Set((0..<garbage.count).map { "bad-\($0)" }))
+        #expect(reasons["bad-0"]?.contains("EventEnvelope") == true)
+        #expect(reasons["bad-1"]?.contains("$.name") == true)
+        #expect(reasons["bad-3"]?.contains("'1.0'") == true)
+        #expect(reasons["bad-4"]?.contains("nope") == true)
+        #expect(reasons["bad-5"]?.contains("RunCommand") == true)
+        await kafka.shutdown()
+        try await stack.stop()
+    }
+
+    @Test("SIGTERM: a job service finishes its in-flight slice and exits 0, the run completes once, every service exits 0", .tags(.fault))
+    func gracefulShutdown() async throws {
+        let stack = try await BatonStack.start(label: "sigterm")
+        let worker = try await stack.startExampleJobs()
+        let eventId = "evt_term_\(UUID().uuidString.prefix(8))"
+        #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"steps.start","payload":{"steps":60,"stepMilliseconds":20}}"#).status == 202)
+        let runId = Identifiers.runID(eventID: eventId, jobSlug: "many-steps")
+        // Terminate the job service once the run is under way.
+        _ = try await eventually("the run to get going", deadline: .seconds(60)) {
+            stack.outboxLines().filter { $0.hasPrefix("step \(runId) ") }.count >= 5 ? true : nil
+        }
+        #expect(try await worker.terminate() == 0, "\(worker.output().suffix(2000))")
+        try await stack.startExampleJobs()
+        let run = try await completedRun(stack, runId)
+        #expect(run.status == .completed)
+        let audit = StepAudit(runId: runId, steps: 60, outbox: stack.outboxLines(), run: run)
+        #expect(audit.reexecutedAcknowledged.isEmpty)
+        #expect(audit.missing.isEmpty)
+
+        for process in stack.jobServices.filter(\.isRunning) + [stack.ingester, stack.dispatcher, stack.taskResults] {
+            let status = try await process.terminate()
+            #expect(status == 0, "\(process.name) exited \(status): \(process.output().suffix(1500))")
+        }
+        try await stack.stop()
+    }
+}
