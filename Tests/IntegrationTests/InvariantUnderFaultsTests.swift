@@ -91,4 +91,43 @@ struct InvariantUnderFaultsTests {
         }
         try await stack.stop()
     }
+
+    @Test("job services join and leave while runs are in flight (partitions revoked from live members): no acknowledged task runs again")
+    func scaleOutAndIn() async throws {
+        var random = SeededGenerator(state: 7)
+        let stack = try await BatonStack.start(label: "rebalance", environment: ["KAFKA_TOPIC_PARTITIONS": "4"])
+        try await stack.startExampleJobs()
+        let steps = 40
+        var runIds: [String] = []
+        for index in 0..<4 {
+            let eventId = "evt_scale_\(index)_\(UUID().uuidString.prefix(6))"
+            #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"steps.start","payload":{"steps":\#(steps),"stepMilliseconds":15}}"#).status == 202)
+            runIds.append(Identifiers.runID(eventID: eventId, jobSlug: "many-steps"))
+        }
+        // Scale out twice (each join revokes partitions from the live members), then scale in
+        // gracefully (its partitions move back while the others keep working).
+        try await Task.sleep(for: .milliseconds(Int.random(in: 200...600, using: &random)))
+        let second = try await stack.startExampleJobs()
+        try await Task.sleep(for: .milliseconds(Int.random(in: 200...600, using: &random)))
+        try await stack.startExampleJobs()
+        try await Task.sleep(for: .milliseconds(Int.random(in: 200...600, using: &random)))
+        #expect(try await second.terminate() == 0)
+
+        var reexecuted = 0
+        for runId in runIds {
+            let run = try await eventually("run \(runId) to complete", deadline: .seconds(120), every: .milliseconds(200)) { () -> RunDetails? in
+                let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
+                guard status == 200 else { return nil }
+                let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
+                return run.status.isTerminal ? run : nil
+            }
+            #expect(run.status == .completed)
+            let audit = StepAudit(runId: runId, steps: steps, outbox: stack.outboxLines(), run: run)
+            #expect(audit.reexecutedAcknowledged.isEmpty, "run \(runId): steps \(audit.reexecutedAcknowledged) ran again")
+            #expect(audit.missing.isEmpty)
+            reexecuted += audit.reexecutedAcknowledged.count
+        }
+        print("rebalance: runs: \(runIds.count), steps: \(runIds.count * steps), joins: 2, leaves: 1, re-executed acked tasks: \(reexecuted)")
+        try await stack.stop()
+    }
 }
