@@ -25,7 +25,7 @@ struct ExampleJobsMain {
         let worker = JobWorker(
             configuration: .init(kafka: service.kafka, topics: service.topics,
                                  taskResultsURL: taskResultsURL.isEmpty ? nil : taskResultsURL),
-            jobs: [newUserJob(outbox: outbox, waitSeconds: waitSeconds), manyStepsJob(outbox: outbox)],
+            jobs: [newUserJob(outbox: outbox, waitSeconds: waitSeconds), manyStepsJob(outbox: outbox), flakyJob(outbox: outbox)],
             logger: logger)
         try await runUntilSignalled([worker], logger: logger)
     }

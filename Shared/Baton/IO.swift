@@ -29,13 +29,15 @@ public final class IO: Sendable {
     ///
     /// - Parameters:
     ///   - key: identity of the task within its parent; keep it stable across deploys.
-    ///   - name: display name in the runs API (defaults to the key).
+    ///   - options: display name, properties, retry policy.
     ///   - body: the task's work. It receives an `IO` whose tasks are subtasks of this one.
     /// - Returns: the task's output, decoded from the stored JSON on replays.
-    /// - Throws: what `body` throws (the failure is recorded); `JobDefinitionError` when
-    ///   nesting exceeds ``maximumDepth`` or a stored output no longer decodes as `T`.
+    /// - Throws: what `body` throws once no attempt is left (every failure is recorded; with
+    ///   a retry policy, earlier failures end the slice and the task is tried again after a
+    ///   durable back-off); `JobDefinitionError` when nesting exceeds ``maximumDepth``, the
+    ///   retry policy is invalid, or a stored output no longer decodes as `T`.
     public func runTask<T: Codable & Sendable>(
-        _ key: String, name: String? = nil, _ body: @Sendable (IO) async throws -> T
+        _ key: String, options: TaskOptions = TaskOptions(), _ body: @Sendable (IO) async throws -> T
     ) async throws -> T {
         let taskId = Identifiers.taskID(runID: slice.runId, parentTaskID: parentTaskId, key: key)
         if let stored = slice.output(of: taskId) {
@@ -48,14 +50,28 @@ public final class IO: Sendable {
         guard depth < Self.maximumDepth else {
             throw JobDefinitionError(message: "task '\(key)' is nested \(depth + 1) levels deep; subtasks may nest at most \(Self.maximumDepth) levels")
         }
-        try await slice.publish(.taskStarted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, name: name, attempt: 1)))
+        if let retry = options.retry {
+            do {
+                try retry.validate()
+            } catch {
+                throw JobDefinitionError(message: "task '\(key)': invalid retry option \(error)")
+            }
+        }
+        let attempt = slice.failedAttempts(of: taskId) + 1
+        try await slice.publish(.taskStarted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, name: options.name, attempt: attempt)))
         let output: T
         do {
             output = try await body(IO(slice: slice, parentTaskId: taskId, depth: depth + 1))
         } catch let interrupt as BatonInterrupt {
             throw interrupt
         } catch {
-            try await slice.publish(.taskFailed(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, error: "\(error)", attempt: 1)))
+            let delay = Self.retryDelay(after: error, attempt: attempt, policy: options.retry)
+            let retryAt = delay.map { Date().addingTimeInterval(Double($0) / 1000) }
+            try await slice.publish(.taskFailed(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, error: "\(error)",
+                                                      attempt: attempt, retryAt: retryAt)))
+            if let delay {
+                throw slice.interrupt("retry of task '\(key)' (attempt \(attempt + 1)) in \(delay) ms")
+            }
             throw error
         }
         let json = try JSONValue(encoding: output)
@@ -63,6 +79,20 @@ public final class IO: Sendable {
         try await slice.publish(.taskCompleted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, output: json)))
         slice.complete(taskId, output: json)
         return output
+    }
+
+    /// Milliseconds until the next attempt after `error` on `attempt`, or `nil` for none.
+    static func retryDelay(after error: any Error, attempt: Int, policy: RetryPolicy?) -> Int? {
+        guard let policy else { return nil }
+        var generator = SystemRandomNumberGenerator()
+        guard let planned = policy.delayMilliseconds(afterAttempt: attempt, using: &generator) else { return nil }
+        if let failure = error as? TaskFailure {
+            guard failure.retryable else { return nil }
+            if let after = failure.retryAfter {
+                return Int((after / .milliseconds(1)).rounded())
+            }
+        }
+        return planned
     }
 
     /// Pauses the run for `seconds`, durably: the slice ends and the run resumes after the

@@ -151,6 +151,7 @@ struct SliceExecutor: Sendable {
             try await producer.send(topic: topic, key: runId, value: Array(try BatonJSON.encoder.encode(event)))
         }
         var completed = command.completedTasks
+        var failedAttempts: [String: Int] = [:]
         if let checkpoints {
             let checkpoint = try await checkpoints.fetch(runId: runId)
             if let status = checkpoint.status, status.isTerminal {
@@ -158,8 +159,9 @@ struct SliceExecutor: Sendable {
                 return
             }
             completed += checkpoint.completedTasks
+            failedAttempts = checkpoint.failedAttempts
         }
-        let slice = SliceState(runId: runId, completed: completed, publish: publish)
+        let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, publish: publish)
         let io = IO(slice: slice, parentTaskId: nil, depth: 0)
         let context = JobContext(
             runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: command.jobVersion,

@@ -7,6 +7,7 @@ import Synchronization
 final class SliceState: Sendable {
     struct State {
         var completed: [String: JSONValue]
+        var failedAttempts: [String: Int]
         var interrupt: BatonInterrupt?
     }
 
@@ -14,11 +15,17 @@ final class SliceState: Sendable {
     let publish: @Sendable (RunEvent.Body) async throws -> Void
     private let state: Mutex<State>
 
-    init(runId: String, completed: [CompletedTask], publish: @escaping @Sendable (RunEvent.Body) async throws -> Void) {
+    init(runId: String, completed: [CompletedTask], failedAttempts: [String: Int] = [:],
+         publish: @escaping @Sendable (RunEvent.Body) async throws -> Void) {
         self.runId = runId
         self.publish = publish
         self.state = Mutex(State(completed: Dictionary(completed.map { ($0.taskId, $0.output) }, uniquingKeysWith: { first, _ in first }),
-                                 interrupt: nil))
+                                 failedAttempts: failedAttempts, interrupt: nil))
+    }
+
+    /// Attempts of `taskId` that failed in earlier slices.
+    func failedAttempts(of taskId: String) -> Int {
+        state.withLock { $0.failedAttempts[taskId] ?? 0 }
     }
 
     /// The stored output of task `taskId`, if it completed.

@@ -7,10 +7,13 @@ public struct RunCheckpoint: Codable, Sendable, Hashable {
     /// `nil` when the run is unknown.
     public var status: RunStatus?
     public var completedTasks: [CompletedTask]
+    /// Attempts already made by tasks that have not completed, by task id.
+    public var failedAttempts: [String: Int]
 
-    public init(runId: String, status: RunStatus?, completedTasks: [CompletedTask]) {
+    public init(runId: String, status: RunStatus?, completedTasks: [CompletedTask], failedAttempts: [String: Int] = [:]) {
         self.runId = runId
         self.status = status
         self.completedTasks = completedTasks
+        self.failedAttempts = failedAttempts
     }
 }

@@ -96,12 +96,15 @@ public struct RunEvent: Codable, Sendable, Hashable {
         public var parentTaskId: String?
         public var error: String
         public var attempt: Int
-        public init(taskId: String, key: String, parentTaskId: String?, error: String, attempt: Int) {
+        /// When the next attempt is due; `nil` when this was the last attempt.
+        public var retryAt: Date?
+        public init(taskId: String, key: String, parentTaskId: String?, error: String, attempt: Int, retryAt: Date? = nil) {
             self.taskId = taskId
             self.key = key
             self.parentTaskId = parentTaskId
             self.error = error
             self.attempt = attempt
+            self.retryAt = retryAt
         }
     }
 

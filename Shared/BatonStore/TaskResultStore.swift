@@ -45,6 +45,7 @@ public final class TaskResultStore: Sendable {
                     output TEXT,
                     error TEXT,
                     attempts INTEGER NOT NULL DEFAULT 0,
+                    failures INTEGER NOT NULL DEFAULT 0,
                     started_at INTEGER,
                     completed_at INTEGER,
                     wait_until INTEGER,
@@ -120,8 +121,14 @@ public final class TaskResultStore: Sendable {
     public func checkpoint(runId: String) throws -> RunCheckpoint {
         try pool.read { db in
             let status = try String.fetchOne(db, sql: "SELECT status FROM runs WHERE id = ?", arguments: [runId])
-            return RunCheckpoint(runId: runId, status: status.map(RunStatus.init(rawValue:)),
-                                 completedTasks: status == nil ? [] : try Self.completedTasks(db, runId: runId))
+            guard let status else { return RunCheckpoint(runId: runId, status: nil, completedTasks: []) }
+            var failed: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT task_id, failures FROM tasks WHERE run_id = ? AND status != 'COMPLETED' AND failures > 0",
+                                        arguments: [runId]) {
+                failed[row["task_id"]] = row["failures"]
+            }
+            return RunCheckpoint(runId: runId, status: RunStatus(rawValue: status),
+                                 completedTasks: try Self.completedTasks(db, runId: runId), failedAttempts: failed)
         }
     }
 
@@ -158,7 +165,7 @@ public final class TaskResultStore: Sendable {
             try Self.insertTask(db, runId: event.runId, taskId: started.taskId, key: started.key,
                                 parent: started.parentTaskId, name: started.name, status: .running, now: now)
             try db.execute(sql: """
-                UPDATE tasks SET attempts = MAX(attempts, ?), name = COALESCE(?, name)
+                UPDATE tasks SET attempts = MAX(attempts, ?), name = COALESCE(?, name), status = 'RUNNING'
                 WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
                 """, arguments: [started.attempt, started.name, event.runId, started.taskId])
             try setStatus(.executing)
@@ -174,9 +181,15 @@ public final class TaskResultStore: Sendable {
             try Self.insertTask(db, runId: event.runId, taskId: failed.taskId, key: failed.key,
                                 parent: failed.parentTaskId, name: nil, status: .running, now: now)
             try db.execute(sql: """
-                UPDATE tasks SET status = 'ERRORED', error = ?, attempts = MAX(attempts, ?)
+                UPDATE tasks SET status = 'ERRORED', error = ?, attempts = MAX(attempts, ?), failures = MAX(failures, ?)
                 WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-                """, arguments: [failed.error, failed.attempt, event.runId, failed.taskId])
+                """, arguments: [failed.error, failed.attempt, failed.attempt, event.runId, failed.taskId])
+            if let retryAt = failed.retryAt {
+                // One timer per attempt: a replayed failure of the same attempt schedules nothing new.
+                try db.execute(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)",
+                               arguments: [event.runId, "\(failed.taskId)#retry\(failed.attempt)", retryAt.millisecondsSince1970])
+                try setStatus(.waiting)
+            }
         case .waitRequested(let wait):
             try Self.insertTask(db, runId: event.runId, taskId: wait.taskId, key: wait.key,
                                 parent: wait.parentTaskId, name: "wait", status: .waiting, now: now)

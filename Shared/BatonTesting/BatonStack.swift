@@ -25,6 +25,9 @@ public final class BatonStack: Sendable {
     public let http: HTTPClient
     private let commonEnvironment: [String: String]
 
+    /// The jobs `baton-example-jobs` registers.
+    public static let exampleJobSlugs = ["new-user-welcome", "many-steps", "flaky"]
+
     /// The example job service's side-effect file.
     public var outbox: URL { directory.appendingPathComponent("outbox.txt") }
     public var logs: URL { directory.appendingPathComponent("logs") }
@@ -83,11 +86,11 @@ public final class BatonStack: Sendable {
             logDirectory: logs)
         startedJobServices.withLock { $0.append(process) }
         _ = try await eventually("\(process.name) to register its jobs", deadline: .seconds(60)) {
-            process.output().components(separatedBy: "job registered").count > 2 ? true : nil
+            process.output().components(separatedBy: "job registered").count > Self.exampleJobSlugs.count ? true : nil
         }
-        _ = try await eventually("dispatcher to know job new-user-welcome", deadline: .seconds(60)) {
+        _ = try await eventually("dispatcher to know the example jobs", deadline: .seconds(60)) {
             let jobs = try await get(port: dispatcherPort, "/api/v1/jobs").body
-            return jobs.contains("\"new-user-welcome\"") && jobs.contains("\"many-steps\"") ? true : nil
+            return Self.exampleJobSlugs.allSatisfy { jobs.contains("\"\($0)\"") } ? true : nil
         }
         return process
     }

@@ -171,3 +171,44 @@ struct MessageTests {
         #expect(!JobTrigger.event(name: "user.Created").matches(event))
     }
 }
+
+@Suite("Retry policy")
+struct RetryPolicyTests {
+    @Test("defaults are Trigger.dev v2's")
+    func defaults() {
+        let policy = RetryPolicy()
+        #expect(policy.limit == 5 && policy.factor == 1.8 && policy.minTimeoutInMs == 1000 && policy.maxTimeoutInMs == 60_000 && policy.randomize)
+    }
+
+    @Test("delays grow by the factor, are capped, and stop at the limit")
+    func delays() {
+        var generator = SystemRandomNumberGenerator()
+        let policy = RetryPolicy(limit: 6, factor: 2, minTimeoutInMs: 1000, maxTimeoutInMs: 5000, randomize: false)
+        let delays = (1...6).map { policy.delayMilliseconds(afterAttempt: $0, using: &generator) }
+        #expect(delays == [1000, 2000, 4000, 5000, 5000, nil])
+        #expect(RetryPolicy(limit: 1).delayMilliseconds(afterAttempt: 1, using: &generator) == nil)
+    }
+
+    @Test("randomized delays stay within 1x to 2x of the planned one")
+    func randomized() {
+        var generator = SystemRandomNumberGenerator()
+        let policy = RetryPolicy(limit: 3, factor: 1.8, minTimeoutInMs: 1000, maxTimeoutInMs: 60_000, randomize: true)
+        for _ in 0..<200 {
+            let first = policy.delayMilliseconds(afterAttempt: 1, using: &generator)!
+            let second = policy.delayMilliseconds(afterAttempt: 2, using: &generator)!
+            #expect((1000...2000).contains(first))
+            #expect((1800...3600).contains(second))
+        }
+    }
+
+    @Test("invalid options name the option", arguments: [
+        (RetryPolicy(limit: 0), "retry.limit"),
+        (RetryPolicy(factor: 0.5), "retry.factor"),
+        (RetryPolicy(minTimeoutInMs: -1), "retry.minTimeoutInMs"),
+        (RetryPolicy(minTimeoutInMs: 10, maxTimeoutInMs: 5), "retry.maxTimeoutInMs"),
+    ])
+    func invalid(_ policy: RetryPolicy, _ path: String) {
+        let error = #expect(throws: ValidationError.self) { try policy.validate() }
+        #expect(error?.path == path)
+    }
+}

@@ -115,3 +115,58 @@ struct ReplayTests {
         #expect(isBatonInterrupt(state.raisedInterrupt!))
     }
 }
+
+@Suite("Retries in the SDK")
+struct RetryFlowTests {
+    struct Boom: Error {}
+
+    @Test("a failed attempt with attempts left is recorded with its retry time and ends the slice; the last one reaches the run code")
+    func retryFlow() async throws {
+        let recorder = Recorder()
+        let policy = RetryPolicy(limit: 2, factor: 1, minTimeoutInMs: 500, maxTimeoutInMs: 500, randomize: false)
+        let first = IO(slice: SliceState(runId: "r", completed: [], publish: recorder.publish), parentTaskId: nil, depth: 0)
+        let before = Date()
+        await #expect(throws: BatonInterrupt.self) {
+            _ = try await first.runTask("t", options: TaskOptions(retry: policy)) { _ -> Int in throw Boom() }
+        }
+        let failures = recorder.events.withLock { $0.compactMap { if case .taskFailed(let f) = $0 { f } else { nil } } }
+        #expect(failures.count == 1)
+        #expect(failures[0].attempt == 1)
+        let retryAt = try #require(failures[0].retryAt)
+        #expect(retryAt.timeIntervalSince(before) >= 0.5 && retryAt.timeIntervalSince(before) < 5)
+
+        // The resumed slice knows one attempt failed: this is the last one.
+        let taskId = failures[0].taskId
+        let second = IO(slice: SliceState(runId: "r", completed: [], failedAttempts: [taskId: 1], publish: recorder.publish),
+                        parentTaskId: nil, depth: 0)
+        await #expect(throws: Boom.self) {
+            _ = try await second.runTask("t", options: TaskOptions(retry: policy)) { _ -> Int in throw Boom() }
+        }
+        let last = recorder.events.withLock { $0.compactMap { if case .taskFailed(let f) = $0 { f } else { nil } } }.last
+        #expect(last?.attempt == 2)
+        #expect(last?.retryAt == nil)
+    }
+
+    @Test("doNotRetry ends the task at once; no policy means no retry")
+    func noRetry() async throws {
+        let recorder = Recorder()
+        let io = IO(slice: SliceState(runId: "r", completed: [], publish: recorder.publish), parentTaskId: nil, depth: 0)
+        await #expect(throws: TaskFailure.self) {
+            _ = try await io.runTask("a", options: TaskOptions(retry: RetryPolicy())) { _ -> Int in throw TaskFailure.doNotRetry("bad input") }
+        }
+        await #expect(throws: Boom.self) {
+            _ = try await io.runTask("b") { _ -> Int in throw Boom() }
+        }
+        let retryTimes = recorder.events.withLock { $0.compactMap { if case .taskFailed(let f) = $0 { f.retryAt } else { nil } } }
+        #expect(retryTimes.isEmpty)
+    }
+
+    @Test("an invalid retry policy is a clear error before the task runs")
+    func invalidPolicy() async throws {
+        let io = IO(slice: SliceState(runId: "r", completed: [], publish: Recorder().publish), parentTaskId: nil, depth: 0)
+        let error = await #expect(throws: JobDefinitionError.self) {
+            _ = try await io.runTask("a", options: TaskOptions(retry: RetryPolicy(limit: 0))) { _ in 1 }
+        }
+        #expect(error?.message.contains("retry.limit") == true)
+    }
+}

@@ -127,3 +127,38 @@ struct APIErrorDocument: Decodable {
     }
     var error: Detail
 }
+
+@Suite("Retries over a real broker", .tags(.integration))
+struct RetryIntegrationTests {
+    @Test("a flaky task is retried after durable back-offs until it succeeds; one that keeps failing fails the run")
+    func retries() async throws {
+        let stack = try await BatonStack.start(label: "retry")
+        try await stack.startExampleJobs()
+        let succeeding = "evt_flaky_ok_\(UUID().uuidString.prefix(6))"
+        let failing = "evt_flaky_ko_\(UUID().uuidString.prefix(6))"
+        #expect(try await stack.sendEvent(#"{"id":"\#(succeeding)","name":"flaky.start","payload":{"failures":2,"limit":4}}"#).status == 202)
+        #expect(try await stack.sendEvent(#"{"id":"\#(failing)","name":"flaky.start","payload":{"failures":9,"limit":3}}"#).status == 202)
+        func finished(_ eventId: String) async throws -> RunDetails {
+            let runId = Identifiers.runID(eventID: eventId, jobSlug: "flaky")
+            return try await eventually("run \(runId) to finish", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
+                let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
+                guard status == 200 else { return nil }
+                let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
+                return run.status.isTerminal ? run : nil
+            }
+        }
+        let ok = try await finished(succeeding)
+        #expect(ok.status == .completed)
+        #expect(ok.output == "succeeded on attempt 3")
+        #expect(ok.tasks.first?.attempts == 3)
+        #expect(stack.outboxLines().filter { $0.hasPrefix("attempt \(ok.id) ") }.count == 3)
+
+        let ko = try await finished(failing)
+        #expect(ko.status == .failed)
+        #expect(ko.error?.contains("flaky service failed (attempt 3)") == true)
+        #expect(ko.tasks.first?.status == .errored)
+        #expect(ko.tasks.first?.attempts == 3)
+        #expect(stack.outboxLines().filter { $0.hasPrefix("attempt \(ko.id) ") }.count == 3)
+        try await stack.stop()
+    }
+}
