@@ -11,7 +11,8 @@ import Logging
 /// - `example.wait.seconds` (`EXAMPLE_WAIT_SECONDS`), double, 3: the new-user job's wait;
 /// - `task.results.url` (`TASK_RESULTS_URL`), string, `http://127.0.0.1:8082`: the task-result
 ///   service each slice asks for the run's completed tasks (empty: none; unsafe, for tests that
-///   show what the checkpoint prevents).
+///   show what the checkpoint prevents);
+/// - `worker.slice.budget.ms` (`WORKER_SLICE_BUDGET_MS`), int, 30000: a slice's time budget.
 @main
 struct ExampleJobsMain {
     static func main() async throws {
@@ -24,7 +25,8 @@ struct ExampleJobsMain {
         let taskResultsURL = config.string(forKey: "task.results.url", default: "http://127.0.0.1:8082")
         let worker = JobWorker(
             configuration: .init(kafka: service.kafka, topics: service.topics,
-                                 taskResultsURL: taskResultsURL.isEmpty ? nil : taskResultsURL),
+                                 taskResultsURL: taskResultsURL.isEmpty ? nil : taskResultsURL,
+                                 sliceBudget: .milliseconds(max(1, config.int(forKey: "worker.slice.budget.ms", default: 30_000)))),
             jobs: [newUserJob(outbox: outbox, waitSeconds: waitSeconds), manyStepsJob(outbox: outbox), flakyJob(outbox: outbox)],
             logger: logger)
         try await runUntilSignalled([worker], logger: logger)

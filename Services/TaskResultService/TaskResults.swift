@@ -80,6 +80,14 @@ struct ReadBarrier: Sendable {
     }
 }
 
+/// The answer to `POST /api/v1/runs/{id}/cancel`: `canceled` is false when the run had already
+/// finished (its final status is given).
+struct CancelRunResponse: Codable, Sendable {
+    var id: String
+    var status: RunStatus
+    var canceled: Bool
+}
+
 /// Fires durable timers: when a wait is due, sends the run's resume command.
 struct TimerService: Service {
     let store: TaskResultStore
@@ -142,6 +150,14 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     let router = Router()
     router.get("/internal/v1/runs/:id/checkpoint") { _, context in
         try jsonResponse(try await barrier.checkpoint(runId: try context.parameters.require("id")))
+    }
+    router.post("/api/v1/runs/:id/cancel") { _, context in
+        let id = try context.parameters.require("id")
+        guard let result = try store.cancel(runId: id) else {
+            throw APIError(status: .notFound, code: "run_not_found", message: "no run with id '\(id)'", path: "id")
+        }
+        logger.info("run cancel requested", metadata: ["run.id": "\(id)", "canceled": "\(result.canceled)"])
+        return try jsonResponse(CancelRunResponse(id: id, status: result.status, canceled: result.canceled))
     }
     router.get("/api/v1/runs") { request, _ in
         guard let eventId = request.uri.queryParameters.get("eventId"), !eventId.isEmpty else {

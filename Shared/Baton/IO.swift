@@ -57,6 +57,13 @@ public final class IO: Sendable {
                 throw JobDefinitionError(message: "task '\(key)': invalid retry option \(error)")
             }
         }
+        if ContinuousClock.now >= slice.deadline {
+            // Auto-yield: one long run must not hold its partition. The run resumes at once.
+            if slice.claimYield() {
+                try await slice.publish(.yielded(.init(yieldId: UUID().uuidString.lowercased())))
+            }
+            throw slice.interrupt("slice time budget used; yielding before task '\(key)'")
+        }
         let attempt = slice.failedAttempts(of: taskId) + 1
         try await slice.publish(.taskStarted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, name: options.name, attempt: attempt)))
         let output: T

@@ -24,9 +24,14 @@ public struct JobWorker: Service {
         public var deliveryTimeout: Duration
         /// How long a slice keeps asking for its checkpoint before the worker gives up.
         public var checkpointPatience: Duration
+        /// How long a slice may run before it yields (checked before each new task), so one long
+        /// run cannot hold a partition; the run resumes at once in a new slice.
+        public var sliceBudget: Duration
 
         public init(kafka: KafkaConfiguration, topics: Topics = Topics(), taskResultsURL: String?,
-                    deliveryTimeout: Duration = .seconds(30), checkpointPatience: Duration = .seconds(60)) {
+                    deliveryTimeout: Duration = .seconds(30), checkpointPatience: Duration = .seconds(60),
+                    sliceBudget: Duration = .seconds(30)) {
+            self.sliceBudget = sliceBudget
             self.kafka = kafka
             self.topics = topics
             self.taskResultsURL = taskResultsURL
@@ -82,7 +87,7 @@ public struct JobWorker: Service {
             (try KafkaConsumer(configuration: configuration.kafka, groupID: "\(topics.prefix).worker.\(registration.slug)",
                                topics: [topics.runs(jobSlug: registration.slug)], logger: logger),
              SliceExecutor(job: job, registration: registration, producer: producer, topics: topics,
-                           deadLetters: deadLetters, checkpoints: checkpoints, logger: logger))
+                           deadLetters: deadLetters, checkpoints: checkpoints, sliceBudget: configuration.sliceBudget, logger: logger))
         }
         var failure: (any Error)?
         do {
@@ -122,6 +127,7 @@ struct SliceExecutor: Sendable {
     let topics: Topics
     let deadLetters: DeadLetterQueue
     let checkpoints: CheckpointClient?
+    let sliceBudget: Duration
     let logger: Logger
 
     /// Handles one run-topic record. Returns when its effects are durable; throws only when
@@ -161,7 +167,7 @@ struct SliceExecutor: Sendable {
             completed += checkpoint.completedTasks
             failedAttempts = checkpoint.failedAttempts
         }
-        let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, publish: publish)
+        let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: sliceBudget, publish: publish)
         let io = IO(slice: slice, parentTaskId: nil, depth: 0)
         let context = JobContext(
             runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: command.jobVersion,
@@ -192,7 +198,7 @@ struct SliceExecutor: Sendable {
             try await publish(outcome)
             logger.info("run finished", metadata: ["outcome": "\(outcome)"])
         } else {
-            logger.debug("slice yielded")
+            logger.debug("slice yielded", metadata: ["reason": "\(slice.raisedInterrupt?.reason ?? "")"])
         }
     }
 }

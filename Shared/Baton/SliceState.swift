@@ -9,15 +9,19 @@ final class SliceState: Sendable {
         var completed: [String: JSONValue]
         var failedAttempts: [String: Int]
         var interrupt: BatonInterrupt?
+        var yielded = false
     }
 
     let runId: String
+    /// After this instant, the slice yields before its next new task.
+    let deadline: ContinuousClock.Instant
     let publish: @Sendable (RunEvent.Body) async throws -> Void
     private let state: Mutex<State>
 
-    init(runId: String, completed: [CompletedTask], failedAttempts: [String: Int] = [:],
+    init(runId: String, completed: [CompletedTask], failedAttempts: [String: Int] = [:], budget: Duration = .seconds(30),
          publish: @escaping @Sendable (RunEvent.Body) async throws -> Void) {
         self.runId = runId
+        self.deadline = ContinuousClock.now + budget
         self.publish = publish
         self.state = Mutex(State(completed: Dictionary(completed.map { ($0.taskId, $0.output) }, uniquingKeysWith: { first, _ in first }),
                                  failedAttempts: failedAttempts, interrupt: nil))
@@ -43,6 +47,14 @@ final class SliceState: Sendable {
         let interrupt = BatonInterrupt(reason: reason)
         state.withLock { if $0.interrupt == nil { $0.interrupt = interrupt } }
         return interrupt
+    }
+
+    /// Whether the caller is the first to yield this slice (parallel branches yield once).
+    func claimYield() -> Bool {
+        state.withLock { state in
+            defer { state.yielded = true }
+            return !state.yielded
+        }
     }
 
     /// The interrupt raised in this slice, if any.

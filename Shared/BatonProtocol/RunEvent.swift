@@ -32,6 +32,8 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case waitRequested(WaitRequested)
         /// A log line of the run.
         case logged(Logged)
+        /// The slice used its time budget and yielded; resume the run now.
+        case yielded(Yielded)
         /// The run function returned.
         case runCompleted(RunCompleted)
         /// The run function threw, or the payload was invalid.
@@ -45,6 +47,7 @@ public struct RunEvent: Codable, Sendable, Hashable {
             case .taskFailed: "taskFailed"
             case .waitRequested: "waitRequested"
             case .logged: "logged"
+            case .yielded: "yielded"
             case .runCompleted: "runCompleted"
             case .runFailed: "runFailed"
             }
@@ -136,6 +139,12 @@ public struct RunEvent: Codable, Sendable, Hashable {
         }
     }
 
+    public struct Yielded: Codable, Sendable, Hashable {
+        /// Unique per yield, so a replayed event resumes the run once.
+        public var yieldId: String
+        public init(yieldId: String) { self.yieldId = yieldId }
+    }
+
     public struct RunCompleted: Codable, Sendable, Hashable {
         public var output: JSONValue
         public init(output: JSONValue) { self.output = output }
@@ -165,6 +174,7 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case "taskFailed": body = .taskFailed(try container.decode(TaskFailed.self, forKey: .data))
         case "waitRequested": body = .waitRequested(try container.decode(WaitRequested.self, forKey: .data))
         case "logged": body = .logged(try container.decode(Logged.self, forKey: .data))
+        case "yielded": body = .yielded(try container.decode(Yielded.self, forKey: .data))
         case "runCompleted": body = .runCompleted(try container.decode(RunCompleted.self, forKey: .data))
         case "runFailed": body = .runFailed(try container.decode(RunFailed.self, forKey: .data))
         default:
@@ -185,6 +195,7 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case .taskFailed(let data): try container.encode(data, forKey: .data)
         case .waitRequested(let data): try container.encode(data, forKey: .data)
         case .logged(let data): try container.encode(data, forKey: .data)
+        case .yielded(let data): try container.encode(data, forKey: .data)
         case .runCompleted(let data): try container.encode(data, forKey: .data)
         case .runFailed(let data): try container.encode(data, forKey: .data)
         }

@@ -18,8 +18,11 @@ public struct RunStatus: RawRepresentable, Codable, Sendable, Hashable, CustomSt
     /// The event payload does not decode into the job's payload type.
     public static let invalidPayload = RunStatus(rawValue: "INVALID_PAYLOAD")
 
+    /// Canceled through the runs API; no further slice runs.
+    public static let canceled = RunStatus(rawValue: "CANCELED")
+
     /// Whether no further slice will run.
-    public var isTerminal: Bool { self == .completed || self == .failed || self == .invalidPayload }
+    public var isTerminal: Bool { self == .completed || self == .failed || self == .invalidPayload || self == .canceled }
 
     public var description: String { rawValue }
 }

@@ -208,6 +208,10 @@ public final class TaskResultStore: Sendable {
                 VALUES (?, ?, ?, ?, ?, ?)
                 """, arguments: [event.runId, line.taskId, line.level, line.message,
                                  try line.properties.map(Self.json), now])
+        case .yielded(let yielded):
+            try db.execute(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)",
+                           arguments: [event.runId, "yield#\(yielded.yieldId)", now])
+            try setStatus(.queued)
         case .runCompleted(let completed):
             guard !terminal else { break }
             try db.execute(sql: "UPDATE runs SET status = ?, output = ?, error = NULL, updated_at = ?, completed_at = ? WHERE id = ?",
@@ -266,6 +270,21 @@ public final class TaskResultStore: Sendable {
                 """, arguments: [now.millisecondsSince1970, timer.runId, timer.taskId])
             try db.execute(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
                            arguments: [RunStatus.queued.rawValue, now.millisecondsSince1970, timer.runId, RunStatus.waiting.rawValue])
+        }
+    }
+
+    /// Cancels run `id` unless it already finished: no further slice will run, pending timers
+    /// are dropped. Returns the run's status afterwards and whether this call canceled it;
+    /// `nil` for an unknown run.
+    public func cancel(runId: String, at now: Date = Date()) throws -> (status: RunStatus, canceled: Bool)? {
+        try pool.write { db in
+            guard let status = try String.fetchOne(db, sql: "SELECT status FROM runs WHERE id = ?", arguments: [runId]).map(RunStatus.init(rawValue:))
+            else { return nil }
+            guard !status.isTerminal else { return (status, false) }
+            try db.execute(sql: "UPDATE runs SET status = ?, updated_at = ?, completed_at = ? WHERE id = ?",
+                           arguments: [RunStatus.canceled.rawValue, now.millisecondsSince1970, now.millisecondsSince1970, runId])
+            try db.execute(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND fired = 0", arguments: [runId])
+            return (.canceled, true)
         }
     }
 

@@ -112,7 +112,11 @@ public final class BatonStack: Sendable {
         try await request(port: port, path)
     }
 
-    /// `POST /api/v1/events` on the ingester.
+    public func post(port: Int, _ path: String, body: String? = nil) async throws -> (status: UInt, body: String) {
+        try await request(port: port, path, method: .POST, body: body)
+    }
+
+        /// `POST /api/v1/events` on the ingester.
     public func sendEvent(_ json: String) async throws -> (status: UInt, body: String) {
         try await request(port: ingesterPort, "/api/v1/events", method: .POST, body: json)
     }

@@ -121,6 +121,8 @@ struct MessageTests {
             .taskFailed(.init(taskId: "t", key: "k", parentTaskId: nil, error: "boom", attempt: 2)),
             .waitRequested(.init(taskId: "t", key: "k", parentTaskId: nil, until: Date(timeIntervalSince1970: 5))),
             .logged(.init(taskId: "t", level: "INFO", message: "m", properties: nil)),
+            .yielded(.init(yieldId: "y1")),
+            .taskFailed(.init(taskId: "t", key: "k", parentTaskId: nil, error: "e", attempt: 1, retryAt: Date(timeIntervalSince1970: 9))),
             .runCompleted(.init(output: "done")),
             .runFailed(.init(status: .invalidPayload, error: "bad")),
         ]

@@ -170,3 +170,25 @@ struct RetryFlowTests {
         #expect(error?.message.contains("retry.limit") == true)
     }
 }
+
+@Suite("Auto-yield")
+struct AutoYieldTests {
+    @Test("past its budget a slice replays stored tasks, then yields once before the first new one")
+    func yieldsOnce() async throws {
+        let recorder = Recorder()
+        let done = Identifiers.taskID(runID: "r", parentTaskID: nil, key: "done")
+        let slice = SliceState(runId: "r", completed: [CompletedTask(taskId: done, key: "done", output: 5)], budget: .zero, publish: recorder.publish)
+        let io = IO(slice: slice, parentTaskId: nil, depth: 0)
+        let counter = Counter()
+        #expect(try await io.runTask("done") { _ -> Int in counter.hit("done"); return 0 } == 5)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for branch in 0..<3 {
+                group.addTask { _ = try await io.runTask("new \(branch)") { _ -> Int in counter.hit("new"); return 1 } }
+            }
+            await #expect(throws: BatonInterrupt.self) { try await group.waitForAll() }
+        }
+        #expect(counter["done"] == 0 && counter["new"] == 0)
+        let yields = recorder.events.withLock { $0.filter { if case .yielded = $0 { true } else { false } } }
+        #expect(yields.count == 1)
+    }
+}

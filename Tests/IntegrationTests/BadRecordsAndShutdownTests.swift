@@ -98,3 +98,62 @@ struct BadRecordsAndShutdownTests {
         try await stack.stop()
     }
 }
+
+@Suite("Auto-yield and cancel over a real broker", .tags(.integration), .serialized)
+struct YieldAndCancelTests {
+    func run(_ stack: BatonStack, _ runId: String) async throws -> RunDetails? {
+        let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
+        return status == 200 ? try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8)) : nil
+    }
+
+    @Test("a run longer than the slice budget yields and resumes until done, each step once")
+    func autoYield() async throws {
+        let stack = try await BatonStack.start(label: "yield")
+        let worker = try await stack.startExampleJobs(environment: ["WORKER_SLICE_BUDGET_MS": "150"])
+        let eventId = "evt_yield_\(UUID().uuidString.prefix(6))"
+        #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"steps.start","payload":{"steps":40,"stepMilliseconds":15}}"#).status == 202)
+        let runId = Identifiers.runID(eventID: eventId, jobSlug: "many-steps")
+        let finished = try await eventually("run to finish", deadline: .seconds(90), every: .milliseconds(100)) { () -> RunDetails? in
+            guard let run = try await run(stack, runId), run.status.isTerminal else { return nil }
+            return run
+        }
+        #expect(finished.status == .completed)
+        let audit = StepAudit(runId: runId, steps: 40, outbox: stack.outboxLines(), run: finished)
+        #expect(audit.executions == 40)
+        #expect(audit.reexecutedAcknowledged.isEmpty && audit.missing.isEmpty)
+        // 40 × 15 ms of work against a 150 ms budget: at least three yields, each resumed.
+        let yields = worker.output().components(separatedBy: "slice time budget used").count - 1
+        let resumes = stack.taskResults.output().components(separatedBy: "run resumed").count - 1
+        #expect(yields >= 3, "yields: \(yields)")
+        #expect(resumes >= yields)
+        try await stack.stop()
+    }
+
+    @Test("a canceled run stops at its next slice and stays CANCELED; canceling again reports the final status")
+    func cancel() async throws {
+        let stack = try await BatonStack.start(label: "cancel")
+        try await stack.startExampleJobs(environment: ["WORKER_SLICE_BUDGET_MS": "200"])
+        let eventId = "evt_cancel_\(UUID().uuidString.prefix(6))"
+        #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"steps.start","payload":{"steps":300,"stepMilliseconds":20}}"#).status == 202)
+        let runId = Identifiers.runID(eventID: eventId, jobSlug: "many-steps")
+        func steps() -> Int { stack.outboxLines().filter { $0.hasPrefix("step \(runId) ") }.count }
+        _ = try await eventually("the run to get going", deadline: .seconds(60)) { steps() >= 10 ? true : nil }
+
+        let canceled = try await stack.post(port: stack.taskResultsPort, "/api/v1/runs/\(runId)/cancel")
+        #expect(canceled.status == 200)
+        #expect(canceled.body.contains(#""canceled":true"#))
+        // The slice in flight ends within its budget; no later slice starts: the count settles.
+        var last = steps()
+        _ = try await eventually("steps to stop", deadline: .seconds(30), every: .milliseconds(600)) { () -> Bool? in
+            let now = steps()
+            defer { last = now }
+            return now == last ? true : nil
+        }
+        #expect(steps() < 300)
+        #expect(try await run(stack, runId)?.status == .canceled)
+        let again = try await stack.post(port: stack.taskResultsPort, "/api/v1/runs/\(runId)/cancel")
+        #expect(again.body.contains(#""canceled":false"#) && again.body.contains("CANCELED"))
+        #expect(try await stack.post(port: stack.taskResultsPort, "/api/v1/runs/run_nope/cancel").status == 404)
+        try await stack.stop()
+    }
+}
