@@ -27,7 +27,7 @@ struct ExampleJobsMain {
             configuration: .init(kafka: service.kafka, topics: service.topics,
                                  taskResultsURL: taskResultsURL.isEmpty ? nil : taskResultsURL,
                                  sliceBudget: .milliseconds(max(1, config.int(forKey: "worker.slice.budget.ms", default: 30_000)))),
-            jobs: [newUserJob(outbox: outbox, waitSeconds: waitSeconds), manyStepsJob(outbox: outbox), flakyJob(outbox: outbox)],
+            jobs: [newUserJob(outbox: outbox, waitSeconds: waitSeconds), manyStepsJob(outbox: outbox), flakyJob(outbox: outbox), fanOutJob()],
             logger: logger)
         try await runUntilSignalled([worker], logger: logger)
     }

@@ -118,6 +118,28 @@ public final class IO: Sendable {
         throw slice.interrupt("wait '\(key)'")
     }
 
+    /// Sends an event (as `sendEvent` over HTTP would), once: it is a task keyed by `key`, and
+    /// its event id is derived from the run and the key, so a replay never sends it twice.
+    /// - Returns: the event id.
+    public func sendEvent(
+        _ key: String, name: String, payload: some Encodable & Sendable, context: JSONValue? = nil, source: String = "trigger"
+    ) async throws -> String {
+        let json = try JSONValue(encoding: payload)
+        let taskId = Identifiers.taskID(runID: slice.runId, parentTaskID: parentTaskId, key: key)
+        let eventId = Identifiers.eventID(runID: slice.runId, taskID: taskId)
+        let slice = self.slice
+        return try await runTask(key, options: TaskOptions(name: "send event \(name)")) { _ in
+            let envelope = EventEnvelope(id: eventId, name: name, source: source, payload: json, context: context)
+            do {
+                try envelope.validate()
+            } catch {
+                throw TaskFailure.doNotRetry("event '\(name)' is invalid: \(error)")
+            }
+            try await slice.emit(envelope)
+            return eventId
+        }
+    }
+
     /// Runs `body`; errors go to `handler`, except the Baton interrupt, which is rethrown.
     public func `try`<T: Sendable>(
         _ body: () async throws -> T, catch handler: (any Error) async throws -> T

@@ -68,7 +68,7 @@ public struct JobWorker: Service {
             options: .init(deliveryTimeout: configuration.deliveryTimeout, lingerMilliseconds: 0),
             logger: logger)
         try await producer.createTopics(
-            [TopicSpec(name: topics.taskResults), TopicSpec(name: topics.deadLetter),
+            [TopicSpec(name: topics.taskResults), TopicSpec(name: topics.deadLetter), TopicSpec(name: topics.events),
              TopicSpec(name: topics.jobs, config: ["cleanup.policy": "compact"])]
                 + registrations.map { TopicSpec(name: topics.runs(jobSlug: $0.0.slug)) })
         for (registration, _) in registrations {
@@ -167,7 +167,12 @@ struct SliceExecutor: Sendable {
             completed += checkpoint.completedTasks
             failedAttempts = checkpoint.failedAttempts
         }
-        let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: sliceBudget, publish: publish)
+        let eventsTopic = topics.events
+        let emit: @Sendable (EventEnvelope) async throws -> Void = { envelope in
+            try await producer.send(topic: eventsTopic, key: envelope.id, value: Array(try BatonJSON.encoder.encode(envelope)))
+        }
+        let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: sliceBudget,
+                               publish: publish, emit: emit)
         let io = IO(slice: slice, parentTaskId: nil, depth: 0)
         let context = JobContext(
             runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: command.jobVersion,

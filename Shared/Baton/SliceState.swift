@@ -16,11 +16,17 @@ final class SliceState: Sendable {
     /// After this instant, the slice yields before its next new task.
     let deadline: ContinuousClock.Instant
     let publish: @Sendable (RunEvent.Body) async throws -> Void
+    /// Produces an event to the events topic and waits for the broker's ack.
+    let emit: @Sendable (EventEnvelope) async throws -> Void
     private let state: Mutex<State>
 
     init(runId: String, completed: [CompletedTask], failedAttempts: [String: Int] = [:], budget: Duration = .seconds(30),
-         publish: @escaping @Sendable (RunEvent.Body) async throws -> Void) {
+         publish: @escaping @Sendable (RunEvent.Body) async throws -> Void,
+         emit: @escaping @Sendable (EventEnvelope) async throws -> Void = { _ in
+             throw JobDefinitionError(message: "this IO cannot send events")
+         }) {
         self.runId = runId
+        self.emit = emit
         self.deadline = ContinuousClock.now + budget
         self.publish = publish
         self.state = Mutex(State(completed: Dictionary(completed.map { ($0.taskId, $0.output) }, uniquingKeysWith: { first, _ in first }),

@@ -16,6 +16,12 @@ public enum Identifiers {
         "task_" + digest(["task", runID, parentTaskID ?? "", key], length: 24)
     }
 
+    /// The id of the event that task `taskID` of run `runID` sends (`io.sendEvent`), so a
+    /// replayed send carries the same id and starts no second run.
+    public static func eventID(runID: String, taskID: String) -> String {
+        "evt_" + digest(["event", runID, taskID], length: 32)
+    }
+
     /// A new random event id, for events sent without one.
     public static func newEventID() -> String {
         "evt_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")

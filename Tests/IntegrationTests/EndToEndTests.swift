@@ -162,3 +162,35 @@ struct RetryIntegrationTests {
         try await stack.stop()
     }
 }
+
+@Suite("io.sendEvent over a real broker", .tags(.integration))
+struct SendEventIntegrationTests {
+    @Test("events sent from a run start their own runs, once each")
+    func fanOut() async throws {
+        let stack = try await BatonStack.start(label: "fanout")
+        try await stack.startExampleJobs()
+        let eventId = "evt_fanout_\(UUID().uuidString.prefix(6))"
+        #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"fanout.start","payload":{"count":5}}"#).status == 202)
+        func finished(_ runId: String) async throws -> RunDetails {
+            try await eventually("run \(runId) to finish", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
+                let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
+                guard status == 200 else { return nil }
+                let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
+                return run.status.isTerminal ? run : nil
+            }
+        }
+        let parent = try await finished(Identifiers.runID(eventID: eventId, jobSlug: "fan-out"))
+        #expect(parent.status == .completed)
+        let sent = try #require(parent.output.map { try $0.decode(as: [String].self) })
+        #expect(sent.count == 5 && Set(sent).count == 5)
+        for child in sent {
+            #expect(child == Identifiers.eventID(runID: parent.id, taskID: Identifiers.taskID(runID: parent.id, parentTaskID: nil, key: "send \(sent.firstIndex(of: child)!)")))
+            let run = try await finished(Identifiers.runID(eventID: child, jobSlug: "many-steps"))
+            #expect(run.status == .completed)
+            struct RunList: Decodable { var runs: [RunDetails] }
+            let list = try BatonJSON.decoder.decode(RunList.self, from: Data(try await stack.get(port: stack.taskResultsPort, "/api/v1/runs?eventId=\(child)").body.utf8))
+            #expect(list.runs.count == 1)
+        }
+        try await stack.stop()
+    }
+}
