@@ -123,7 +123,7 @@ let package = Package(
         .executableTarget(
             name: "ExampleJobs",
             dependencies: [
-                "Baton", "BatonService",
+                "Baton", "BatonService", "BatonProtocol",
             ],
             path: "Services/ExampleJobs",
             swiftSettings: swiftSettings

@@ -12,7 +12,9 @@ import Logging
 /// - `task.results.url` (`TASK_RESULTS_URL`), string, `http://127.0.0.1:8082`: the task-result
 ///   service each slice asks for the run's completed tasks (empty: none; unsafe, for tests that
 ///   show what the checkpoint prevents);
-/// - `worker.slice.budget.ms` (`WORKER_SLICE_BUDGET_MS`), int, 30000: a slice's time budget.
+/// - `worker.slice.budget.ms` (`WORKER_SLICE_BUDGET_MS`), int, 30000: a slice's time budget;
+/// - `baton.organization` / `baton.project` (`BATON_ORGANIZATION`, `BATON_PROJECT`), string,
+///   `default`: scope of deduplication keys, shown in every run's context.
 @main
 struct ExampleJobsMain {
     static func main() async throws {
@@ -26,7 +28,9 @@ struct ExampleJobsMain {
         let worker = JobWorker(
             configuration: .init(kafka: service.kafka, topics: service.topics,
                                  taskResultsURL: taskResultsURL.isEmpty ? nil : taskResultsURL,
-                                 sliceBudget: .milliseconds(max(1, config.int(forKey: "worker.slice.budget.ms", default: 30_000)))),
+                                 sliceBudget: .milliseconds(max(1, config.int(forKey: "worker.slice.budget.ms", default: 30_000))),
+                                 organization: config.string(forKey: "baton.organization", default: "default"),
+                                 project: config.string(forKey: "baton.project", default: "default")),
             jobs: [newUserJob(outbox: outbox, waitSeconds: waitSeconds), manyStepsJob(outbox: outbox), flakyJob(outbox: outbox), fanOutJob()],
             logger: logger)
         try await runUntilSignalled([worker], logger: logger)

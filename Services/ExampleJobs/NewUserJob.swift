@@ -1,4 +1,5 @@
 import Baton
+import BatonProtocol
 import Foundation
 
 /// The payload of `user.created`.
@@ -30,7 +31,7 @@ struct WelcomeResult: Codable, Sendable {
 func newUserJob(outbox: URL, waitSeconds: Double) -> Job<NewUser, WelcomeResult> {
     Job(id: "new-user-welcome", name: "Welcome a new user", version: "1.0.0",
         trigger: .event(name: "user.created", payload: NewUser.self)) { user, io, ctx in
-        await io.logger.info("Welcoming \(user.name)")
+        await io.logger.info("Welcoming \(user.name)", ["slice": .int(Int64(ctx.attempt)), "project": .string(ctx.project)])
         let profile = try await io.runTask("look up user") { _ in
             try appendLine("lookup \(user.id) run=\(ctx.runId)", to: outbox)
             return Profile(id: user.id, email: user.email, displayName: user.name, plan: "free")
@@ -41,7 +42,7 @@ func newUserJob(outbox: URL, waitSeconds: Double) -> Job<NewUser, WelcomeResult>
             try appendLine("welcome \(profile.email) run=\(ctx.runId)", to: outbox)
             return message
         }
-        await io.logger.info("Welcome e-mail sent")
+        await io.logger.info("Welcome e-mail sent", ["slice": .int(Int64(ctx.attempt))])
         return WelcomeResult(userId: profile.id, emailedTo: profile.email, message: message)
     }
 }

@@ -63,6 +63,13 @@ public struct JobContext: Sendable {
     public var jobVersion: String
     /// The event that started the run.
     public var event: EventInfo
+    /// Which execution slice of the run this is: 1 for the first, more after waits, retries,
+    /// yields and restarts. (Code outside tasks runs once per slice.)
+    public var attempt: Int
+    /// The organization the job service belongs to (from its configuration).
+    public var organization: String
+    /// The project the job service belongs to (from its configuration).
+    public var project: String
 
     public struct EventInfo: Sendable {
         public var id: String

@@ -24,14 +24,20 @@ public struct JobWorker: Service {
         public var deliveryTimeout: Duration
         /// How long a slice keeps asking for its checkpoint before the worker gives up.
         public var checkpointPatience: Duration
+        /// Organization and project of this job service; they scope deduplication keys and are
+        /// in every run's context.
+        public var organization: String
+        public var project: String
         /// How long a slice may run before it yields (checked before each new task), so one long
         /// run cannot hold a partition; the run resumes at once in a new slice.
         public var sliceBudget: Duration
 
         public init(kafka: KafkaConfiguration, topics: Topics = Topics(), taskResultsURL: String?,
                     deliveryTimeout: Duration = .seconds(30), checkpointPatience: Duration = .seconds(60),
-                    sliceBudget: Duration = .seconds(30)) {
+                    sliceBudget: Duration = .seconds(30), organization: String = "default", project: String = "default") {
             self.sliceBudget = sliceBudget
+            self.organization = organization
+            self.project = project
             self.kafka = kafka
             self.topics = topics
             self.taskResultsURL = taskResultsURL
@@ -87,7 +93,8 @@ public struct JobWorker: Service {
             (try KafkaConsumer(configuration: configuration.kafka, groupID: "\(topics.prefix).worker.\(registration.slug)",
                                topics: [topics.runs(jobSlug: registration.slug)], logger: logger),
              SliceExecutor(job: job, registration: registration, producer: producer, topics: topics,
-                           deadLetters: deadLetters, checkpoints: checkpoints, sliceBudget: configuration.sliceBudget, logger: logger))
+                           deadLetters: deadLetters, checkpoints: checkpoints, sliceBudget: configuration.sliceBudget,
+                           organization: configuration.organization, project: configuration.project, logger: logger))
         }
         var failure: (any Error)?
         do {
@@ -128,6 +135,8 @@ struct SliceExecutor: Sendable {
     let deadLetters: DeadLetterQueue
     let checkpoints: CheckpointClient?
     let sliceBudget: Duration
+    let organization: String
+    let project: String
     let logger: Logger
 
     /// Handles one run-topic record. Returns when its effects are durable; throws only when
@@ -158,6 +167,7 @@ struct SliceExecutor: Sendable {
         }
         var completed = command.completedTasks
         var failedAttempts: [String: Int] = [:]
+        var attempt = 1
         if let checkpoints {
             let checkpoint = try await checkpoints.fetch(runId: runId)
             if let status = checkpoint.status, status.isTerminal {
@@ -166,6 +176,7 @@ struct SliceExecutor: Sendable {
             }
             completed += checkpoint.completedTasks
             failedAttempts = checkpoint.failedAttempts
+            attempt = checkpoint.slice
         }
         let eventsTopic = topics.events
         let emit: @Sendable (EventEnvelope) async throws -> Void = { envelope in
@@ -176,7 +187,8 @@ struct SliceExecutor: Sendable {
         let io = IO(slice: slice, parentTaskId: nil, depth: 0)
         let context = JobContext(
             runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: command.jobVersion,
-            event: .init(id: command.event.id, name: command.event.name, timestamp: command.event.timestamp, context: command.event.context))
+            event: .init(id: command.event.id, name: command.event.name, timestamp: command.event.timestamp, context: command.event.context),
+            attempt: attempt, organization: organization, project: project)
         logger.debug("slice started", metadata: ["command": "\(command.kind.rawValue)", "completed.tasks": "\(command.completedTasks.count)"])
         let outcome: RunEvent.Body?
         do {

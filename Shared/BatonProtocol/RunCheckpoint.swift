@@ -9,11 +9,14 @@ public struct RunCheckpoint: Codable, Sendable, Hashable {
     public var completedTasks: [CompletedTask]
     /// Attempts already made by tasks that have not completed, by task id.
     public var failedAttempts: [String: Int]
+    /// Which execution slice of the run this is (1 for the first); counts every checkpoint.
+    public var slice: Int
 
-    public init(runId: String, status: RunStatus?, completedTasks: [CompletedTask], failedAttempts: [String: Int] = [:]) {
+    public init(runId: String, status: RunStatus?, completedTasks: [CompletedTask], failedAttempts: [String: Int] = [:], slice: Int = 1) {
         self.runId = runId
         self.status = status
         self.completedTasks = completedTasks
         self.failedAttempts = failedAttempts
+        self.slice = slice
     }
 }

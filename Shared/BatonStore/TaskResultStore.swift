@@ -30,6 +30,7 @@ public final class TaskResultStore: Sendable {
                     status TEXT NOT NULL,
                     output TEXT,
                     error TEXT,
+                    slices INTEGER NOT NULL DEFAULT 0,
                     created_at INTEGER NOT NULL,
                     updated_at INTEGER NOT NULL,
                     completed_at INTEGER
@@ -117,9 +118,12 @@ public final class TaskResultStore: Sendable {
         }
     }
 
-    /// The run's status and completed tasks (`status` is `nil` for an unknown run).
+    /// The run's status and completed tasks (`status` is `nil` for an unknown run); counts a
+    /// slice of a run that has not finished.
     public func checkpoint(runId: String) throws -> RunCheckpoint {
-        try pool.read { db in
+        try pool.write { db in
+            try db.execute(sql: "UPDATE runs SET slices = slices + 1 WHERE id = ? AND status NOT IN ('COMPLETED', 'FAILED', 'INVALID_PAYLOAD', 'CANCELED')",
+                           arguments: [runId])
             let status = try String.fetchOne(db, sql: "SELECT status FROM runs WHERE id = ?", arguments: [runId])
             guard let status else { return RunCheckpoint(runId: runId, status: nil, completedTasks: []) }
             var failed: [String: Int] = [:]
@@ -128,7 +132,8 @@ public final class TaskResultStore: Sendable {
                 failed[row["task_id"]] = row["failures"]
             }
             return RunCheckpoint(runId: runId, status: RunStatus(rawValue: status),
-                                 completedTasks: try Self.completedTasks(db, runId: runId), failedAttempts: failed)
+                                 completedTasks: try Self.completedTasks(db, runId: runId), failedAttempts: failed,
+                                 slice: try Int.fetchOne(db, sql: "SELECT slices FROM runs WHERE id = ?", arguments: [runId]) ?? 1)
         }
     }
 

@@ -50,7 +50,8 @@ struct ReplayTests {
     func slice(_ job: some AnyJob, runId: String, completed: [CompletedTask], recorder: Recorder, payload: JSONValue) async throws -> JSONValue {
         let state = SliceState(runId: runId, completed: completed, publish: recorder.publish)
         let context = JobContext(runId: runId, jobId: "replay", jobSlug: "replay", jobVersion: "1.0.0",
-                                 event: .init(id: "e", name: "go", timestamp: Date(), context: nil))
+                                 event: .init(id: "e", name: "go", timestamp: Date(), context: nil), attempt: 1,
+                                 organization: "org", project: "proj")
         return try await job.execute(payload: payload, io: IO(slice: state, parentTaskId: nil, depth: 0), context: context)
     }
 

@@ -54,6 +54,9 @@ struct EndToEndTests {
         #expect(run.tasks.map(\.key) == ["look up user", "give them a moment", "send welcome e-mail"])
         #expect(run.tasks.allSatisfy { $0.status == .completed && $0.attempts == 1 })
         #expect(run.logs.map(\.message) == ["Welcoming User u1", "Welcome e-mail sent"])
+        // ctx.attempt counts slices: the first line was logged in slice 1, the second after the wait.
+        #expect(run.logs.map { $0.properties?["slice"] } == [1, 2])
+        #expect(run.logs.first?.properties?["project"] == "default")
 
         // Side effects, counted outside the job process: exactly one of each.
         let lines = stack.outboxLines().filter { $0.hasSuffix("run=\(runId)") }
