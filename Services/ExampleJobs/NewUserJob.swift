@@ -47,15 +47,15 @@ func newUserJob(outbox: URL, waitSeconds: Double) -> Job<NewUser, WelcomeResult>
     }
 }
 
-/// Appends one line to `file`, creating it when needed, and syncs it to disk.
+/// Appends one line to `file` (created when needed) with a single `O_APPEND` write, so lines
+/// from parallel tasks and processes never overwrite each other, and syncs it to disk.
 func appendLine(_ line: String, to file: URL) throws {
-    if !FileManager.default.fileExists(atPath: file.path) {
-        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: file.path, contents: nil)
-    }
-    let handle = try FileHandle(forWritingTo: file)
-    defer { try? handle.close() }
-    try handle.seekToEnd()
-    try handle.write(contentsOf: Data((line + "\n").utf8))
-    try handle.synchronize()
+    try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+    let descriptor = open(file.path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    guard descriptor >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    defer { close(descriptor) }
+    let bytes = Array((line + "\n").utf8)
+    let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+    guard written == bytes.count else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    guard fsync(descriptor) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
 }

@@ -72,6 +72,11 @@ public final class IO: Sendable {
         } catch let interrupt as BatonInterrupt {
             throw interrupt
         } catch {
+            if let interrupt = slice.raisedInterrupt, Task.isCancelled {
+                // A parallel branch ended the slice and this one was cancelled with it: not a
+                // failure of the task, which runs again in a later slice.
+                throw interrupt
+            }
             let delay = Self.retryDelay(after: error, attempt: attempt, policy: options.retry)
             let retryAt = delay.map { Date().addingTimeInterval(Double($0) / 1000) }
             try await slice.publish(.taskFailed(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, error: "\(error)",

@@ -204,6 +204,8 @@ struct SliceExecutor: Sendable {
             outcome = .runFailed(.init(status: .invalidPayload, error: invalid.description))
         } catch let error as KafkaError {
             throw error  // checkpoint not durable: do not commit, let the command come back
+        } catch is CancellationError where slice.raisedInterrupt != nil {
+            outcome = nil  // parallel branches cancelled because one of them ended the slice
         } catch {
             if let interrupt = slice.raisedInterrupt {
                 outcome = .runFailed(.init(error: "the job's code caught Baton's interrupt (\(interrupt.reason)) and threw \(error) instead; rethrow errors for which isBatonInterrupt(error) is true"))

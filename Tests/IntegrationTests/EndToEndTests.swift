@@ -197,3 +197,32 @@ struct SendEventIntegrationTests {
         try await stack.stop()
     }
 }
+
+@Suite("Parallel tasks over a real broker", .tags(.integration))
+struct ParallelIntegrationTests {
+    @Test("async let branches with their own waits and a task group complete, each task once")
+    func parallelBranches() async throws {
+        let stack = try await BatonStack.start(label: "parallel")
+        try await stack.startExampleJobs()
+        let eventId = "evt_parallel_\(UUID().uuidString.prefix(6))"
+        let started = Date()
+        #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"parallel.start","payload":{"waitA":0.5,"waitB":1.5}}"#).status == 202)
+        let runId = Identifiers.runID(eventID: eventId, jobSlug: "parallel")
+        let run = try await eventually("run \(runId) to finish", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
+            let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
+            guard status == 200 else { return nil }
+            let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
+            return run.status.isTerminal ? run : nil
+        }
+        #expect(run.status == .completed, "\(run.error ?? "")")
+        #expect(run.output == "aA-bB-30")
+        #expect(Date().timeIntervalSince(started) >= 1.5, "the longer wait was honoured")
+        let lines = stack.outboxLines().filter { $0.hasPrefix("parallel \(runId) ") }
+        let keys = ["a first", "a second", "b first", "b second"] + (0..<5).map { "square \($0)" }
+        for key in keys {
+            #expect(lines.filter { $0 == "parallel \(runId) \(key)" }.count == 1, "\(key): \(lines)")
+        }
+        #expect(run.tasks.filter { $0.status == .completed }.count == keys.count + 2)  // + the two waits
+        try await stack.stop()
+    }
+}
