@@ -141,6 +141,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "BatonStoreTests",
+            dependencies: ["BatonStore", "BatonProtocol"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "BatonTests",
             dependencies: ["Baton", "BatonProtocol"],
             swiftSettings: swiftSettings

@@ -151,6 +151,16 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     router.get("/internal/v1/runs/:id/checkpoint") { _, context in
         try jsonResponse(try await barrier.checkpoint(runId: try context.parameters.require("id")))
     }
+    router.post("/internal/v1/deduplication/claim") { request, _ in
+        let body = try await request.body.collect(upTo: 1 << 20)
+        let claim: DeduplicationClaimRequest
+        do throws(ValidationError) {
+            claim = try BatonJSON.decodeDocument(DeduplicationClaimRequest.self, from: body.readableBytesView)
+        } catch {
+            throw APIError(error)
+        }
+        return try jsonResponse(try store.claim(claim))
+    }
     router.post("/api/v1/runs/:id/cancel") { _, context in
         let id = try context.parameters.require("id")
         guard let result = try store.cancel(runId: id) else {

@@ -21,28 +21,61 @@ struct CheckpointClient: Sendable {
     /// The checkpoint of `runId`.
     /// - Throws: `CheckpointUnavailable` when the service did not answer within `patience`.
     func fetch(runId: String) async throws -> RunCheckpoint {
+        try await patiently(runId: runId) {
+            try await call(HTTPClientRequest(url: "\(baseURL)/internal/v1/runs/\(runId)/checkpoint"), as: RunCheckpoint.self)
+        }
+    }
+
+    /// Claims a deduplication key, waiting while another run's task holds it.
+    /// - Throws: `CheckpointUnavailable` when no answer other than `busy` came within `patience`.
+    func claim(_ claim: DeduplicationClaimRequest) async throws -> DeduplicationClaim {
+        try await patiently(runId: claim.runId) {
+            var request = HTTPClientRequest(url: "\(baseURL)/internal/v1/deduplication/claim")
+            request.method = .POST
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: try BatonJSON.encoder.encode(claim)))
+            let answer = try await call(request, as: DeduplicationClaim.self)
+            guard answer.outcome != .busy else { throw Busy() }
+            return answer
+        }
+    }
+
+    private struct Busy: Error, CustomStringConvertible {
+        var description: String { "another run's task holds the deduplication key" }
+    }
+
+    private struct UnexpectedStatus: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private func call<T: Decodable>(_ request: HTTPClientRequest, as type: T.Type) async throws -> T {
+        let response = try await http.execute(request, timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 64 << 20)
+        guard response.status == .ok else {
+            throw UnexpectedStatus(description: "HTTP \(response.status.code): \(String(buffer: body).prefix(300))")
+        }
+        return try BatonJSON.decoder.decode(T.self, from: Data(body.readableBytesView))
+    }
+
+    /// Retries `operation` with exponential back-off (50 ms to 2 s) until it succeeds or
+    /// `patience` is used up.
+    private func patiently<T>(runId: String, _ operation: () async throws -> T) async throws -> T {
         let clock = ContinuousClock()
         let deadline = clock.now + patience
         var delay = Duration.milliseconds(50)
-        var lastProblem = ""
         while true {
             do {
-                let request = HTTPClientRequest(url: "\(baseURL)/internal/v1/runs/\(runId)/checkpoint")
-                let response = try await http.execute(request, timeout: .seconds(30))
-                let body = try await response.body.collect(upTo: 64 << 20)
-                if response.status == .ok {
-                    return try BatonJSON.decoder.decode(RunCheckpoint.self, from: Data(body.readableBytesView))
-                }
-                lastProblem = "HTTP \(response.status.code): \(String(buffer: body).prefix(300))"
+                return try await operation()
             } catch {
-                lastProblem = "\(error)"
+                guard clock.now + delay < deadline else {
+                    throw CheckpointUnavailable(runId: runId, baseURL: baseURL, problem: "\(error)")
+                }
+                if !(error is Busy) {
+                    logger.warning("task-result service not available yet; retrying", metadata: ["run.id": "\(runId)", "problem": "\(error)"])
+                }
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
             }
-            guard clock.now + delay < deadline else {
-                throw CheckpointUnavailable(runId: runId, baseURL: baseURL, problem: lastProblem)
-            }
-            logger.warning("checkpoint not available yet; retrying", metadata: ["run.id": "\(runId)", "problem": "\(lastProblem)"])
-            try await Task.sleep(for: delay)
-            delay = min(delay * 2, .seconds(2))
         }
     }
 }

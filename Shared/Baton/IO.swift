@@ -29,7 +29,7 @@ public final class IO: Sendable {
     ///
     /// - Parameters:
     ///   - key: identity of the task within its parent; keep it stable across deploys.
-    ///   - options: display name, properties, retry policy.
+    ///   - options: display name, properties, retry policy, deduplication key and scope.
     ///   - body: the task's work. It receives an `IO` whose tasks are subtasks of this one.
     /// - Returns: the task's output, decoded from the stored JSON on replays.
     /// - Throws: what `body` throws once no attempt is left (every failure is recorded; with
@@ -39,13 +39,36 @@ public final class IO: Sendable {
     public func runTask<T: Codable & Sendable>(
         _ key: String, options: TaskOptions = TaskOptions(), _ body: @Sendable (IO) async throws -> T
     ) async throws -> T {
+        switch try await runTaskCore(key, options: options, body) {
+        case .value(let value): return value
+        case .earlierFailure(let error): throw EarlierFailure(error: error)
+        }
+    }
+
+    /// ``runTask(_:options:_:)`` with `skipFailure`: when a task failed earlier under the
+    /// options' deduplication key, returns `nil` (the failure is recorded) and the run goes on.
+    public func runTaskSkippingFailure<T: Codable & Sendable>(
+        _ key: String, options: TaskOptions, _ body: @Sendable (IO) async throws -> T
+    ) async throws -> T? {
+        var options = options
+        options.skipFailure = true
+        switch try await runTaskCore(key, options: options, body) {
+        case .value(let value): return value
+        case .earlierFailure: return nil
+        }
+    }
+
+    enum TaskResult<T> {
+        case value(T)
+        case earlierFailure(String)
+    }
+
+    func runTaskCore<T: Codable & Sendable>(
+        _ key: String, options: TaskOptions, _ body: @Sendable (IO) async throws -> T
+    ) async throws -> TaskResult<T> {
         let taskId = Identifiers.taskID(runID: slice.runId, parentTaskID: parentTaskId, key: key)
         if let stored = slice.output(of: taskId) {
-            do {
-                return try stored.decode(as: T.self)
-            } catch {
-                throw JobDefinitionError(message: "the stored output of task '\(key)' does not decode as \(T.self): \(BatonJSON.describe(error).message); did the task's output type change without a new job version?")
-            }
+            return .value(try decodeStored(stored, key: key))
         }
         guard depth < Self.maximumDepth else {
             throw JobDefinitionError(message: "task '\(key)' is nested \(depth + 1) levels deep; subtasks may nest at most \(Self.maximumDepth) levels")
@@ -65,6 +88,34 @@ public final class IO: Sendable {
             throw slice.interrupt("slice time budget used; yielding before task '\(key)'")
         }
         let attempt = slice.failedAttempts(of: taskId) + 1
+        var scopedKey: String?
+        if let deduplicationKey = options.deduplicationKey {
+            let scope = slice.scope
+            do {
+                scopedKey = try options.deduplicationScope.scopedKey(
+                    deduplicationKey, organization: scope.organization, project: scope.project, jobSlug: scope.jobSlug)
+            } catch {
+                throw JobDefinitionError(message: "task '\(key)': \(error)")
+            }
+            guard let claim = slice.claim else {
+                throw JobDefinitionError(message: "task '\(key)' has a deduplication key, which needs the task-result service: set the worker's taskResultsURL")
+            }
+            let answer = try await claim(DeduplicationClaimRequest(scopedKey: scopedKey!, runId: slice.runId, taskId: taskId, skipFailure: options.skipFailure))
+            switch answer.outcome {
+            case .completed:
+                let output = answer.output ?? .null
+                try await slice.publish(.taskCompleted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, output: output)))
+                slice.complete(taskId, output: output)
+                return .value(try decodeStored(output, key: key))
+            case .failed:
+                let error = answer.error ?? "unknown error"
+                try await slice.publish(.taskFailed(.init(taskId: taskId, key: key, parentTaskId: parentTaskId,
+                                                          error: "not executed: a task failed earlier under its deduplication key: \(error)", attempt: attempt)))
+                return .earlierFailure(error)
+            default:
+                break  // .execute: this task holds the key now
+            }
+        }
         try await slice.publish(.taskStarted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, name: options.name, attempt: attempt)))
         let output: T
         do {
@@ -80,7 +131,7 @@ public final class IO: Sendable {
             let delay = Self.retryDelay(after: error, attempt: attempt, policy: options.retry)
             let retryAt = delay.map { Date().addingTimeInterval(Double($0) / 1000) }
             try await slice.publish(.taskFailed(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, error: "\(error)",
-                                                      attempt: attempt, retryAt: retryAt)))
+                                                      attempt: attempt, retryAt: retryAt, deduplicationKey: scopedKey)))
             if let delay {
                 throw slice.interrupt("retry of task '\(key)' (attempt \(attempt + 1)) in \(delay) ms")
             }
@@ -88,9 +139,17 @@ public final class IO: Sendable {
         }
         let json = try JSONValue(encoding: output)
         // The job continues only once the broker holds the result: a completed task never runs again.
-        try await slice.publish(.taskCompleted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, output: json)))
+        try await slice.publish(.taskCompleted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, output: json, deduplicationKey: scopedKey)))
         slice.complete(taskId, output: json)
-        return output
+        return .value(output)
+    }
+
+    private func decodeStored<T: Decodable>(_ stored: JSONValue, key: String) throws -> T {
+        do {
+            return try stored.decode(as: T.self)
+        } catch {
+            throw JobDefinitionError(message: "the stored output of task '\(key)' does not decode as \(T.self): \(BatonJSON.describe(error).message); did the task's output type change without a new job version?")
+        }
     }
 
     /// Milliseconds until the next attempt after `error` on `attempt`, or `nil` for none.

@@ -182,8 +182,13 @@ struct SliceExecutor: Sendable {
         let emit: @Sendable (EventEnvelope) async throws -> Void = { envelope in
             try await producer.send(topic: eventsTopic, key: envelope.id, value: Array(try BatonJSON.encoder.encode(envelope)))
         }
+        var claim: (@Sendable (DeduplicationClaimRequest) async throws -> DeduplicationClaim)?
+        if let client = checkpoints {
+            claim = { request in try await client.claim(request) }
+        }
         let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: sliceBudget,
-                               publish: publish, emit: emit)
+                               publish: publish, emit: emit, claim: claim,
+                               scope: (organization: organization, project: project, jobSlug: registration.slug))
         let io = IO(slice: slice, parentTaskId: nil, depth: 0)
         let context = JobContext(
             runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: command.jobVersion,

@@ -18,15 +18,24 @@ final class SliceState: Sendable {
     let publish: @Sendable (RunEvent.Body) async throws -> Void
     /// Produces an event to the events topic and waits for the broker's ack.
     let emit: @Sendable (EventEnvelope) async throws -> Void
+    /// Claims a deduplication key at the task-result service (waiting while another run holds
+    /// it); `nil` when the worker has no task-result service.
+    let claim: (@Sendable (DeduplicationClaimRequest) async throws -> DeduplicationClaim)?
+    /// Organization, project and job slug: the scopes of deduplication keys.
+    let scope: (organization: String, project: String, jobSlug: String)
     private let state: Mutex<State>
 
     init(runId: String, completed: [CompletedTask], failedAttempts: [String: Int] = [:], budget: Duration = .seconds(30),
          publish: @escaping @Sendable (RunEvent.Body) async throws -> Void,
          emit: @escaping @Sendable (EventEnvelope) async throws -> Void = { _ in
              throw JobDefinitionError(message: "this IO cannot send events")
-         }) {
+         },
+         claim: (@Sendable (DeduplicationClaimRequest) async throws -> DeduplicationClaim)? = nil,
+         scope: (organization: String, project: String, jobSlug: String) = ("default", "default", "job")) {
         self.runId = runId
         self.emit = emit
+        self.claim = claim
+        self.scope = scope
         self.deadline = ContinuousClock.now + budget
         self.publish = publish
         self.state = Mutex(State(completed: Dictionary(completed.map { ($0.taskId, $0.output) }, uniquingKeysWith: { first, _ in first }),

@@ -8,12 +8,33 @@ public struct TaskOptions: Sendable {
     public var properties: JSONValue?
     /// Retries after a failure, each after a durable back-off; `nil`: the first failure is final.
     public var retry: RetryPolicy?
+    /// Runs the task once in the whole scope (not just the run): a task that completed under
+    /// this key anywhere in the scope returns that output; one that failed is executed again
+    /// (see ``skipFailure``); two runs racing on the key execute it once.
+    public var deduplicationKey: String?
+    /// Where ``deduplicationKey`` is unique; default `.project`.
+    public var deduplicationScope: DeduplicationScope
+    /// With a deduplication key: when a task failed under the key, return that failure instead
+    /// of executing again (`IO.runTaskSkippingFailure` returns `nil`; `runTask` throws
+    /// `EarlierFailure`).
+    public var skipFailure: Bool
 
-    public init(name: String? = nil, properties: JSONValue? = nil, retry: RetryPolicy? = nil) {
+    public init(name: String? = nil, properties: JSONValue? = nil, retry: RetryPolicy? = nil,
+                deduplicationKey: String? = nil, deduplicationScope: DeduplicationScope = .project, skipFailure: Bool = false) {
         self.name = name
         self.properties = properties
         self.retry = retry
+        self.deduplicationKey = deduplicationKey
+        self.deduplicationScope = deduplicationScope
+        self.skipFailure = skipFailure
     }
+}
+
+/// A task with `skipFailure` found a failure stored under its deduplication key and did not run.
+public struct EarlierFailure: Error, Sendable, CustomStringConvertible {
+    /// The error of the task that failed under the key.
+    public var error: String
+    public var description: String { "a task failed earlier under this deduplication key: \(error)" }
 }
 
 /// An error a task body throws to steer retries: ``doNotRetry(_:)`` ends the task at once,

@@ -85,11 +85,14 @@ public struct RunEvent: Codable, Sendable, Hashable {
         public var key: String
         public var parentTaskId: String?
         public var output: JSONValue
-        public init(taskId: String, key: String, parentTaskId: String?, output: JSONValue) {
+        /// The scoped deduplication key the task held, whose claim this completes.
+        public var deduplicationKey: String?
+        public init(taskId: String, key: String, parentTaskId: String?, output: JSONValue, deduplicationKey: String? = nil) {
             self.taskId = taskId
             self.key = key
             self.parentTaskId = parentTaskId
             self.output = output
+            self.deduplicationKey = deduplicationKey
         }
     }
 
@@ -101,13 +104,17 @@ public struct RunEvent: Codable, Sendable, Hashable {
         public var attempt: Int
         /// When the next attempt is due; `nil` when this was the last attempt.
         public var retryAt: Date?
-        public init(taskId: String, key: String, parentTaskId: String?, error: String, attempt: Int, retryAt: Date? = nil) {
+        /// The scoped deduplication key the task held; a final failure releases it as failed.
+        public var deduplicationKey: String?
+        public init(taskId: String, key: String, parentTaskId: String?, error: String, attempt: Int, retryAt: Date? = nil,
+                    deduplicationKey: String? = nil) {
             self.taskId = taskId
             self.key = key
             self.parentTaskId = parentTaskId
             self.error = error
             self.attempt = attempt
             self.retryAt = retryAt
+            self.deduplicationKey = deduplicationKey
         }
     }
 

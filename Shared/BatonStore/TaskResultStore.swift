@@ -69,6 +69,16 @@ public final class TaskResultStore: Sendable {
                     PRIMARY KEY (run_id, task_id)
                 );
                 CREATE INDEX timers_due ON timers(fired, due_at);
+                CREATE TABLE deduplication_keys (
+                    scoped_key TEXT PRIMARY KEY NOT NULL,
+                    run_id TEXT NOT NULL,
+                    task_id TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    output TEXT,
+                    error TEXT,
+                    claimed_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
                 CREATE TABLE consumer_offsets (
                     topic TEXT NOT NULL,
                     partition INTEGER NOT NULL,
@@ -181,6 +191,12 @@ public final class TaskResultStore: Sendable {
                 UPDATE tasks SET status = 'COMPLETED', output = ?, error = NULL, completed_at = ?, attempts = MAX(attempts, 1)
                 WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
                 """, arguments: [try Self.json(completed.output), now, event.runId, completed.taskId])
+            if let key = completed.deduplicationKey {
+                try db.execute(sql: """
+                    UPDATE deduplication_keys SET status = 'COMPLETED', output = ?, error = NULL, updated_at = ?
+                    WHERE scoped_key = ? AND status != 'COMPLETED'
+                    """, arguments: [try Self.json(completed.output), now, key])
+            }
             try setStatus(.executing)
         case .taskFailed(let failed):
             try Self.insertTask(db, runId: event.runId, taskId: failed.taskId, key: failed.key,
@@ -189,6 +205,12 @@ public final class TaskResultStore: Sendable {
                 UPDATE tasks SET status = 'ERRORED', error = ?, attempts = MAX(attempts, ?), failures = MAX(failures, ?)
                 WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
                 """, arguments: [failed.error, failed.attempt, failed.attempt, event.runId, failed.taskId])
+            if failed.retryAt == nil, let key = failed.deduplicationKey {
+                try db.execute(sql: """
+                    UPDATE deduplication_keys SET status = 'FAILED', error = ?, updated_at = ?
+                    WHERE scoped_key = ? AND run_id = ? AND task_id = ? AND status = 'RUNNING'
+                    """, arguments: [failed.error, now, key, event.runId, failed.taskId])
+            }
             if let retryAt = failed.retryAt {
                 // One timer per attempt: a replayed failure of the same attempt schedules nothing new.
                 try db.execute(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)",
@@ -290,6 +312,38 @@ public final class TaskResultStore: Sendable {
                            arguments: [RunStatus.canceled.rawValue, now.millisecondsSince1970, now.millisecondsSince1970, runId])
             try db.execute(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND fired = 0", arguments: [runId])
             return (.canceled, true)
+        }
+    }
+
+    /// Claims a deduplication key for a task, atomically: the first claimant executes, later
+    /// ones get the stored output (or failure), or `busy` while the holder is executing. A task
+    /// that failed under the key is executed again by the next claimant unless it skips failures;
+    /// a claim older than `lease` whose holder never finished is taken over.
+    public func claim(_ request: DeduplicationClaimRequest, lease: Duration = .seconds(300), now: Date = Date()) throws -> DeduplicationClaim {
+        try pool.write { db in
+            let time = now.millisecondsSince1970
+            func take() throws -> DeduplicationClaim {
+                try db.execute(sql: """
+                    INSERT INTO deduplication_keys (scoped_key, run_id, task_id, status, claimed_at, updated_at)
+                    VALUES (?, ?, ?, 'RUNNING', ?, ?)
+                    ON CONFLICT(scoped_key) DO UPDATE SET run_id = excluded.run_id, task_id = excluded.task_id, status = 'RUNNING',
+                        output = NULL, error = NULL, claimed_at = excluded.claimed_at, updated_at = excluded.updated_at
+                    """, arguments: [request.scopedKey, request.runId, request.taskId, time, time])
+                return DeduplicationClaim(outcome: .execute)
+            }
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM deduplication_keys WHERE scoped_key = ?", arguments: [request.scopedKey]) else {
+                return try take()
+            }
+            switch row["status"] as String {
+            case "COMPLETED":
+                return DeduplicationClaim(outcome: .completed, output: try Self.decodeJSON(row["output"]) ?? .null)
+            case "FAILED":
+                return request.skipFailure ? DeduplicationClaim(outcome: .failed, error: row["error"]) : try take()
+            default:
+                let holder = (row["run_id"] as String) == request.runId && (row["task_id"] as String) == request.taskId
+                let lapsed = time - (row["claimed_at"] as Int64) > Int64((lease / .milliseconds(1)).rounded())
+                return holder || lapsed ? try take() : DeduplicationClaim(outcome: .busy)
+            }
         }
     }
 

@@ -214,3 +214,25 @@ struct RetryPolicyTests {
         #expect(error?.path == path)
     }
 }
+
+@Suite("Deduplication scopes")
+struct DeduplicationScopeTests {
+    @Test("keys are stored with their scope prefix")
+    func prefixes() throws {
+        #expect(try DeduplicationScope.project.scopedKey("k", organization: "o", project: "p", jobSlug: "j") == "proj:o/p:k")
+        #expect(try DeduplicationScope.job.scopedKey("k", organization: "o", project: "p", jobSlug: "j") == "job:o/p/j:k")
+        #expect(try DeduplicationScope.organization.scopedKey("k", organization: "o", project: "p", jobSlug: "j") == "org:o:k")
+        // The same key in two projects, or two jobs, is two keys.
+        #expect(try DeduplicationScope.project.scopedKey("k", organization: "o", project: "p1", jobSlug: "j")
+                != DeduplicationScope.project.scopedKey("k", organization: "o", project: "p2", jobSlug: "j"))
+    }
+
+    @Test("empty keys and unknown scopes are errors")
+    func invalid() {
+        #expect(throws: ValidationError.self) { try DeduplicationScope.project.scopedKey("", organization: "o", project: "p", jobSlug: "j") }
+        let error = #expect(throws: ValidationError.self) {
+            try DeduplicationScope(rawValue: "planet").scopedKey("k", organization: "o", project: "p", jobSlug: "j")
+        }
+        #expect(error?.message.contains("planet") == true)
+    }
+}

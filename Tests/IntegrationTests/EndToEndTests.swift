@@ -226,3 +226,58 @@ struct ParallelIntegrationTests {
         try await stack.stop()
     }
 }
+
+@Suite("Deduplication keys over a real broker", .tags(.integration))
+struct DeduplicationIntegrationTests {
+    func finished(_ stack: BatonStack, _ eventId: String) async throws -> RunDetails {
+        let runId = Identifiers.runID(eventID: eventId, jobSlug: "welcome-once")
+        return try await eventually("run \(runId) to finish", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
+            let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
+            guard status == 200 else { return nil }
+            let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
+            return run.status.isTerminal ? run : nil
+        }
+    }
+
+    func send(_ stack: BatonStack, _ payload: String) async throws -> String {
+        let eventId = "evt_once_\(UUID().uuidString.prefix(8))"
+        #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"welcome.once","payload":\#(payload)}"#).status == 202)
+        return eventId
+    }
+
+    @Test("racing runs execute a deduplicated task once; a failure is executed again, or returned with skipFailure")
+    func deduplication() async throws {
+        let stack = try await BatonStack.start(label: "dedupe")
+        // Two job services, so racing runs can execute at the same time.
+        try await stack.startExampleJobs()
+        try await stack.startExampleJobs()
+        func executions(_ user: String) -> Int { stack.outboxLines().filter { $0.hasPrefix("once \(user) ") }.count }
+
+        // Racing: three runs for one user at once.
+        var racing: [String] = []
+        for _ in 0..<3 { racing.append(try await send(stack, #"{"userId":"u1"}"#)) }
+        var outputs: Set<JSONValue?> = []
+        for eventId in racing {
+            let run = try await finished(stack, eventId)
+            #expect(run.status == .completed, "\(run.error ?? "")")
+            outputs.insert(run.output)
+        }
+        #expect(executions("u1") == 1)
+        #expect(outputs.count == 1, "every run returns the one stored output: \(outputs)")
+
+        // A failure under the key: the next run executes the task again.
+        let failed = try await finished(stack, try await send(stack, #"{"userId":"u2","fail":true}"#))
+        #expect(failed.status == .failed)
+        let retried = try await finished(stack, try await send(stack, #"{"userId":"u2"}"#))
+        #expect(retried.status == .completed)
+        #expect(executions("u2") == 2)
+
+        // skipFailure: the stored failure is returned and the run goes on, without executing.
+        _ = try await finished(stack, try await send(stack, #"{"userId":"u3","fail":true}"#))
+        let skipping = try await finished(stack, try await send(stack, #"{"userId":"u3","skipFailure":true}"#))
+        #expect(skipping.status == .completed)
+        #expect(skipping.output == "skipped: sending failed before")
+        #expect(executions("u3") == 1)
+        try await stack.stop()
+    }
+}
