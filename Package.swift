@@ -116,7 +116,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "TaskResultService",
-            dependencies: ["BatonService", "BatonProtocol", "BatonKafka", "BatonStore"],
+            dependencies: [
+                "BatonService", "BatonProtocol", "BatonKafka", "BatonStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             path: "Services/TaskResultService",
             swiftSettings: swiftSettings
         ),
@@ -163,6 +168,8 @@ let package = Package(
             dependencies: [
                 "BatonTesting", "BatonProtocol", "BatonKafka",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import BatonKafka
 import BatonProtocol
 import BatonService
@@ -147,6 +148,8 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         try await consumer.commit(record)
     }
     let timers = TimerService(store: store, producer: producer, topics: topics, poll: configuration.timerPoll, logger: logger)
+    let fetches = FetchService(store: store, producer: producer, topics: topics, http: HTTPClient(eventLoopGroupProvider: .singleton),
+                               poll: configuration.timerPoll, maxBodyBytes: 10 << 20, logger: logger)
     let router = Router()
     router.get("/internal/v1/runs/:id/checkpoint") { _, context in
         try jsonResponse(try await barrier.checkpoint(runId: try context.parameters.require("id")))
@@ -184,7 +187,7 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         return try jsonResponse(run)
     }
     return serviceApplication(name: "baton-task-results", http: configuration.http, router: router,
-                              services: [ProducerService(producer: producer), consumerService, timers], logger: logger)
+                              services: [ProducerService(producer: producer), consumerService, timers, fetches], logger: logger)
 }
 
 @main

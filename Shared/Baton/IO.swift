@@ -182,6 +182,32 @@ public final class IO: Sendable {
         throw slice.interrupt("wait '\(key)'")
     }
 
+    /// Has the task-result service perform an HTTP request, durably, and returns its response.
+    ///
+    /// The slice ends while the request is in flight (the job service is not blocked); the
+    /// service retries by `retry` — rules keyed by status (`"429"`, `"500-599"`, `"5xx"`) or
+    /// `"network"` — stores status, headers and body as the task's output and resumes the run.
+    /// The final response is returned whatever its status: check `isSuccess`.
+    /// - Throws: `BatonInterrupt` while the request is pending (let it propagate);
+    ///   `JobDefinitionError` for an invalid URL, method or retry rule.
+    public func backgroundFetch(
+        _ key: String, url: String, method: String = "GET", headers: [String: String] = [:], body: String? = nil,
+        retry: [String: RetryPolicy] = [:]
+    ) async throws -> BackgroundFetchResponse {
+        let taskId = Identifiers.taskID(runID: slice.runId, parentTaskID: parentTaskId, key: key)
+        if let stored = slice.output(of: taskId) {
+            return try decodeStored(stored, key: key)
+        }
+        let request = BackgroundFetchRequest(url: url, method: method.uppercased(), headers: headers, body: body, retry: retry)
+        do {
+            try request.validate()
+        } catch {
+            throw JobDefinitionError(message: "background fetch '\(key)': \(error)")
+        }
+        try await slice.publish(.fetchRequested(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, request: request)))
+        throw slice.interrupt("background fetch '\(key)'")
+    }
+
     /// Sends an event (as `sendEvent` over HTTP would), once: it is a task keyed by `key`, and
     /// its event id is derived from the run and the key, so a replay never sends it twice.
     /// - Returns: the event id.

@@ -34,6 +34,8 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case logged(Logged)
         /// The slice used its time budget and yielded; resume the run now.
         case yielded(Yielded)
+        /// The run asks the task-result service to perform an HTTP request and resume it.
+        case fetchRequested(FetchRequested)
         /// The run function returned.
         case runCompleted(RunCompleted)
         /// The run function threw, or the payload was invalid.
@@ -48,6 +50,7 @@ public struct RunEvent: Codable, Sendable, Hashable {
             case .waitRequested: "waitRequested"
             case .logged: "logged"
             case .yielded: "yielded"
+            case .fetchRequested: "fetchRequested"
             case .runCompleted: "runCompleted"
             case .runFailed: "runFailed"
             }
@@ -152,6 +155,19 @@ public struct RunEvent: Codable, Sendable, Hashable {
         public init(yieldId: String) { self.yieldId = yieldId }
     }
 
+    public struct FetchRequested: Codable, Sendable, Hashable {
+        public var taskId: String
+        public var key: String
+        public var parentTaskId: String?
+        public var request: BackgroundFetchRequest
+        public init(taskId: String, key: String, parentTaskId: String?, request: BackgroundFetchRequest) {
+            self.taskId = taskId
+            self.key = key
+            self.parentTaskId = parentTaskId
+            self.request = request
+        }
+    }
+
     public struct RunCompleted: Codable, Sendable, Hashable {
         public var output: JSONValue
         public init(output: JSONValue) { self.output = output }
@@ -182,6 +198,7 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case "waitRequested": body = .waitRequested(try container.decode(WaitRequested.self, forKey: .data))
         case "logged": body = .logged(try container.decode(Logged.self, forKey: .data))
         case "yielded": body = .yielded(try container.decode(Yielded.self, forKey: .data))
+        case "fetchRequested": body = .fetchRequested(try container.decode(FetchRequested.self, forKey: .data))
         case "runCompleted": body = .runCompleted(try container.decode(RunCompleted.self, forKey: .data))
         case "runFailed": body = .runFailed(try container.decode(RunFailed.self, forKey: .data))
         default:
@@ -203,6 +220,7 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case .waitRequested(let data): try container.encode(data, forKey: .data)
         case .logged(let data): try container.encode(data, forKey: .data)
         case .yielded(let data): try container.encode(data, forKey: .data)
+        case .fetchRequested(let data): try container.encode(data, forKey: .data)
         case .runCompleted(let data): try container.encode(data, forKey: .data)
         case .runFailed(let data): try container.encode(data, forKey: .data)
         }

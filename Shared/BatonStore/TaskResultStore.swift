@@ -69,6 +69,17 @@ public final class TaskResultStore: Sendable {
                     PRIMARY KEY (run_id, task_id)
                 );
                 CREATE INDEX timers_due ON timers(fired, due_at);
+                CREATE TABLE fetches (
+                    run_id TEXT NOT NULL,
+                    task_id TEXT NOT NULL,
+                    request TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at INTEGER NOT NULL,
+                    done INTEGER NOT NULL DEFAULT 0,
+                    resumed INTEGER NOT NULL DEFAULT 0,
+                    PRIMARY KEY (run_id, task_id)
+                );
+                CREATE INDEX fetches_due ON fetches(done, next_attempt_at);
                 CREATE TABLE deduplication_keys (
                     scoped_key TEXT PRIMARY KEY NOT NULL,
                     run_id TEXT NOT NULL,
@@ -239,6 +250,12 @@ public final class TaskResultStore: Sendable {
             try db.execute(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)",
                            arguments: [event.runId, "yield#\(yielded.yieldId)", now])
             try setStatus(.queued)
+        case .fetchRequested(let fetch):
+            try Self.insertTask(db, runId: event.runId, taskId: fetch.taskId, key: fetch.key,
+                                parent: fetch.parentTaskId, name: "\(fetch.request.method) \(fetch.request.url)", status: .waiting, now: now)
+            try db.execute(sql: "INSERT OR IGNORE INTO fetches (run_id, task_id, request, next_attempt_at) VALUES (?, ?, ?, ?)",
+                           arguments: [event.runId, fetch.taskId, try Self.json(fetch.request), now])
+            try setStatus(.waiting)
         case .runCompleted(let completed):
             guard !terminal else { break }
             try db.execute(sql: "UPDATE runs SET status = ?, output = ?, error = NULL, updated_at = ?, completed_at = ? WHERE id = ?",
@@ -273,19 +290,24 @@ public final class TaskResultStore: Sendable {
     /// `nil` when the run is unknown or already finished.
     public func resumeCommand(for timer: DueTimer) throws -> RunCommand? {
         try pool.read { db in
-            guard let run = try Row.fetchOne(db, sql: "SELECT job_slug, job_version, event, status FROM runs WHERE id = ?",
-                                             arguments: [timer.runId]),
-                  !RunStatus(rawValue: run["status"]).isTerminal
-            else { return nil }
-            var completed = try Self.completedTasks(db, runId: timer.runId)
-            if !completed.contains(where: { $0.taskId == timer.taskId }),
-               let key = try String.fetchOne(db, sql: "SELECT key FROM tasks WHERE run_id = ? AND task_id = ?", arguments: [timer.runId, timer.taskId]) {
-                completed.append(CompletedTask(taskId: timer.taskId, key: key, output: .null))
-            }
-            return RunCommand(kind: .resume, runId: timer.runId, jobSlug: run["job_slug"], jobVersion: run["job_version"],
-                              event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data((run["event"] as String).utf8)),
-                              completedTasks: completed)
+            try Self.resumeCommand(db, runId: timer.runId, counting: timer.taskId)
         }
+    }
+
+    /// The resume command of `runId` with its completed tasks (and `taskId`, a wait about to be
+    /// completed, counted as done); `nil` when the run is unknown or finished.
+    private static func resumeCommand(_ db: Database, runId: String, counting taskId: String? = nil) throws -> RunCommand? {
+        guard let run = try Row.fetchOne(db, sql: "SELECT job_slug, job_version, event, status FROM runs WHERE id = ?", arguments: [runId]),
+              !RunStatus(rawValue: run["status"]).isTerminal
+        else { return nil }
+        var completed = try completedTasks(db, runId: runId)
+        if let taskId, !completed.contains(where: { $0.taskId == taskId }),
+           let key = try String.fetchOne(db, sql: "SELECT key FROM tasks WHERE run_id = ? AND task_id = ?", arguments: [runId, taskId]) {
+            completed.append(CompletedTask(taskId: taskId, key: key, output: .null))
+        }
+        return RunCommand(kind: .resume, runId: runId, jobSlug: run["job_slug"], jobVersion: run["job_version"],
+                          event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data((run["event"] as String).utf8)),
+                          completedTasks: completed)
     }
 
     /// Marks `timer` fired and its wait task completed (after the resume command was acknowledged).
@@ -312,6 +334,72 @@ public final class TaskResultStore: Sendable {
                            arguments: [RunStatus.canceled.rawValue, now.millisecondsSince1970, now.millisecondsSince1970, runId])
             try db.execute(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND fired = 0", arguments: [runId])
             return (.canceled, true)
+        }
+    }
+
+    /// A background fetch that is due.
+    public struct DueFetch: Sendable, Hashable {
+        public var runId: String
+        public var taskId: String
+        public var request: BackgroundFetchRequest
+        /// Requests already made.
+        public var attempts: Int
+    }
+
+    /// Background fetches due at `now` whose run has not finished, oldest first.
+    public func dueFetches(now: Date = Date(), limit: Int = 50) throws -> [DueFetch] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT f.run_id, f.task_id, f.request, f.attempts FROM fetches f JOIN runs r ON r.id = f.run_id
+                WHERE f.done = 0 AND f.next_attempt_at <= ? AND r.status NOT IN ('COMPLETED', 'FAILED', 'INVALID_PAYLOAD', 'CANCELED')
+                ORDER BY f.next_attempt_at LIMIT ?
+                """, arguments: [now.millisecondsSince1970, limit]).map {
+                DueFetch(runId: $0["run_id"], taskId: $0["task_id"],
+                         request: try BatonJSON.decoder.decode(BackgroundFetchRequest.self, from: Data(($0["request"] as String).utf8)),
+                         attempts: $0["attempts"])
+            }
+        }
+    }
+
+    /// Records a failed attempt of `fetch`; the next is due at `next`.
+    public func rescheduleFetch(_ fetch: DueFetch, next: Date) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE fetches SET attempts = attempts + 1, next_attempt_at = ? WHERE run_id = ? AND task_id = ?",
+                           arguments: [next.millisecondsSince1970, fetch.runId, fetch.taskId])
+            try db.execute(sql: "UPDATE tasks SET attempts = ? WHERE run_id = ? AND task_id = ?",
+                           arguments: [fetch.attempts + 1, fetch.runId, fetch.taskId])
+        }
+    }
+
+    /// Stores `response` as the output of the fetch's task (completed) and marks the fetch
+    /// done; its run is then resumed by ``fetchResumes()`` / ``markFetchResumed(runId:taskId:)``.
+    public func completeFetch(_ fetch: DueFetch, response: BackgroundFetchResponse, at now: Date = Date()) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE fetches SET done = 1, attempts = ? WHERE run_id = ? AND task_id = ?",
+                           arguments: [response.attempts, fetch.runId, fetch.taskId])
+            try db.execute(sql: """
+                UPDATE tasks SET status = 'COMPLETED', output = ?, completed_at = ?, attempts = ? WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
+                """, arguments: [try Self.json(response), now.millisecondsSince1970, response.attempts, fetch.runId, fetch.taskId])
+            try db.execute(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
+                           arguments: [RunStatus.queued.rawValue, now.millisecondsSince1970, fetch.runId, RunStatus.waiting.rawValue])
+        }
+    }
+
+    /// Finished fetches whose run has not been sent its resume command yet, with that command
+    /// (`nil` when the run finished meanwhile: just mark it resumed).
+    public func fetchResumes(limit: Int = 50) throws -> [(runId: String, taskId: String, command: RunCommand?)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT run_id, task_id FROM fetches WHERE done = 1 AND resumed = 0 LIMIT ?", arguments: [limit]).map {
+                let runId: String = $0["run_id"]
+                return (runId, $0["task_id"], try Self.resumeCommand(db, runId: runId))
+            }
+        }
+    }
+
+    /// Records that the run of a finished fetch was sent its resume command.
+    public func markFetchResumed(runId: String, taskId: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE fetches SET resumed = 1 WHERE run_id = ? AND task_id = ?", arguments: [runId, taskId])
         }
     }
 

@@ -236,3 +236,32 @@ struct DeduplicationScopeTests {
         #expect(error?.message.contains("planet") == true)
     }
 }
+
+@Suite("Background fetch requests")
+struct BackgroundFetchRequestTests {
+    @Test("retry rules match statuses, ranges, classes and connection failures")
+    func rules() {
+        let fast = RetryPolicy(limit: 2)
+        let slow = RetryPolicy(limit: 9)
+        let network = RetryPolicy(limit: 3)
+        let request = BackgroundFetchRequest(url: "https://example.com", retry: ["429": fast, "500-599": slow, "network": network])
+        #expect(request.retryPolicy(forStatus: 429) == fast)
+        #expect(request.retryPolicy(forStatus: 503) == slow)
+        #expect(request.retryPolicy(forStatus: 404) == nil)
+        #expect(request.retryPolicy(forStatus: nil) == network)
+        #expect(BackgroundFetchRequest(url: "https://e.com", retry: ["4xx": fast]).retryPolicy(forStatus: 404) == fast)
+    }
+
+    @Test("invalid requests name what is wrong", arguments: [
+        (BackgroundFetchRequest(url: "ftp://example.com"), "url"),
+        (BackgroundFetchRequest(url: "not a url"), "url"),
+        (BackgroundFetchRequest(url: "https://example.com", method: "BREW"), "method"),
+        (BackgroundFetchRequest(url: "https://example.com", retry: ["teapot": RetryPolicy()]), "retry.teapot"),
+        (BackgroundFetchRequest(url: "https://example.com", retry: ["700": RetryPolicy()]), "retry.700"),
+        (BackgroundFetchRequest(url: "https://example.com", retry: ["5xx": RetryPolicy(limit: 0)]), "retry.5xx.retry.limit"),
+    ])
+    func invalid(_ request: BackgroundFetchRequest, _ path: String) {
+        let error = #expect(throws: ValidationError.self) { try request.validate() }
+        #expect(error?.path == path)
+    }
+}

@@ -1,0 +1,88 @@
+import AsyncHTTPClient
+import BatonKafka
+import BatonProtocol
+import BatonStore
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+
+/// Performs background fetches (`io.backgroundFetch`) for runs: sends each due request, retries
+/// it by the request's per-status rules, stores the response as the task's output and resumes
+/// the run. The job service is not blocked meanwhile: its slice ended when it asked.
+struct FetchService: Service {
+    let store: TaskResultStore
+    let producer: KafkaProducer
+    let topics: Topics
+    let http: HTTPClient
+    let poll: Duration
+    /// Largest response body kept, in bytes.
+    let maxBodyBytes: Int
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await resumeFinished()
+                try await performDue()
+                try await resumeFinished()
+            } catch {
+                logger.error("background fetches failed; retrying", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: poll) }
+        }
+        try await http.shutdown()
+    }
+
+    /// Sends the resume command of every finished fetch not resumed yet (also after a crash
+    /// between storing a response and sending the command).
+    func resumeFinished() async throws {
+        for pending in try store.fetchResumes() {
+            if let command = pending.command {
+                try await producer.send(topic: topics.runs(jobSlug: command.jobSlug), key: command.runId,
+                                        value: Array(try BatonJSON.encoder.encode(command)))
+                logger.info("run resumed after background fetch", metadata: ["run.id": "\(pending.runId)"])
+            }
+            try store.markFetchResumed(runId: pending.runId, taskId: pending.taskId)
+        }
+    }
+
+    func performDue() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for fetch in try store.dueFetches() {
+                group.addTask { try await perform(fetch) }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    func perform(_ fetch: TaskResultStore.DueFetch) async throws {
+        let attempt = fetch.attempts + 1
+        var response: BackgroundFetchResponse
+        do {
+            var request = HTTPClientRequest(url: fetch.request.url)
+            request.method = HTTPMethod(rawValue: fetch.request.method.uppercased())
+            for (name, value) in fetch.request.headers { request.headers.add(name: name, value: value) }
+            if let body = fetch.request.body { request.body = .bytes(ByteBuffer(string: body)) }
+            let answer = try await http.execute(request, timeout: .seconds(30))
+            let body = try await answer.body.collect(upTo: maxBodyBytes)
+            var headers: [String: String] = [:]
+            for header in answer.headers { headers[header.name.lowercased()] = header.value }
+            response = BackgroundFetchResponse(status: Int(answer.status.code), headers: headers, body: String(buffer: body), attempts: attempt)
+        } catch {
+            response = BackgroundFetchResponse(status: 0, headers: [:], body: "", error: "\(error)", attempts: attempt)
+        }
+        if !response.isSuccess,
+           let policy = fetch.request.retryPolicy(forStatus: response.status == 0 ? nil : response.status) {
+            var generator = SystemRandomNumberGenerator()
+            if let delay = policy.delayMilliseconds(afterAttempt: attempt, using: &generator) {
+                try store.rescheduleFetch(fetch, next: Date().addingTimeInterval(Double(delay) / 1000))
+                logger.debug("background fetch retried", metadata: ["run.id": "\(fetch.runId)", "status": "\(response.status)", "delay.ms": "\(delay)"])
+                return
+            }
+        }
+        try store.completeFetch(fetch, response: response)
+        logger.info("background fetch finished", metadata: ["run.id": "\(fetch.runId)", "status": "\(response.status)", "attempts": "\(attempt)"])
+    }
+}

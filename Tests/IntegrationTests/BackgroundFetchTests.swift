@@ -1,0 +1,56 @@
+import BatonProtocol
+import BatonTesting
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Synchronization
+import Testing
+
+@Suite("Background fetch over a real broker", .tags(.integration))
+struct BackgroundFetchTests {
+    @Test("the task-result service performs the request, retries 5xx by the rules, stores the response and resumes the run")
+    func backgroundFetch() async throws {
+        let flakyCalls = Mutex(0)
+        let teapotCalls = Mutex(0)
+        let router = Router()
+        router.get("/flaky") { _, _ -> Response in
+            let call = flakyCalls.withLock { $0 += 1; return $0 }
+            if call <= 2 { return Response(status: .serviceUnavailable) }
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"ok":true}"#)))
+        }
+        router.get("/teapot") { _, _ -> Response in
+            teapotCalls.withLock { $0 += 1 }
+            return Response(status: .init(code: 418), body: .init(byteBuffer: ByteBuffer(string: "short and stout")))
+        }
+        let server = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await server.test(.live) { client in
+            let port = try #require(client.port)
+            let stack = try await BatonStack.start(label: "fetch")
+            try await stack.startExampleJobs()
+            func run(_ path: String) async throws -> RunDetails {
+                let eventId = "evt_fetch_\(UUID().uuidString.prefix(8))"
+                #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"fetch.start","payload":{"url":"http://127.0.0.1:\#(port)\#(path)"}}"#).status == 202)
+                let runId = Identifiers.runID(eventID: eventId, jobSlug: "fetch")
+                return try await eventually("run \(runId) to finish", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
+                    let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
+                    guard status == 200 else { return nil }
+                    let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
+                    return run.status.isTerminal ? run : nil
+                }
+            }
+            let ok = try await run("/flaky")
+            #expect(ok.status == .completed, "\(ok.error ?? "")")
+            #expect(ok.output == #"200 {"ok":true}"#)
+            #expect(flakyCalls.withLock { $0 } == 3)
+            let task = try #require(ok.tasks.first)
+            #expect(task.attempts == 3)
+            #expect(task.output?["status"] == 200)
+            #expect(task.output?["headers"]?["content-type"] == "application/json")
+
+            let teapot = try await run("/teapot")
+            #expect(teapot.output == "418 short and stout")
+            #expect(teapotCalls.withLock { $0 } == 1, "no rule for 418: not retried")
+            try await stack.stop()
+        }
+    }
+}
