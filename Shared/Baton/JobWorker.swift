@@ -189,35 +189,12 @@ struct SliceExecutor: Sendable {
         let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: sliceBudget,
                                publish: publish, emit: emit, claim: claim,
                                scope: (organization: organization, project: project, jobSlug: registration.slug))
-        let io = IO(slice: slice, parentTaskId: nil, depth: 0)
         let context = JobContext(
             runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: command.jobVersion,
             event: .init(id: command.event.id, name: command.event.name, timestamp: command.event.timestamp, context: command.event.context),
             attempt: attempt, organization: organization, project: project)
         logger.debug("slice started", metadata: ["command": "\(command.kind.rawValue)", "completed.tasks": "\(command.completedTasks.count)"])
-        let outcome: RunEvent.Body?
-        do {
-            let output = try await job.execute(payload: command.event.payload, io: io, context: context)
-            if let interrupt = slice.raisedInterrupt {
-                outcome = .runFailed(.init(error: "the job's code caught Baton's interrupt (\(interrupt.reason)) and carried on; rethrow errors for which isBatonInterrupt(error) is true, or use io.try"))
-            } else {
-                outcome = .runCompleted(.init(output: output))
-            }
-        } catch is BatonInterrupt {
-            outcome = nil  // the slice yields; the task-result service resumes the run
-        } catch let invalid as InvalidPayload {
-            outcome = .runFailed(.init(status: .invalidPayload, error: invalid.description))
-        } catch let error as KafkaError {
-            throw error  // checkpoint not durable: do not commit, let the command come back
-        } catch is CancellationError where slice.raisedInterrupt != nil {
-            outcome = nil  // parallel branches cancelled because one of them ended the slice
-        } catch {
-            if let interrupt = slice.raisedInterrupt {
-                outcome = .runFailed(.init(error: "the job's code caught Baton's interrupt (\(interrupt.reason)) and threw \(error) instead; rethrow errors for which isBatonInterrupt(error) is true"))
-            } else {
-                outcome = .runFailed(.init(error: "\(error)"))
-            }
-        }
+        let outcome = try await SliceRunner.run(job, payload: command.event.payload, slice: slice, context: context)
         if let outcome {
             try await publish(outcome)
             logger.info("run finished", metadata: ["outcome": "\(outcome)"])

@@ -15,7 +15,7 @@ final class SliceState: Sendable {
     let runId: String
     /// After this instant, the slice yields before its next new task.
     let deadline: ContinuousClock.Instant
-    let publish: @Sendable (RunEvent.Body) async throws -> Void
+    private let publisher: @Sendable (RunEvent.Body) async throws -> Void
     /// Produces an event to the events topic and waits for the broker's ack.
     let emit: @Sendable (EventEnvelope) async throws -> Void
     /// Claims a deduplication key at the task-result service (waiting while another run holds
@@ -33,13 +33,24 @@ final class SliceState: Sendable {
          claim: (@Sendable (DeduplicationClaimRequest) async throws -> DeduplicationClaim)? = nil,
          scope: (organization: String, project: String, jobSlug: String) = ("default", "default", "job")) {
         self.runId = runId
+        self.publisher = publish
         self.emit = emit
         self.claim = claim
         self.scope = scope
         self.deadline = ContinuousClock.now + budget
-        self.publish = publish
         self.state = Mutex(State(completed: Dictionary(completed.map { ($0.taskId, $0.output) }, uniquingKeysWith: { first, _ in first }),
                                  failedAttempts: failedAttempts, interrupt: nil))
+    }
+
+    /// Records `body` durably (returns once the broker acknowledged it).
+    /// - Throws: `CheckpointNotDurable` when it could not be recorded: the slice must stop and
+    ///   its command must not be committed.
+    func publish(_ body: RunEvent.Body) async throws {
+        do {
+            try await publisher(body)
+        } catch {
+            throw CheckpointNotDurable(underlying: error)
+        }
     }
 
     /// Attempts of `taskId` that failed in earlier slices.
@@ -74,4 +85,11 @@ final class SliceState: Sendable {
 
     /// The interrupt raised in this slice, if any.
     var raisedInterrupt: BatonInterrupt? { state.withLock { $0.interrupt } }
+}
+
+/// A run event of the slice could not be recorded: the slice stops without an outcome, and its
+/// command is not committed (it comes back, and the replay returns what was recorded).
+public struct CheckpointNotDurable: Error, CustomStringConvertible {
+    public var underlying: any Error
+    public var description: String { "a checkpoint was not acknowledged: \(underlying)" }
 }

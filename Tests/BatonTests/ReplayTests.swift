@@ -193,3 +193,39 @@ struct AutoYieldTests {
         #expect(yields.count == 1)
     }
 }
+
+@Suite("Job harness")
+struct JobHarnessTests {
+    struct Payload: Codable, Sendable { var n: Int }
+
+    @Test("runs a job to completion through its replays; completed tasks never run again, a retried one runs per attempt")
+    func harness() async throws {
+        let counter = Counter()
+        let job = Job(id: "harnessed", name: "H", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self)) { payload, io, _ in
+            let a = try await io.runTask("a") { _ in counter.hit("a"); return payload.n }
+            try await io.wait("pause", seconds: 3600)
+            let policy = RetryPolicy(limit: 3, minTimeoutInMs: 1, maxTimeoutInMs: 1, randomize: false)
+            let b = try await io.runTask("b", options: TaskOptions(retry: policy)) { _ -> Int in
+                counter.hit("b")
+                if counter["b"] < 3 { throw TaskFailure.retryAfter(.milliseconds(1), "not yet") }
+                return 10
+            }
+            return a + b
+        }
+        let result = try await JobHarness(job: job, payload: ["n": 5]).runToCompletion()
+        #expect(result.outcome == .runCompleted(.init(output: 15)))
+        #expect(counter["a"] == 1)
+        #expect(counter["b"] == 3)
+        #expect(result.slices == 4)  // start, after the wait, after each of two back-offs
+    }
+
+    @Test("a run that never finishes is reported, not looped forever")
+    func bounded() async throws {
+        let job = Job(id: "endless", name: "E", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self)) { _, io, ctx -> Int in
+            try await io.wait("wait \(ctx.attempt)", seconds: 1)
+            return 0
+        }
+        let error = await #expect(throws: JobDefinitionError.self) { _ = try await JobHarness(job: job, payload: ["n": 1]).runToCompletion(maxSlices: 5) }
+        #expect(error?.message.contains("5 slices") == true)
+    }
+}

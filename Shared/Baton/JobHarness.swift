@@ -1,0 +1,84 @@
+import BatonProtocol
+import Foundation
+import Synchronization
+
+/// Runs a job's slices without Kafka or services: for resume tests and benchmarks.
+///
+/// ```swift
+/// let harness = JobHarness(job: welcome, payload: ["id": "u1", "email": "a@b.c", "name": "A"])
+/// let result = try await harness.runToCompletion()
+/// #expect(result.outcome == .runCompleted(.init(output: …)))
+/// ```
+/// `runToCompletion` feeds every recorded result back into the next slice, as the
+/// task-result service would, with waits and back-offs over at once: a job whose tasks count
+/// their executions shows whether a replay re-executes a completed task.
+public struct JobHarness: Sendable {
+    public let job: any AnyJob
+    public var payload: JSONValue
+    public var runId: String
+    public var organization: String
+    public var project: String
+
+    public init(job: any AnyJob, payload: JSONValue, runId: String = "run_harness", organization: String = "default", project: String = "default") {
+        self.job = job
+        self.payload = payload
+        self.runId = runId
+        self.organization = organization
+        self.project = project
+    }
+
+    /// Runs one slice that replays `completed`; every run event goes to `publish`.
+    /// - Returns: the run's final event, or `nil` when the slice yielded.
+    public func runSlice(
+        completed: [CompletedTask] = [], failedAttempts: [String: Int] = [:], attempt: Int = 1, budget: Duration = .seconds(30),
+        publish: @escaping @Sendable (RunEvent.Body) async throws -> Void
+    ) async throws -> RunEvent.Body? {
+        let registration = try job.registration()
+        let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: budget, publish: publish,
+                               scope: (organization: organization, project: project, jobSlug: registration.slug))
+        let context = JobContext(runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: registration.version,
+                                 event: .init(id: "evt_harness", name: registration.trigger.eventName, timestamp: Date(), context: nil),
+                                 attempt: attempt, organization: organization, project: project)
+        return try await SliceRunner.run(job, payload: payload, slice: slice, context: context)
+    }
+
+    /// What ``runToCompletion(maxSlices:)`` saw.
+    public struct Result: Sendable {
+        /// The run's final event.
+        public var outcome: RunEvent.Body
+        /// Every run event, in order.
+        public var events: [RunEvent.Body]
+        /// Slices run.
+        public var slices: Int
+    }
+
+    /// Runs slices until the run finishes, feeding recorded results back each time.
+    /// - Throws: `JobDefinitionError` when it has not finished after `maxSlices`, or asks for a
+    ///   background fetch (which needs the task-result service).
+    public func runToCompletion(maxSlices: Int = 100) async throws -> Result {
+        let recorded = Mutex<[RunEvent.Body]>([])
+        for sliceNumber in 1...maxSlices {
+            let events = recorded.withLock { $0 }
+            var completed: [CompletedTask] = []
+            var failures: [String: Int] = [:]
+            for event in events {
+                switch event {
+                case .taskCompleted(let task): completed.append(CompletedTask(taskId: task.taskId, key: task.key, output: task.output))
+                case .waitRequested(let wait): completed.append(CompletedTask(taskId: wait.taskId, key: wait.key, output: .null))
+                case .logged(let line): completed.append(CompletedTask(taskId: line.taskId, key: line.message, output: .null))
+                case .taskFailed(let failure): failures[failure.taskId] = max(failures[failure.taskId] ?? 0, failure.attempt)
+                case .fetchRequested(let fetch):
+                    throw JobDefinitionError(message: "the harness cannot perform background fetch '\(fetch.key)'")
+                default: break
+                }
+            }
+            let outcome = try await runSlice(completed: completed, failedAttempts: failures, attempt: sliceNumber) { body in
+                recorded.withLock { $0.append(body) }
+            }
+            if let outcome {
+                return Result(outcome: outcome, events: recorded.withLock { $0 } + [outcome], slices: sliceNumber)
+            }
+        }
+        throw JobDefinitionError(message: "the run did not finish within \(maxSlices) slices")
+    }
+}
