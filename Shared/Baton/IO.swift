@@ -116,7 +116,8 @@ public final class IO: Sendable {
                 break  // .execute: this task holds the key now
             }
         }
-        try await slice.publish(.taskStarted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, name: options.name, attempt: attempt)))
+        try await slice.publish(.taskStarted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, name: options.name, attempt: attempt,
+                                                   properties: options.properties)))
         let output: T
         do {
             output = try await body(IO(slice: slice, parentTaskId: taskId, depth: depth + 1))

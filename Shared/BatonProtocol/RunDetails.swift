@@ -31,6 +31,7 @@ public struct RunDetails: Codable, Sendable, Hashable {
         public var key: String
         public var parentId: String?
         public var name: String?
+        public var properties: JSONValue?
         public var status: TaskStatus
         public var output: JSONValue?
         public var error: String?
@@ -39,12 +40,13 @@ public struct RunDetails: Codable, Sendable, Hashable {
         public var completedAt: Date?
         /// For waits: when the run resumes.
         public var waitUntil: Date?
-        public init(id: String, key: String, parentId: String?, name: String?, status: TaskStatus, output: JSONValue?,
+        public init(id: String, key: String, parentId: String?, name: String?, properties: JSONValue? = nil, status: TaskStatus, output: JSONValue?,
                     error: String?, attempts: Int, startedAt: Date?, completedAt: Date?, waitUntil: Date?) {
             self.id = id
             self.key = key
             self.parentId = parentId
             self.name = name
+            self.properties = properties
             self.status = status
             self.output = output
             self.error = error

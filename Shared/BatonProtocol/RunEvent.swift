@@ -74,12 +74,15 @@ public struct RunEvent: Codable, Sendable, Hashable {
         public var parentTaskId: String?
         public var name: String?
         public var attempt: Int
-        public init(taskId: String, key: String, parentTaskId: String?, name: String?, attempt: Int) {
+        /// Properties shown with the task.
+        public var properties: JSONValue?
+        public init(taskId: String, key: String, parentTaskId: String?, name: String?, attempt: Int, properties: JSONValue? = nil) {
             self.taskId = taskId
             self.key = key
             self.parentTaskId = parentTaskId
             self.name = name
             self.attempt = attempt
+            self.properties = properties
         }
     }
 

@@ -42,6 +42,7 @@ public final class TaskResultStore: Sendable {
                     key TEXT NOT NULL,
                     parent_task_id TEXT,
                     name TEXT,
+                    properties TEXT,
                     status TEXT NOT NULL,
                     output TEXT,
                     error TEXT,
@@ -191,9 +192,9 @@ public final class TaskResultStore: Sendable {
             try Self.insertTask(db, runId: event.runId, taskId: started.taskId, key: started.key,
                                 parent: started.parentTaskId, name: started.name, status: .running, now: now)
             try db.execute(sql: """
-                UPDATE tasks SET attempts = MAX(attempts, ?), name = COALESCE(?, name), status = 'RUNNING'
+                UPDATE tasks SET attempts = MAX(attempts, ?), name = COALESCE(?, name), properties = COALESCE(?, properties), status = 'RUNNING'
                 WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-                """, arguments: [started.attempt, started.name, event.runId, started.taskId])
+                """, arguments: [started.attempt, started.name, try started.properties.map(Self.json), event.runId, started.taskId])
             try setStatus(.executing)
         case .taskCompleted(let completed):
             try Self.insertTask(db, runId: event.runId, taskId: completed.taskId, key: completed.key,
@@ -450,6 +451,7 @@ public final class TaskResultStore: Sendable {
             let tasks = try Row.fetchAll(db, sql: "SELECT * FROM tasks WHERE run_id = ? ORDER BY rowid", arguments: [id]).map { task in
                 RunDetails.TaskDetails(
                     id: task["task_id"], key: task["key"], parentId: task["parent_task_id"], name: task["name"],
+                    properties: try Self.decodeJSON(task["properties"]),
                     status: TaskStatus(rawValue: task["status"]), output: try Self.decodeJSON(task["output"]),
                     error: task["error"], attempts: task["attempts"],
                     startedAt: (task["started_at"] as Int64?).map(Date.init(millisecondsSince1970:)),

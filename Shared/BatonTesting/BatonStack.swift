@@ -26,7 +26,7 @@ public final class BatonStack: Sendable {
     private let commonEnvironment: [String: String]
 
     /// The jobs `baton-example-jobs` registers.
-    public static let exampleJobSlugs = ["new-user-welcome", "many-steps", "flaky", "fan-out", "parallel", "welcome-once", "fetch"]
+    public static let exampleJobSlugs = ["new-user-welcome", "many-steps", "flaky", "fan-out", "parallel", "welcome-once", "fetch", "github-stars"]
 
     /// The example job service's side-effect file.
     public var outbox: URL { directory.appendingPathComponent("outbox.txt") }

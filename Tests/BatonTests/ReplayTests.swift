@@ -229,3 +229,27 @@ struct JobHarnessTests {
         #expect(error?.message.contains("5 slices") == true)
     }
 }
+
+@Suite("Swallowed interrupts")
+struct SwallowedInterruptTests {
+    struct Payload: Codable, Sendable { var n: Int }
+
+    @Test("a run whose code catches Baton's interrupt and carries on fails with an error naming the mistake")
+    func swallowed() async throws {
+        let job = Job(id: "swallow", name: "S", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self)) { _, io, _ -> Int in
+            do {
+                try await io.wait("w", seconds: 10)
+            } catch {
+                // The mistake: a catch-all that carries on.
+            }
+            return 1
+        }
+        let outcome = try await JobHarness(job: job, payload: ["n": 1]).runSlice { _ in }
+        guard case .runFailed(let failed) = outcome else {
+            Issue.record("expected the run to fail, got \(String(describing: outcome))")
+            return
+        }
+        #expect(failed.error.contains("caught Baton's interrupt"))
+        #expect(failed.error.contains("isBatonInterrupt"))
+    }
+}

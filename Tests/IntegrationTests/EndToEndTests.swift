@@ -281,3 +281,37 @@ struct DeduplicationIntegrationTests {
         try await stack.stop()
     }
 }
+
+@Suite("The seeds' keys guide over a real broker", .tags(.integration))
+struct SeedsExampleTests {
+    @Test("'⭐️ New Star' twice runs once; the Wait i / ⭐️ New Star i loop runs each step once; subtask keys are scoped by parent")
+    func starsLoop() async throws {
+        let stack = try await BatonStack.start(label: "stars")
+        try await stack.startExampleJobs()
+        let eventId = "evt_star_\(UUID().uuidString.prefix(6))"
+        #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"github.star","payload":{"starredBy":"ada","repoName":"baton","waitSeconds":0.05}}"#).status == 202)
+        let runId = Identifiers.runID(eventID: eventId, jobSlug: "github-stars")
+        let run = try await eventually("run \(runId) to finish", deadline: .seconds(90), every: .milliseconds(100)) { () -> RunDetails? in
+            let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
+            guard status == 200 else { return nil }
+            let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
+            return run.status.isTerminal ? run : nil
+        }
+        #expect(run.status == .completed, "\(run.error ?? "")")
+        let lines = stack.outboxLines().filter { $0.hasPrefix("slack \(runId) ") }
+        #expect(lines.filter { $0.hasSuffix("just starred baton!") }.count == 1, "'⭐️ New Star' twice is one task")
+        for index in 0..<10 {
+            #expect(lines.filter { $0 == "slack \(runId) github-stars star \(index)" }.count == 1)
+        }
+        #expect(lines.contains("slack \(runId) digest @ada") && lines.contains("slack \(runId) archive @ada"))
+        #expect(lines.count == 13)
+        // The same key under two parents: two tasks with different parents, plus the top one.
+        let stars = run.tasks.filter { $0.key == "⭐️ New Star" }
+        #expect(stars.count == 3)
+        #expect(Set(stars.map(\.parentId)).count == 3)
+        #expect(stars.first?.properties?["channel"] == "github-stars")
+        #expect(stars.first?.name == "slack.postMessage")
+        #expect(run.tasks.filter { $0.key.hasPrefix("Wait ") }.count == 10)
+        try await stack.stop()
+    }
+}
