@@ -104,7 +104,12 @@ let package = Package(
         // MARK: Services
         .executableTarget(
             name: "EventIngester",
-            dependencies: ["BatonService", "BatonProtocol", "BatonKafka"],
+            dependencies: [
+                "BatonService", "BatonProtocol", "BatonKafka",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             path: "Services/EventIngester",
             swiftSettings: swiftSettings
         ),

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import BatonKafka
 import BatonProtocol
 import BatonService
@@ -5,12 +6,17 @@ import Configuration
 import Foundation
 import Hummingbird
 import Logging
+import NIOHTTP1
+import ServiceLifecycle
 
 /// Settings of `baton-ingester`: the shared keys (see `ServiceConfiguration`) plus
 /// - `http.host` / `http.port` (`HTTP_PORT`), default `127.0.0.1:8080`;
 /// - `ingester.max.body.bytes` (`INGESTER_MAX_BODY_BYTES`), int, 1048576: larger bodies get 413;
 /// - `kafka.delivery.timeout.ms` (`KAFKA_DELIVERY_TIMEOUT_MS`), int, 30000: how long a request
 ///   waits for the broker's ack before it is answered 503;
+/// - `ingester.max.batch` (`INGESTER_MAX_BATCH`), int, 100: events per batch request;
+/// - `dispatcher.url` (`DISPATCHER_URL`), string, `http://127.0.0.1:8081`: where cancels of
+///   delayed events go;
 /// - `kafka.admin.timeout.ms` (`KAFKA_ADMIN_TIMEOUT_MS`), int, 10000: how long start-up waits to
 ///   create missing topics (the ingester starts anyway, and answers 503 while the broker is away).
 struct IngesterConfiguration: Sendable {
@@ -19,6 +25,8 @@ struct IngesterConfiguration: Sendable {
     var maxBodyBytes: Int
     var deliveryTimeout: Duration
     var adminTimeout: Duration
+    var maxBatch: Int
+    var dispatcherURL: String
 
     init(config: ConfigReader) throws(ValidationError) {
         self.service = try ServiceConfiguration(config: config, serviceName: "baton-ingester")
@@ -30,6 +38,9 @@ struct IngesterConfiguration: Sendable {
         }
         self.deliveryTimeout = .milliseconds(timeout)
         self.adminTimeout = .milliseconds(max(1, config.int(forKey: "kafka.admin.timeout.ms", default: 10_000)))
+        self.maxBatch = config.int(forKey: "ingester.max.batch", default: 100)
+        guard maxBatch >= 1 else { throw ValidationError(path: "ingester.max.batch", message: "must be at least 1, got \(maxBatch)") }
+        self.dispatcherURL = config.string(forKey: "dispatcher.url", default: "http://127.0.0.1:8081")
     }
 }
 
@@ -50,44 +61,55 @@ func buildIngester(configuration: IngesterConfiguration, logger: Logger) async t
     }
     let router = Router()
     router.add(middleware: LogRequestsMiddleware(.debug))
-    EventRoutes(producer: producer, topics: topics, maxBodyBytes: configuration.maxBodyBytes, logger: logger).register(on: router)
+    let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    EventRoutes(producer: producer, topics: topics, maxBodyBytes: configuration.maxBodyBytes, maxBatch: configuration.maxBatch,
+                dispatcherURL: configuration.dispatcherURL, http: http, logger: logger).register(on: router)
     return serviceApplication(name: "baton-ingester", http: configuration.http, router: router,
-                              services: [ProducerService(producer: producer)], logger: logger)
+                              services: [ProducerService(producer: producer), HTTPClientService(client: http)], logger: logger)
 }
 
-/// `POST /api/v1/events`.
+/// `POST /api/v1/events`, `POST /api/v1/events/batch`, `DELETE /api/v1/events/{id}`.
 struct EventRoutes: Sendable {
     let producer: KafkaProducer
     let topics: Topics
     let maxBodyBytes: Int
+    let maxBatch: Int
+    let dispatcherURL: String
+    let http: HTTPClient
     let logger: Logger
 
     func register(on router: Router<BasicRequestContext>) {
-        router.post("/api/v1/events") { request, context in
+        router.post("/api/v1/events") { request, _ in
             try await sendEvent(request)
+        }
+        router.post("/api/v1/events/batch") { request, _ in
+            try await sendBatch(request)
+        }
+        router.delete("/api/v1/events/:id") { _, context in
+            try await cancel(try context.parameters.require("id"))
         }
     }
 
-    func sendEvent(_ request: Request) async throws -> Response {
-        let body: ByteBuffer
+    func collectBody(_ request: Request) async throws -> ByteBuffer {
         do {
-            body = try await request.body.collect(upTo: maxBodyBytes)
+            return try await request.body.collect(upTo: maxBodyBytes)
         } catch {
             throw APIError(status: .contentTooLarge, code: "payload_too_large",
                            message: "request body is larger than the limit of \(maxBodyBytes) bytes")
         }
-        let sendRequest: SendEventRequest
-        do {
-            sendRequest = try BatonJSON.decoder.decode(SendEventRequest.self, from: Data(body.readableBytesView))
-        } catch {
-            throw APIError(ValidationError.decoding(error))
-        }
-        let envelope: EventEnvelope
-        do {
-            envelope = try sendRequest.envelope()
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ body: ByteBuffer) throws -> T {
+        do throws(ValidationError) {
+            return try BatonJSON.decodeDocument(T.self, from: body.readableBytesView)
         } catch {
             throw APIError(error)
         }
+    }
+
+    /// Produces `envelope` and waits for the broker's ack.
+    /// - Throws: `APIError` 503 when the broker did not acknowledge it.
+    func publish(_ envelope: EventEnvelope) async throws {
         do {
             try await producer.send(topic: topics.events, key: envelope.id, value: Array(try BatonJSON.encoder.encode(envelope)))
         } catch {
@@ -95,7 +117,84 @@ struct EventRoutes: Sendable {
             throw APIError(status: .serviceUnavailable, code: "broker_unavailable",
                            message: "the event was not accepted: the Kafka broker did not acknowledge it; retry with the same id")
         }
+    }
+
+    func sendEvent(_ request: Request) async throws -> Response {
+        let sendRequest = try decode(SendEventRequest.self, try await collectBody(request))
+        let envelope: EventEnvelope
+        do {
+            envelope = try sendRequest.envelope()
+        } catch {
+            throw APIError(error)
+        }
+        try await publish(envelope)
         logger.debug("event accepted", metadata: ["event.id": "\(envelope.id)", "event.name": "\(envelope.name)"])
-        return try jsonResponse(SendEventResponse(id: envelope.id, name: envelope.name, timestamp: envelope.timestamp), status: .accepted)
+        return try jsonResponse(SendEventResponse(id: envelope.id, name: envelope.name, timestamp: envelope.timestamp, deliverAt: envelope.deliverAt),
+                                status: .accepted)
+    }
+
+    /// Validates each event on its own; valid ones are produced (concurrently) and answered 202
+    /// once acknowledged, invalid ones get their error. The response is 207-style: 200 with a
+    /// result per event, in order.
+    func sendBatch(_ request: Request) async throws -> Response {
+        let batch = try decode(SendEventBatchRequest.self, try await collectBody(request))
+        guard !batch.events.isEmpty else {
+            throw APIError(status: .unprocessableContent, code: "invalid_field", message: "a batch needs at least one event", path: "$.events")
+        }
+        guard batch.events.count <= maxBatch else {
+            throw APIError(status: .contentTooLarge, code: "batch_too_large",
+                           message: "\(batch.events.count) events in one batch; the limit is \(maxBatch)", path: "$.events")
+        }
+        let results = await withTaskGroup(of: BatchItemResult.self) { group in
+            for (index, raw) in batch.events.enumerated() {
+                group.addTask {
+                    let path = "$.events[\(index)]"
+                    do {
+                        let item: SendEventRequest
+                        do {
+                            item = try raw.decode(as: SendEventRequest.self)
+                        } catch {
+                            let failure = ValidationError.decoding(error)
+                            throw ValidationError(code: failure.code, path: failure.path.replacingOccurrences(of: "$", with: path), message: failure.message)
+                        }
+                        let envelope = try item.envelope(path: path)
+                        try await publish(envelope)
+                        return BatchItemResult(index: index, status: 202, id: envelope.id)
+                    } catch let error as ValidationError {
+                        let api = APIError(error)
+                        return BatchItemResult(index: index, status: Int(api.status.code), error: .init(code: api.code, message: api.message, path: api.path))
+                    } catch let error as APIError {
+                        return BatchItemResult(index: index, status: Int(error.status.code), error: .init(code: error.code, message: error.message, path: path))
+                    } catch {
+                        return BatchItemResult(index: index, status: 500, error: .init(code: "internal", message: "\(error)", path: path))
+                    }
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }.sorted { $0.index < $1.index }
+        }
+        return try jsonResponse(["results": results])
+    }
+
+    /// Cancels a delayed event at the dispatcher, which holds it.
+    func cancel(_ id: String) async throws -> Response {
+        var request = HTTPClientRequest(url: "\(dispatcherURL)/api/v1/events/\(id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? id)")
+        request.method = .DELETE
+        do {
+            let response = try await http.execute(request, timeout: .seconds(10))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            return Response(status: .init(code: Int(response.status.code)), headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+        } catch {
+            throw APIError(status: .serviceUnavailable, code: "dispatcher_unavailable",
+                           message: "the run dispatcher did not answer; the event may still be delivered: retry the cancel")
+        }
+    }
+}
+
+/// Shuts an `HTTPClient` down with the process.
+struct HTTPClientService: Service {
+    let client: HTTPClient
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
     }
 }

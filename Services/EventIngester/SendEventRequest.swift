@@ -1,4 +1,5 @@
 import BatonProtocol
+import BatonService
 import Foundation
 
 /// The body of `POST /api/v1/events`: Trigger.dev's `sendEvent` payload.
@@ -10,18 +11,47 @@ struct SendEventRequest: Decodable, Sendable {
     var timestamp: Date?
     var source: String?
     var accountId: String?
+    /// Deliver at this time (RFC 3339), not before.
+    var deliverAt: Date?
+    /// Deliver this many seconds after now.
+    var deliverAfter: Double?
 
     /// The envelope to publish; a missing id is generated, a missing timestamp is now.
-    func envelope(now: Date = Date()) throws(ValidationError) -> EventEnvelope {
+    /// `path` prefixes field paths (`$.events[3]` in a batch).
+    func envelope(now: Date = Date(), path: String = "$") throws(ValidationError) -> EventEnvelope {
         if let id, id.isEmpty {
-            throw ValidationError(path: "$.id", message: "event id must not be empty when given; omit it to have one generated")
+            throw ValidationError(path: "\(path).id", message: "event id must not be empty when given; omit it to have one generated")
+        }
+        if deliverAt != nil, deliverAfter != nil {
+            throw ValidationError(path: "\(path).deliverAfter", message: "give deliverAt or deliverAfter, not both")
+        }
+        if let deliverAfter, !(deliverAfter >= 0 && deliverAfter <= 365 * 86_400) {
+            throw ValidationError(path: "\(path).deliverAfter", message: "must be between 0 and 31536000 seconds, got \(deliverAfter)")
         }
         let envelope = EventEnvelope(
             id: id ?? Identifiers.newEventID(), name: name, source: source ?? "trigger", payload: payload ?? .null,
-            context: context, timestamp: timestamp ?? now, accountId: accountId)
-        try envelope.validate()
+            context: context, timestamp: timestamp ?? now,
+            deliverAt: deliverAt ?? deliverAfter.map { now.addingTimeInterval($0) }, accountId: accountId)
+        do {
+            try envelope.validate()
+        } catch {
+            throw ValidationError(code: error.code, path: error.path.replacingOccurrences(of: "$", with: path), message: error.message)
+        }
         return envelope
     }
+}
+
+/// The body of `POST /api/v1/events/batch`.
+struct SendEventBatchRequest: Decodable, Sendable {
+    var events: [JSONValue]
+}
+
+/// One event's result in a batch: `status` 202 with the id, or the error.
+struct BatchItemResult: Codable, Sendable {
+    var index: Int
+    var status: Int
+    var id: String?
+    var error: APIErrorBody.Detail?
 }
 
 /// The answer to an accepted event.
@@ -29,4 +59,5 @@ struct SendEventResponse: Codable, Sendable {
     var id: String
     var name: String
     var timestamp: Date
+    var deliverAt: Date?
 }

@@ -6,6 +6,7 @@ import Configuration
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 
 /// Settings of `baton-dispatcher`: the shared keys (see `ServiceConfiguration`) plus
 /// - `store.path` (`STORE_PATH`), string, `data/dispatcher.sqlite`: the SQLite file;
@@ -42,6 +43,15 @@ struct Dispatcher: Sendable {
         }
         guard let event = try await deadLetters.decode(record, as: "EventEnvelope", { try EventEnvelope.decode(from: $0.value) })
         else { return }
+        if let deliverAt = event.deliverAt, deliverAt > Date() {
+            try store.hold(event)
+            logger.info("event held until its delivery time", metadata: ["event.id": "\(event.id)", "deliver.at": "\(deliverAt)"])
+            return
+        }
+        if try store.delayedStatus(eventID: event.id) == .canceled {
+            logger.info("canceled event dropped", metadata: ["event.id": "\(event.id)"])
+            return
+        }
         try await dispatch(event)
     }
 
@@ -63,6 +73,37 @@ struct Dispatcher: Sendable {
             logger.info("run started", metadata: ["run.id": "\(runId)", "job.slug": "\(job.slug)", "event.id": "\(event.id)"])
         }
     }
+}
+
+/// Delivers held events when they are due: starts their runs, then marks them delivered (a crash
+/// in between delivers again, which starts nothing new: dispatch is idempotent).
+struct DelayedDelivery: Service {
+    let dispatcher: Dispatcher
+    let poll: Duration
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            do {
+                for event in try dispatcher.store.dueDelayed() {
+                    try await dispatcher.dispatch(event)
+                    try dispatcher.store.markDelivered(eventID: event.id)
+                    logger.info("delayed event delivered", metadata: ["event.id": "\(event.id)"])
+                }
+            } catch {
+                logger.error("delivering delayed events failed; retrying", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: poll) }
+        }
+    }
+}
+
+/// The answer to `DELETE /api/v1/events/{id}`.
+struct CancelEventResponse: Codable, Sendable {
+    var id: String
+    /// Whether this request canceled the event (false: it was delivered or canceled before).
+    var canceled: Bool
+    var status: String
 }
 
 /// Builds the dispatcher process: its consumer, and an HTTP listener for health and jobs.
@@ -89,8 +130,22 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
     router.get("/api/v1/jobs") { _, _ in
         try jsonResponse(["jobs": try store.jobs()])
     }
+    router.delete("/api/v1/events/:id") { _, context in
+        let id = try context.parameters.require("id")
+        let result = try store.cancelDelayed(eventID: id)
+        logger.info("delayed event cancel requested", metadata: ["event.id": "\(id)", "canceled": "\(result.canceled)"])
+        return try jsonResponse(CancelEventResponse(id: id, canceled: result.canceled, status: result.status.rawValue))
+    }
+    router.get("/api/v1/events/:id") { _, context in
+        let id = try context.parameters.require("id")
+        guard let status = try store.delayedStatus(eventID: id) else {
+            throw APIError(status: .notFound, code: "not_delayed", message: "'\(id)' is not a delayed event held by the dispatcher", path: "id")
+        }
+        return try jsonResponse(["id": id, "status": status.rawValue])
+    }
     return serviceApplication(name: "baton-dispatcher", http: configuration.http, router: router,
-                              services: [ProducerService(producer: producer), consumerService], logger: logger)
+                              services: [ProducerService(producer: producer), consumerService,
+                                         DelayedDelivery(dispatcher: dispatcher, poll: .milliseconds(100), logger: logger)], logger: logger)
 }
 
 @main

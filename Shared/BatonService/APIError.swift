@@ -44,6 +44,11 @@ public struct APIErrorBody: Codable, Sendable, Hashable {
         public var code: String
         public var message: String
         public var path: String?
+        public init(code: String, message: String, path: String?) {
+            self.code = code
+            self.message = message
+            self.path = path
+        }
     }
     public var error: Detail
 }

@@ -19,6 +19,14 @@ public final class DispatcherStore: Sendable {
                     updated_at INTEGER NOT NULL
                 );
                 CREATE INDEX jobs_by_event_name ON jobs(event_name);
+                CREATE TABLE delayed_events (
+                    event_id TEXT PRIMARY KEY NOT NULL,
+                    event TEXT,
+                    deliver_at INTEGER NOT NULL,
+                    status TEXT NOT NULL,
+                    updated_at INTEGER NOT NULL
+                );
+                CREATE INDEX delayed_due ON delayed_events(status, deliver_at);
                 CREATE TABLE dispatched (
                     event_id TEXT NOT NULL,
                     job_slug TEXT NOT NULL,
@@ -29,6 +37,71 @@ public final class DispatcherStore: Sendable {
                 """)
         }
         self.pool = try SQLiteDatabase.open(path: path, migrator: migrator)
+    }
+
+    /// What became of a delayed event.
+    public struct DelayedStatus: RawRepresentable, Codable, Sendable, Hashable {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public static let pending = DelayedStatus(rawValue: "PENDING")
+        public static let delivered = DelayedStatus(rawValue: "DELIVERED")
+        public static let canceled = DelayedStatus(rawValue: "CANCELED")
+    }
+
+    /// Holds `event` until its `deliverAt`. A second hold of the same id changes nothing, and
+    /// an event canceled before it arrived stays canceled.
+    public func hold(_ event: EventEnvelope) throws {
+        let json = String(decoding: try BatonJSON.encoder.encode(event), as: UTF8.self)
+        let due = (event.deliverAt ?? Date()).millisecondsSince1970
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO delayed_events (event_id, event, deliver_at, status, updated_at) VALUES (?, ?, ?, 'PENDING', ?)
+                ON CONFLICT(event_id) DO UPDATE SET event = COALESCE(delayed_events.event, excluded.event)
+                """, arguments: [event.id, json, due, Date().millisecondsSince1970])
+        }
+    }
+
+    /// Held events due at `now`, oldest first.
+    public func dueDelayed(now: Date = Date(), limit: Int = 100) throws -> [EventEnvelope] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: """
+                SELECT event FROM delayed_events WHERE status = 'PENDING' AND event IS NOT NULL AND deliver_at <= ? ORDER BY deliver_at LIMIT ?
+                """, arguments: [now.millisecondsSince1970, limit]).map {
+                try BatonJSON.decoder.decode(EventEnvelope.self, from: Data($0.utf8))
+            }
+        }
+    }
+
+    /// Records that held event `eventID` was delivered (after its runs were started).
+    public func markDelivered(eventID: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE delayed_events SET status = 'DELIVERED', updated_at = ? WHERE event_id = ? AND status = 'PENDING'",
+                           arguments: [Date().millisecondsSince1970, eventID])
+        }
+    }
+
+    /// Cancels delayed event `eventID` unless it was delivered. An id not seen yet is recorded
+    /// as canceled, so the event is dropped when it arrives. Returns the status afterwards and
+    /// whether this call canceled it.
+    public func cancelDelayed(eventID: String) throws -> (status: DelayedStatus, canceled: Bool) {
+        try pool.write { db in
+            let now = Date().millisecondsSince1970
+            if let status = try String.fetchOne(db, sql: "SELECT status FROM delayed_events WHERE event_id = ?", arguments: [eventID]) {
+                guard status == DelayedStatus.pending.rawValue else { return (DelayedStatus(rawValue: status), false) }
+                try db.execute(sql: "UPDATE delayed_events SET status = 'CANCELED', updated_at = ? WHERE event_id = ?", arguments: [now, eventID])
+                return (.canceled, true)
+            }
+            try db.execute(sql: "INSERT INTO delayed_events (event_id, event, deliver_at, status, updated_at) VALUES (?, NULL, ?, 'CANCELED', ?)",
+                           arguments: [eventID, now, now])
+            return (.canceled, true)
+        }
+    }
+
+    /// The status of delayed event `eventID`, if it is one.
+    public func delayedStatus(eventID: String) throws -> DelayedStatus? {
+        try pool.read { db in
+            try String.fetchOne(db, sql: "SELECT status FROM delayed_events WHERE event_id = ?", arguments: [eventID]).map(DelayedStatus.init(rawValue:))
+        }
     }
 
     /// Records (or replaces) a job registration.

@@ -17,7 +17,9 @@ public final class BatonStack: Sendable {
     public let dispatcherPort: Int
     public let taskResultsPort: Int
     public let taskResults: ChildProcess
-    public let dispatcher: ChildProcess
+    private let currentDispatcher: Mutex<ChildProcess>
+    /// The dispatcher process running now (see ``restartDispatcher()``).
+    public var dispatcher: ChildProcess { currentDispatcher.withLock { $0 } }
     public let ingester: ChildProcess
     private let startedJobServices = Mutex<[ChildProcess]>([])
     /// The job-service processes started so far.
@@ -43,16 +45,36 @@ public final class BatonStack: Sendable {
             environment: environment.merging(["HTTP_PORT": "\(taskResultsPort)",
                                               "STORE_PATH": directory.appendingPathComponent("task-results.sqlite").path]) { _, n in n },
             logDirectory: logs)
-        dispatcher = try ChildProcess(
-            name: "dispatcher", executable: TestEnvironment.executable("baton-dispatcher"),
-            environment: environment.merging(["HTTP_PORT": "\(dispatcherPort)",
-                                              "STORE_PATH": directory.appendingPathComponent("dispatcher.sqlite").path]) { _, n in n },
-            logDirectory: logs)
+        currentDispatcher = Mutex(try Self.startDispatcher(directory: directory, port: dispatcherPort, environment: environment))
         ingester = try ChildProcess(
             name: "ingester", executable: TestEnvironment.executable("baton-ingester"),
-            environment: environment.merging(["HTTP_PORT": "\(ingesterPort)"]) { _, n in n },
+            environment: environment.merging(["HTTP_PORT": "\(ingesterPort)", "DISPATCHER_URL": "http://127.0.0.1:\(dispatcherPort)"]) { _, n in n },
             logDirectory: logs)
         http = HTTPClient(eventLoopGroupProvider: .singleton)
+    }
+
+    private static func startDispatcher(directory: URL, port: Int, environment: [String: String]) throws -> ChildProcess {
+        try ChildProcess(
+            name: "dispatcher", executable: TestEnvironment.executable("baton-dispatcher"),
+            environment: environment.merging(["HTTP_PORT": "\(port)",
+                                              "STORE_PATH": directory.appendingPathComponent("dispatcher.sqlite").path]) { _, n in n },
+            logDirectory: directory.appendingPathComponent("logs"))
+    }
+
+    /// SIGKILLs the dispatcher and starts a new one on the same port and store; returns once it
+    /// answers.
+    public func restartDispatcher() async throws {
+        try await dispatcher.kill9()
+        let next = try Self.startDispatcher(directory: directory, port: dispatcherPort, environment: commonEnvironment)
+        currentDispatcher.withLock { $0 = next }
+        _ = try await eventually("the new dispatcher to answer /health", deadline: .seconds(60)) {
+            try await get(port: dispatcherPort, "/health").status == 200 ? true : nil
+        }
+    }
+
+    /// `DELETE` `path`.
+    public func delete(port: Int, _ path: String) async throws -> (status: UInt, body: String) {
+        try await request(port: port, path, method: .DELETE)
     }
 
     /// Starts Tansu and the three services, and waits until they answer.

@@ -101,3 +101,57 @@ struct IngesterRouteTests {
 extension Tag {
     @Tag static var integration: Self
 }
+
+@Suite("Ingester delays and batches", .serialized)
+struct IngesterBatchTests {
+    func app(brokers: String, maxBatch: Int = 100) async throws -> some ApplicationProtocol {
+        let config = try IngesterConfiguration(config: .batonDefault(arguments: ["test"], environment: [
+            "KAFKA_BROKERS": brokers, "KAFKA_PROFILE": "embedded", "KAFKA_TOPIC_REPLICATION": "1",
+            "KAFKA_DELIVERY_TIMEOUT_MS": "1500", "KAFKA_ADMIN_TIMEOUT_MS": "300", "INGESTER_MAX_BATCH": "\(maxBatch)",
+        ]))
+        return try await buildIngester(configuration: config, logger: Logger(label: "test"))
+    }
+
+    struct Results: Decodable {
+        struct Item: Decodable { var index: Int; var status: Int; var id: String?; var error: APIErrorBody.Detail? }
+        var results: [Item]
+    }
+
+    @Test("delivery time: deliverAt and deliverAfter together, or a negative delay, are refused with the field", arguments: [
+        (#"{"name":"x","deliverAt":"2030-01-01T00:00:00Z","deliverAfter":5}"#, "$.deliverAfter"),
+        (#"{"name":"x","deliverAfter":-1}"#, "$.deliverAfter"),
+        (#"{"name":"x","deliverAt":"next week"}"#, "$.deliverAt"),
+    ])
+    func badDelays(_ body: String, _ path: String) async throws {
+        try await app(brokers: "127.0.0.1:\(try freeLoopbackPort())").test(.router) { client in
+            try await client.execute(uri: "/api/v1/events", method: .post, body: ByteBuffer(string: body)) { response in
+                #expect(response.status == .unprocessableContent)
+                let error = try JSONDecoder().decode(APIErrorBody.self, from: Data(response.body.readableBytesView))
+                #expect(error.error.path == path)
+            }
+        }
+    }
+
+    @Test("a batch answers per event: invalid ones with their path, valid ones 202 once acknowledged", .tags(.integration))
+    func batch() async throws {
+        let broker = try await TansuBroker.start(logDirectory: try TestEnvironment.temporaryDirectory("batch"))
+        try await app(brokers: broker.bootstrapServers, maxBatch: 3).test(.router) { client in
+            let body = #"{"events":[{"id":"b1","name":"a"},{"name":""},{"id":"b3","name":"c","deliverAfter":60}]}"#
+            try await client.execute(uri: "/api/v1/events/batch", method: .post, body: ByteBuffer(string: body)) { response in
+                #expect(response.status == .ok)
+                let results = try JSONDecoder().decode(Results.self, from: Data(response.body.readableBytesView)).results
+                #expect(results.map(\.status) == [202, 422, 202])
+                #expect(results[0].id == "b1" && results[2].id == "b3")
+                #expect(results[1].error?.path == "$.events[1].name")
+            }
+            let tooMany = #"{"events":[{"name":"a"},{"name":"b"},{"name":"c"},{"name":"d"}]}"#
+            try await client.execute(uri: "/api/v1/events/batch", method: .post, body: ByteBuffer(string: tooMany)) { response in
+                #expect(response.status == .contentTooLarge)
+            }
+            try await client.execute(uri: "/api/v1/events/batch", method: .post, body: ByteBuffer(string: #"{"events":[]}"#)) { response in
+                #expect(response.status == .unprocessableContent)
+            }
+        }
+        try await broker.stop()
+    }
+}

@@ -157,3 +157,55 @@ struct YieldAndCancelTests {
         try await stack.stop()
     }
 }
+
+@Suite("Delayed events over a real broker", .tags(.integration, .fault), .serialized)
+struct DelayedEventTests {
+    func runIfAny(_ stack: BatonStack, _ runId: String) async throws -> RunDetails? {
+        let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
+        return status == 200 ? try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8)) : nil
+    }
+
+    @Test("a delayed event survives a dispatcher SIGKILL and is delivered once, at or after its time")
+    func delayedAcrossRestart() async throws {
+        let stack = try await BatonStack.start(label: "delay")
+        try await stack.startExampleJobs()
+        let eventId = "evt_delay_\(UUID().uuidString.prefix(6))"
+        let sentAt = Date()
+        let accepted = try await stack.sendEvent(#"{"id":"\#(eventId)","name":"steps.start","deliverAfter":3,"payload":{"steps":1}}"#)
+        #expect(accepted.status == 202)
+        _ = try await eventually("the dispatcher to hold the event", deadline: .seconds(30)) {
+            try await stack.get(port: stack.dispatcherPort, "/api/v1/events/\(eventId)").body.contains("PENDING") ? true : nil
+        }
+        try await stack.restartDispatcher()
+        let runId = Identifiers.runID(eventID: eventId, jobSlug: "many-steps")
+        let run = try await eventually("the delayed run to finish", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
+            guard let run = try await runIfAny(stack, runId), run.status.isTerminal else { return nil }
+            return run
+        }
+        #expect(run.status == .completed)
+        #expect(run.createdAt.timeIntervalSince(sentAt) >= 2.9, "delivered \(run.createdAt.timeIntervalSince(sentAt)) s after sending")
+        #expect(try await stack.get(port: stack.dispatcherPort, "/api/v1/events/\(eventId)").body.contains("DELIVERED"))
+        struct RunList: Decodable { var runs: [RunDetails] }
+        let list = try BatonJSON.decoder.decode(RunList.self, from: Data(try await stack.get(port: stack.taskResultsPort, "/api/v1/runs?eventId=\(eventId)").body.utf8))
+        #expect(list.runs.count == 1)
+        // Too late to cancel now: the answer says so.
+        let late = try await stack.delete(port: stack.ingesterPort, "/api/v1/events/\(eventId)")
+        #expect(late.status == 200 && late.body.contains(#""canceled":false"#) && late.body.contains("DELIVERED"))
+        try await stack.stop()
+    }
+
+    @Test("a delayed event canceled in time starts no run")
+    func cancelInTime() async throws {
+        let stack = try await BatonStack.start(label: "delay-cancel")
+        try await stack.startExampleJobs()
+        let eventId = "evt_delay_cancel_\(UUID().uuidString.prefix(6))"
+        #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"steps.start","deliverAfter":1.5,"payload":{"steps":1}}"#).status == 202)
+        let canceled = try await stack.delete(port: stack.ingesterPort, "/api/v1/events/\(eventId)")
+        #expect(canceled.status == 200 && canceled.body.contains(#""canceled":true"#), "\(canceled.body)")
+        // A negative can only be shown by waiting past the due time (plus the delivery loop's period).
+        try await Task.sleep(for: .seconds(3))
+        #expect(try await runIfAny(stack, Identifiers.runID(eventID: eventId, jobSlug: "many-steps")) == nil)
+        #expect(try await stack.get(port: stack.dispatcherPort, "/api/v1/events/\(eventId)").body.contains("CANCELED"))
+        try await stack.stop()
+    }
+}
