@@ -211,16 +211,20 @@ public final class IO: Sendable {
 
     /// Sends an event (as `sendEvent` over HTTP would), once: it is a task keyed by `key`, and
     /// its event id is derived from the run and the key, so a replay never sends it twice.
+    /// - Parameter deliverAfter: hold the event this long before it starts runs (durably, in the
+    ///   dispatcher); `nil` delivers it now.
     /// - Returns: the event id.
     public func sendEvent(
-        _ key: String, name: String, payload: some Encodable & Sendable, context: JSONValue? = nil, source: String = "trigger"
+        _ key: String, name: String, payload: some Encodable & Sendable, context: JSONValue? = nil, source: String = "trigger",
+        deliverAfter: Duration? = nil
     ) async throws -> String {
         let json = try JSONValue(encoding: payload)
         let taskId = Identifiers.taskID(runID: slice.runId, parentTaskID: parentTaskId, key: key)
         let eventId = Identifiers.eventID(runID: slice.runId, taskID: taskId)
         let slice = self.slice
         return try await runTask(key, options: TaskOptions(name: "send event \(name)")) { _ in
-            let envelope = EventEnvelope(id: eventId, name: name, source: source, payload: json, context: context)
+            let deliverAt = deliverAfter.map { Date().addingTimeInterval($0 / .seconds(1)) }
+            let envelope = EventEnvelope(id: eventId, name: name, source: source, payload: json, context: context, deliverAt: deliverAt)
             do {
                 try envelope.validate()
             } catch {

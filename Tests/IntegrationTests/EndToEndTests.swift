@@ -173,7 +173,8 @@ struct SendEventIntegrationTests {
         let stack = try await BatonStack.start(label: "fanout")
         try await stack.startExampleJobs()
         let eventId = "evt_fanout_\(UUID().uuidString.prefix(6))"
-        #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"fanout.start","payload":{"count":5}}"#).status == 202)
+        let sentAt = Date()
+        #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"fanout.start","payload":{"count":5,"delaySeconds":1}}"#).status == 202)
         func finished(_ runId: String) async throws -> RunDetails {
             try await eventually("run \(runId) to finish", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
                 let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
@@ -190,6 +191,7 @@ struct SendEventIntegrationTests {
             #expect(child == Identifiers.eventID(runID: parent.id, taskID: Identifiers.taskID(runID: parent.id, parentTaskID: nil, key: "send \(sent.firstIndex(of: child)!)")))
             let run = try await finished(Identifiers.runID(eventID: child, jobSlug: "many-steps"))
             #expect(run.status == .completed)
+            #expect(run.createdAt.timeIntervalSince(sentAt) >= 0.95, "sent with a 1 s delay")
             struct RunList: Decodable { var runs: [RunDetails] }
             let list = try BatonJSON.decoder.decode(RunList.self, from: Data(try await stack.get(port: stack.taskResultsPort, "/api/v1/runs?eventId=\(child)").body.utf8))
             #expect(list.runs.count == 1)
