@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // MARK: Shared
@@ -107,7 +108,6 @@ let package = Package(
             dependencies: [
                 "BatonService", "BatonProtocol", "BatonKafka",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Services/EventIngester",
@@ -142,7 +142,7 @@ let package = Package(
         // MARK: Tests
         .testTarget(
             name: "BatonProtocolTests",
-            dependencies: ["BatonProtocol"],
+            dependencies: ["BatonProtocol", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

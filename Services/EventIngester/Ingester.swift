@@ -7,7 +7,6 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOHTTP1
-import ServiceLifecycle
 
 /// Settings of `baton-ingester`: the shared keys (see `ServiceConfiguration`) plus
 /// - `http.host` / `http.port` (`HTTP_PORT`), default `127.0.0.1:8080`;
@@ -61,11 +60,10 @@ func buildIngester(configuration: IngesterConfiguration, logger: Logger) async t
     }
     let router = Router()
     router.add(middleware: LogRequestsMiddleware(.debug))
-    let http = HTTPClient(eventLoopGroupProvider: .singleton)
     EventRoutes(producer: producer, topics: topics, maxBodyBytes: configuration.maxBodyBytes, maxBatch: configuration.maxBatch,
-                dispatcherURL: configuration.dispatcherURL, http: http, logger: logger).register(on: router)
+                dispatcherURL: configuration.dispatcherURL, http: .shared, logger: logger).register(on: router)
     return serviceApplication(name: "baton-ingester", http: configuration.http, router: router,
-                              services: [ProducerService(producer: producer), HTTPClientService(client: http)], logger: logger)
+                              services: [ProducerService(producer: producer)], logger: logger)
 }
 
 /// `POST /api/v1/events`, `POST /api/v1/events/batch`, `DELETE /api/v1/events/{id}`.
@@ -190,11 +188,3 @@ struct EventRoutes: Sendable {
     }
 }
 
-/// Shuts an `HTTPClient` down with the process.
-struct HTTPClientService: Service {
-    let client: HTTPClient
-    func run() async throws {
-        try? await gracefulShutdown()
-        try await client.shutdown()
-    }
-}

@@ -31,7 +31,7 @@ struct ExampleJobsMain {
                                  sliceBudget: .milliseconds(max(1, config.int(forKey: "worker.slice.budget.ms", default: 30_000))),
                                  organization: config.string(forKey: "baton.organization", default: "default"),
                                  project: config.string(forKey: "baton.project", default: "default")),
-            jobs: [newUserJob(outbox: outbox, waitSeconds: waitSeconds), manyStepsJob(outbox: outbox), flakyJob(outbox: outbox), fanOutJob(), parallelJob(outbox: outbox), welcomeOnceJob(outbox: outbox), fetchJob(), gitHubStarsJob(outbox: outbox)],
+            jobs: [newUserJob(outbox: outbox, waitSeconds: waitSeconds), manyStepsJob(outbox: outbox), flakyJob(outbox: outbox), fanOutJob(), parallelJob(outbox: outbox), welcomeOnceJob(outbox: outbox), fetchJob(), gitHubStarsJob(outbox: outbox), userAuditJob(outbox: outbox)],
             logger: logger)
         try await runUntilSignalled([worker], logger: logger)
     }

@@ -45,10 +45,16 @@ public struct Job<Payload: Decodable & Sendable, Output: Encodable & Sendable>: 
 public struct EventTrigger<Payload: Decodable & Sendable>: Sendable {
     public var name: String
     public var source: String?
+    /// Only events whose payload passes this filter start runs (see `EventFilter`).
+    public var filter: JSONValue?
+    /// Only events whose context passes this filter start runs.
+    public var contextFilter: JSONValue?
 
-    /// A trigger on events named `name`.
-    public static func event(name: String, source: String? = nil, payload: Payload.Type = Payload.self) -> EventTrigger {
-        EventTrigger(name: name, source: source)
+    /// A trigger on events named `name`, optionally only from `source` and only those whose
+    /// payload and context pass `filter` and `contextFilter` (Trigger.dev v2 filter documents).
+    public static func event(name: String, source: String? = nil, filter: JSONValue? = nil, contextFilter: JSONValue? = nil,
+                             payload: Payload.Type = Payload.self) -> EventTrigger {
+        EventTrigger(name: name, source: source, filter: filter, contextFilter: contextFilter)
     }
 }
 
@@ -97,7 +103,10 @@ public struct InvalidPayload: Error, CustomStringConvertible {
 
 extension Job: AnyJob {
     public func registration() throws(ValidationError) -> JobRegistration {
-        try JobRegistration(id: id, name: name, version: version, trigger: .event(name: trigger.name, source: trigger.source))
+        try JobRegistration(id: id, name: name, version: version, trigger: .event(
+            name: trigger.name, source: trigger.source,
+            filter: try trigger.filter.map { filter throws(ValidationError) in try EventFilter(filter, path: "$.trigger.filter") },
+            contextFilter: try trigger.contextFilter.map { filter throws(ValidationError) in try EventFilter(filter, path: "$.trigger.contextFilter") }))
     }
 
     public func execute(payload: JSONValue, io: IO, context: JobContext) async throws -> JSONValue {

@@ -8,16 +8,30 @@ public struct JobTrigger: Codable, Sendable, Hashable {
     public var eventName: String
     /// For `event` triggers: when set, only events from this source match.
     public var source: String?
+    /// When set, only events whose payload passes it match.
+    public var filter: EventFilter?
+    /// When set, only events whose context passes it match.
+    public var contextFilter: EventFilter?
 
-    /// An event trigger on `name` (and `source` when given).
-    public static func event(name: String, source: String? = nil) -> JobTrigger {
-        JobTrigger(type: "event", eventName: name, source: source)
+    public init(type: String, eventName: String, source: String? = nil, filter: EventFilter? = nil, contextFilter: EventFilter? = nil) {
+        self.type = type
+        self.eventName = eventName
+        self.source = source
+        self.filter = filter
+        self.contextFilter = contextFilter
+    }
+
+    /// An event trigger on `name` (and `source`, payload `filter` and `contextFilter`, when given).
+    public static func event(name: String, source: String? = nil, filter: EventFilter? = nil, contextFilter: EventFilter? = nil) -> JobTrigger {
+        JobTrigger(type: "event", eventName: name, source: source, filter: filter, contextFilter: contextFilter)
     }
 
     /// Whether `event` starts a run of a job with this trigger.
     public func matches(_ event: EventEnvelope) -> Bool {
         guard type == "event", event.name == eventName else { return false }
         if let source, source != event.source { return false }
+        if let filter, !filter.matches(event.payload) { return false }
+        if let contextFilter, !contextFilter.matches(event.context) { return false }
         return true
     }
 }

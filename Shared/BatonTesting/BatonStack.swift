@@ -28,7 +28,7 @@ public final class BatonStack: Sendable {
     private let commonEnvironment: [String: String]
 
     /// The jobs `baton-example-jobs` registers.
-    public static let exampleJobSlugs = ["new-user-welcome", "many-steps", "flaky", "fan-out", "parallel", "welcome-once", "fetch", "github-stars"]
+    public static let exampleJobSlugs = ["new-user-welcome", "many-steps", "flaky", "fan-out", "parallel", "welcome-once", "fetch", "github-stars", "user-audit"]
 
     /// The example job service's side-effect file.
     public var outbox: URL { directory.appendingPathComponent("outbox.txt") }

@@ -209,3 +209,65 @@ struct DelayedEventTests {
         try await stack.stop()
     }
 }
+
+@Suite("Matching and starting runs over a real broker", .tags(.integration), .serialized)
+struct MatchingTests {
+    struct RunList: Decodable { var runs: [RunDetails] }
+
+    func runs(_ stack: BatonStack, event: String) async throws -> [RunDetails] {
+        try BatonJSON.decoder.decode(RunList.self, from: Data(try await stack.get(port: stack.taskResultsPort, "/api/v1/runs?eventId=\(event)").body.utf8)).runs
+    }
+
+    @Test("a filter that does not pass starts no run of that job; a payload that does not decode ends its run as INVALID_PAYLOAD")
+    func filtersAndInvalidPayloads() async throws {
+        let stack = try await BatonStack.start(label: "matching")
+        let worker = try await stack.startExampleJobs(waitSeconds: 0.1)
+        let other = "evt_other_\(UUID().uuidString.prefix(6))"
+        #expect(try await stack.sendEvent(#"{"id":"\#(other)","name":"user.created","payload":{"id":"o1","email":"o1@elsewhere.org","name":"O"}}"#).status == 202)
+        let finished = try await eventually("the welcome run", deadline: .seconds(60), every: .milliseconds(100)) { () -> [RunDetails]? in
+            let current = try await runs(stack, event: other)
+            return current.count == 1 && current[0].status.isTerminal ? current : nil
+        }
+        #expect(finished.map(\.jobId) == ["new-user-welcome"], "the audit filter ($endsWith @example.com) does not pass")
+
+        let invalid = "evt_invalid_\(UUID().uuidString.prefix(6))"
+        #expect(try await stack.sendEvent(#"{"id":"\#(invalid)","name":"user.created","payload":{"id":7,"email":"x@example.com"}}"#).status == 202)
+        let run = try await eventually("the invalid run to end", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
+            try await runs(stack, event: invalid).first { $0.jobId == "new-user-welcome" && $0.status.isTerminal }
+        }
+        #expect(run.status == .invalidPayload)
+        #expect(run.error?.contains("$.id") == true, "\(run.error ?? "")")
+        #expect(worker.isRunning, "a bad payload fails its run, not the worker")
+        try await stack.stop()
+    }
+
+    @Test("exactly one run per event and matching job, also when the dispatcher is SIGKILLed mid-batch", .tags(.fault))
+    func exactlyOnceUnderDispatcherKill() async throws {
+        let stack = try await BatonStack.start(label: "dispatch-kill")
+        try await stack.startExampleJobs(waitSeconds: 0.1)
+        let ids = (0..<40).map { "evt_batch_\($0)_\(UUID().uuidString.prefix(6))" }
+        let events = ids.enumerated().map { index, id in
+            #"{"id":"\#(id)","name":"user.created","payload":{"id":"b\#(index)","email":"b\#(index)@example.com","name":"B"}}"#
+        }
+        let answer = try await stack.post(port: stack.ingesterPort, "/api/v1/events/batch", body: #"{"events":[\#(events.joined(separator: ","))]}"#)
+        #expect(answer.status == 200 && !answer.body.contains(#""status":5"#), "\(answer.body.prefix(500))")
+        // Kill the dispatcher while it is working through the batch.
+        _ = try await eventually("the dispatcher to start some runs", deadline: .seconds(60), every: .milliseconds(20)) {
+            stack.dispatcher.output().components(separatedBy: "run started").count > 6 ? true : nil
+        }
+        try await stack.restartDispatcher()
+        for (index, id) in ids.enumerated() {
+            let found = try await eventually("both runs of \(id) to finish", deadline: .seconds(120), every: .milliseconds(200)) { () -> [RunDetails]? in
+                let current = try await runs(stack, event: id)
+                return current.count >= 2 && current.allSatisfy(\.status.isTerminal) ? current : nil
+            }
+            #expect(found.count == 2)
+            #expect(Set(found.map(\.jobId)) == ["new-user-welcome", "user-audit"])
+            #expect(found.allSatisfy { $0.status == .completed })
+            let lines = stack.outboxLines()
+            #expect(lines.filter { $0.hasPrefix("lookup b\(index) ") }.count == 1)
+            #expect(lines.filter { $0.hasPrefix("audit b\(index) ") }.count == 1)
+        }
+        try await stack.stop()
+    }
+}

@@ -75,7 +75,9 @@ struct EndToEndTests {
         let listed = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs?eventId=\(eventId)")
         #expect(listed.status == 200)
         let list = try BatonJSON.decoder.decode(RunList.self, from: Data(listed.body.utf8))
-        #expect(list.runs.map(\.id) == [runId])
+        // Fan-out: the event started one run of each matching job (user-audit's filter passes).
+        #expect(Set(list.runs.map(\.id)) == [runId, Identifiers.runID(eventID: eventId, jobSlug: "user-audit")])
+        #expect(Set(list.runs.map(\.jobId)) == ["new-user-welcome", "user-audit"])
         #expect(try await stack.get(port: stack.taskResultsPort, "/api/v1/runs").status == 400)
         try await stack.stop()
     }

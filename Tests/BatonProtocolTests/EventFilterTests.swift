@@ -1,0 +1,135 @@
+import BatonProtocol
+import Foundation
+import PropertyBased
+import Testing
+
+@Suite("Event filters")
+struct EventFilterTests {
+    static let payload: JSONValue = [
+        "name": "Ada Lovelace", "plan": "pro", "age": 36, "score": 9.5, "verified": true, "nickname": nil,
+        "tags": ["math", "poetry"], "address": ["city": "London", "zip": "W1"],
+        "orders": [["total": 10, "status": "paid"], ["total": 250, "status": "refunded"]],
+    ]
+
+    @Test("filters match as in Trigger.dev v2", arguments: [
+        // Arrays of allowed values: one of.
+        (#"{"plan": ["pro", "team"]}"#, true),
+        (#"{"plan": ["free"]}"#, false),
+        (#"{"age": [36, 40]}"#, true),
+        (#"{"age": [36.0]}"#, true),
+        (#"{"verified": [true]}"#, true),
+        (#"{"verified": [false]}"#, false),
+        (#"{"missing": ["x"]}"#, false),
+        (#"{"plan": []}"#, true),
+        // Nested objects, and arrays of objects (some element matches).
+        (#"{"address": {"city": ["London"]}}"#, true),
+        (#"{"address": {"city": ["Paris"]}}"#, false),
+        (#"{"orders": {"status": ["refunded"], "total": [{"$gt": 100}]}}"#, true),
+        (#"{"orders": {"status": ["paid"], "total": [{"$gt": 100}]}}"#, false),
+        // Content filters (all of).
+        (#"{"name": [{"$startsWith": "Ada"}]}"#, true),
+        (#"{"name": [{"$startsWith": "Lovelace"}]}"#, false),
+        (#"{"name": [{"$endsWith": "lace"}]}"#, true),
+        (#"{"name": [{"$ignoreCaseEquals": "ADA LOVELACE"}]}"#, true),
+        (#"{"name": [{"$ignoreCaseEquals": "ada"}]}"#, false),
+        (#"{"nickname": [{"$exists": true}]}"#, true),
+        (#"{"missing": [{"$exists": false}]}"#, true),
+        (#"{"missing": [{"$exists": true}]}"#, false),
+        (#"{"nickname": [{"$isNull": true}]}"#, true),
+        (#"{"plan": [{"$isNull": true}]}"#, false),
+        (#"{"plan": [{"$anythingBut": "free"}]}"#, true),
+        (#"{"plan": [{"$anythingBut": ["pro", "team"]}]}"#, false),
+        (#"{"age": [{"$gt": 35}, {"$lt": 37}]}"#, true),
+        (#"{"age": [{"$gte": 36}, {"$lte": 36}]}"#, true),
+        (#"{"age": [{"$gt": 36}]}"#, false),
+        (#"{"score": [{"$between": [9, 10]}]}"#, true),
+        (#"{"score": [{"$between": [0, 9]}]}"#, false),
+        (#"{"name": [{"$gt": 1}]}"#, false),
+        (#"{"tags": [{"$includes": "poetry"}]}"#, true),
+        (#"{"tags": [{"$includes": "music"}]}"#, false),
+        (#"{"plan": [{"$not": "free"}]}"#, true),
+        (#"{"plan": [{"$not": "pro"}]}"#, false),
+        // Several fields: all must match.
+        (#"{"plan": ["pro"], "address": {"zip": ["W1"]}, "age": [{"$lt": 40}]}"#, true),
+        (#"{"plan": ["pro"], "address": {"zip": ["E1"]}}"#, false),
+        ("{}", true),
+    ])
+    func matching(_ filter: String, _ expected: Bool) throws {
+        let definition = try BatonJSON.decoder.decode(JSONValue.self, from: Data(filter.utf8))
+        #expect(try EventFilter(definition).matches(Self.payload) == expected)
+    }
+
+    @Test("an absent payload matches only the empty filter")
+    func absent() throws {
+        #expect(try EventFilter([:]).matches(nil))
+        #expect(try !EventFilter(["a": ["x"]]).matches(nil))
+        #expect(try !EventFilter(["a": ["x"]]).matches(.null))
+    }
+
+    @Test("invalid filters name the offending part", arguments: [
+        (#"["a"]"#, "$.filter"),
+        (#"{"plan": "pro"}"#, "$.filter.plan"),
+        (#"{"age": [{"$gt": "ten"}]}"#, "$.filter.age[0].$gt"),
+        (#"{"age": [{"$between": [10, 1]}]}"#, "$.filter.age[0].$between"),
+        (#"{"name": [{"$startsWith": 1}]}"#, "$.filter.name[0].$startsWith"),
+        (#"{"name": [{"$regex": "a.*"}]}"#, "$.filter.name[0].$regex"),
+        (#"{"name": ["a", {"$startsWith": "b"}]}"#, "$.filter.name[0]"),
+        (#"{"a": {"b": [{"$exists": "yes"}]}}"#, "$.filter.a.b[0].$exists"),
+    ])
+    func invalid(_ filter: String, _ path: String) throws {
+        let definition = try BatonJSON.decoder.decode(JSONValue.self, from: Data(filter.utf8))
+        let error = #expect(throws: ValidationError.self) { try EventFilter(definition) }
+        #expect(error?.path == path)
+    }
+
+    @Test("a trigger matches name, source, payload filter and context filter together")
+    func triggers() throws {
+        let trigger = JobTrigger.event(name: "user.created", source: "app", filter: try EventFilter(["plan": ["pro"]]),
+                                       contextFilter: try EventFilter(["region": ["eu"]]))
+        let event = EventEnvelope(id: "e", name: "user.created", source: "app", payload: ["plan": "pro"], context: ["region": "eu"])
+        #expect(trigger.matches(event))
+        var other = event
+        other.context = ["region": "us"]
+        #expect(!trigger.matches(other))
+        other = event
+        other.payload = ["plan": "free"]
+        #expect(!trigger.matches(other))
+    }
+
+    // MARK: - Properties
+
+    /// Flat payloads of up to six fields with integer or string values.
+    static let payloads = Gen.int(in: -1000...1000).array(of: 1...6).map { (values: [Int]) -> JSONValue in
+        .object(Dictionary(uniqueKeysWithValues: values.enumerated().map { index, value in
+            ("k\(index)", index.isMultiple(of: 2) ? JSONValue.int(Int64(value)) : .string("s\(value)"))
+        }))
+    }
+
+    @Test("the empty filter matches every payload")
+    func emptyMatchesAll() async {
+        await propertyCheck(input: Self.payloads) { payload in
+            #expect((try? EventFilter([:]))?.matches(payload) == true)
+        }
+    }
+
+    @Test("a filter allowing each field's own value matches its payload")
+    func selfMatches() async {
+        await propertyCheck(input: Self.payloads) { payload in
+            guard case .object(let fields) = payload else { return }
+            let filter = JSONValue.object(fields.mapValues { JSONValue.array([$0]) })
+            #expect((try? EventFilter(filter))?.matches(payload) == true)
+        }
+    }
+
+    @Test("$anythingBut a field's own value never matches; $exists agrees with presence")
+    func exclusion() async {
+        await propertyCheck(input: Self.payloads, Gen.int(in: 0...8)) { payload, index in
+            guard case .object(let fields) = payload else { return }
+            let key = "k\(index)"
+            if let value = fields[key] {
+                #expect((try? EventFilter([key: [["$anythingBut": value]]]))?.matches(payload) == false)
+            }
+            #expect((try? EventFilter([key: [["$exists": .bool(fields[key] != nil)]]]))?.matches(payload) == true)
+        }
+    }
+}
