@@ -66,7 +66,8 @@ func buildIngester(configuration: IngesterConfiguration, logger: Logger) async t
                               services: [ProducerService(producer: producer)], logger: logger)
 }
 
-/// `POST /api/v1/events`, `POST /api/v1/events/batch`, `DELETE /api/v1/events/{id}`.
+/// `POST /api/v1/events`, `POST /api/v1/events/batch`, `DELETE /api/v1/events/{id}`,
+/// `PUT /api/v1/jobs/{id}`, `POST /api/v1/jobs/{id}/invoke`.
 struct EventRoutes: Sendable {
     let producer: KafkaProducer
     let topics: Topics
@@ -86,6 +87,18 @@ struct EventRoutes: Sendable {
         router.delete("/api/v1/events/:id") { _, context in
             try await cancel(try context.parameters.require("id"))
         }
+        router.put("/api/v1/jobs/:id") { request, context in
+            try await registerJob(id: try Self.pathParameter("id", context), request)
+        }
+        router.post("/api/v1/jobs/:id/invoke") { request, context in
+            try await invoke(id: try Self.pathParameter("id", context), request)
+        }
+    }
+
+    /// A path parameter, percent-decoded (job ids may hold spaces and other characters).
+    static func pathParameter(_ name: String, _ context: BasicRequestContext) throws -> String {
+        let raw = try context.parameters.require(name)
+        return raw.removingPercentEncoding ?? raw
     }
 
     func collectBody(_ request: Request) async throws -> ByteBuffer {
@@ -171,6 +184,46 @@ struct EventRoutes: Sendable {
             return await group.reduce(into: []) { $0.append($1) }.sorted { $0.index < $1.index }
         }
         return try jsonResponse(["results": results])
+    }
+
+    /// Registers (or updates) a job for tooling that is not a Swift job service.
+    func registerJob(id: String, _ request: Request) async throws -> Response {
+        let body = try decode(RegisterJobRequest.self, try await collectBody(request))
+        let registration: JobRegistration
+        do {
+            registration = try JobRegistration(id: id, name: body.name, version: body.version, trigger: body.trigger)
+        } catch {
+            throw APIError(error)
+        }
+        do {
+            try await producer.send(topic: topics.jobs, key: registration.slug, value: Array(try BatonJSON.encoder.encode(registration)))
+        } catch {
+            throw APIError(status: .serviceUnavailable, code: "broker_unavailable", message: "the registration was not accepted: the Kafka broker did not acknowledge it; retry")
+        }
+        logger.info("job registered over HTTP", metadata: ["job.slug": "\(registration.slug)", "job.version": "\(registration.version)"])
+        return try jsonResponse(RegisterJobResponse(id: registration.id, slug: registration.slug, version: registration.version))
+    }
+
+    /// Starts a run of job `id` with a payload, whatever its trigger; answers the run id once
+    /// the request is on the events topic.
+    func invoke(id: String, _ request: Request) async throws -> Response {
+        let body = try decode(InvokeJobRequest.self, try await collectBody(request))
+        let slug: String
+        do {
+            slug = try Slug.make(id)
+        } catch {
+            throw APIError(error)
+        }
+        let envelope = EventEnvelope(id: body.id ?? Identifiers.newEventID(), name: "baton.invoke", source: "invoke",
+                                     payload: body.payload ?? .null, context: body.context, invoke: slug)
+        do {
+            try envelope.validate()
+        } catch {
+            throw APIError(error)
+        }
+        try await publish(envelope)
+        return try jsonResponse(InvokeJobResponse(runId: Identifiers.runID(eventID: envelope.id, jobSlug: slug), eventId: envelope.id, jobSlug: slug),
+                                status: .accepted)
     }
 
     /// Cancels a delayed event at the dispatcher, which holds it.

@@ -41,6 +41,33 @@ struct SendEventRequest: Decodable, Sendable {
     }
 }
 
+/// The body of `PUT /api/v1/jobs/{id}`.
+struct RegisterJobRequest: Decodable, Sendable {
+    var name: String
+    var version: String
+    var trigger: JobTrigger
+}
+
+struct RegisterJobResponse: Codable, Sendable {
+    var id: String
+    var slug: String
+    var version: String
+}
+
+/// The body of `POST /api/v1/jobs/{id}/invoke`.
+struct InvokeJobRequest: Decodable, Sendable {
+    var payload: JSONValue?
+    var context: JSONValue?
+    /// Idempotency: invoking again with the same id starts no second run.
+    var id: String?
+}
+
+struct InvokeJobResponse: Codable, Sendable {
+    var runId: String
+    var eventId: String
+    var jobSlug: String
+}
+
 /// The body of `POST /api/v1/events/batch`.
 struct SendEventBatchRequest: Decodable, Sendable {
     var events: [JSONValue]

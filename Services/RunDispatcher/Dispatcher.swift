@@ -52,12 +52,16 @@ struct Dispatcher: Sendable {
             logger.info("canceled event dropped", metadata: ["event.id": "\(event.id)"])
             return
         }
+        if let slug = event.invoke, try store.job(slug: slug) == nil {
+            try await deadLetters.send(record, reason: "invoke of unknown job '\(slug)': register it first")
+            return
+        }
         try await dispatch(event)
     }
 
     /// Starts the run of every matching job not started yet for `event`.
     func dispatch(_ event: EventEnvelope) async throws {
-        let jobs = try store.matchingJobs(for: event)
+        let jobs = try event.invoke.map { slug in try store.job(slug: slug).map { [$0] } ?? [] } ?? store.matchingJobs(for: event)
         if jobs.isEmpty {
             logger.debug("no job matches event", metadata: ["event.id": "\(event.id)", "event.name": "\(event.name)"])
         }

@@ -30,6 +30,9 @@ public struct EventEnvelope: Codable, Sendable, Hashable {
     public var deliverAt: Date?
     /// Optional account the event belongs to.
     public var accountId: String?
+    /// When set, the event starts a run of this job (by slug) only, whatever its trigger
+    /// (`invokeTrigger`).
+    public var invoke: String?
 
     public init(
         id: String = Identifiers.newEventID(),
@@ -39,7 +42,8 @@ public struct EventEnvelope: Codable, Sendable, Hashable {
         context: JSONValue? = nil,
         timestamp: Date = Date(),
         deliverAt: Date? = nil,
-        accountId: String? = nil
+        accountId: String? = nil,
+        invoke: String? = nil
     ) {
         self.schemaVersion = Self.currentSchemaVersion
         self.id = id
@@ -50,10 +54,11 @@ public struct EventEnvelope: Codable, Sendable, Hashable {
         self.timestamp = timestamp
         self.deliverAt = deliverAt
         self.accountId = accountId
+        self.invoke = invoke
     }
 
     enum CodingKeys: String, CodingKey {
-        case schemaVersion, id, name, source, payload, context, timestamp, deliverAt, accountId
+        case schemaVersion, id, name, source, payload, context, timestamp, deliverAt, accountId, invoke
     }
 
     public init(from decoder: any Decoder) throws {
@@ -67,6 +72,7 @@ public struct EventEnvelope: Codable, Sendable, Hashable {
         self.timestamp = try container.decodeIfPresent(Date.self, forKey: .timestamp) ?? Date()
         self.deliverAt = try container.decodeIfPresent(Date.self, forKey: .deliverAt)
         self.accountId = try container.decodeIfPresent(String.self, forKey: .accountId)
+        self.invoke = try container.decodeIfPresent(String.self, forKey: .invoke)
     }
 
     /// Checks the rules JSON decoding cannot express.
@@ -80,6 +86,9 @@ public struct EventEnvelope: Codable, Sendable, Hashable {
         try Self.requireText(id, path: "$.id", what: "event id", maximum: Self.maximumIDLength)
         try Self.requireText(name, path: "$.name", what: "event name", maximum: Self.maximumNameLength)
         try Self.requireText(source, path: "$.source", what: "event source", maximum: Self.maximumNameLength)
+        if let invoke, !Slug.isValid(invoke) {
+            throw ValidationError(path: "$.invoke", message: "'\(invoke)' is not a job slug")
+        }
     }
 
     static func requireText(_ value: String, path: String, what: String, maximum: Int) throws(ValidationError) {

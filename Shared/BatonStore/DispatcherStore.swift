@@ -126,6 +126,15 @@ public final class DispatcherStore: Sendable {
         }
     }
 
+    /// The job with `slug`, if registered.
+    public func job(slug: String) throws -> JobRegistration? {
+        try pool.read { db in
+            try String.fetchOne(db, sql: "SELECT registration FROM jobs WHERE slug = ?", arguments: [slug]).map {
+                try BatonJSON.decoder.decode(JobRegistration.self, from: Data($0.utf8))
+            }
+        }
+    }
+
     /// Jobs whose trigger matches `event`.
     public func matchingJobs(for event: EventEnvelope) throws -> [JobRegistration] {
         let candidates = try pool.read { db in

@@ -1,4 +1,5 @@
 import BatonKafka
+import NIOHTTP1
 import BatonProtocol
 import BatonTesting
 import Foundation
@@ -268,6 +269,56 @@ struct MatchingTests {
             #expect(lines.filter { $0.hasPrefix("lookup b\(index) ") }.count == 1)
             #expect(lines.filter { $0.hasPrefix("audit b\(index) ") }.count == 1)
         }
+        try await stack.stop()
+    }
+}
+
+@Suite("Jobs registered and invoked over HTTP", .tags(.integration))
+struct JobRegistrationTests {
+    func run(_ stack: BatonStack, _ runId: String) async throws -> RunDetails? {
+        let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
+        return status == 200 ? try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8)) : nil
+    }
+
+    @Test("PUT /api/v1/jobs validates; runs keep the version they were created with; invoke starts a run directly")
+    func registerAndInvoke() async throws {
+        let stack = try await BatonStack.start(label: "jobs")
+        try await stack.startExampleJobs()
+        let bad = try await stack.request(port: stack.ingesterPort, "/api/v1/jobs/Sync%20CRM", method: .PUT,
+                                          body: #"{"name":"Sync","version":"1.0","trigger":{"type":"event","eventName":"crm.changed"}}"#)
+        #expect(bad.status == 422 && bad.body.contains("'1.0'") && bad.body.contains("$.version"), "\(bad.body)")
+
+        func register(_ version: String) async throws {
+            let answer = try await stack.request(port: stack.ingesterPort, "/api/v1/jobs/Sync%20CRM", method: .PUT,
+                                                 body: #"{"name":"Sync","version":"\#(version)","trigger":{"type":"event","eventName":"crm.changed"}}"#)
+            #expect(answer.status == 200 && answer.body.contains(#""slug":"sync-crm""#), "\(answer.body)")
+            _ = try await eventually("the dispatcher to know sync-crm \(version)", deadline: .seconds(30)) {
+                try await stack.get(port: stack.dispatcherPort, "/api/v1/jobs").body.contains(#""version":"\#(version)""#) ? true : nil
+            }
+        }
+        func start(_ eventId: String) async throws -> RunDetails {
+            #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"crm.changed"}"#).status == 202)
+            return try await eventually("run of \(eventId)", deadline: .seconds(30)) {
+                try await run(stack, Identifiers.runID(eventID: eventId, jobSlug: "sync-crm"))
+            }
+        }
+        try await register("1.0.0")
+        let first = try await start("evt_crm_1_\(UUID().uuidString.prefix(6))")
+        #expect(first.jobVersion == "1.0.0")
+        try await register("1.1.0")
+        let second = try await start("evt_crm_2_\(UUID().uuidString.prefix(6))")
+        #expect(second.jobVersion == "1.1.0")
+        #expect(try await run(stack, first.id)?.jobVersion == "1.0.0", "a run keeps the version it was created with")
+
+        let invoked = try await stack.post(port: stack.ingesterPort, "/api/v1/jobs/many-steps/invoke", body: #"{"payload":{"steps":2}}"#)
+        #expect(invoked.status == 202, "\(invoked.body)")
+        struct Invoked: Decodable { var runId: String }
+        let runId = try BatonJSON.decoder.decode(Invoked.self, from: Data(invoked.body.utf8)).runId
+        let done = try await eventually("the invoked run to finish", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
+            guard let run = try await run(stack, runId), run.status.isTerminal else { return nil }
+            return run
+        }
+        #expect(done.status == .completed && done.output == 2)
         try await stack.stop()
     }
 }
