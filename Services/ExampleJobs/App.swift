@@ -14,7 +14,9 @@ import Logging
 ///   show what the checkpoint prevents);
 /// - `worker.slice.budget.ms` (`WORKER_SLICE_BUDGET_MS`), int, 30000: a slice's time budget;
 /// - `baton.organization` / `baton.project` (`BATON_ORGANIZATION`, `BATON_PROJECT`), string,
-///   `default`: scope of deduplication keys, shown in every run's context.
+///   `default`: scope of deduplication keys, shown in every run's context;
+/// - `example.tick.seconds` (`EXAMPLE_TICK_SECONDS`), int, 0: when set, also runs the `ticker`
+///   job on an interval trigger of that many seconds.
 @main
 struct ExampleJobsMain {
     static func main() async throws {
@@ -25,13 +27,26 @@ struct ExampleJobsMain {
         let outbox = URL(fileURLWithPath: config.string(forKey: "example.outbox", default: "data/outbox.txt"))
         let waitSeconds = config.double(forKey: "example.wait.seconds", default: 3)
         let taskResultsURL = config.string(forKey: "task.results.url", default: "http://127.0.0.1:8082")
+        var jobs: [any AnyJob] = [
+            newUserJob(outbox: outbox, waitSeconds: waitSeconds),
+            manyStepsJob(outbox: outbox),
+            flakyJob(outbox: outbox),
+            fanOutJob(),
+            parallelJob(outbox: outbox),
+            welcomeOnceJob(outbox: outbox),
+            fetchJob(),
+            gitHubStarsJob(outbox: outbox),
+            userAuditJob(outbox: outbox),
+        ]
+        let tickSeconds = config.int(forKey: "example.tick.seconds", default: 0)
+        if tickSeconds > 0 { jobs.append(tickerJob(outbox: outbox, seconds: tickSeconds)) }
         let worker = JobWorker(
             configuration: .init(kafka: service.kafka, topics: service.topics,
                                  taskResultsURL: taskResultsURL.isEmpty ? nil : taskResultsURL,
                                  sliceBudget: .milliseconds(max(1, config.int(forKey: "worker.slice.budget.ms", default: 30_000))),
                                  organization: config.string(forKey: "baton.organization", default: "default"),
                                  project: config.string(forKey: "baton.project", default: "default")),
-            jobs: [newUserJob(outbox: outbox, waitSeconds: waitSeconds), manyStepsJob(outbox: outbox), flakyJob(outbox: outbox), fanOutJob(), parallelJob(outbox: outbox), welcomeOnceJob(outbox: outbox), fetchJob(), gitHubStarsJob(outbox: outbox), userAuditJob(outbox: outbox)],
+            jobs: jobs,
             logger: logger)
         try await runUntilSignalled([worker], logger: logger)
     }

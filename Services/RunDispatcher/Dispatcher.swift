@@ -38,6 +38,7 @@ struct Dispatcher: Sendable {
             else { return }
             try await producer.createTopics([TopicSpec(name: topics.runs(jobSlug: registration.slug))])
             try store.upsert(registration)
+            try store.syncSchedule(registration)
             logger.info("job registered", metadata: ["job.slug": "\(registration.slug)", "job.version": "\(registration.version)"])
             return
         }
@@ -102,6 +103,43 @@ struct DelayedDelivery: Service {
     }
 }
 
+/// Starts the runs of scheduled jobs (interval and cron triggers).
+///
+/// Each tick is an event whose id is derived from the job and the tick's time, started through
+/// the idempotent `dispatch`: a tick fired twice (a crash before the schedule advanced, two
+/// dispatchers) starts one run. Catch-up policy: after downtime, the first missed tick runs once
+/// and the schedule continues from now; the other missed ticks are skipped, not replayed.
+struct ScheduleService: Service {
+    let dispatcher: Dispatcher
+    let poll: Duration
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await fireDue()
+            } catch {
+                logger.error("firing schedules failed; retrying", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: poll) }
+        }
+    }
+
+    func fireDue(now: Date = Date()) async throws {
+        for schedule in try dispatcher.store.dueSchedules(now: now) {
+            let tick = schedule.due
+            let payload = try JSONValue(encoding: ScheduledPayload(ts: tick, lastTimestamp: schedule.lastTick))
+            let event = EventEnvelope(id: "sched_\(schedule.jobSlug)_\(Int64((tick.timeIntervalSince1970 * 1000).rounded()))",
+                                      name: JobTrigger.scheduledEventName, source: "schedule", payload: payload, timestamp: tick,
+                                      invoke: schedule.jobSlug)
+            try await dispatcher.dispatch(event)
+            guard let next = schedule.trigger.nextTick(after: max(tick, now)) else { continue }
+            try dispatcher.store.advanceSchedule(jobSlug: schedule.jobSlug, fired: tick, next: next)
+            logger.info("scheduled run started", metadata: ["job.slug": "\(schedule.jobSlug)", "tick": "\(tick)", "next": "\(next)"])
+        }
+    }
+}
+
 /// The answer to `DELETE /api/v1/events/{id}`.
 struct CancelEventResponse: Codable, Sendable {
     var id: String
@@ -149,7 +187,8 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
     }
     return serviceApplication(name: "baton-dispatcher", http: configuration.http, router: router,
                               services: [ProducerService(producer: producer), consumerService,
-                                         DelayedDelivery(dispatcher: dispatcher, poll: .milliseconds(100), logger: logger)], logger: logger)
+                                         DelayedDelivery(dispatcher: dispatcher, poll: .milliseconds(100), logger: logger),
+                                         ScheduleService(dispatcher: dispatcher, poll: .milliseconds(100), logger: logger)], logger: logger)
 }
 
 @main

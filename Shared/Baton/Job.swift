@@ -24,12 +24,12 @@ public struct Job<Payload: Decodable & Sendable, Output: Encodable & Sendable>: 
     /// Semantic version of this job's code.
     public let version: String
     /// What starts a run.
-    public let trigger: EventTrigger<Payload>
+    public let trigger: Trigger<Payload>
     /// The job's code.
     public let run: @Sendable (Payload, IO, JobContext) async throws -> Output
 
     public init(
-        id: String, name: String, version: String, trigger: EventTrigger<Payload>,
+        id: String, name: String, version: String, trigger: Trigger<Payload>,
         run: @escaping @Sendable (Payload, IO, JobContext) async throws -> Output
     ) {
         self.id = id
@@ -40,21 +40,38 @@ public struct Job<Payload: Decodable & Sendable, Output: Encodable & Sendable>: 
     }
 }
 
-/// An event trigger: runs start for events named `name` (from `source`, when given), whose
-/// payload decodes into `Payload`.
-public struct EventTrigger<Payload: Decodable & Sendable>: Sendable {
+/// What starts a job's runs: events named `name` (from `source`, when given) whose payload
+/// decodes into `Payload`, or a schedule.
+public struct Trigger<Payload: Decodable & Sendable>: Sendable {
     public var name: String
     public var source: String?
     /// Only events whose payload passes this filter start runs (see `EventFilter`).
     public var filter: JSONValue?
     /// Only events whose context passes this filter start runs.
     public var contextFilter: JSONValue?
+    /// For schedules: seconds between runs.
+    public var intervalSeconds: Int?
+    /// For schedules: a 5-field cron expression (UTC).
+    public var cron: String?
 
     /// A trigger on events named `name`, optionally only from `source` and only those whose
     /// payload and context pass `filter` and `contextFilter` (Trigger.dev v2 filter documents).
     public static func event(name: String, source: String? = nil, filter: JSONValue? = nil, contextFilter: JSONValue? = nil,
-                             payload: Payload.Type = Payload.self) -> EventTrigger {
-        EventTrigger(name: name, source: source, filter: filter, contextFilter: contextFilter)
+                             payload: Payload.Type = Payload.self) -> Trigger {
+        Trigger(name: name, source: source, filter: filter, contextFilter: contextFilter)
+    }
+}
+
+extension Trigger where Payload == ScheduledPayload {
+    /// A run every `seconds` seconds (durable across restarts; after downtime one run catches
+    /// up, then the schedule goes on from now).
+    public static func intervalTrigger(seconds: Int) -> Trigger {
+        Trigger(name: JobTrigger.scheduledEventName, intervalSeconds: seconds)
+    }
+
+    /// A run at every time `expression` (standard 5-field cron, UTC) matches.
+    public static func cronTrigger(_ expression: String) -> Trigger {
+        Trigger(name: JobTrigger.scheduledEventName, cron: expression)
     }
 }
 
@@ -103,7 +120,13 @@ public struct InvalidPayload: Error, CustomStringConvertible {
 
 extension Job: AnyJob {
     public func registration() throws(ValidationError) -> JobRegistration {
-        try JobRegistration(id: id, name: name, version: version, trigger: .event(
+        if let seconds = trigger.intervalSeconds {
+            return try JobRegistration(id: id, name: name, version: version, trigger: .interval(seconds: seconds))
+        }
+        if let cron = trigger.cron {
+            return try JobRegistration(id: id, name: name, version: version, trigger: .cron(cron))
+        }
+        return try JobRegistration(id: id, name: name, version: version, trigger: .event(
             name: trigger.name, source: trigger.source,
             filter: try trigger.filter.map { filter throws(ValidationError) in try EventFilter(filter, path: "$.trigger.filter") },
             contextFilter: try trigger.contextFilter.map { filter throws(ValidationError) in try EventFilter(filter, path: "$.trigger.contextFilter") }))

@@ -1,8 +1,11 @@
 import Foundation
 
-/// What starts a job.
+/// What starts a job: matching events (`event`), or a schedule (`interval`, `cron`).
 public struct JobTrigger: Codable, Sendable, Hashable {
-    /// Trigger kind; `event` is the only kind in schema version 1.
+    /// The event name scheduled runs carry.
+    public static let scheduledEventName = "baton.scheduled"
+
+    /// Trigger kind: `event`, `interval` or `cron`.
     public var type: String
     /// For `event` triggers: the event name to match exactly.
     public var eventName: String
@@ -12,13 +15,60 @@ public struct JobTrigger: Codable, Sendable, Hashable {
     public var filter: EventFilter?
     /// When set, only events whose context passes it match.
     public var contextFilter: EventFilter?
+    /// For `interval` triggers: seconds between runs.
+    public var intervalSeconds: Int?
+    /// For `cron` triggers: a 5-field cron expression, in UTC.
+    public var cron: String?
 
-    public init(type: String, eventName: String, source: String? = nil, filter: EventFilter? = nil, contextFilter: EventFilter? = nil) {
+    public init(type: String, eventName: String, source: String? = nil, filter: EventFilter? = nil, contextFilter: EventFilter? = nil,
+                intervalSeconds: Int? = nil, cron: String? = nil) {
         self.type = type
         self.eventName = eventName
         self.source = source
         self.filter = filter
         self.contextFilter = contextFilter
+        self.intervalSeconds = intervalSeconds
+        self.cron = cron
+    }
+
+    /// A run every `seconds` seconds.
+    public static func interval(seconds: Int) -> JobTrigger {
+        JobTrigger(type: "interval", eventName: scheduledEventName, intervalSeconds: seconds)
+    }
+
+    /// A run at every time `expression` (5-field cron, UTC) matches.
+    public static func cron(_ expression: String) -> JobTrigger {
+        JobTrigger(type: "cron", eventName: scheduledEventName, cron: expression)
+    }
+
+    /// Whether this is a schedule (`interval` or `cron`).
+    public var isSchedule: Bool { type == "interval" || type == "cron" }
+
+    /// The first scheduled time strictly after `date`, for schedules.
+    public func nextTick(after date: Date) -> Date? {
+        switch type {
+        case "interval": intervalSeconds.map { date.addingTimeInterval(Double($0)) }
+        case "cron": cron.flatMap { try? CronSchedule(parsing: $0) }?.next(after: date)
+        default: nil
+        }
+    }
+
+    /// Checks the fields of this trigger's type.
+    /// - Throws: `ValidationError` naming the offending field.
+    public func validate() throws(ValidationError) {
+        switch type {
+        case "event":
+            try EventEnvelope.requireText(eventName, path: "$.trigger.eventName", what: "trigger event name", maximum: EventEnvelope.maximumNameLength)
+        case "interval":
+            guard let seconds = intervalSeconds, (1...2_592_000).contains(seconds) else {
+                throw ValidationError(path: "$.trigger.intervalSeconds", message: "an interval trigger needs intervalSeconds between 1 and 2592000 (30 days)")
+            }
+        case "cron":
+            guard let cron else { throw ValidationError(path: "$.trigger.cron", message: "a cron trigger needs a cron expression") }
+            _ = try CronSchedule(parsing: cron)
+        default:
+            throw ValidationError(path: "$.trigger.type", message: "trigger type '\(type)' is not supported; use 'event', 'interval' or 'cron'")
+        }
     }
 
     /// An event trigger on `name` (and `source`, payload `filter` and `contextFilter`, when given).
@@ -94,10 +144,7 @@ public struct JobRegistration: Codable, Sendable, Hashable {
             throw ValidationError(path: "$.name", message: "job name must not be empty")
         }
         _ = try SemanticVersion(parsing: version)
-        guard trigger.type == "event" else {
-            throw ValidationError(path: "$.trigger.type", message: "trigger type '\(trigger.type)' is not supported; use 'event'")
-        }
-        try EventEnvelope.requireText(trigger.eventName, path: "$.trigger.eventName", what: "trigger event name", maximum: EventEnvelope.maximumNameLength)
+        try trigger.validate()
     }
 
     /// Decodes and validates a registration.
@@ -106,5 +153,17 @@ public struct JobRegistration: Codable, Sendable, Hashable {
         let registration = try BatonJSON.decodeDocument(JobRegistration.self, from: data)
         try registration.validate()
         return registration
+    }
+}
+
+/// The payload of a scheduled run.
+public struct ScheduledPayload: Codable, Sendable, Hashable {
+    /// The scheduled time of this run.
+    public var ts: Date
+    /// The scheduled time of the previous run, if any.
+    public var lastTimestamp: Date?
+    public init(ts: Date, lastTimestamp: Date?) {
+        self.ts = ts
+        self.lastTimestamp = lastTimestamp
     }
 }

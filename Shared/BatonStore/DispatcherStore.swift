@@ -27,6 +27,12 @@ public final class DispatcherStore: Sendable {
                     updated_at INTEGER NOT NULL
                 );
                 CREATE INDEX delayed_due ON delayed_events(status, deliver_at);
+                CREATE TABLE schedules (
+                    job_slug TEXT PRIMARY KEY NOT NULL,
+                    trigger TEXT NOT NULL,
+                    next_due INTEGER NOT NULL,
+                    last_tick INTEGER
+                );
                 CREATE TABLE dispatched (
                     event_id TEXT NOT NULL,
                     job_slug TEXT NOT NULL,
@@ -114,6 +120,52 @@ public final class DispatcherStore: Sendable {
                     registration = excluded.registration, updated_at = excluded.updated_at
                 """, arguments: [registration.slug, registration.version, registration.trigger.eventName, json,
                                  Date().millisecondsSince1970])
+        }
+    }
+
+    /// A scheduled job whose next tick is due.
+    public struct DueSchedule: Sendable, Hashable {
+        public var jobSlug: String
+        public var trigger: JobTrigger
+        public var due: Date
+        public var lastTick: Date?
+    }
+
+    /// Keeps the schedule of `registration` in step: a new or changed schedule starts from `now`,
+    /// an unchanged one keeps its next tick, a job that is no longer scheduled loses it.
+    public func syncSchedule(_ registration: JobRegistration, now: Date = Date()) throws {
+        try pool.write { db in
+            guard registration.trigger.isSchedule, let next = registration.trigger.nextTick(after: now) else {
+                try db.execute(sql: "DELETE FROM schedules WHERE job_slug = ?", arguments: [registration.slug])
+                return
+            }
+            let trigger = String(decoding: try BatonJSON.encoder.encode(registration.trigger), as: UTF8.self)
+            let current = try String.fetchOne(db, sql: "SELECT trigger FROM schedules WHERE job_slug = ?", arguments: [registration.slug])
+            guard current != trigger else { return }
+            try db.execute(sql: """
+                INSERT INTO schedules (job_slug, trigger, next_due) VALUES (?, ?, ?)
+                ON CONFLICT(job_slug) DO UPDATE SET trigger = excluded.trigger, next_due = excluded.next_due
+                """, arguments: [registration.slug, trigger, next.millisecondsSince1970])
+        }
+    }
+
+    /// Schedules whose next tick is due at `now`.
+    public func dueSchedules(now: Date = Date()) throws -> [DueSchedule] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM schedules WHERE next_due <= ? ORDER BY next_due", arguments: [now.millisecondsSince1970]).map {
+                DueSchedule(jobSlug: $0["job_slug"],
+                            trigger: try BatonJSON.decoder.decode(JobTrigger.self, from: Data(($0["trigger"] as String).utf8)),
+                            due: Date(millisecondsSince1970: $0["next_due"]),
+                            lastTick: ($0["last_tick"] as Int64?).map(Date.init(millisecondsSince1970:)))
+            }
+        }
+    }
+
+    /// Records that the tick at `fired` ran; the next is due at `next`.
+    public func advanceSchedule(jobSlug: String, fired: Date, next: Date) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE schedules SET last_tick = ?, next_due = ? WHERE job_slug = ? AND next_due = ?",
+                           arguments: [fired.millisecondsSince1970, next.millisecondsSince1970, jobSlug, fired.millisecondsSince1970])
         }
     }
 

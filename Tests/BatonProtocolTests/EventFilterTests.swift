@@ -133,3 +133,41 @@ struct EventFilterTests {
         }
     }
 }
+
+@Suite("Cron schedules")
+struct CronScheduleTests {
+    static func date(_ text: String) -> Date { BatonJSON.parseDate(text)! }
+
+    @Test("next occurrence after a time, in UTC", arguments: [
+        ("* * * * *", "2026-11-25T10:15:30Z", "2026-11-25T10:16:00Z"),
+        ("* * * * *", "2026-11-25T10:15:00Z", "2026-11-25T10:16:00Z"),
+        ("*/15 * * * *", "2026-11-25T10:16:00Z", "2026-11-25T10:30:00Z"),
+        ("0 9 * * *", "2026-11-25T10:00:00Z", "2026-11-26T09:00:00Z"),
+        ("30 8 1 * *", "2026-11-25T00:00:00Z", "2026-12-01T08:30:00Z"),
+        ("0 0 1 JAN *", "2026-11-25T00:00:00Z", "2027-01-01T00:00:00Z"),
+        ("0 12 * * MON-FRI", "2026-11-28T13:00:00Z", "2026-11-30T12:00:00Z"),  // Saturday → Monday
+        ("0 0 * * 0", "2026-11-25T00:00:00Z", "2026-11-29T00:00:00Z"),        // Sunday
+        ("0 0 * * 7", "2026-11-25T00:00:00Z", "2026-11-29T00:00:00Z"),        // 7 is Sunday too
+        ("0 0 13 * FRI", "2026-11-25T00:00:00Z", "2026-11-27T00:00:00Z"),     // day-of-month OR day-of-week
+        ("0 0 29 2 *", "2026-11-25T00:00:00Z", "2028-02-29T00:00:00Z"),
+        ("5,10 1-2 * * *", "2026-11-25T01:07:00Z", "2026-11-25T01:10:00Z"),
+    ])
+    func next(_ expression: String, _ after: String, _ expected: String) throws {
+        #expect(try CronSchedule(parsing: expression).next(after: Self.date(after)) == Self.date(expected))
+    }
+
+    @Test("invalid expressions name the field", arguments: [
+        ("* * * *", "4 fields"),
+        ("60 * * * *", "minute"),
+        ("* 24 * * *", "hour"),
+        ("* * 0 * *", "day-of-month"),
+        ("* * * FOO *", "month"),
+        ("* * * * 1-0", "day-of-week"),
+        ("*/0 * * * *", "step"),
+        ("1,,2 * * * *", "empty list item"),
+    ])
+    func invalid(_ expression: String, _ mention: String) {
+        let error = #expect(throws: ValidationError.self) { try CronSchedule(parsing: expression) }
+        #expect(error?.message.contains(mention) == true, "\(error?.message ?? "")")
+    }
+}

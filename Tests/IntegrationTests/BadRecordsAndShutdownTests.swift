@@ -322,3 +322,45 @@ struct JobRegistrationTests {
         try await stack.stop()
     }
 }
+
+@Suite("Scheduled triggers over a real broker", .tags(.integration, .fault))
+struct ScheduleTests {
+    func ticks(_ stack: BatonStack) -> [(ms: Int64, run: String)] {
+        stack.outboxLines().compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, parts[0] == "tick", let ms = Int64(parts[1]) else { return nil }
+            return (ms, String(parts[2]))
+        }
+    }
+
+    @Test("an interval trigger runs once per tick, across a dispatcher SIGKILL; after downtime one tick catches up, no storm")
+    func intervalAcrossRestart() async throws {
+        let stack = try await BatonStack.start(label: "schedule")
+        try await stack.startExampleJobs(environment: ["EXAMPLE_TICK_SECONDS": "1"])
+        _ = try await eventually("three ticks", deadline: .seconds(60), every: .milliseconds(100)) { ticks(stack).count >= 3 ? true : nil }
+
+        // Downtime of more than three intervals.
+        try await stack.dispatcher.kill9()
+        let down = Date()
+        try await Task.sleep(for: .milliseconds(3500))  // the outage itself: time must pass
+        try await stack.restartDispatcher()
+        let up = Date()
+        let before = ticks(stack).count
+        _ = try await eventually("ticks after the restart", deadline: .seconds(60), every: .milliseconds(100)) {
+            ticks(stack).count >= before + 3 ? true : nil
+        }
+
+        let all = ticks(stack)
+        #expect(Set(all.map(\.ms)).count == all.count, "no tick ran twice: \(all.map(\.ms))")
+        #expect(Set(all.map(\.run)).count == all.count)
+        let sorted = all.map(\.ms).sorted()
+        for (earlier, later) in zip(sorted, sorted.dropFirst()) {
+            #expect(later - earlier >= 1000, "ticks at least the interval apart: \(earlier) → \(later)")
+        }
+        let downMs = Int64(down.timeIntervalSince1970 * 1000) + 1000
+        let upMs = Int64(up.timeIntervalSince1970 * 1000)
+        let inOutage = sorted.filter { $0 > downMs && $0 < upMs }
+        #expect(inOutage.count <= 1, "at most one catch-up tick for the outage: \(inOutage)")
+        try await stack.stop()
+    }
+}
