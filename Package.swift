@@ -171,7 +171,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "BatonTesting", "BatonProtocol", "BatonKafka",
+                "BatonTesting", "BatonProtocol", "BatonKafka", "Baton",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -35,6 +35,8 @@ public final class ChildProcess: @unchecked Sendable {
 
     public var pid: Int32 { process.processIdentifier }
     public var isRunning: Bool { process.isRunning }
+    /// The exit status (or terminating signal) once the process has exited.
+    public var terminationStatus: Int32 { process.terminationStatus }
 
     /// Sends SIGKILL and waits until the process is gone.
     public func kill9() async throws {

@@ -1,0 +1,79 @@
+import AsyncHTTPClient
+import BatonKafka
+import BatonProtocol
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// Sends events to Baton from Swift programs: straight to Kafka, or over HTTP to the ingester.
+///
+/// ```swift
+/// let client = BatonClient.http(baseURL: "http://127.0.0.1:8080")
+/// let id = try await client.sendEvent(name: "user.created", payload: NewUser(id: "u1", …))
+/// ```
+/// Either way, `sendEvent` returns only once the event is durable (the broker acknowledged it).
+public struct BatonClient: Sendable {
+    private enum Transport: Sendable {
+        case kafka(KafkaProducer, Topics)
+        case http(String, HTTPClient)
+    }
+
+    private let transport: Transport
+
+    /// Publishes with `producer` to the events topic (`topics.events`).
+    public static func kafka(producer: KafkaProducer, topics: Topics = Topics()) -> BatonClient {
+        BatonClient(transport: .kafka(producer, topics))
+    }
+
+    /// Posts to the ingester at `baseURL` (e.g. `http://127.0.0.1:8080`).
+    public static func http(baseURL: String, client: HTTPClient = .shared) -> BatonClient {
+        BatonClient(transport: .http(baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL, client))
+    }
+
+    /// Sends an event.
+    /// - Parameters:
+    ///   - id: idempotency: sending an id again starts no new runs; generated when `nil`.
+    ///   - deliverAfter: hold the event this long before it starts runs.
+    /// - Returns: the event id.
+    /// - Throws: `ValidationError` for an invalid event; `KafkaError` or `BatonClientError` when
+    ///   it was not accepted (retry with the same id).
+    @discardableResult
+    public func sendEvent(
+        name: String, payload: some Encodable & Sendable, id: String? = nil, context: JSONValue? = nil,
+        source: String = "trigger", deliverAfter: Duration? = nil
+    ) async throws -> String {
+        let envelope = EventEnvelope(
+            id: id ?? Identifiers.newEventID(), name: name, source: source, payload: try JSONValue(encoding: payload), context: context,
+            deliverAt: deliverAfter.map { Date().addingTimeInterval($0 / .seconds(1)) })
+        return try await sendEvent(envelope)
+    }
+
+    /// Sends a ready envelope. See ``sendEvent(name:payload:id:context:source:deliverAfter:)``.
+    @discardableResult
+    public func sendEvent(_ envelope: EventEnvelope) async throws -> String {
+        try envelope.validate()
+        let body = try BatonJSON.encoder.encode(envelope)
+        switch transport {
+        case .kafka(let producer, let topics):
+            try await producer.send(topic: topics.events, key: envelope.id, value: Array(body))
+        case .http(let baseURL, let client):
+            var request = HTTPClientRequest(url: "\(baseURL)/api/v1/events")
+            request.method = .POST
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+            let response = try await client.execute(request, timeout: .seconds(60))
+            let answer = try await response.body.collect(upTo: 1 << 20)
+            guard response.status == .accepted else {
+                throw BatonClientError(status: Int(response.status.code), body: String(buffer: answer))
+            }
+        }
+        return envelope.id
+    }
+}
+
+/// The ingester refused an event: `status` and its JSON error `body` say why.
+public struct BatonClientError: Error, Sendable, CustomStringConvertible {
+    public var status: Int
+    public var body: String
+    public var description: String { "the ingester answered \(status): \(body)" }
+}

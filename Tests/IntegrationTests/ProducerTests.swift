@@ -1,0 +1,52 @@
+import Baton
+import BatonKafka
+import BatonProtocol
+import BatonTesting
+import Foundation
+import Logging
+import Testing
+
+@Suite("Producers: BatonClient and a Python producer", .tags(.integration))
+struct ProducerTests {
+    struct Steps: Codable, Sendable { var steps: Int }
+
+    func completed(_ stack: BatonStack, _ eventId: String) async throws -> RunDetails {
+        let runId = Identifiers.runID(eventID: eventId, jobSlug: "many-steps")
+        return try await eventually("run \(runId) to finish", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
+            let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
+            guard status == 200 else { return nil }
+            let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
+            return run.status.isTerminal ? run : nil
+        }
+    }
+
+    @Test("BatonClient sends over Kafka and over HTTP; the Python example publishes straight to Kafka; each starts a run")
+    func producers() async throws {
+        let stack = try await BatonStack.start(label: "producers")
+        try await stack.startExampleJobs()
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: stack.broker.bootstrapServers, profile: .embeddedBroker),
+                                         options: .init(lingerMilliseconds: 0), logger: Logger(label: "test"))
+        let viaKafka = try await BatonClient.kafka(producer: producer).sendEvent(name: "steps.start", payload: Steps(steps: 1))
+        let viaHTTP = try await BatonClient.http(baseURL: "http://127.0.0.1:\(stack.ingesterPort)").sendEvent(name: "steps.start", payload: Steps(steps: 2))
+        #expect(try await completed(stack, viaKafka).output == 1)
+        #expect(try await completed(stack, viaHTTP).output == 2)
+        // Invalid events are refused before they leave the program.
+        await #expect(throws: ValidationError.self) {
+            try await BatonClient.http(baseURL: "http://127.0.0.1:\(stack.ingesterPort)").sendEvent(name: " ", payload: Steps(steps: 1))
+        }
+
+        let pythonPath = try #require(ProcessInfo.processInfo.environment["BATON_PYTHONPATH"], "run through deploy/local/test (it sets BATON_PYTHONPATH)")
+        let eventId = "evt_python_\(UUID().uuidString.prefix(6))"
+        let script = TestEnvironment.repositoryRoot.appendingPathComponent("docs/examples/publish_event.py")
+        let python = try ChildProcess(
+            name: "python-producer", executable: URL(fileURLWithPath: "/usr/bin/env"),
+            arguments: ["python3", script.path, "--brokers", stack.broker.bootstrapServers, "--name", "steps.start",
+                        "--payload", #"{"steps": 3}"#, "--id", eventId],
+            environment: ["PYTHONPATH": pythonPath], logDirectory: stack.logs)
+        let status = try await eventually("the Python producer to exit", deadline: .seconds(60)) { python.isRunning ? nil : python.terminationStatus }
+        #expect(status == 0, "\(python.output())")
+        #expect(try await completed(stack, eventId).output == 3)
+        await producer.shutdown()
+        try await stack.stop()
+    }
+}
