@@ -10,16 +10,25 @@ import ServiceLifecycle
 
 /// Settings of `baton-dispatcher`: the shared keys (see `ServiceConfiguration`) plus
 /// - `store.path` (`STORE_PATH`), string, `data/dispatcher.sqlite`: the SQLite file;
-/// - `http.host` / `http.port` (`HTTP_PORT`), default `127.0.0.1:8081`: `/health`, `/api/v1/jobs`.
+/// - `http.host` / `http.port` (`HTTP_PORT`), default `127.0.0.1:8081`: `/health`, `/api/v1/jobs`;
+/// - `dispatcher.instance` (`DISPATCHER_INSTANCE`), string, derived from host name and store
+///   path: this instance's name; every instance reads all job registrations under it.
 struct DispatcherConfiguration: Sendable {
     var service: ServiceConfiguration
     var http: HTTPListenerConfiguration
     var storePath: String
+    var instance: String
 
     init(config: ConfigReader) throws(ValidationError) {
         self.service = try ServiceConfiguration(config: config, serviceName: "baton-dispatcher")
         self.http = try HTTPListenerConfiguration(config: config, defaultPort: 8081)
         self.storePath = config.string(forKey: "store.path", default: "data/dispatcher.sqlite")
+        let absolute = URL(fileURLWithPath: storePath).standardizedFileURL.path
+        self.instance = config.string(forKey: "dispatcher.instance",
+                                      default: Identifiers.digest(["dispatcher", ProcessInfo.processInfo.hostName, absolute], length: 16))
+        guard !instance.isEmpty, instance.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
+            throw ValidationError(path: "dispatcher.instance", message: "'\(instance)' may hold only letters, digits and dashes")
+        }
     }
 }
 
@@ -162,11 +171,18 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
         store: store, producer: producer, topics: topics,
         deadLetters: DeadLetterQueue(producer: producer, topic: topics.deadLetter, consumerName: "baton-dispatcher", logger: logger),
         logger: logger)
-    let consumer = try KafkaConsumer(configuration: kafka, groupID: "\(topics.prefix).dispatcher",
-                                     topics: [topics.events, topics.jobs], logger: logger)
+    // Events are shared out over the instances (one group); job registrations are read in full
+    // by every instance (a group of its own), since each instance matches against all jobs.
+    let consumer = try KafkaConsumer(configuration: kafka, groupID: "\(topics.prefix).dispatcher", topics: [topics.events], logger: logger)
     let consumerService = ConsumerService(consumer: consumer, logger: logger) { record in
         try await dispatcher.handle(record)
         try await consumer.commit(record)
+    }
+    let jobsConsumer = try KafkaConsumer(configuration: kafka, groupID: "\(topics.prefix).dispatcher.jobs.\(configuration.instance)",
+                                         topics: [topics.jobs], logger: logger)
+    let jobsService = ConsumerService(consumer: jobsConsumer, logger: logger) { record in
+        try await dispatcher.handle(record)
+        try await jobsConsumer.commit(record)
     }
     let router = Router()
     router.get("/api/v1/jobs") { _, _ in
@@ -186,7 +202,7 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
         return try jsonResponse(["id": id, "status": status.rawValue])
     }
     return serviceApplication(name: "baton-dispatcher", http: configuration.http, router: router,
-                              services: [ProducerService(producer: producer), consumerService,
+                              services: [ProducerService(producer: producer), jobsService, consumerService,
                                          DelayedDelivery(dispatcher: dispatcher, poll: .milliseconds(100), logger: logger),
                                          ScheduleService(dispatcher: dispatcher, poll: .milliseconds(100), logger: logger)], logger: logger)
 }

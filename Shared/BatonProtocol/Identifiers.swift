@@ -28,7 +28,8 @@ public enum Identifiers {
     }
 
     /// Hex SHA-256 of the length-prefixed parts, cut to `length` hex digits (96 bits for 24).
-    static func digest(_ parts: [String], length: Int) -> String {
+    /// Deterministic: for ids and names derived from other values.
+    public static func digest(_ parts: [String], length: Int) -> String {
         var hasher = SHA256()
         for part in parts {
             let bytes = Array(part.utf8)

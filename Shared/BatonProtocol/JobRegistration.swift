@@ -44,10 +44,15 @@ public struct JobTrigger: Codable, Sendable, Hashable {
     /// Whether this is a schedule (`interval` or `cron`).
     public var isSchedule: Bool { type == "interval" || type == "cron" }
 
-    /// The first scheduled time strictly after `date`, for schedules.
+    /// The first scheduled time strictly after `date`, for schedules. Interval ticks fall on
+    /// multiples of the interval since 1970 (UTC), so every dispatcher computes the same ticks.
     public func nextTick(after date: Date) -> Date? {
         switch type {
-        case "interval": intervalSeconds.map { date.addingTimeInterval(Double($0)) }
+        case "interval":
+            intervalSeconds.map { seconds in
+                let interval = Double(seconds)
+                return Date(timeIntervalSince1970: ((date.timeIntervalSince1970 / interval).rounded(.down) + 1) * interval)
+            }
         case "cron": cron.flatMap { try? CronSchedule(parsing: $0) }?.next(after: date)
         default: nil
         }

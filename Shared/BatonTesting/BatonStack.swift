@@ -50,7 +50,9 @@ public final class BatonStack: Sendable {
             name: "ingester", executable: TestEnvironment.executable("baton-ingester"),
             environment: environment.merging(["HTTP_PORT": "\(ingesterPort)", "DISPATCHER_URL": "http://127.0.0.1:\(dispatcherPort)"]) { _, n in n },
             logDirectory: logs)
-        http = HTTPClient(eventLoopGroupProvider: .singleton)
+        // The shared client needs no shutdown, so a test that fails before `stop()` cannot
+        // crash the test process in the client's deinit.
+        http = .shared
     }
 
     private static func startDispatcher(directory: URL, port: Int, environment: [String: String]) throws -> ChildProcess {
@@ -70,6 +72,23 @@ public final class BatonStack: Sendable {
         _ = try await eventually("the new dispatcher to answer /health", deadline: .seconds(60)) {
             try await get(port: dispatcherPort, "/health").status == 200 ? true : nil
         }
+    }
+
+    /// Starts one more dispatcher instance (its own store and port) and waits until it answers.
+    @discardableResult
+    public func startExtraDispatcher() async throws -> (process: ChildProcess, port: Int) {
+        let port = try freeLoopbackPort()
+        let name = "dispatcher-\(UUID().uuidString.prefix(4))"
+        let process = try ChildProcess(
+            name: name, executable: TestEnvironment.executable("baton-dispatcher"),
+            environment: commonEnvironment.merging(["HTTP_PORT": "\(port)",
+                                                    "STORE_PATH": directory.appendingPathComponent("\(name).sqlite").path]) { _, n in n },
+            logDirectory: logs)
+        startedJobServices.withLock { $0.append(process) }  // stopped with the job services
+        _ = try await eventually("\(name) to answer /health", deadline: .seconds(60)) {
+            try await get(port: port, "/health").status == 200 ? true : nil
+        }
+        return (process, port)
     }
 
     /// `DELETE` `path`.
@@ -159,6 +178,5 @@ public final class BatonStack: Sendable {
             try await process.kill9()
         }
         if broker.process.isRunning { try await broker.stop() }
-        try await http.shutdown()
     }
 }

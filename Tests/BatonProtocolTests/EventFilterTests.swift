@@ -171,3 +171,17 @@ struct CronScheduleTests {
         #expect(error?.message.contains(mention) == true, "\(error?.message ?? "")")
     }
 }
+
+@Suite("Interval schedules")
+struct IntervalScheduleTests {
+    @Test("interval ticks fall on multiples of the interval, whoever computes them")
+    func aligned() {
+        let trigger = JobTrigger.interval(seconds: 60)
+        // 1_000_020 is a multiple of 60: two instants in the same interval agree on the next tick.
+        let a = trigger.nextTick(after: Date(timeIntervalSince1970: 1_000_021))
+        let b = trigger.nextTick(after: Date(timeIntervalSince1970: 1_000_079))
+        #expect(a == b)
+        #expect(a == Date(timeIntervalSince1970: 1_000_080))
+        #expect(trigger.nextTick(after: Date(timeIntervalSince1970: 1_000_020)) == Date(timeIntervalSince1970: 1_000_080))
+    }
+}

@@ -364,3 +364,42 @@ struct ScheduleTests {
         try await stack.stop()
     }
 }
+
+@Suite("Several dispatchers over a real broker", .tags(.integration))
+struct SeveralDispatchersTests {
+    @Test("two dispatchers: every event gets exactly its runs, every tick runs once")
+    func twoDispatchers() async throws {
+        let stack = try await BatonStack.start(label: "two-dispatchers")
+        let extra = try await stack.startExtraDispatcher()
+        try await stack.startExampleJobs(waitSeconds: 0.1, environment: ["EXAMPLE_TICK_SECONDS": "1"])
+        // Both instances know every job, wherever its registration was stored.
+        _ = try await eventually("the second dispatcher to know every job", deadline: .seconds(60)) {
+            let jobs = try await stack.get(port: extra.port, "/api/v1/jobs").body
+            return (BatonStack.exampleJobSlugs + ["ticker"]).allSatisfy { jobs.contains("\"\($0)\"") } ? true : nil
+        }
+        struct RunList: Decodable { var runs: [RunDetails] }
+        var ids: [String] = []
+        for index in 0..<10 {
+            let id = "evt_two_\(index)_\(UUID().uuidString.prefix(6))"
+            ids.append(id)
+            #expect(try await stack.sendEvent(#"{"id":"\#(id)","name":"user.created","payload":{"id":"t\#(index)","email":"t\#(index)@example.com","name":"T"}}"#).status == 202)
+        }
+        for id in ids {
+            let runs = try await eventually("runs of \(id)", deadline: .seconds(60), every: .milliseconds(100)) { () -> [RunDetails]? in
+                let list = try BatonJSON.decoder.decode(RunList.self, from: Data(try await stack.get(port: stack.taskResultsPort, "/api/v1/runs?eventId=\(id)").body.utf8))
+                return list.runs.count >= 2 && list.runs.allSatisfy(\.status.isTerminal) ? list.runs : nil
+            }
+            #expect(runs.count == 2 && runs.allSatisfy { $0.status == .completed })
+        }
+        _ = try await eventually("four ticks", deadline: .seconds(60), every: .milliseconds(100)) {
+            stack.outboxLines().filter { $0.hasPrefix("tick ") }.count >= 4 ? true : nil
+        }
+        let ticks = stack.outboxLines().filter { $0.hasPrefix("tick ") }.compactMap { Int64($0.split(separator: " ")[1]) }
+        #expect(Set(ticks).count == ticks.count, "each tick ran once although both dispatchers fire it: \(ticks)")
+        let sorted = ticks.sorted()
+        for (earlier, later) in zip(sorted, sorted.dropFirst()) {
+            #expect(later - earlier >= 1000, "one run per interval, not one per dispatcher: \(earlier) → \(later)")
+        }
+        try await stack.stop()
+    }
+}
