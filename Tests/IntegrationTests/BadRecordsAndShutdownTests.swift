@@ -130,6 +130,26 @@ struct YieldAndCancelTests {
         try await stack.stop()
     }
 
+    @Test("canceling a run in its wait drops the wait: the run is never resumed")
+    func cancelDuringWait() async throws {
+        let stack = try await BatonStack.start(label: "cancel-wait")
+        try await stack.startExampleJobs(waitSeconds: 1.5)
+        let eventId = "evt_cancel_wait_\(UUID().uuidString.prefix(6))"
+        #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"user.created","payload":{"id":"cw","email":"cw@example.org","name":"C"}}"#).status == 202)
+        let runId = Identifiers.runID(eventID: eventId, jobSlug: "new-user-welcome")
+        _ = try await eventually("the run to wait", deadline: .seconds(60), every: .milliseconds(50)) {
+            try await run(stack, runId)?.status == .waiting ? true : nil
+        }
+        #expect(try await stack.post(port: stack.taskResultsPort, "/api/v1/runs/\(runId)/cancel").body.contains(#""canceled":true"#))
+        // The wait was due 1.5 s after it started: wait past it, then nothing may have happened.
+        try await Task.sleep(for: .seconds(2.5))
+        #expect(try await run(stack, runId)?.status == .canceled)
+        #expect(!stack.outboxLines().contains { $0.hasPrefix("welcome cw@") }, "the task after the wait never ran")
+        let resumed = stack.taskResults.output().split(separator: "\n").filter { $0.contains("run resumed") && $0.contains(runId) }
+        #expect(resumed.isEmpty, "the dropped wait resumed the run: \(resumed)")
+        try await stack.stop()
+    }
+
     @Test("a canceled run stops at its next slice and stays CANCELED; canceling again reports the final status")
     func cancel() async throws {
         let stack = try await BatonStack.start(label: "cancel")
