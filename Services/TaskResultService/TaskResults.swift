@@ -15,13 +15,21 @@ import ServiceLifecycle
 ///   (`GET /api/v1/runs/{id}`, `GET /api/v1/runs?eventId=<id>`);
 /// - `timers.poll.ms` (`TIMERS_POLL_MS`), int, 100: how often due timers are looked for;
 /// - `checkpoint.timeout.ms` (`CHECKPOINT_TIMEOUT_MS`), int, 10000: how long a checkpoint
-///   request waits for the store to catch up with the task-results topic before it gets 503.
+///   request waits for the store to catch up with the task-results topic before it gets 503;
+/// - `runs.progress.timeout.ms` (`RUNS_PROGRESS_TIMEOUT_MS`), int, 300000: a queued or executing
+///   run with no progress for this long is stuck;
+/// - `runs.progress.reissues` (`RUNS_PROGRESS_REISSUES`), int, 3: resume commands re-issued for a
+///   stuck run before it is marked `TIMED_OUT`;
+/// - `reaper.interval.ms` (`REAPER_INTERVAL_MS`), int, 5000: how often stuck runs are looked for.
 struct TaskResultConfiguration: Sendable {
     var service: ServiceConfiguration
     var http: HTTPListenerConfiguration
     var storePath: String
     var timerPoll: Duration
     var checkpointTimeout: Duration
+    var progressTimeout: Duration
+    var progressReissues: Int
+    var reaperInterval: Duration
 
     init(config: ConfigReader) throws(ValidationError) {
         self.service = try ServiceConfiguration(config: config, serviceName: "baton-task-results")
@@ -33,6 +41,14 @@ struct TaskResultConfiguration: Sendable {
         let checkpoint = config.int(forKey: "checkpoint.timeout.ms", default: 10_000)
         guard checkpoint > 0 else { throw ValidationError(path: "checkpoint.timeout.ms", message: "must be positive, got \(checkpoint)") }
         self.checkpointTimeout = .milliseconds(checkpoint)
+        let progress = config.int(forKey: "runs.progress.timeout.ms", default: 300_000)
+        guard progress > 0 else { throw ValidationError(path: "runs.progress.timeout.ms", message: "must be positive, got \(progress)") }
+        self.progressTimeout = .milliseconds(progress)
+        self.progressReissues = config.int(forKey: "runs.progress.reissues", default: 3)
+        guard progressReissues >= 0 else { throw ValidationError(path: "runs.progress.reissues", message: "must not be negative, got \(progressReissues)") }
+        let reaper = config.int(forKey: "reaper.interval.ms", default: 5_000)
+        guard reaper > 0 else { throw ValidationError(path: "reaper.interval.ms", message: "must be positive, got \(reaper)") }
+        self.reaperInterval = .milliseconds(reaper)
     }
 }
 
@@ -77,6 +93,52 @@ struct ReadBarrier: Sendable {
                                message: "the task-result store has not caught up with \(topic) within \(timeout); retry")
             }
             try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+}
+
+/// Finds runs that stopped making progress (a lost command, a dead job service, a job version no
+/// service runs): re-issues their resume command, and after `maxReissues` marks them
+/// `TIMED_OUT` with the reason. Re-issuing is safe: the slice's checkpoint replays what completed.
+struct Reaper: Service {
+    let store: TaskResultStore
+    let producer: KafkaProducer
+    let topics: Topics
+    let timeout: Duration
+    let maxReissues: Int
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await reap()
+            } catch {
+                logger.error("looking for stuck runs failed; retrying", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+
+    func reap(now: Date = Date()) async throws {
+        for stuck in try store.stuckRuns(before: now.addingTimeInterval(-(timeout / .seconds(1)))) {
+            if stuck.reissues < maxReissues, let command = try store.resumeCommand(runId: stuck.runId) {
+                do {
+                    let topic = topics.runs(jobSlug: command.jobSlug)
+                    try await producer.createTopics([TopicSpec(name: topic)], timeout: .seconds(5))
+                    try await producer.send(topic: topic, key: command.runId, value: Array(try BatonJSON.encoder.encode(command)))
+                    logger.warning("stuck run: resume command re-issued", metadata: [
+                        "run.id": "\(stuck.runId)", "run.status": "\(stuck.status)", "reissue": "\(stuck.reissues + 1)"])
+                } catch {
+                    logger.error("stuck run: re-issuing its resume command failed", metadata: ["run.id": "\(stuck.runId)", "error": "\(error)"])
+                }
+                // Counted either way, so a run whose command cannot be sent still times out.
+                try store.recordReissue(runId: stuck.runId)
+            } else {
+                let reason = "no progress for \(timeout) after \(stuck.reissues) re-issued resume commands; is a job service running job '\(stuck.jobSlug)' version \(stuck.jobVersion)?"
+                try store.timeOut(runId: stuck.runId, reason: reason, lastProgress: stuck.lastProgress)
+                logger.error("run timed out", metadata: ["run.id": "\(stuck.runId)", "reason": "\(reason)"])
+            }
         }
     }
 }
@@ -173,11 +235,16 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         return try jsonResponse(CancelRunResponse(id: id, status: result.status, canceled: result.canceled))
     }
     router.get("/api/v1/runs") { request, _ in
-        guard let eventId = request.uri.queryParameters.get("eventId"), !eventId.isEmpty else {
-            throw APIError(status: .badRequest, code: "missing_parameter", message: "give the event whose runs to list: ?eventId=<id>", path: "eventId")
+        let ids: [String]
+        if let eventId = request.uri.queryParameters.get("eventId"), !eventId.isEmpty {
+            ids = try store.runIDs(eventId: eventId)
+        } else if let status = request.uri.queryParameters.get("status"), !status.isEmpty {
+            ids = try store.runIDs(status: RunStatus(rawValue: status.uppercased()))
+        } else {
+            throw APIError(status: .badRequest, code: "missing_parameter",
+                           message: "give the event whose runs to list (?eventId=<id>) or a status (?status=TIMED_OUT)", path: "eventId")
         }
-        let runs = try store.runIDs(eventId: eventId).compactMap { try store.run(id: $0) }
-        return try jsonResponse(["runs": runs])
+        return try jsonResponse(["runs": try ids.compactMap { try store.run(id: $0) }])
     }
     router.get("/api/v1/runs/:id") { _, context in
         let id = try context.parameters.require("id")
@@ -187,7 +254,10 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         return try jsonResponse(run)
     }
     return serviceApplication(name: "baton-task-results", http: configuration.http, router: router,
-                              services: [ProducerService(producer: producer), consumerService, timers, fetches], logger: logger)
+                              services: [ProducerService(producer: producer), consumerService, timers, fetches,
+                                         Reaper(store: store, producer: producer, topics: topics, timeout: configuration.progressTimeout,
+                                                maxReissues: configuration.progressReissues, interval: configuration.reaperInterval, logger: logger)],
+                              logger: logger)
 }
 
 @main

@@ -20,9 +20,14 @@ public struct RunStatus: RawRepresentable, Codable, Sendable, Hashable, CustomSt
 
     /// Canceled through the runs API; no further slice runs.
     public static let canceled = RunStatus(rawValue: "CANCELED")
+    /// Made no progress before its deadline, also after its resume command was re-issued.
+    public static let timedOut = RunStatus(rawValue: "TIMED_OUT")
+
+    /// Every status that ends a run.
+    public static let terminal: [RunStatus] = [.completed, .failed, .invalidPayload, .canceled, .timedOut]
 
     /// Whether no further slice will run.
-    public var isTerminal: Bool { self == .completed || self == .failed || self == .invalidPayload || self == .canceled }
+    public var isTerminal: Bool { Self.terminal.contains(self) }
 
     public var description: String { rawValue }
 }

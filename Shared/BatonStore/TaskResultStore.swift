@@ -31,6 +31,7 @@ public final class TaskResultStore: Sendable {
                     output TEXT,
                     error TEXT,
                     slices INTEGER NOT NULL DEFAULT 0,
+                    reissues INTEGER NOT NULL DEFAULT 0,
                     created_at INTEGER NOT NULL,
                     updated_at INTEGER NOT NULL,
                     completed_at INTEGER
@@ -144,7 +145,7 @@ public final class TaskResultStore: Sendable {
     /// slice of a run that has not finished.
     public func checkpoint(runId: String) throws -> RunCheckpoint {
         try pool.write { db in
-            try db.execute(sql: "UPDATE runs SET slices = slices + 1 WHERE id = ? AND status NOT IN ('COMPLETED', 'FAILED', 'INVALID_PAYLOAD', 'CANCELED')",
+            try db.execute(sql: "UPDATE runs SET slices = slices + 1 WHERE id = ? AND status NOT IN \(Self.terminalStatuses)",
                            arguments: [runId])
             let status = try String.fetchOne(db, sql: "SELECT status FROM runs WHERE id = ?", arguments: [runId])
             guard let status else { return RunCheckpoint(runId: runId, status: nil, completedTasks: []) }
@@ -352,7 +353,7 @@ public final class TaskResultStore: Sendable {
         try pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT f.run_id, f.task_id, f.request, f.attempts FROM fetches f JOIN runs r ON r.id = f.run_id
-                WHERE f.done = 0 AND f.next_attempt_at <= ? AND r.status NOT IN ('COMPLETED', 'FAILED', 'INVALID_PAYLOAD', 'CANCELED')
+                WHERE f.done = 0 AND f.next_attempt_at <= ? AND r.status NOT IN \(Self.terminalStatuses)
                 ORDER BY f.next_attempt_at LIMIT ?
                 """, arguments: [now.millisecondsSince1970, limit]).map {
                 DueFetch(runId: $0["run_id"], taskId: $0["task_id"],
@@ -433,6 +434,64 @@ public final class TaskResultStore: Sendable {
                 let lapsed = time - (row["claimed_at"] as Int64) > Int64((lease / .milliseconds(1)).rounded())
                 return holder || lapsed ? try take() : DeduplicationClaim(outcome: .busy)
             }
+        }
+    }
+
+    /// The SQL list of terminal statuses, e.g. `('COMPLETED', 'FAILED', …)`, derived from
+    /// `RunStatus.terminal` (constants, not user input).
+    static let terminalStatuses = "(" + RunStatus.terminal.map { "'\($0.rawValue)'" }.joined(separator: ", ") + ")"
+
+    /// A run that is queued or executing but has made no progress since `lastProgress`.
+    public struct StuckRun: Sendable, Hashable {
+        public var runId: String
+        public var jobSlug: String
+        public var jobVersion: String
+        public var status: RunStatus
+        public var lastProgress: Date
+        /// Resume commands re-issued for it so far.
+        public var reissues: Int
+    }
+
+    /// Runs queued or executing with no progress since before `cutoff` (waiting runs are not
+    /// stuck: their timer or fetch is their progress).
+    public func stuckRuns(before cutoff: Date, limit: Int = 100) throws -> [StuckRun] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT id, job_slug, job_version, status, updated_at, reissues FROM runs
+                WHERE status IN ('QUEUED', 'EXECUTING') AND updated_at < ? ORDER BY updated_at LIMIT ?
+                """, arguments: [cutoff.millisecondsSince1970, limit]).map {
+                StuckRun(runId: $0["id"], jobSlug: $0["job_slug"], jobVersion: $0["job_version"], status: RunStatus(rawValue: $0["status"]),
+                         lastProgress: Date(millisecondsSince1970: $0["updated_at"]), reissues: $0["reissues"])
+            }
+        }
+    }
+
+    /// The command that resumes `runId` now (`nil` when unknown or finished).
+    public func resumeCommand(runId: String) throws -> RunCommand? {
+        try pool.read { db in try Self.resumeCommand(db, runId: runId) }
+    }
+
+    /// Records that a resume command was re-issued for a stuck run (its deadline starts again).
+    public func recordReissue(runId: String, at now: Date = Date()) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE runs SET reissues = reissues + 1, updated_at = ? WHERE id = ?", arguments: [now.millisecondsSince1970, runId])
+        }
+    }
+
+    /// Ends a stuck run as `TIMED_OUT` with `reason`, unless it made progress meanwhile.
+    public func timeOut(runId: String, reason: String, lastProgress: Date, at now: Date = Date()) throws {
+        try pool.write { db in
+            try db.execute(sql: """
+                UPDATE runs SET status = ?, error = ?, updated_at = ?, completed_at = ? WHERE id = ? AND updated_at = ? AND status IN ('QUEUED', 'EXECUTING')
+                """, arguments: [RunStatus.timedOut.rawValue, reason, now.millisecondsSince1970, now.millisecondsSince1970, runId, lastProgress.millisecondsSince1970])
+            try db.execute(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND fired = 0", arguments: [runId])
+        }
+    }
+
+    /// Ids of the runs with `status`, most recently updated first.
+    public func runIDs(status: RunStatus, limit: Int = 100) throws -> [String] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM runs WHERE status = ? ORDER BY updated_at DESC LIMIT ?", arguments: [status.rawValue, limit])
         }
     }
 

@@ -423,3 +423,50 @@ struct SeveralDispatchersTests {
         try await stack.stop()
     }
 }
+
+@Suite("No stuck runs", .tags(.integration, .fault))
+struct StuckRunTests {
+    func run(_ stack: BatonStack, _ runId: String) async throws -> RunDetails? {
+        let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
+        return status == 200 ? try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8)) : nil
+    }
+
+    @Test("a run whose command was dropped is resumed by the reaper; one no job service runs ends TIMED_OUT with the reason, listed by status")
+    func droppedCommands() async throws {
+        let stack = try await BatonStack.start(label: "reaper", environment: [
+            "RUNS_PROGRESS_TIMEOUT_MS": "800", "RUNS_PROGRESS_REISSUES": "1", "REAPER_INTERVAL_MS": "200",
+        ])
+        try await stack.startExampleJobs()
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: stack.broker.bootstrapServers, profile: .embeddedBroker),
+                                         options: .init(lingerMilliseconds: 0), logger: Logger(label: "test"))
+        // Create runs as the dispatcher would, but drop their execute commands on purpose.
+        func createRun(job: String, version: String, payload: JSONValue) async throws -> String {
+            let event = EventEnvelope(id: "evt_dropped_\(UUID().uuidString.prefix(6))", name: "steps.start", payload: payload)
+            let runId = Identifiers.runID(eventID: event.id, jobSlug: job)
+            let created = RunEvent(runId: runId, body: .runCreated(.init(jobSlug: job, jobVersion: version, event: event)))
+            try await producer.send(topic: Topics().taskResults, key: runId, value: Array(try BatonJSON.encoder.encode(created)))
+            return runId
+        }
+        let recoverable = try await createRun(job: "many-steps", version: "1.0.0", payload: ["steps": 2])
+        let orphan = try await createRun(job: "ghost-job", version: "2.0.0", payload: .null)
+
+        let recovered = try await eventually("the reaper to resume the dropped run", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
+            guard let run = try await run(stack, recoverable), run.status.isTerminal else { return nil }
+            return run
+        }
+        #expect(recovered.status == .completed)
+        #expect(recovered.output == 2)
+
+        let timedOut = try await eventually("the orphan to time out", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
+            guard let run = try await run(stack, orphan), run.status.isTerminal else { return nil }
+            return run
+        }
+        #expect(timedOut.status == .timedOut)
+        #expect(timedOut.error?.contains("ghost-job") == true && timedOut.error?.contains("2.0.0") == true, "\(timedOut.error ?? "")")
+        struct RunList: Decodable { var runs: [RunDetails] }
+        let listed = try BatonJSON.decoder.decode(RunList.self, from: Data(try await stack.get(port: stack.taskResultsPort, "/api/v1/runs?status=TIMED_OUT").body.utf8))
+        #expect(listed.runs.map(\.id) == [orphan])
+        await producer.shutdown()
+        try await stack.stop()
+    }
+}
