@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "baton-dispatcher", targets: ["RunDispatcher"]),
         .executable(name: "baton-task-results", targets: ["TaskResultService"]),
         .executable(name: "baton-example-jobs", targets: ["ExampleJobs"]),
+        .executable(name: "baton-chaos", targets: ["BatonChaos"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -30,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         // MARK: Shared
@@ -97,6 +99,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                "BatonProtocol",
             ],
             path: "Shared/BatonTesting",
             swiftSettings: swiftSettings
@@ -140,6 +143,12 @@ let package = Package(
         ),
 
         // MARK: Tests
+        .executableTarget(
+            name: "BatonChaos",
+            dependencies: ["BatonTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tests/Chaos",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "BatonProtocolTests",
             dependencies: ["BatonProtocol", .product(name: "PropertyBased", package: "swift-property-based")],

@@ -37,6 +37,8 @@ struct ExampleJobsMain {
             fetchJob(),
             gitHubStarsJob(outbox: outbox),
             userAuditJob(outbox: outbox),
+            chaosFlowJob(outbox: outbox),
+            chaosChildJob(outbox: outbox),
         ]
         let tickSeconds = config.int(forKey: "example.tick.seconds", default: 0)
         if tickSeconds > 0 { jobs.append(tickerJob(outbox: outbox, seconds: tickSeconds)) }

@@ -11,24 +11,33 @@ import Synchronization
 /// - Important: call ``stop()`` at the end of a test; `deinit` of each `ChildProcess` SIGKILLs
 ///   what is left if a test fails early.
 public final class BatonStack: Sendable {
+    /// The Baton services of a stack.
+    public enum Role: String, Sendable, CaseIterable {
+        case taskResults = "task-results"
+        case dispatcher
+        case ingester
+    }
+
     public let broker: TansuBroker
     public let directory: URL
     public let ingesterPort: Int
     public let dispatcherPort: Int
     public let taskResultsPort: Int
-    public let taskResults: ChildProcess
-    private let currentDispatcher: Mutex<ChildProcess>
-    /// The dispatcher process running now (see ``restartDispatcher()``).
-    public var dispatcher: ChildProcess { currentDispatcher.withLock { $0 } }
-    public let ingester: ChildProcess
-    private let startedJobServices = Mutex<[ChildProcess]>([])
+    private let services: Mutex<[Role: ChildProcess]>
+    /// The task-result service process running now (see ``restart(_:)``).
+    public var taskResults: ChildProcess { services.withLock { $0[.taskResults]! } }
+    /// The dispatcher process running now.
+    public var dispatcher: ChildProcess { services.withLock { $0[.dispatcher]! } }
+    /// The ingester process running now.
+    public var ingester: ChildProcess { services.withLock { $0[.ingester]! } }
+    private let startedJobServices = Mutex<[(process: ChildProcess, environment: [String: String])]>([])
     /// The job-service processes started so far.
-    public var jobServices: [ChildProcess] { startedJobServices.withLock { $0 } }
+    public var jobServices: [ChildProcess] { startedJobServices.withLock { $0.map(\.process) } }
     public let http: HTTPClient
     private let commonEnvironment: [String: String]
 
     /// The jobs `baton-example-jobs` registers.
-    public static let exampleJobSlugs = ["new-user-welcome", "many-steps", "flaky", "fan-out", "parallel", "welcome-once", "fetch", "github-stars", "user-audit"]
+    public static let exampleJobSlugs = ["new-user-welcome", "many-steps", "flaky", "fan-out", "parallel", "welcome-once", "fetch", "github-stars", "user-audit", "chaos-flow", "chaos-child"]
 
     /// The example job service's side-effect file.
     public var outbox: URL { directory.appendingPathComponent("outbox.txt") }
@@ -39,39 +48,60 @@ public final class BatonStack: Sendable {
         self.directory = directory
         (ingesterPort, dispatcherPort, taskResultsPort) = ports
         self.commonEnvironment = environment
-        let logs = directory.appendingPathComponent("logs")
-        taskResults = try ChildProcess(
-            name: "task-results", executable: TestEnvironment.executable("baton-task-results"),
-            environment: environment.merging(["HTTP_PORT": "\(taskResultsPort)",
-                                              "STORE_PATH": directory.appendingPathComponent("task-results.sqlite").path]) { _, n in n },
-            logDirectory: logs)
-        currentDispatcher = Mutex(try Self.startDispatcher(directory: directory, port: dispatcherPort, environment: environment))
-        ingester = try ChildProcess(
-            name: "ingester", executable: TestEnvironment.executable("baton-ingester"),
-            environment: environment.merging(["HTTP_PORT": "\(ingesterPort)", "DISPATCHER_URL": "http://127.0.0.1:\(dispatcherPort)"]) { _, n in n },
-            logDirectory: logs)
         // The shared client needs no shutdown, so a test that fails before `stop()` cannot
         // crash the test process in the client's deinit.
         http = .shared
-    }
-
-    private static func startDispatcher(directory: URL, port: Int, environment: [String: String]) throws -> ChildProcess {
-        try ChildProcess(
-            name: "dispatcher", executable: TestEnvironment.executable("baton-dispatcher"),
-            environment: environment.merging(["HTTP_PORT": "\(port)",
-                                              "STORE_PATH": directory.appendingPathComponent("dispatcher.sqlite").path]) { _, n in n },
-            logDirectory: directory.appendingPathComponent("logs"))
-    }
-
-    /// SIGKILLs the dispatcher and starts a new one on the same port and store; returns once it
-    /// answers.
-    public func restartDispatcher() async throws {
-        try await dispatcher.kill9()
-        let next = try Self.startDispatcher(directory: directory, port: dispatcherPort, environment: commonEnvironment)
-        currentDispatcher.withLock { $0 = next }
-        _ = try await eventually("the new dispatcher to answer /health", deadline: .seconds(60)) {
-            try await get(port: dispatcherPort, "/health").status == 200 ? true : nil
+        services = Mutex([:])
+        for role in Role.allCases {
+            let process = try launch(role)
+            services.withLock { $0[role] = process }
         }
+    }
+
+    private func port(of role: Role) -> Int {
+        switch role {
+        case .taskResults: taskResultsPort
+        case .dispatcher: dispatcherPort
+        case .ingester: ingesterPort
+        }
+    }
+
+    private func launch(_ role: Role) throws -> ChildProcess {
+        let executable = ["task-results": "baton-task-results", "dispatcher": "baton-dispatcher", "ingester": "baton-ingester"][role.rawValue]!
+        var environment = commonEnvironment.merging(["HTTP_PORT": "\(port(of: role))"]) { _, n in n }
+        switch role {
+        case .taskResults, .dispatcher: environment["STORE_PATH"] = directory.appendingPathComponent("\(role.rawValue).sqlite").path
+        case .ingester: environment["DISPATCHER_URL"] = "http://127.0.0.1:\(dispatcherPort)"
+        }
+        return try ChildProcess(name: role.rawValue, executable: TestEnvironment.executable(executable), environment: environment, logDirectory: logs)
+    }
+
+    /// SIGKILLs service `role` and starts a new one on the same port and store; returns once it
+    /// answers `/health`.
+    public func restart(_ role: Role) async throws {
+        let old = services.withLock { $0[role]! }
+        try await old.kill9()
+        let next = try launch(role)
+        services.withLock { $0[role] = next }
+        _ = try await eventually("the new \(role.rawValue) to answer /health", deadline: .seconds(60)) {
+            try await get(port: port(of: role), "/health").status == 200 ? true : nil
+        }
+    }
+
+    /// SIGKILLs the dispatcher and starts a new one (see ``restart(_:)``).
+    public func restartDispatcher() async throws {
+        try await restart(.dispatcher)
+    }
+
+    /// SIGKILLs job service `process` and starts a new one with the same settings.
+    @discardableResult
+    public func restartJobService(_ process: ChildProcess) async throws -> ChildProcess {
+        let environment = startedJobServices.withLock { services in
+            services.first { $0.process === process }?.environment ?? [:]
+        }
+        try await process.kill9()
+        startedJobServices.withLock { $0.removeAll { $0.process === process } }
+        return try await startExampleJobs(environment: environment)
     }
 
     /// Starts one more dispatcher instance (its own store and port) and waits until it answers.
@@ -84,7 +114,7 @@ public final class BatonStack: Sendable {
             environment: commonEnvironment.merging(["HTTP_PORT": "\(port)",
                                                     "STORE_PATH": directory.appendingPathComponent("\(name).sqlite").path]) { _, n in n },
             logDirectory: logs)
-        startedJobServices.withLock { $0.append(process) }  // stopped with the job services
+        startedJobServices.withLock { $0.append((process, [:])) }  // stopped with the job services
         _ = try await eventually("\(name) to answer /health", deadline: .seconds(60)) {
             try await get(port: port, "/health").status == 200 ? true : nil
         }
@@ -119,13 +149,14 @@ public final class BatonStack: Sendable {
     /// signal handlers are installed by then) and the dispatcher knows them.
     @discardableResult
     public func startExampleJobs(waitSeconds: Double = 3, environment: [String: String] = [:]) async throws -> ChildProcess {
+        let settings = ["EXAMPLE_WAIT_SECONDS": "\(waitSeconds)"].merging(environment) { _, n in n }
         let process = try ChildProcess(
             name: "example-jobs-\(UUID().uuidString.prefix(4))", executable: TestEnvironment.executable("baton-example-jobs"),
-            environment: commonEnvironment.merging(["EXAMPLE_OUTBOX": outbox.path, "EXAMPLE_WAIT_SECONDS": "\(waitSeconds)",
+            environment: commonEnvironment.merging(["EXAMPLE_OUTBOX": outbox.path,
                                         "TASK_RESULTS_URL": "http://127.0.0.1:\(taskResultsPort)"]) { _, n in n }
-                .merging(environment) { _, n in n },
+                .merging(settings) { _, n in n },
             logDirectory: logs)
-        startedJobServices.withLock { $0.append(process) }
+        startedJobServices.withLock { $0.append((process, settings)) }
         _ = try await eventually("\(process.name) to register its jobs", deadline: .seconds(60)) {
             process.output().components(separatedBy: "job registered").count > Self.exampleJobSlugs.count ? true : nil
         }

@@ -3,18 +3,6 @@ import BatonTesting
 import Foundation
 import Testing
 
-/// A small seeded generator (SplitMix64), so a failing fault schedule can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// What the side-effect file and the store say about one run's steps.
 struct StepAudit {
     var executions = 0
@@ -50,7 +38,7 @@ struct InvariantUnderFaultsTests {
     @Test("job services SIGKILLed at seeded random points: every run completes, no acknowledged task runs again",
           arguments: [UInt64(20261125)])
     func killJobServicesRepeatedly(seed: UInt64) async throws {
-        var random = SeededGenerator(state: seed)
+        var random = SeededGenerator(seed: seed)
         let stack = try await BatonStack.start(label: "faults")
         var worker = try await stack.startExampleJobs()
         let runs = 3
@@ -94,7 +82,7 @@ struct InvariantUnderFaultsTests {
 
     @Test("job services join and leave while runs are in flight (partitions revoked from live members): no acknowledged task runs again")
     func scaleOutAndIn() async throws {
-        var random = SeededGenerator(state: 7)
+        var random = SeededGenerator(seed: 7)
         let stack = try await BatonStack.start(label: "rebalance", environment: ["KAFKA_TOPIC_PARTITIONS": "4"])
         try await stack.startExampleJobs()
         let steps = 40

@@ -1,0 +1,187 @@
+import BatonProtocol
+import Foundation
+import Synchronization
+
+/// A small seeded generator (SplitMix64): a chaos schedule can be replayed from its seed.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// What a chaos run found, counted from outside the services (the runs API and the jobs'
+/// side-effect file), not from the services' own claims.
+public struct ChaosReport: Sendable {
+    /// Runs expected: one `chaos-flow` run per accepted event and one `chaos-child` run per flow.
+    public var runs = 0
+    public var completed = 0
+    /// Accepted events (or events sent from runs) with no run.
+    public var lostEvents = 0
+    /// Runs beyond one per (event, job).
+    public var duplicateRuns = 0
+    /// Task executions after the execution whose result was acknowledged and stored.
+    public var reexecutedAckedTasks = 0
+    /// Runs whose post-wait task ran again after its acknowledged execution: the wait's timer
+    /// resumed the job code twice.
+    public var timersFiredTwice = 0
+    /// Processes SIGKILLed and restarted.
+    public var kills = 0
+    public var killed: [String] = []
+
+    /// The invariant line.
+    public var line: String {
+        "runs: \(runs), completed: \(completed), lost events: \(lostEvents), duplicate runs: \(duplicateRuns), re-executed acked tasks: \(reexecutedAckedTasks), timers fired twice: \(timersFiredTwice)"
+    }
+
+    /// Whether every invariant held.
+    public var holds: Bool {
+        runs > 0 && completed == runs && lostEvents == 0 && duplicateRuns == 0 && reexecutedAckedTasks == 0 && timersFiredTwice == 0
+    }
+}
+
+/// Starts the embedded stack (Tansu, the three services, two job services), sends a bounded
+/// stream of `chaos.start` events to 127.0.0.1 — runs with tasks, a wait and an event sent to
+/// another job — and, driven by `seed`, SIGKILLs and restarts random Baton processes at random
+/// times. When the stream has ended and everything has settled it counts the invariants.
+public struct ChaosHarness: Sendable {
+    public var runs: Int
+    public var kills: Int
+    public var seed: UInt64
+    public var waitSeconds: Double
+    public var settleDeadline: Duration
+    public var log: @Sendable (String) -> Void
+
+    public init(runs: Int, kills: Int, seed: UInt64, waitSeconds: Double = 0.3, settleDeadline: Duration = .seconds(300),
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.runs = runs
+        self.kills = kills
+        self.seed = seed
+        self.waitSeconds = waitSeconds
+        self.settleDeadline = settleDeadline
+        self.log = log
+    }
+
+    public func run() async throws -> ChaosReport {
+        let stack = try await BatonStack.start(label: "chaos", environment: [
+            "LOG_LEVEL": "info", "RUNS_PROGRESS_TIMEOUT_MS": "3000", "RUNS_PROGRESS_REISSUES": "50", "REAPER_INTERVAL_MS": "500",
+        ])
+        try await stack.startExampleJobs()
+        try await stack.startExampleJobs()
+        var random = SeededGenerator(seed: seed)
+        let targets = ["ingester", "dispatcher", "task-results", "job service", "job service"]
+        let plan = (0..<kills).map { _ in (delay: Int.random(in: 300...1500, using: &random), target: Int.random(in: 0..<targets.count, using: &random)) }
+        let pace = Duration.milliseconds(max(10, (kills * 2500) / max(1, runs)))
+        log("chaos: seed \(seed), \(runs) runs, \(kills) kills, one event every \(pace)")
+
+        async let sent = send(stack, pace: pace)
+        var report = ChaosReport()
+        for step in plan {
+            try await Task.sleep(for: .milliseconds(step.delay))
+            let target = targets[step.target]
+            switch step.target {
+            case 0: try await stack.restart(.ingester)
+            case 1: try await stack.restart(.dispatcher)
+            case 2: try await stack.restart(.taskResults)
+            default:
+                let running = stack.jobServices.filter(\.isRunning)
+                try await stack.restartJobService(running[step.target % running.count])
+            }
+            report.kills += 1
+            report.killed.append(target)
+            log("chaos: SIGKILLed and restarted \(target)")
+        }
+        let accepted = try await sent
+        log("chaos: \(accepted.count) events accepted; waiting for every run to settle")
+        try await audit(stack, accepted: accepted, into: &report)
+        try await stack.stop()
+        return report
+    }
+
+    /// Sends `runs` events, each retried with the same id until the ingester answers 2xx.
+    func send(_ stack: BatonStack, pace: Duration) async throws -> [String] {
+        var accepted: [String] = []
+        for index in 0..<runs {
+            let id = "evt_chaos_\(seed)_\(index)"
+            let body = #"{"id":"\#(id)","name":"chaos.start","payload":{"waitSeconds":\#(waitSeconds)}}"#
+            let deadline = ContinuousClock.now + .seconds(120)
+            while ContinuousClock.now < deadline {
+                if let answer = try? await stack.sendEvent(body), answer.status == 202 {
+                    accepted.append(id)
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await Task.sleep(for: pace)
+        }
+        return accepted
+    }
+
+    func run(_ stack: BatonStack, _ runId: String) async throws -> RunDetails? {
+        let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
+        return status == 200 ? try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8)) : nil
+    }
+
+    func runsOf(_ stack: BatonStack, event: String) async throws -> [RunDetails] {
+        struct RunList: Decodable { var runs: [RunDetails] }
+        return try BatonJSON.decoder.decode(RunList.self, from: Data(try await stack.get(port: stack.taskResultsPort, "/api/v1/runs?eventId=\(event)").body.utf8)).runs
+    }
+
+    func audit(_ stack: BatonStack, accepted: [String], into report: inout ChaosReport) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + settleDeadline
+        // Each accepted event: one chaos-flow run, and through it one chaos-child run.
+        var events: [(event: String, job: String)] = accepted.map { ($0, "chaos-flow") }
+        report.runs = accepted.count * 2
+        var index = 0
+        var finished: [RunDetails] = []
+        while index < events.count {
+            let (event, job) = events[index]
+            var runs: [RunDetails] = []
+            while clock.now < deadline {
+                runs = (try? await runsOf(stack, event: event)) ?? []
+                if !runs.isEmpty && runs.allSatisfy(\.status.isTerminal) { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let ofJob = runs.filter { $0.jobId == job }
+            if ofJob.isEmpty {
+                report.lostEvents += 1
+                log("chaos: no \(job) run for event \(event)")
+            }
+            report.duplicateRuns += max(0, ofJob.count - 1)
+            for run in ofJob {
+                finished.append(run)
+                if run.status == .completed { report.completed += 1 }
+                if job == "chaos-flow", let child = run.tasks.first(where: { $0.key == "notify child" })?.output?.stringValue {
+                    events.append((child, "chaos-child"))
+                } else if job == "chaos-flow" {
+                    report.lostEvents += 1  // the flow never sent its child event
+                }
+            }
+            index += 1
+        }
+        // Re-executions of acknowledged tasks, from the side-effect file.
+        var executions: [String: [String]] = [:]
+        for line in stack.outboxLines() where line.hasPrefix("chaos ") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 4 else { continue }
+            executions["\(parts[1]) \(parts[2])", default: []].append(String(parts[3]))
+        }
+        for run in finished {
+            for task in run.tasks where ["first step", "second step", "child step"].contains(task.key) {
+                guard let stored = task.output?.stringValue,
+                      let seen = executions["\(run.id) \(task.key.replacingOccurrences(of: " ", with: "_"))"],
+                      let position = seen.firstIndex(of: stored)
+                else { continue }
+                let after = seen.count - 1 - position
+                report.reexecutedAckedTasks += after
+                if task.key == "second step", after > 0 { report.timersFiredTwice += 1 }
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import BatonTesting
+import Foundation
+
+/// `baton-chaos`: the standalone chaos harness. Starts the embedded stack on loopback ports,
+/// sends `--runs` events while SIGKILLing and restarting `--kills` random Baton processes, and
+/// prints the invariant line. Exits 1 when an invariant does not hold.
+///
+///     eval "$(deploy/local/setup --print-env)"
+///     swift build && BATON_BIN_DIR=$(swift build --show-bin-path) .build/debug/baton-chaos --runs 1000 --kills 40
+@main
+struct BatonChaos: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "baton-chaos", abstract: "Kill Baton processes under load and check its invariants.")
+
+    @Option(help: "Events to send (each starts a run that starts another: twice as many runs).")
+    var runs = 200
+
+    @Option(help: "Processes to SIGKILL and restart while the events are sent.")
+    var kills = 10
+
+    @Option(help: "Seed of the kill schedule (replay a failing schedule with its seed).")
+    var seed: UInt64 = UInt64(Date().timeIntervalSince1970)
+
+    @Option(help: "Seconds each run waits durably.")
+    var wait = 0.3
+
+    func validate() throws {
+        guard runs >= 1, runs <= 100_000 else { throw ValidationError("--runs must be between 1 and 100000") }
+        guard kills >= 0, kills <= 10_000 else { throw ValidationError("--kills must be between 0 and 10000") }
+        guard wait >= 0, wait <= 60 else { throw ValidationError("--wait must be between 0 and 60 seconds") }
+    }
+
+    func run() async throws {
+        let started = ContinuousClock.now
+        let report = try await ChaosHarness(runs: runs, kills: kills, seed: seed, waitSeconds: wait,
+                                            settleDeadline: .seconds(max(300, runs)), log: { print($0) }).run()
+        print("killed: \(report.killed.joined(separator: ", "))")
+        print(report.line)
+        print("seed \(seed), \(ContinuousClock.now - started)")
+        if !report.holds { throw ExitCode(1) }
+    }
+}
