@@ -122,7 +122,7 @@ struct EventRoutes: Sendable {
     /// - Throws: `APIError` 503 when the broker did not acknowledge it.
     func publish(_ envelope: EventEnvelope) async throws {
         do {
-            try await producer.send(topic: topics.events, key: envelope.id, value: Array(try BatonJSON.encoder.encode(envelope)))
+            try await producer.send(envelope, topics: topics)
         } catch {
             logger.error("event not acknowledged by the broker", metadata: ["event.id": "\(envelope.id)", "error": "\(error)"])
             throw APIError(status: .serviceUnavailable, code: "broker_unavailable",

@@ -79,10 +79,8 @@ struct Dispatcher: Sendable {
             let runId = Identifiers.runID(eventID: event.id, jobSlug: job.slug)
             // The run record comes first on the run's task-results partition, so every later
             // event of the run finds it; the task-result service creates it idempotently.
-            let created = RunEvent(runId: runId, body: .runCreated(.init(jobSlug: job.slug, jobVersion: job.version, event: event)))
-            try await producer.send(topic: topics.taskResults, key: runId, value: Array(try BatonJSON.encoder.encode(created)))
-            let command = RunCommand(kind: .execute, runId: runId, jobSlug: job.slug, jobVersion: job.version, event: event)
-            try await producer.send(topic: topics.runs(jobSlug: job.slug), key: runId, value: Array(try BatonJSON.encoder.encode(command)))
+            try await producer.send(RunEvent(runId: runId, body: .runCreated(.init(jobSlug: job.slug, jobVersion: job.version, event: event))), topics: topics)
+            try await producer.send(RunCommand(kind: .execute, runId: runId, jobSlug: job.slug, jobVersion: job.version, event: event), topics: topics)
             try store.markDispatched(eventID: event.id, jobSlug: job.slug, runID: runId)
             logger.info("run started", metadata: ["run.id": "\(runId)", "job.slug": "\(job.slug)", "event.id": "\(event.id)"])
         }
@@ -91,23 +89,15 @@ struct Dispatcher: Sendable {
 
 /// Delivers held events when they are due: starts their runs, then marks them delivered (a crash
 /// in between delivers again, which starts nothing new: dispatch is idempotent).
-struct DelayedDelivery: Service {
+struct DelayedDelivery: Sendable {
     let dispatcher: Dispatcher
-    let poll: Duration
     let logger: Logger
 
-    func run() async throws {
-        while !Task.isShuttingDownGracefully {
-            do {
-                for event in try dispatcher.store.dueDelayed() {
-                    try await dispatcher.dispatch(event)
-                    try dispatcher.store.markDelivered(eventID: event.id)
-                    logger.info("delayed event delivered", metadata: ["event.id": "\(event.id)"])
-                }
-            } catch {
-                logger.error("delivering delayed events failed; retrying", metadata: ["error": "\(error)"])
-            }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: poll) }
+    func deliverDue() async throws {
+        for event in try dispatcher.store.dueDelayed() {
+            try await dispatcher.dispatch(event)
+            try dispatcher.store.markDelivered(eventID: event.id)
+            logger.info("delayed event delivered", metadata: ["event.id": "\(event.id)"])
         }
     }
 }
@@ -118,21 +108,10 @@ struct DelayedDelivery: Service {
 /// the idempotent `dispatch`: a tick fired twice (a crash before the schedule advanced, two
 /// dispatchers) starts one run. Catch-up policy: after downtime, the first missed tick runs once
 /// and the schedule continues from now; the other missed ticks are skipped, not replayed.
-struct ScheduleService: Service {
+struct ScheduleService: Sendable {
     let dispatcher: Dispatcher
-    let poll: Duration
     let logger: Logger
 
-    func run() async throws {
-        while !Task.isShuttingDownGracefully {
-            do {
-                try await fireDue()
-            } catch {
-                logger.error("firing schedules failed; retrying", metadata: ["error": "\(error)"])
-            }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: poll) }
-        }
-    }
 
     func fireDue(now: Date = Date()) async throws {
         for schedule in try dispatcher.store.dueSchedules(now: now) {
@@ -203,8 +182,12 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
     }
     return serviceApplication(name: "baton-dispatcher", http: configuration.http, router: router,
                               services: [ProducerService(producer: producer), jobsService, consumerService,
-                                         DelayedDelivery(dispatcher: dispatcher, poll: .milliseconds(100), logger: logger),
-                                         ScheduleService(dispatcher: dispatcher, poll: .milliseconds(100), logger: logger)], logger: logger)
+                                         PeriodicService("delivering delayed events", every: .milliseconds(100), logger: logger) {
+                                             try await DelayedDelivery(dispatcher: dispatcher, logger: logger).deliverDue()
+                                         },
+                                         PeriodicService("firing schedules", every: .milliseconds(100), logger: logger) {
+                                             try await ScheduleService(dispatcher: dispatcher, logger: logger).fireDue()
+                                         }], logger: logger)
 }
 
 @main

@@ -6,33 +6,25 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
-import ServiceLifecycle
+import BatonService
 
 /// Performs background fetches (`io.backgroundFetch`) for runs: sends each due request, retries
 /// it by the request's per-status rules, stores the response as the task's output and resumes
 /// the run. The job service is not blocked meanwhile: its slice ended when it asked.
-struct FetchService: Service {
+struct FetchService: Sendable {
     let store: TaskResultStore
     let producer: KafkaProducer
     let topics: Topics
     let http: HTTPClient
-    let poll: Duration
     /// Largest response body kept, in bytes.
     let maxBodyBytes: Int
     let logger: Logger
 
-    func run() async throws {
-        while !Task.isShuttingDownGracefully {
-            do {
-                try await resumeFinished()
-                try await performDue()
-                try await resumeFinished()
-            } catch {
-                logger.error("background fetches failed; retrying", metadata: ["error": "\(error)"])
-            }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: poll) }
-        }
-        try await http.shutdown()
+    /// One round: resume runs of finished fetches, perform the due ones, resume again.
+    func tick() async throws {
+        try await resumeFinished()
+        try await performDue()
+        try await resumeFinished()
     }
 
     /// Sends the resume command of every finished fetch not resumed yet (also after a crash
@@ -40,8 +32,7 @@ struct FetchService: Service {
     func resumeFinished() async throws {
         for pending in try store.fetchResumes() {
             if let command = pending.command {
-                try await producer.send(topic: topics.runs(jobSlug: command.jobSlug), key: command.runId,
-                                        value: Array(try BatonJSON.encoder.encode(command)))
+                try await producer.send(command, topics: topics)
                 logger.info("run resumed after background fetch", metadata: ["run.id": "\(pending.runId)"])
             }
             try store.markFetchResumed(runId: pending.runId, taskId: pending.taskId)

@@ -100,33 +100,21 @@ struct ReadBarrier: Sendable {
 /// Finds runs that stopped making progress (a lost command, a dead job service, a job version no
 /// service runs): re-issues their resume command, and after `maxReissues` marks them
 /// `TIMED_OUT` with the reason. Re-issuing is safe: the slice's checkpoint replays what completed.
-struct Reaper: Service {
+struct Reaper: Sendable {
     let store: TaskResultStore
     let producer: KafkaProducer
     let topics: Topics
     let timeout: Duration
     let maxReissues: Int
-    let interval: Duration
     let logger: Logger
 
-    func run() async throws {
-        while !Task.isShuttingDownGracefully {
-            do {
-                try await reap()
-            } catch {
-                logger.error("looking for stuck runs failed; retrying", metadata: ["error": "\(error)"])
-            }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-        }
-    }
 
     func reap(now: Date = Date()) async throws {
         for stuck in try store.stuckRuns(before: now.addingTimeInterval(-(timeout / .seconds(1)))) {
             if stuck.reissues < maxReissues, let command = try store.resumeCommand(runId: stuck.runId) {
                 do {
-                    let topic = topics.runs(jobSlug: command.jobSlug)
-                    try await producer.createTopics([TopicSpec(name: topic)], timeout: .seconds(5))
-                    try await producer.send(topic: topic, key: command.runId, value: Array(try BatonJSON.encoder.encode(command)))
+                    try await producer.createTopics([TopicSpec(name: topics.runs(jobSlug: command.jobSlug))], timeout: .seconds(5))
+                    try await producer.send(command, topics: topics)
                     logger.warning("stuck run: resume command re-issued", metadata: [
                         "run.id": "\(stuck.runId)", "run.status": "\(stuck.status)", "reissue": "\(stuck.reissues + 1)"])
                 } catch {
@@ -152,31 +140,19 @@ struct CancelRunResponse: Codable, Sendable {
 }
 
 /// Fires durable timers: when a wait is due, sends the run's resume command.
-struct TimerService: Service {
+struct TimerService: Sendable {
     let store: TaskResultStore
     let producer: KafkaProducer
     let topics: Topics
-    let poll: Duration
     let logger: Logger
 
-    func run() async throws {
-        while !Task.isShuttingDownGracefully {
-            do {
-                try await fireDueTimers()
-            } catch {
-                logger.error("firing timers failed; retrying", metadata: ["error": "\(error)"])
-            }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: poll) }
-        }
-    }
 
     func fireDueTimers() async throws {
         for timer in try store.dueTimers() {
             if let command = try store.resumeCommand(for: timer) {
                 // At least once: send, then mark fired. A crash in between resends; the run's
                 // keyed tasks make a duplicate resume harmless.
-                try await producer.send(topic: topics.runs(jobSlug: command.jobSlug), key: command.runId,
-                                        value: Array(try BatonJSON.encoder.encode(command)))
+                try await producer.send(command, topics: topics)
                 logger.info("run resumed", metadata: ["run.id": "\(timer.runId)", "timer.due": "\(timer.dueAt)"])
             }
             try store.markFired(timer)
@@ -209,9 +185,10 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         try await recorder.handle(record)
         try await consumer.commit(record)
     }
-    let timers = TimerService(store: store, producer: producer, topics: topics, poll: configuration.timerPoll, logger: logger)
-    let fetches = FetchService(store: store, producer: producer, topics: topics, http: HTTPClient(eventLoopGroupProvider: .singleton),
-                               poll: configuration.timerPoll, maxBodyBytes: 10 << 20, logger: logger)
+    let timers = TimerService(store: store, producer: producer, topics: topics, logger: logger)
+    let fetches = FetchService(store: store, producer: producer, topics: topics, http: .shared, maxBodyBytes: 10 << 20, logger: logger)
+    let reaper = Reaper(store: store, producer: producer, topics: topics, timeout: configuration.progressTimeout,
+                        maxReissues: configuration.progressReissues, logger: logger)
     let router = Router()
     router.get("/internal/v1/runs/:id/checkpoint") { _, context in
         try jsonResponse(try await barrier.checkpoint(runId: try context.parameters.require("id")))
@@ -254,9 +231,12 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         return try jsonResponse(run)
     }
     return serviceApplication(name: "baton-task-results", http: configuration.http, router: router,
-                              services: [ProducerService(producer: producer), consumerService, timers, fetches,
-                                         Reaper(store: store, producer: producer, topics: topics, timeout: configuration.progressTimeout,
-                                                maxReissues: configuration.progressReissues, interval: configuration.reaperInterval, logger: logger)],
+                              services: [
+                                  ProducerService(producer: producer), consumerService,
+                                  PeriodicService("firing timers", every: configuration.timerPoll, logger: logger) { try await timers.fireDueTimers() },
+                                  PeriodicService("background fetches", every: configuration.timerPoll, logger: logger) { try await fetches.tick() },
+                                  PeriodicService("looking for stuck runs", every: configuration.reaperInterval, logger: logger) { try await reaper.reap() },
+                              ],
                               logger: logger)
 }
 

@@ -80,6 +80,7 @@ public final class IO: Sendable {
                 throw JobDefinitionError(message: "task '\(key)': invalid retry option \(error)")
             }
         }
+        try slice.checkNotFenced(before: "task '\(key)'")
         if ContinuousClock.now >= slice.deadline {
             // Auto-yield: one long run must not hold its partition. The run resumes at once.
             if slice.claimYield() {
@@ -179,6 +180,7 @@ public final class IO: Sendable {
     public func wait(_ key: String, until date: Date) async throws {
         let taskId = Identifiers.taskID(runID: slice.runId, parentTaskID: parentTaskId, key: key)
         if slice.output(of: taskId) != nil { return }
+        try slice.checkNotFenced(before: "wait '\(key)'")
         try await slice.publish(.waitRequested(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, until: date)))
         throw slice.interrupt("wait '\(key)'")
     }
@@ -205,6 +207,7 @@ public final class IO: Sendable {
         } catch {
             throw JobDefinitionError(message: "background fetch '\(key)': \(error)")
         }
+        try slice.checkNotFenced(before: "background fetch '\(key)'")
         try await slice.publish(.fetchRequested(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, request: request)))
         throw slice.interrupt("background fetch '\(key)'")
     }

@@ -2,6 +2,7 @@ import BatonKafka
 import AsyncHTTPClient
 import BatonProtocol
 import Foundation
+import Synchronization
 import Logging
 import ServiceLifecycle
 
@@ -90,8 +91,20 @@ public struct JobWorker: Service {
             logger.warning("no task-results URL: slices trust their run command, so a crash can re-execute an acknowledged task")
         }
         let consumers = try registrations.map { registration, job in
-            (try KafkaConsumer(configuration: configuration.kafka, groupID: "\(topics.prefix).worker.\(registration.slug)",
-                               topics: [topics.runs(jobSlug: registration.slug)], logger: logger),
+            let inFlight = InFlightSlice.Holder()
+            let logger = self.logger
+            let consumer = try KafkaConsumer(
+                configuration: configuration.kafka, groupID: "\(topics.prefix).worker.\(registration.slug)",
+                topics: [topics.runs(jobSlug: registration.slug)], logger: logger,
+                onRebalance: { change in
+                    // Fence: a slice of a revoked partition stops before the rebalance completes,
+                    // so the partition's next owner never runs the same run at the same time.
+                    guard case .revoked(let partitions) = change, let slice = inFlight.current,
+                          partitions.contains(slice.partition) else { return }
+                    logger.info("partition revoked during a slice: fencing it", metadata: ["kafka.partition": "\(slice.partition)"])
+                    slice.fenceAndWait(timeout: .seconds(60))
+                })
+            return (consumer, inFlight,
              SliceExecutor(job: job, registration: registration, producer: producer, topics: topics,
                            deadLetters: deadLetters, checkpoints: checkpoints, sliceBudget: configuration.sliceBudget,
                            organization: configuration.organization, project: configuration.project, logger: logger))
@@ -100,22 +113,51 @@ public struct JobWorker: Service {
         do {
             try await withGracefulShutdownHandler {
                 try await withThrowingDiscardingTaskGroup { group in
-                    for (consumer, executor) in consumers {
+                    for (consumer, inFlight, executor) in consumers {
                         group.addTask {
                             for try await record in consumer {
-                                try await executor.handle(record)
-                                try await consumer.commit(record)
+                                let slice = InFlightSlice(partition: TopicPartition(topic: record.topic, partition: record.partition))
+                                inFlight.current = slice
+                                try await withThrowingTaskGroup(of: Void.self) { serving in
+                                    // Serve rebalances while the slice runs, so a revoke fences it promptly.
+                                    serving.addTask {
+                                        while !Task.isCancelled {
+                                            try await Task.sleep(for: .milliseconds(100))
+                                            await consumer.serveRebalances()
+                                        }
+                                    }
+                                    defer { serving.cancelAll() }
+                                    do {
+                                        try await executor.handle(record, inFlight: slice)
+                                    } catch {
+                                        slice.finish()
+                                        throw error
+                                    }
+                                    slice.finish()
+                                }
+                                inFlight.current = nil
+                                if slice.isFenced {
+                                    logger.info("fenced slice stopped; its command goes to the partition's new owner")
+                                    continue
+                                }
+                                do {
+                                    try await consumer.commit(record)
+                                } catch {
+                                    // The partition moved on: the new owner gets the command again,
+                                    // and its checkpoint replays what this slice recorded.
+                                    logger.warning("offset commit failed", metadata: ["error": "\(error)"])
+                                }
                             }
                         }
                     }
                 }
             } onGracefulShutdown: {
-                for (consumer, _) in consumers { consumer.stopDelivering() }
+                for (consumer, _, _) in consumers { consumer.stopDelivering() }
             }
         } catch {
             failure = error
         }
-        for (consumer, _) in consumers { await consumer.close() }
+        for (consumer, _, _) in consumers { await consumer.close() }
         await producer.shutdown()
         try? await http.shutdown()
         if let failure {
@@ -141,17 +183,17 @@ struct SliceExecutor: Sendable {
 
     /// Handles one run-topic record. Returns when its effects are durable; throws only when
     /// the broker cannot take them (the record is then not committed and comes back).
-    func handle(_ record: KafkaRecord) async throws {
+    func handle(_ record: KafkaRecord, inFlight: InFlightSlice) async throws {
         guard let command = try await deadLetters.decode(record, as: "RunCommand", { try RunCommand.decode(from: $0.value) })
         else { return }
         guard command.jobSlug == registration.slug else {
             try await deadLetters.send(record, reason: "command for job '\(command.jobSlug)' on the topic of job '\(registration.slug)'")
             return
         }
-        try await execute(command)
+        try await execute(command, inFlight: inFlight)
     }
 
-    func execute(_ command: RunCommand) async throws {
+    func execute(_ command: RunCommand, inFlight: InFlightSlice) async throws {
         var logger = self.logger
         logger[metadataKey: "run.id"] = "\(command.runId)"
         if command.jobVersion != registration.version {
@@ -189,17 +231,79 @@ struct SliceExecutor: Sendable {
         let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: sliceBudget,
                                publish: publish, emit: emit, claim: claim,
                                scope: (organization: organization, project: project, jobSlug: registration.slug))
+        inFlight.attach(slice)
         let context = JobContext(
             runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: command.jobVersion,
             event: .init(id: command.event.id, name: command.event.name, timestamp: command.event.timestamp, context: command.event.context),
             attempt: attempt, organization: organization, project: project)
         logger.debug("slice started", metadata: ["command": "\(command.kind.rawValue)", "completed.tasks": "\(command.completedTasks.count)"])
         let outcome = try await SliceRunner.run(job, payload: command.event.payload, slice: slice, context: context)
+        if slice.isFenced {
+            logger.info("slice fenced", metadata: ["reason": "\(slice.raisedInterrupt?.reason ?? "partition revoked")"])
+            return
+        }
         if let outcome {
             try await publish(outcome)
             logger.info("run finished", metadata: ["outcome": "\(outcome)"])
         } else {
             logger.debug("slice yielded", metadata: ["reason": "\(slice.raisedInterrupt?.reason ?? "")"])
         }
+    }
+}
+
+/// The slice a consumer is running, so a partition revoke can fence it and wait for it to stop.
+final class InFlightSlice: Sendable {
+    /// Holds the consumer's current slice (set by the consuming task, read by `onRebalance`).
+    final class Holder: Sendable {
+        private let slice = Mutex<InFlightSlice?>(nil)
+        var current: InFlightSlice? {
+            get { slice.withLock { $0 } }
+            set { slice.withLock { $0 = newValue } }
+        }
+    }
+
+    private struct State {
+        var slice: SliceState?
+        var fenced = false
+        var finished = false
+    }
+
+    let partition: TopicPartition
+    private let state = Mutex(State())
+    private let stopped = DispatchSemaphore(value: 0)
+
+    init(partition: TopicPartition) {
+        self.partition = partition
+    }
+
+    /// Links the slice once it exists; fences it at once if the revoke came first.
+    func attach(_ slice: SliceState) {
+        let fenced = state.withLock { state in
+            state.slice = slice
+            return state.fenced
+        }
+        if fenced { slice.fence() }
+    }
+
+    var isFenced: Bool { state.withLock { $0.fenced } }
+
+    /// Fences the slice and blocks (the consumer's poll thread) until it stopped or `timeout`.
+    func fenceAndWait(timeout: Duration) {
+        let slice = state.withLock { state -> SliceState? in
+            state.fenced = true
+            return state.finished ? nil : state.slice
+        }
+        slice?.fence()
+        if state.withLock({ $0.finished }) { return }
+        _ = stopped.wait(timeout: .now() + .milliseconds(Int(timeout / .milliseconds(1))))
+    }
+
+    /// Records that the slice stopped (once).
+    func finish() {
+        let first = state.withLock { state -> Bool in
+            defer { state.finished = true }
+            return !state.finished
+        }
+        if first { stopped.signal() }
     }
 }

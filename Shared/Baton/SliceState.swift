@@ -10,6 +10,7 @@ final class SliceState: Sendable {
         var failedAttempts: [String: Int]
         var interrupt: BatonInterrupt?
         var yielded = false
+        var fenced = false
     }
 
     let runId: String
@@ -73,6 +74,20 @@ final class SliceState: Sendable {
         let interrupt = BatonInterrupt(reason: reason)
         state.withLock { if $0.interrupt == nil { $0.interrupt = interrupt } }
         return interrupt
+    }
+
+    /// Stops the slice from starting new work: its partition was revoked and another worker
+    /// will continue the run. Work already started may still record its result.
+    func fence() {
+        state.withLock { $0.fenced = true }
+    }
+
+    /// Whether the slice was fenced.
+    var isFenced: Bool { state.withLock { $0.fenced } }
+
+    /// Throws the interrupt that ends a fenced slice, before it starts new work.
+    func checkNotFenced(before what: String) throws {
+        if isFenced { throw interrupt("partition revoked: stopping before \(what); another worker continues the run") }
     }
 
     /// Whether the caller is the first to yield this slice (parallel branches yield once).

@@ -31,6 +31,8 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
     private let startOffsets: (@Sendable ([TopicPartition]) -> [TopicPartition: Int64])?
     /// Partitions currently assigned (for fencing and for tests).
     private let assignment = Mutex<Set<TopicPartition>>([])
+    /// Records fetched by ``serveRebalances()`` while the application was busy, delivered first.
+    private let buffered = Mutex<[KafkaRecord]>([])
 
     /// Joins `groupID` and subscribes to `topics`.
     /// - Parameters:
@@ -112,6 +114,24 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
         }
     }
 
+    /// Serves pending group events (rebalances, errors) while the application is processing a
+    /// record, so a revoke is handled — and `onRebalance` can fence in-flight work — without
+    /// waiting for the next `next()`. Records fetched meanwhile are kept for `next()`.
+    ///
+    /// - Important: call it from a task other than the one iterating, while a record is being
+    ///   processed (e.g. every 100 ms); it never blocks for new records.
+    public func serveRebalances() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            pollQueue.async { [self] in
+                while !closed.isSet, let event = rd_kafka_queue_poll(consumerQueue.pointer, 0) {
+                    handle(event)
+                    rd_kafka_event_destroy(event)
+                }
+                continuation.resume()
+            }
+        }
+    }
+
     /// Makes the sequence end: the iterator returns `nil` within ~100 ms, without leaving the
     /// group. Call ``close()`` afterwards.
     public func stopDelivering() {
@@ -156,31 +176,42 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
     /// Blocks on the poll queue until a record arrives, the consumer closes or `cancelled` is set.
     private func pollUntilRecord(cancelled: StopFlag) throws -> KafkaRecord? {
         while !closed.isSet && !stopping.isSet && !cancelled.isSet {
+            if let record = buffered.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return record }
             guard let event = rd_kafka_queue_poll(consumerQueue.pointer, 100) else { continue }
             defer { rd_kafka_event_destroy(event) }
-            switch rd_kafka_event_type(event) {
-            case RD_KAFKA_EVENT_FETCH:
-                guard let message = rd_kafka_event_message_next(event) else { continue }
-                if message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    let (name, text) = describe(message.pointee.err)
-                    logger.warning("Kafka consume error", metadata: ["kafka.error": "\(name): \(text)"])
-                    continue
-                }
-                return Self.record(from: message)
-            case RD_KAFKA_EVENT_REBALANCE:
-                handleRebalance(event)
-            case RD_KAFKA_EVENT_ERROR:
-                let err = rd_kafka_event_error(event)
-                let text = String(cString: rd_kafka_event_error_string(event))
-                if rd_kafka_event_error_is_fatal(event) != 0 {
-                    throw KafkaError(.consumer, "fatal consumer error: \(text)", librdkafkaError: describe(err).name)
-                }
-                logger.debug("Kafka consumer error", metadata: ["kafka.error": "\(text)"])
-            case RD_KAFKA_EVENT_LOG:
-                forwardLog(event, to: logger)
-            default:
-                break
+            if let fatal = handle(event) { throw fatal }
+            if let record = buffered.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return record }
+        }
+        return nil
+    }
+
+    /// Handles one event on the poll queue: a fetched record goes to the buffer. Returns a fatal
+    /// consumer error, if the event is one.
+    @discardableResult
+    private func handle(_ event: OpaquePointer) -> KafkaError? {
+        switch rd_kafka_event_type(event) {
+        case RD_KAFKA_EVENT_FETCH:
+            guard let message = rd_kafka_event_message_next(event) else { return nil }
+            if message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                let (name, text) = describe(message.pointee.err)
+                logger.warning("Kafka consume error", metadata: ["kafka.error": "\(name): \(text)"])
+                return nil
             }
+            let record = Self.record(from: message)
+            buffered.withLock { $0.append(record) }
+        case RD_KAFKA_EVENT_REBALANCE:
+            handleRebalance(event)
+        case RD_KAFKA_EVENT_ERROR:
+            let err = rd_kafka_event_error(event)
+            let text = String(cString: rd_kafka_event_error_string(event))
+            if rd_kafka_event_error_is_fatal(event) != 0 {
+                return KafkaError(.consumer, "fatal consumer error: \(text)", librdkafkaError: describe(err).name)
+            }
+            logger.debug("Kafka consumer error", metadata: ["kafka.error": "\(text)"])
+        case RD_KAFKA_EVENT_LOG:
+            forwardLog(event, to: logger)
+        default:
+            break
         }
         return nil
     }
@@ -214,6 +245,9 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
             onRebalance?(.revoked(partitions))
             _ = rd_kafka_commit(handle.pointer, nil, 0)
             assignment.withLock { $0.subtract(partitions) }
+            // Records of revoked partitions fetched but not handed out now belong to the new owner.
+            let revoked = Set(partitions)
+            buffered.withLock { $0.removeAll { revoked.contains(TopicPartition(topic: $0.topic, partition: $0.partition)) } }
             if cooperative {
                 if let error = rd_kafka_incremental_unassign(handle.pointer, list) { rd_kafka_error_destroy(error) }
             } else {
