@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
+import BatonProtocol
 import Synchronization
 
 /// The embedded Baton stack as real processes: Tansu, the three services and a job service,
@@ -191,6 +192,27 @@ public final class BatonStack: Sendable {
         /// `POST /api/v1/events` on the ingester.
     public func sendEvent(_ json: String) async throws -> (status: UInt, body: String) {
         try await request(port: ingesterPort, "/api/v1/events", method: .POST, body: json)
+    }
+
+    /// Run `id` from the runs API; `nil` while it is unknown.
+    public func run(_ id: String) async throws -> RunDetails? {
+        let (status, body) = try await get(port: taskResultsPort, "/api/v1/runs/\(id)")
+        return status == 200 ? try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8)) : nil
+    }
+
+    /// The runs event `eventId` started.
+    public func runs(event eventId: String) async throws -> [RunDetails] {
+        struct RunList: Decodable { var runs: [RunDetails] }
+        let body = try await get(port: taskResultsPort, "/api/v1/runs?eventId=\(eventId)").body
+        return try BatonJSON.decoder.decode(RunList.self, from: Data(body.utf8)).runs
+    }
+
+    /// Waits (up to `deadline`) until run `id` exists and has finished, and returns it.
+    public func finishedRun(_ id: String, deadline: Duration = .seconds(60)) async throws -> RunDetails {
+        try await eventually("run \(id) to finish", deadline: deadline, every: .milliseconds(100)) { () -> RunDetails? in
+            guard let run = try await run(id), run.status.isTerminal else { return nil }
+            return run
+        }
     }
 
     /// Lines of the example job service's side-effect file.

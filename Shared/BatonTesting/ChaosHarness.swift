@@ -123,13 +123,11 @@ public struct ChaosHarness: Sendable {
     }
 
     func run(_ stack: BatonStack, _ runId: String) async throws -> RunDetails? {
-        let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
-        return status == 200 ? try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8)) : nil
+        try await stack.run(runId)
     }
 
     func runsOf(_ stack: BatonStack, event: String) async throws -> [RunDetails] {
-        struct RunList: Decodable { var runs: [RunDetails] }
-        return try BatonJSON.decoder.decode(RunList.self, from: Data(try await stack.get(port: stack.taskResultsPort, "/api/v1/runs?eventId=\(event)").body.utf8)).runs
+        try await stack.runs(event: event)
     }
 
     func audit(_ stack: BatonStack, accepted: [String], into report: inout ChaosReport) async throws {

@@ -31,12 +31,7 @@ struct BackgroundFetchTests {
                 let eventId = "evt_fetch_\(UUID().uuidString.prefix(8))"
                 #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"fetch.start","payload":{"url":"http://127.0.0.1:\#(port)\#(path)"}}"#).status == 202)
                 let runId = Identifiers.runID(eventID: eventId, jobSlug: "fetch")
-                return try await eventually("run \(runId) to finish", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
-                    let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
-                    guard status == 200 else { return nil }
-                    let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
-                    return run.status.isTerminal ? run : nil
-                }
+                return try await stack.finishedRun(runId, deadline: .seconds(60))
             }
             let ok = try await run("/flaky")
             #expect(ok.status == .completed, "\(ok.error ?? "")")

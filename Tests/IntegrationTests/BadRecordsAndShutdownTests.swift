@@ -16,12 +16,7 @@ struct BadRecordsAndShutdownTests {
     }
 
     func completedRun(_ stack: BatonStack, _ runId: String) async throws -> RunDetails {
-        try await eventually("run \(runId) to finish", deadline: .seconds(90), every: .milliseconds(100)) { () -> RunDetails? in
-            let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
-            guard status == 200 else { return nil }
-            let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
-            return run.status.isTerminal ? run : nil
-        }
+        try await stack.finishedRun(runId, deadline: .seconds(90))
     }
 
     @Test("garbage on every consumed topic is dead-lettered with a reason; events published straight to Kafka around it still run")
@@ -103,8 +98,7 @@ struct BadRecordsAndShutdownTests {
 @Suite("Auto-yield and cancel over a real broker", .tags(.integration), .serialized)
 struct YieldAndCancelTests {
     func run(_ stack: BatonStack, _ runId: String) async throws -> RunDetails? {
-        let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
-        return status == 200 ? try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8)) : nil
+        try await stack.run(runId)
     }
 
     @Test("a run longer than the slice budget yields and resumes until done, each step once")
@@ -182,8 +176,7 @@ struct YieldAndCancelTests {
 @Suite("Delayed events over a real broker", .tags(.integration, .fault), .serialized)
 struct DelayedEventTests {
     func runIfAny(_ stack: BatonStack, _ runId: String) async throws -> RunDetails? {
-        let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
-        return status == 200 ? try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8)) : nil
+        try await stack.run(runId)
     }
 
     @Test("a delayed event survives a dispatcher SIGKILL and is delivered once, at or after its time")
@@ -236,7 +229,7 @@ struct MatchingTests {
     struct RunList: Decodable { var runs: [RunDetails] }
 
     func runs(_ stack: BatonStack, event: String) async throws -> [RunDetails] {
-        try BatonJSON.decoder.decode(RunList.self, from: Data(try await stack.get(port: stack.taskResultsPort, "/api/v1/runs?eventId=\(event)").body.utf8)).runs
+        try await stack.runs(event: event)
     }
 
     @Test("a filter that does not pass starts no run of that job; a payload that does not decode ends its run as INVALID_PAYLOAD")
@@ -296,8 +289,7 @@ struct MatchingTests {
 @Suite("Jobs registered and invoked over HTTP", .tags(.integration))
 struct JobRegistrationTests {
     func run(_ stack: BatonStack, _ runId: String) async throws -> RunDetails? {
-        let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
-        return status == 200 ? try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8)) : nil
+        try await stack.run(runId)
     }
 
     @Test("PUT /api/v1/jobs validates; runs keep the version they were created with; invoke starts a run directly")
@@ -427,8 +419,7 @@ struct SeveralDispatchersTests {
 @Suite("No stuck runs", .tags(.integration, .fault))
 struct StuckRunTests {
     func run(_ stack: BatonStack, _ runId: String) async throws -> RunDetails? {
-        let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
-        return status == 200 ? try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8)) : nil
+        try await stack.run(runId)
     }
 
     @Test("a run whose command was dropped is resumed by the reaper; one no job service runs ends TIMED_OUT with the reason, listed by status")

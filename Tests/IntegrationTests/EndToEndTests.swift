@@ -12,9 +12,7 @@ extension Tag {
 @Suite("End to end over a real broker", .tags(.integration), .serialized)
 struct EndToEndTests {
     func runDocument(_ stack: BatonStack, _ runId: String) async throws -> RunDetails? {
-        let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
-        guard status == 200 else { return nil }
-        return try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
+        try await stack.run(runId)
     }
 
     func awaitStatus(_ stack: BatonStack, _ runId: String, _ expected: RunStatus, deadline: Duration = .seconds(60)) async throws -> RunDetails {
@@ -144,14 +142,8 @@ struct RetryIntegrationTests {
         #expect(try await stack.sendEvent(#"{"id":"\#(succeeding)","name":"flaky.start","payload":{"failures":2,"limit":4}}"#).status == 202)
         #expect(try await stack.sendEvent(#"{"id":"\#(failing)","name":"flaky.start","payload":{"failures":9,"limit":3}}"#).status == 202)
         func finished(_ eventId: String) async throws -> RunDetails {
-            let runId = Identifiers.runID(eventID: eventId, jobSlug: "flaky")
-            return try await eventually("run \(runId) to finish", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
-                let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
-                guard status == 200 else { return nil }
-                let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
-                return run.status.isTerminal ? run : nil
-            }
-        }
+            try await stack.finishedRun(Identifiers.runID(eventID: eventId, jobSlug: "flaky"))
+    }
         let ok = try await finished(succeeding)
         #expect(ok.status == .completed)
         #expect(ok.output == "succeeded on attempt 3")
@@ -178,13 +170,8 @@ struct SendEventIntegrationTests {
         let sentAt = Date()
         #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"fanout.start","payload":{"count":5,"delaySeconds":1}}"#).status == 202)
         func finished(_ runId: String) async throws -> RunDetails {
-            try await eventually("run \(runId) to finish", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
-                let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
-                guard status == 200 else { return nil }
-                let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
-                return run.status.isTerminal ? run : nil
-            }
-        }
+            try await stack.finishedRun(runId)
+    }
         let parent = try await finished(Identifiers.runID(eventID: eventId, jobSlug: "fan-out"))
         #expect(parent.status == .completed)
         let sent = try #require(parent.output.map { try $0.decode(as: [String].self) })
@@ -212,12 +199,7 @@ struct ParallelIntegrationTests {
         let started = Date()
         #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"parallel.start","payload":{"waitA":0.5,"waitB":1.5}}"#).status == 202)
         let runId = Identifiers.runID(eventID: eventId, jobSlug: "parallel")
-        let run = try await eventually("run \(runId) to finish", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
-            let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
-            guard status == 200 else { return nil }
-            let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
-            return run.status.isTerminal ? run : nil
-        }
+        let run = try await stack.finishedRun(runId, deadline: .seconds(60))
         #expect(run.status == .completed, "\(run.error ?? "")")
         #expect(run.output == "aA-bB-30")
         #expect(Date().timeIntervalSince(started) >= 1.5, "the longer wait was honoured")
@@ -234,13 +216,7 @@ struct ParallelIntegrationTests {
 @Suite("Deduplication keys over a real broker", .tags(.integration))
 struct DeduplicationIntegrationTests {
     func finished(_ stack: BatonStack, _ eventId: String) async throws -> RunDetails {
-        let runId = Identifiers.runID(eventID: eventId, jobSlug: "welcome-once")
-        return try await eventually("run \(runId) to finish", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
-            let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
-            guard status == 200 else { return nil }
-            let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
-            return run.status.isTerminal ? run : nil
-        }
+        try await stack.finishedRun(Identifiers.runID(eventID: eventId, jobSlug: "welcome-once"))
     }
 
     func send(_ stack: BatonStack, _ payload: String) async throws -> String {
@@ -295,12 +271,7 @@ struct SeedsExampleTests {
         let eventId = "evt_star_\(UUID().uuidString.prefix(6))"
         #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"github.star","payload":{"starredBy":"ada","repoName":"baton","waitSeconds":0.05}}"#).status == 202)
         let runId = Identifiers.runID(eventID: eventId, jobSlug: "github-stars")
-        let run = try await eventually("run \(runId) to finish", deadline: .seconds(90), every: .milliseconds(100)) { () -> RunDetails? in
-            let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
-            guard status == 200 else { return nil }
-            let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
-            return run.status.isTerminal ? run : nil
-        }
+        let run = try await stack.finishedRun(runId, deadline: .seconds(90))
         #expect(run.status == .completed, "\(run.error ?? "")")
         let lines = stack.outboxLines().filter { $0.hasPrefix("slack \(runId) ") }
         #expect(lines.filter { $0.hasSuffix("just starred baton!") }.count == 1, "'⭐️ New Star' twice is one task")

@@ -59,12 +59,7 @@ struct InvariantUnderFaultsTests {
         }
         var audits: [String: StepAudit] = [:]
         for runId in runIds {
-            let run = try await eventually("run \(runId) to complete", deadline: .seconds(120), every: .milliseconds(200)) { () -> RunDetails? in
-                let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
-                guard status == 200 else { return nil }
-                let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
-                return run.status.isTerminal ? run : nil
-            }
+            let run = try await stack.finishedRun(runId, deadline: .seconds(120))
             #expect(run.status == .completed, "\(run.error ?? "")")
             #expect(run.output == .int(Int64(steps)))
             audits[runId] = StepAudit(runId: runId, steps: steps, outbox: stack.outboxLines(), run: run)
@@ -103,12 +98,7 @@ struct InvariantUnderFaultsTests {
 
         var reexecuted = 0
         for runId in runIds {
-            let run = try await eventually("run \(runId) to complete", deadline: .seconds(120), every: .milliseconds(200)) { () -> RunDetails? in
-                let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
-                guard status == 200 else { return nil }
-                let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
-                return run.status.isTerminal ? run : nil
-            }
+            let run = try await stack.finishedRun(runId, deadline: .seconds(120))
             #expect(run.status == .completed)
             let audit = StepAudit(runId: runId, steps: steps, outbox: stack.outboxLines(), run: run)
             #expect(audit.reexecutedAcknowledged.isEmpty, "run \(runId): steps \(audit.reexecutedAcknowledged) ran again")

@@ -11,13 +11,7 @@ struct ProducerTests {
     struct Steps: Codable, Sendable { var steps: Int }
 
     func completed(_ stack: BatonStack, _ eventId: String) async throws -> RunDetails {
-        let runId = Identifiers.runID(eventID: eventId, jobSlug: "many-steps")
-        return try await eventually("run \(runId) to finish", deadline: .seconds(60), every: .milliseconds(100)) { () -> RunDetails? in
-            let (status, body) = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(runId)")
-            guard status == 200 else { return nil }
-            let run = try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8))
-            return run.status.isTerminal ? run : nil
-        }
+        try await stack.finishedRun(Identifiers.runID(eventID: eventId, jobSlug: "many-steps"))
     }
 
     @Test("BatonClient sends over Kafka and over HTTP; the Python example publishes straight to Kafka; each starts a run")
