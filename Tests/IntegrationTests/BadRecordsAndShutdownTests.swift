@@ -425,7 +425,7 @@ struct StuckRunTests {
     @Test("a run whose command was dropped is resumed by the reaper; one no job service runs ends TIMED_OUT with the reason, listed by status")
     func droppedCommands() async throws {
         let stack = try await BatonStack.start(label: "reaper", environment: [
-            "RUNS_PROGRESS_TIMEOUT_MS": "800", "RUNS_PROGRESS_REISSUES": "1", "REAPER_INTERVAL_MS": "200",
+            "RUNS_PROGRESS_TIMEOUT_MS": "3000", "RUNS_PROGRESS_REISSUES": "3", "REAPER_INTERVAL_MS": "200",
         ])
         try await stack.startExampleJobs()
         let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: stack.broker.bootstrapServers, profile: .embeddedBroker),
