@@ -31,6 +31,8 @@ public final class BatonStack: Sendable {
     public var dispatcher: ChildProcess { services.withLock { $0[.dispatcher]! } }
     /// The ingester process running now.
     public var ingester: ChildProcess { services.withLock { $0[.ingester]! } }
+    /// The current process of service `role`.
+    public func process(_ role: Role) -> ChildProcess { services.withLock { $0[role]! } }
     private let startedJobServices = Mutex<[(process: ChildProcess, environment: [String: String])]>([])
     /// The job-service processes started so far.
     public var jobServices: [ChildProcess] { startedJobServices.withLock { $0.map(\.process) } }
@@ -77,6 +79,18 @@ public final class BatonStack: Sendable {
         return try ChildProcess(name: role.rawValue, executable: TestEnvironment.executable(executable), environment: environment, logDirectory: logs)
     }
 
+    /// Waits until `process` answers `/health` on `port`; fails at once, with its output, when
+    /// it exits first (a port it could not bind, a configuration error).
+    private func awaitHealthy(_ process: ChildProcess, port: Int) async throws {
+        _ = try await eventually("\(process.name) to answer /health on port \(port)", deadline: .seconds(60)) { () -> Bool? in
+            try process.requireRunning()
+            guard try await get(port: port, "/health").status == 200 else { return nil }
+            // Answered: make sure it was this process, not a stranger on the port.
+            try process.requireRunning()
+            return true
+        }
+    }
+
     /// SIGKILLs service `role` and starts a new one on the same port and store; returns once it
     /// answers `/health`.
     public func restart(_ role: Role) async throws {
@@ -84,9 +98,7 @@ public final class BatonStack: Sendable {
         try await old.kill9()
         let next = try launch(role)
         services.withLock { $0[role] = next }
-        _ = try await eventually("the new \(role.rawValue) to answer /health", deadline: .seconds(60)) {
-            try await get(port: port(of: role), "/health").status == 200 ? true : nil
-        }
+        try await awaitHealthy(next, port: port(of: role))
     }
 
     /// SIGKILLs the dispatcher and starts a new one (see ``restart(_:)``).
@@ -116,9 +128,7 @@ public final class BatonStack: Sendable {
                                                     "STORE_PATH": directory.appendingPathComponent("\(name).sqlite").path]) { _, n in n },
             logDirectory: logs)
         startedJobServices.withLock { $0.append((process, [:])) }  // stopped with the job services
-        _ = try await eventually("\(name) to answer /health", deadline: .seconds(60)) {
-            try await get(port: port, "/health").status == 200 ? true : nil
-        }
+        try await awaitHealthy(process, port: port)
         return (process, port)
     }
 
@@ -138,10 +148,8 @@ public final class BatonStack: Sendable {
         ].merging(environment) { _, new in new }
         let stack = try BatonStack(broker: broker, directory: directory,
                                    ports: (try freeLoopbackPort(), try freeLoopbackPort(), try freeLoopbackPort()), environment: env)
-        for (port, name) in [(stack.taskResultsPort, "task-results"), (stack.dispatcherPort, "dispatcher"), (stack.ingesterPort, "ingester")] {
-            _ = try await eventually("\(name) to answer /health", deadline: .seconds(60)) {
-                try await stack.get(port: port, "/health").status == 200 ? true : nil
-            }
+        for role in Role.allCases {
+            try await stack.awaitHealthy(stack.process(role), port: stack.port(of: role))
         }
         return stack
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A child process started by a test, with its output captured in a log file.
 ///
@@ -53,30 +54,63 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
+    /// Throws ``ProcessExited`` (with the end of the output) when the process is no longer running.
+    public func requireRunning() throws {
+        guard !process.isRunning else { return }
+        throw ProcessExited(name: name, status: process.terminationStatus, outputTail: String(output().suffix(4_000)))
+    }
+
     /// The captured output so far.
     public func output() -> String {
         (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound, read, released).
+/// Hands out loopback ports for test processes, each at most once per test process.
+///
+/// Ports come from below the kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`),
+/// so an outgoing connection (librdkafka opens many) can never take a port between the moment
+/// it is handed out and the moment the child binds it, and two stacks started in parallel never
+/// get the same port. Each candidate is also checked with a bind before it is handed out, so a
+/// port held by an unrelated process is skipped.
+private let portAllocator = Mutex<Int?>(nil)
+
+private func ephemeralRangeStart() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8),
+          let first = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first,
+          let low = Int(first), low > 12_000 else { return 32_768 }
+    return low
+}
+
+/// A free TCP port on 127.0.0.1 that no other caller in this process has been given.
 public func freeLoopbackPort() throws -> Int {
+    let upper = ephemeralRangeStart()
+    let lower = 10_000
+    for _ in lower..<upper {
+        let candidate = portAllocator.withLock { next -> Int in
+            // Start at a pid-derived offset so two test processes running at once rarely probe
+            // the same ports; the bind check below settles the rest.
+            let current = next ?? lower + Int(getpid()) % (upper - lower)
+            next = current + 1 >= upper ? lower : current + 1
+            return current
+        }
+        if canBind(port: candidate) { return candidate }
+    }
+    throw POSIXError(.EADDRINUSE)
+}
+
+private func canBind(port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw POSIXError(.EMFILE) }
+    guard fd >= 0 else { return false }
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
+    address.sin_port = UInt16(port).bigEndian
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     let bound = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
+    return bound == 0
 }
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.
