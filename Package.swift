@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "baton-dispatcher", targets: ["RunDispatcher"]),
         .executable(name: "baton-task-results", targets: ["TaskResultService"]),
         .executable(name: "baton-example-jobs", targets: ["ExampleJobs"]),
+        .executable(name: "baton-keys", targets: ["KeyTool"]),
         .executable(name: "baton-chaos", targets: ["BatonChaos"]),
     ],
     dependencies: [
@@ -139,6 +140,12 @@ let package = Package(
                 "Baton", "BatonService", "BatonProtocol",
             ],
             path: "Services/ExampleJobs",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "KeyTool",
+            dependencies: ["BatonProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Services/KeyTool",
             swiftSettings: swiftSettings
         ),
 

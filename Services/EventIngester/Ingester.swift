@@ -39,6 +39,9 @@ struct IngesterConfiguration: Sendable {
         self.adminTimeout = .milliseconds(max(1, config.int(forKey: "kafka.admin.timeout.ms", default: 10_000)))
         self.maxBatch = config.int(forKey: "ingester.max.batch", default: 100)
         guard maxBatch >= 1 else { throw ValidationError(path: "ingester.max.batch", message: "must be at least 1, got \(maxBatch)") }
+        guard maxBodyBytes >= 1 else { throw ValidationError(path: "ingester.max.body.bytes", message: "must be at least 1, got \(maxBodyBytes)") }
+        service.limits.eventBodyBytes = maxBodyBytes
+        service.limits.batchEvents = maxBatch
         self.dispatcherURL = config.string(forKey: "dispatcher.url", default: "http://127.0.0.1:8081")
     }
 }
@@ -60,7 +63,8 @@ func buildIngester(configuration: IngesterConfiguration, logger: Logger) async t
     }
     let router = Router()
     router.add(middleware: LogRequestsMiddleware(.debug))
-    EventRoutes(producer: producer, topics: topics, maxBodyBytes: configuration.maxBodyBytes, maxBatch: configuration.maxBatch,
+    configuration.service.apiKeys.logState(logger)
+    EventRoutes(producer: producer, topics: topics, keys: configuration.service.apiKeys, limits: configuration.service.limits, maxBodyBytes: configuration.maxBodyBytes, maxBatch: configuration.maxBatch,
                 dispatcherURL: configuration.dispatcherURL, http: .shared, logger: logger).register(on: router)
     return serviceApplication(name: "baton-ingester", http: configuration.http, router: router,
                               services: [ProducerService(producer: producer)], logger: logger)
@@ -71,6 +75,9 @@ func buildIngester(configuration: IngesterConfiguration, logger: Logger) async t
 struct EventRoutes: Sendable {
     let producer: KafkaProducer
     let topics: Topics
+    /// Every route acts for the tenant of the request's API key.
+    let keys: APIKeyRing
+    let limits: Limits
     let maxBodyBytes: Int
     let maxBatch: Int
     let dispatcherURL: String
@@ -84,8 +91,9 @@ struct EventRoutes: Sendable {
         router.post("/api/v1/events/batch") { request, _ in
             try await sendBatch(request)
         }
-        router.delete("/api/v1/events/:id") { _, context in
-            try await cancel(try context.parameters.require("id"))
+        router.delete("/api/v1/events/:id") { request, context in
+            _ = try keys.tenant(of: request)
+            return try await cancel(try context.parameters.require("id"), authorization: request.headers[.authorization])
         }
         router.put("/api/v1/jobs/:id") { request, context in
             try await registerJob(id: try Self.pathParameter("id", context), request)
@@ -112,7 +120,7 @@ struct EventRoutes: Sendable {
 
     func decode<T: Decodable>(_ type: T.Type, _ body: ByteBuffer) throws -> T {
         do throws(ValidationError) {
-            return try BatonJSON.decodeDocument(T.self, from: body.readableBytesView)
+            return try BatonJSON.decodeDocument(T.self, from: body.readableBytesView, maxDepth: limits.nestingDepth)
         } catch {
             throw APIError(error)
         }
@@ -131,10 +139,11 @@ struct EventRoutes: Sendable {
     }
 
     func sendEvent(_ request: Request) async throws -> Response {
+        let tenant = try keys.tenant(of: request)
         let sendRequest = try decode(SendEventRequest.self, try await collectBody(request))
         let envelope: EventEnvelope
         do {
-            envelope = try sendRequest.envelope()
+            envelope = try sendRequest.envelope(tenant: tenant, limits: limits)
         } catch {
             throw APIError(error)
         }
@@ -148,6 +157,7 @@ struct EventRoutes: Sendable {
     /// once acknowledged, invalid ones get their error. The response is 207-style: 200 with a
     /// result per event, in order.
     func sendBatch(_ request: Request) async throws -> Response {
+        let tenant = try keys.tenant(of: request)
         let batch = try decode(SendEventBatchRequest.self, try await collectBody(request))
         guard !batch.events.isEmpty else {
             throw APIError(status: .unprocessableContent, code: "invalid_field", message: "a batch needs at least one event", path: "$.events")
@@ -168,7 +178,7 @@ struct EventRoutes: Sendable {
                             let failure = ValidationError.decoding(error)
                             throw ValidationError(code: failure.code, path: failure.path.replacingOccurrences(of: "$", with: path), message: failure.message)
                         }
-                        let envelope = try item.envelope(path: path)
+                        let envelope = try item.envelope(path: path, tenant: tenant, limits: limits)
                         try await publish(envelope)
                         return BatchItemResult(index: index, status: 202, id: envelope.id)
                     } catch let error as ValidationError {
@@ -188,15 +198,20 @@ struct EventRoutes: Sendable {
 
     /// Registers (or updates) a job for tooling that is not a Swift job service.
     func registerJob(id: String, _ request: Request) async throws -> Response {
+        let tenant = try keys.tenant(of: request)
         let body = try decode(RegisterJobRequest.self, try await collectBody(request))
         let registration: JobRegistration
         do {
-            registration = try JobRegistration(id: id, name: body.name, version: body.version, trigger: body.trigger)
+            registration = try JobRegistration(id: id, name: body.name, version: body.version, trigger: body.trigger, tenant: tenant)
         } catch {
             throw APIError(error)
         }
+        if await owner(ofJob: registration.slug, authorization: request.headers[.authorization]) == .others {
+            throw APIError(status: .conflict, code: "job_owned_elsewhere",
+                           message: "the job id '\(registration.slug)' is taken by another project or environment; give the job another id", path: "id")
+        }
         do {
-            try await producer.send(topic: topics.jobs, key: registration.slug, value: Array(try BatonJSON.encoder.encode(registration)))
+            try await producer.send(topic: topics.jobs, key: registration.recordKey, value: Array(try BatonJSON.encoder.encode(registration)))
         } catch {
             throw APIError(status: .serviceUnavailable, code: "broker_unavailable", message: "the registration was not accepted: the Kafka broker did not acknowledge it; retry")
         }
@@ -207,6 +222,7 @@ struct EventRoutes: Sendable {
     /// Starts a run of job `id` with a payload, whatever its trigger; answers the run id once
     /// the request is on the events topic.
     func invoke(id: String, _ request: Request) async throws -> Response {
+        let tenant = try keys.tenant(of: request)
         let body = try decode(InvokeJobRequest.self, try await collectBody(request))
         let slug: String
         do {
@@ -214,8 +230,14 @@ struct EventRoutes: Sendable {
         } catch {
             throw APIError(error)
         }
+        switch await owner(ofJob: slug, authorization: request.headers[.authorization]) {
+        case .missing, .others:
+            throw APIError(status: .notFound, code: "job_not_found", message: "no job '\(slug)' is registered in this project", path: "id")
+        case .mine, nil:
+            break
+        }
         let envelope = EventEnvelope(id: body.id ?? Identifiers.newEventID(), name: "baton.invoke", source: "invoke",
-                                     payload: body.payload ?? .null, context: body.context, invoke: slug)
+                                     payload: body.payload ?? .null, context: body.context, invoke: slug, tenant: tenant)
         do {
             try envelope.validate()
         } catch {
@@ -226,10 +248,30 @@ struct EventRoutes: Sendable {
                                 status: .accepted)
     }
 
-    /// Cancels a delayed event at the dispatcher, which holds it.
-    func cancel(_ id: String) async throws -> Response {
+    /// Who owns job `slug`, as the dispatcher sees it for the request's key: `.mine`, `.missing`,
+    /// `.others`, or `nil` when the dispatcher did not answer (the dispatcher checks again when
+    /// the record arrives, and dead-letters what it refuses).
+    enum JobOwner { case mine, missing, others }
+
+    func owner(ofJob slug: String, authorization: String?) async -> JobOwner? {
+        var request = HTTPClientRequest(url: "\(dispatcherURL)/api/v1/jobs/\(slug)")
+        if let authorization { request.headers.add(name: "Authorization", value: authorization) }
+        guard let response = try? await http.execute(request, timeout: .seconds(5)) else { return nil }
+        _ = try? await response.body.collect(upTo: 1 << 20)
+        switch response.status.code {
+        case 200: return .mine
+        case 404: return .missing
+        case 409: return .others
+        default: return nil
+        }
+    }
+
+    /// Cancels a delayed event at the dispatcher, which holds it (the request's key goes along:
+    /// the dispatcher cancels only that tenant's events).
+    func cancel(_ id: String, authorization: String?) async throws -> Response {
         var request = HTTPClientRequest(url: "\(dispatcherURL)/api/v1/events/\(id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? id)")
         request.method = .DELETE
+        if let authorization { request.headers.add(name: "Authorization", value: authorization) }
         do {
             let response = try await http.execute(request, timeout: .seconds(10))
             let body = try await response.body.collect(upTo: 1 << 20)

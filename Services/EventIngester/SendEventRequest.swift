@@ -18,10 +18,11 @@ struct SendEventRequest: Decodable, Sendable {
 
     /// The envelope to publish; a missing id is generated, a missing timestamp is now.
     /// `path` prefixes field paths (`$.events[3]` in a batch).
-    func envelope(now: Date = Date(), path: String = "$") throws(ValidationError) -> EventEnvelope {
+    func envelope(now: Date = Date(), path: String = "$", tenant: Tenant = .default, limits: Limits = .default) throws(ValidationError) -> EventEnvelope {
         if let id, id.isEmpty {
             throw ValidationError(path: "\(path).id", message: "event id must not be empty when given; omit it to have one generated")
         }
+        if let id { try limits.checkKey(id, path: "\(path).id", what: "event id") }
         if deliverAt != nil, deliverAfter != nil {
             throw ValidationError(path: "\(path).deliverAfter", message: "give deliverAt or deliverAfter, not both")
         }
@@ -31,7 +32,7 @@ struct SendEventRequest: Decodable, Sendable {
         let envelope = EventEnvelope(
             id: id ?? Identifiers.newEventID(), name: name, source: source ?? "trigger", payload: payload ?? .null,
             context: context, timestamp: timestamp ?? now,
-            deliverAt: deliverAt ?? deliverAfter.map { now.addingTimeInterval($0) }, accountId: accountId)
+            deliverAt: deliverAt ?? deliverAfter.map { now.addingTimeInterval($0) }, accountId: accountId, tenant: tenant)
         do {
             try envelope.validate()
         } catch {

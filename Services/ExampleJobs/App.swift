@@ -47,7 +47,10 @@ struct ExampleJobsMain {
                                  taskResultsURL: taskResultsURL.isEmpty ? nil : taskResultsURL,
                                  sliceBudget: .milliseconds(max(1, config.int(forKey: "worker.slice.budget.ms", default: 30_000))),
                                  organization: config.string(forKey: "baton.organization", default: "default"),
-                                 project: config.string(forKey: "baton.project", default: "default")),
+                                 project: config.string(forKey: "baton.project", default: "default"),
+                                 environment: config.string(forKey: "baton.environment", default: "default"),
+                                 apiKey: config.string(forKey: "baton.api.key", isSecret: true),
+                                 limits: service.limits),
             jobs: jobs,
             logger: logger)
         try await runUntilSignalled([worker], logger: logger)

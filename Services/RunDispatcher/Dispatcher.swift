@@ -38,31 +38,37 @@ struct Dispatcher: Sendable {
     let producer: KafkaProducer
     let topics: Topics
     let deadLetters: DeadLetterQueue
+    let limits: Limits
     let logger: Logger
 
     /// Handles one record of the events or jobs topic; returns once its effects are durable.
     func handle(_ record: KafkaRecord) async throws {
         if record.topic == topics.jobs {
-            guard let registration = try await deadLetters.decode(record, as: "JobRegistration", { try JobRegistration.decode(from: $0.value) })
+            guard let registration = try await deadLetters.decode(record, as: "JobRegistration", { try JobRegistration.decode(from: $0.value, maxDepth: limits.nestingDepth) })
             else { return }
+            do {
+                try store.upsert(registration)
+            } catch let conflict as DispatcherStore.JobOwnershipConflict {
+                try await deadLetters.send(record, reason: conflict.description)
+                return
+            }
             try await producer.createTopics([TopicSpec(name: topics.runs(jobSlug: registration.slug))])
-            try store.upsert(registration)
             try store.syncSchedule(registration)
             logger.info("job registered", metadata: ["job.slug": "\(registration.slug)", "job.version": "\(registration.version)"])
             return
         }
-        guard let event = try await deadLetters.decode(record, as: "EventEnvelope", { try EventEnvelope.decode(from: $0.value) })
+        guard let event = try await deadLetters.decode(record, as: "EventEnvelope", { try EventEnvelope.decode(from: $0.value, maxDepth: limits.nestingDepth) })
         else { return }
         if let deliverAt = event.deliverAt, deliverAt > Date() {
             try store.hold(event)
             logger.info("event held until its delivery time", metadata: ["event.id": "\(event.id)", "deliver.at": "\(deliverAt)"])
             return
         }
-        if try store.delayedStatus(eventID: event.id) == .canceled {
+        if try store.delayedStatus(eventID: event.tenant.scoped(event.id)) == .canceled {
             logger.info("canceled event dropped", metadata: ["event.id": "\(event.id)"])
             return
         }
-        if let slug = event.invoke, try store.job(slug: slug) == nil {
+        if let slug = event.invoke, try store.job(slug: slug)?.tenant != event.tenant {
             try await deadLetters.send(record, reason: "invoke of unknown job '\(slug)': register it first")
             return
         }
@@ -71,7 +77,9 @@ struct Dispatcher: Sendable {
 
     /// Starts the run of every matching job not started yet for `event`.
     func dispatch(_ event: EventEnvelope) async throws {
-        let jobs = try event.invoke.map { slug in try store.job(slug: slug).map { [$0] } ?? [] } ?? store.matchingJobs(for: event)
+        let jobs = try event.invoke.map { slug in
+            try store.job(slug: slug).flatMap { $0.tenant == event.tenant ? [$0] : nil } ?? []
+        } ?? store.matchingJobs(for: event)
         if jobs.isEmpty {
             logger.debug("no job matches event", metadata: ["event.id": "\(event.id)", "event.name": "\(event.name)"])
         }
@@ -96,7 +104,7 @@ struct DelayedDelivery: Sendable {
     func deliverDue() async throws {
         for event in try dispatcher.store.dueDelayed() {
             try await dispatcher.dispatch(event)
-            try dispatcher.store.markDelivered(eventID: event.id)
+            try dispatcher.store.markDelivered(eventID: event.tenant.scoped(event.id))
             logger.info("delayed event delivered", metadata: ["event.id": "\(event.id)"])
         }
     }
@@ -117,9 +125,10 @@ struct ScheduleService: Sendable {
         for schedule in try dispatcher.store.dueSchedules(now: now) {
             let tick = schedule.due
             let payload = try JSONValue(encoding: ScheduledPayload(ts: tick, lastTimestamp: schedule.lastTick))
+            let tenant = try dispatcher.store.job(slug: schedule.jobSlug)?.tenant ?? .default
             let event = EventEnvelope(id: "sched_\(schedule.jobSlug)_\(Int64((tick.timeIntervalSince1970 * 1000).rounded()))",
                                       name: JobTrigger.scheduledEventName, source: "schedule", payload: payload, timestamp: tick,
-                                      invoke: schedule.jobSlug)
+                                      invoke: schedule.jobSlug, tenant: tenant)
             try await dispatcher.dispatch(event)
             guard let next = schedule.trigger.nextTick(after: max(tick, now)) else { continue }
             try dispatcher.store.advanceSchedule(jobSlug: schedule.jobSlug, fired: tick, next: next)
@@ -149,7 +158,7 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
     let dispatcher = Dispatcher(
         store: store, producer: producer, topics: topics,
         deadLetters: DeadLetterQueue(producer: producer, topic: topics.deadLetter, consumerName: "baton-dispatcher", logger: logger),
-        logger: logger)
+        limits: configuration.service.limits, logger: logger)
     // Events are shared out over the instances (one group); job registrations are read in full
     // by every instance (a group of its own), since each instance matches against all jobs.
     let consumer = try KafkaConsumer(configuration: kafka, groupID: "\(topics.prefix).dispatcher", topics: [topics.events], logger: logger)
@@ -163,19 +172,36 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
         try await dispatcher.handle(record)
         try await jobsConsumer.commit(record)
     }
+    let keys = configuration.service.apiKeys
+    keys.logState(logger)
     let router = Router()
-    router.get("/api/v1/jobs") { _, _ in
-        try jsonResponse(["jobs": try store.jobs()])
+    router.get("/api/v1/jobs") { request, _ in
+        let tenant = try keys.tenant(of: request)
+        return try jsonResponse(["jobs": try store.jobs(of: keys.isEnabled ? tenant : nil)])
     }
-    router.delete("/api/v1/events/:id") { _, context in
+    router.get("/api/v1/jobs/:slug") { request, context in
+        let tenant = try keys.tenant(of: request)
+        let slug = try context.parameters.require("slug")
+        guard let job = try store.job(slug: slug) else {
+            throw APIError(status: .notFound, code: "job_not_found", message: "no job '\(slug)' is registered", path: "id")
+        }
+        guard job.tenant == tenant else {
+            throw APIError(status: .conflict, code: "job_owned_elsewhere",
+                           message: "the job id '\(slug)' is taken by another project or environment; give the job another id", path: "id")
+        }
+        return try jsonResponse(job)
+    }
+    router.delete("/api/v1/events/:id") { request, context in
+        let tenant = try keys.tenant(of: request)
         let id = try context.parameters.require("id")
-        let result = try store.cancelDelayed(eventID: id)
-        logger.info("delayed event cancel requested", metadata: ["event.id": "\(id)", "canceled": "\(result.canceled)"])
+        let result = try store.cancelDelayed(eventID: tenant.scoped(id))
+        logger.info("delayed event cancel requested", metadata: ["event.id": "\(id)", "tenant": "\(tenant)", "canceled": "\(result.canceled)"])
         return try jsonResponse(CancelEventResponse(id: id, canceled: result.canceled, status: result.status.rawValue))
     }
-    router.get("/api/v1/events/:id") { _, context in
+    router.get("/api/v1/events/:id") { request, context in
+        let tenant = try keys.tenant(of: request)
         let id = try context.parameters.require("id")
-        guard let status = try store.delayedStatus(eventID: id) else {
+        guard let status = try store.delayedStatus(eventID: tenant.scoped(id)) else {
             throw APIError(status: .notFound, code: "not_delayed", message: "'\(id)' is not a delayed event held by the dispatcher", path: "id")
         }
         return try jsonResponse(["id": id, "status": status.rawValue])

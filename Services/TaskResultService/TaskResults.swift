@@ -57,11 +57,14 @@ struct TaskResultConfiguration: Sendable {
 struct RunEventRecorder: Sendable {
     let store: TaskResultStore
     let deadLetters: DeadLetterQueue
+    /// Deepest JSON nesting accepted: the configured limit for user documents, plus room for
+    /// the run event around a task output or payload.
+    let maxDepth: Int
     let logger: Logger
 
     func handle(_ record: KafkaRecord) async throws {
         let source = TaskResultStore.SourceOffset(topic: record.topic, partition: record.partition, offset: record.offset)
-        guard let event = try await deadLetters.decode(record, as: "RunEvent", { try RunEvent.decode(from: $0.value) }) else {
+        guard let event = try await deadLetters.decode(record, as: "RunEvent", { try RunEvent.decode(from: $0.value, maxDepth: maxDepth) }) else {
             try store.recordOffset(source)
             return
         }
@@ -170,7 +173,7 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     let recorder = RunEventRecorder(
         store: store,
         deadLetters: DeadLetterQueue(producer: producer, topic: topics.deadLetter, consumerName: "baton-task-results", logger: logger),
-        logger: logger)
+        maxDepth: configuration.service.limits.nestingDepth + Limits.envelopeDepth, logger: logger)
     // The store keeps its own offsets (written with each state change); start where it left off.
     let consumer = try KafkaConsumer(
         configuration: kafka, groupID: "\(topics.prefix).task-results", topics: [topics.taskResults], logger: logger,
@@ -189,11 +192,27 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     let fetches = FetchService(store: store, producer: producer, topics: topics, http: .shared, maxBodyBytes: 10 << 20, logger: logger)
     let reaper = Reaper(store: store, producer: producer, topics: topics, timeout: configuration.progressTimeout,
                         maxReissues: configuration.progressReissues, logger: logger)
+    let keys = configuration.service.apiKeys
+    keys.logState(logger)
+    /// The run `id` when it belongs to `tenant`; otherwise 404 (another tenant's run is not
+    /// distinguishable from a missing one).
+    @Sendable func ownRun(_ id: String, _ tenant: Tenant) throws -> RunDetails {
+        guard let run = try store.run(id: id), run.tenant == tenant else {
+            throw APIError(status: .notFound, code: "run_not_found", message: "no run with id '\(id)'", path: "id")
+        }
+        return run
+    }
     let router = Router()
-    router.get("/internal/v1/runs/:id/checkpoint") { _, context in
-        try jsonResponse(try await barrier.checkpoint(runId: try context.parameters.require("id")))
+    router.get("/internal/v1/runs/:id/checkpoint") { request, context in
+        let tenant = try keys.tenant(of: request)
+        let id = try context.parameters.require("id")
+        let checkpoint = try await barrier.checkpoint(runId: id)
+        // After the barrier, so a run created just now is known.
+        if keys.isEnabled { _ = try ownRun(id, tenant) }
+        return try jsonResponse(checkpoint)
     }
     router.post("/internal/v1/deduplication/claim") { request, _ in
+        let tenant = try keys.tenant(of: request)
         let body = try await request.body.collect(upTo: 1 << 20)
         let claim: DeduplicationClaimRequest
         do throws(ValidationError) {
@@ -201,10 +220,24 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         } catch {
             throw APIError(error)
         }
+        if keys.isEnabled {
+            _ = try ownRun(claim.runId, tenant)
+            // Project- and job-scoped keys name their project (`proj:<org>/<project>:…`): a
+            // key may claim only its own project's.
+            let scope = claim.scopedKey.split(separator: ":", maxSplits: 2)
+            if scope.count == 3, scope[0] == "proj" || scope[0] == "job" {
+                let parts = scope[1].split(separator: "/")
+                guard parts.count >= 2, parts[1] == tenant.project else {
+                    throw APIError(status: .forbidden, code: "forbidden", message: "the deduplication key belongs to another project", path: "$.scopedKey")
+                }
+            }
+        }
         return try jsonResponse(try store.claim(claim))
     }
-    router.post("/api/v1/runs/:id/cancel") { _, context in
+    router.post("/api/v1/runs/:id/cancel") { request, context in
+        let tenant = try keys.tenant(of: request)
         let id = try context.parameters.require("id")
+        _ = try ownRun(id, tenant)
         guard let result = try store.cancel(runId: id) else {
             throw APIError(status: .notFound, code: "run_not_found", message: "no run with id '\(id)'", path: "id")
         }
@@ -212,6 +245,7 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         return try jsonResponse(CancelRunResponse(id: id, status: result.status, canceled: result.canceled))
     }
     router.get("/api/v1/runs") { request, _ in
+        let tenant = try keys.tenant(of: request)
         let ids: [String]
         if let eventId = request.uri.queryParameters.get("eventId"), !eventId.isEmpty {
             ids = try store.runIDs(eventId: eventId)
@@ -221,14 +255,10 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
             throw APIError(status: .badRequest, code: "missing_parameter",
                            message: "give the event whose runs to list (?eventId=<id>) or a status (?status=TIMED_OUT)", path: "eventId")
         }
-        return try jsonResponse(["runs": try ids.compactMap { try store.run(id: $0) }])
+        return try jsonResponse(["runs": try ids.compactMap { try store.run(id: $0) }.filter { $0.tenant == tenant }])
     }
-    router.get("/api/v1/runs/:id") { _, context in
-        let id = try context.parameters.require("id")
-        guard let run = try store.run(id: id) else {
-            throw APIError(status: .notFound, code: "run_not_found", message: "no run with id '\(id)'", path: "id")
-        }
-        return try jsonResponse(run)
+    router.get("/api/v1/runs/:id") { request, context in
+        try jsonResponse(try ownRun(try context.parameters.require("id"), try keys.tenant(of: request)))
     }
     return serviceApplication(name: "baton-task-results", http: configuration.http, router: router,
                               services: [

@@ -16,6 +16,8 @@ struct CheckpointClient: Sendable {
     let baseURL: String
     /// How long to keep retrying before giving up (the command is then not committed).
     let patience: Duration
+    /// The job service's API key (its tenant's), sent as `Authorization: Bearer`.
+    let apiKey: String?
     let logger: Logger
 
     /// The checkpoint of `runId`.
@@ -49,6 +51,8 @@ struct CheckpointClient: Sendable {
     }
 
     private func call<T: Decodable>(_ request: HTTPClientRequest, as type: T.Type) async throws -> T {
+        var request = request
+        if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
         let response = try await http.execute(request, timeout: .seconds(30))
         let body = try await response.body.collect(upTo: 64 << 20)
         guard response.status == .ok else {

@@ -70,6 +70,14 @@ public final class IO: Sendable {
         if let stored = slice.output(of: taskId) {
             return .value(try decodeStored(stored, key: key))
         }
+        do {
+            try slice.limits.checkKey(key, path: "key", what: "task key '\(key.prefix(40))…'")
+            if let deduplicationKey = options.deduplicationKey {
+                try slice.limits.checkKey(deduplicationKey, path: "deduplicationKey", what: "deduplication key of task '\(key)'")
+            }
+        } catch {
+            throw JobDefinitionError(message: error.message)
+        }
         guard depth < Self.maximumDepth else {
             throw JobDefinitionError(message: "task '\(key)' is nested \(depth + 1) levels deep; subtasks may nest at most \(Self.maximumDepth) levels")
         }
@@ -140,6 +148,15 @@ public final class IO: Sendable {
             throw error
         }
         let json = try JSONValue(encoding: output)
+        let size = try BatonJSON.encoder.encode(json).count
+        if size > slice.limits.taskOutputBytes {
+            // Not retried: the same code would produce the same output.
+            let message = "task '\(key)' produced \(size) bytes of output; the limit is \(slice.limits.taskOutputBytes) (limits.task.output.bytes): "
+                + "return less (store large data elsewhere and return a reference)"
+            try await slice.publish(.taskFailed(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, error: message,
+                                                      attempt: attempt, retryAt: nil, deduplicationKey: scopedKey)))
+            throw TaskFailure.doNotRetry(message)
+        }
         // The job continues only once the broker holds the result: a completed task never runs again.
         try await slice.publish(.taskCompleted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, output: json, deduplicationKey: scopedKey)))
         slice.complete(taskId, output: json)
@@ -227,7 +244,8 @@ public final class IO: Sendable {
         let slice = self.slice
         return try await runTask(key, options: TaskOptions(name: "send event \(name)")) { _ in
             let deliverAt = deliverAfter.map { Date().addingTimeInterval($0 / .seconds(1)) }
-            let envelope = EventEnvelope(id: eventId, name: name, source: source, payload: json, context: context, deliverAt: deliverAt)
+            let envelope = EventEnvelope(id: eventId, name: name, source: source, payload: json, context: context, deliverAt: deliverAt,
+                                         tenant: slice.tenant)
             do {
                 try envelope.validate()
             } catch {
@@ -265,6 +283,15 @@ public struct IOLogger: Sendable {
     public func error(_ message: String, _ properties: JSONValue? = nil) async { await write("ERROR", message, properties) }
 
     private func write(_ level: String, _ message: String, _ properties: JSONValue?) async {
+        let limit = slice.limits.logLineBytes
+        var message = message
+        if message.utf8.count > limit {
+            // Cut on a character boundary; the cut message is the key, so replays match.
+            let dropped = message.utf8.count - limit
+            var cut = message.utf8.prefix(limit)
+            while String(cut) == nil { cut = cut.dropLast() }
+            message = String(cut)! + "… [\(dropped) bytes cut: limits.log.line.bytes]"
+        }
         let taskId = Identifiers.taskID(runID: slice.runId, parentTaskID: parentTaskId, key: "log\u{0}\(level)\u{0}\(message)")
         guard slice.output(of: taskId) == nil else { return }
         // Best effort: a log line that cannot be recorded does not fail the run.

@@ -29,14 +29,25 @@ public struct JobWorker: Service {
         /// in every run's context.
         public var organization: String
         public var project: String
+        /// The environment of this job service (`dev`, `prod`, …): with `project`, the tenant its
+        /// jobs belong to; only that tenant's events start them.
+        public var environment: String
+        /// The tenant's API key, for the task-result service when it requires keys.
+        public var apiKey: String?
+        /// Limits on task keys, outputs and log lines (see `Limits`).
+        public var limits: Limits
         /// How long a slice may run before it yields (checked before each new task), so one long
         /// run cannot hold a partition; the run resumes at once in a new slice.
         public var sliceBudget: Duration
 
         public init(kafka: KafkaConfiguration, topics: Topics = Topics(), taskResultsURL: String?,
                     deliveryTimeout: Duration = .seconds(30), checkpointPatience: Duration = .seconds(60),
-                    sliceBudget: Duration = .seconds(30), organization: String = "default", project: String = "default") {
+                    sliceBudget: Duration = .seconds(30), organization: String = "default", project: String = "default",
+                    environment: String = "default", apiKey: String? = nil, limits: Limits = .default) {
             self.sliceBudget = sliceBudget
+            self.limits = limits
+            self.environment = environment
+            self.apiKey = apiKey
             self.organization = organization
             self.project = project
             self.kafka = kafka
@@ -61,8 +72,10 @@ public struct JobWorker: Service {
 
     public func run() async throws {
         var registrations: [(JobRegistration, any AnyJob)] = []
+        let tenant = try Tenant(project: configuration.project, environment: configuration.environment)
         for job in jobs {
-            let registration = try job.registration()
+            var registration = try job.registration()
+            registration.tenant = tenant
             guard !registrations.contains(where: { $0.0.slug == registration.slug }) else {
                 throw JobDefinitionError(message: "two jobs have the slug '\(registration.slug)'; job ids must be distinct")
             }
@@ -79,13 +92,14 @@ public struct JobWorker: Service {
              TopicSpec(name: topics.jobs, config: ["cleanup.policy": "compact"])]
                 + registrations.map { TopicSpec(name: topics.runs(jobSlug: $0.0.slug)) })
         for (registration, _) in registrations {
-            try await producer.send(topic: topics.jobs, key: registration.slug, value: Array(try BatonJSON.encoder.encode(registration)))
+            try await producer.send(topic: topics.jobs, key: registration.recordKey, value: Array(try BatonJSON.encoder.encode(registration)))
             logger.info("job registered", metadata: ["job.slug": "\(registration.slug)", "job.version": "\(registration.version)"])
         }
         let deadLetters = DeadLetterQueue(producer: producer, topic: topics.deadLetter, consumerName: "job-worker", logger: logger)
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         let checkpoints = configuration.taskResultsURL.map {
-            CheckpointClient(http: http, baseURL: $0, patience: configuration.checkpointPatience, logger: logger)
+            CheckpointClient(http: http, baseURL: $0, patience: configuration.checkpointPatience,
+                             apiKey: configuration.apiKey, logger: logger)
         }
         if checkpoints == nil {
             logger.warning("no task-results URL: slices trust their run command, so a crash can re-execute an acknowledged task")
@@ -107,7 +121,8 @@ public struct JobWorker: Service {
             return (consumer, inFlight,
              SliceExecutor(job: job, registration: registration, producer: producer, topics: topics,
                            deadLetters: deadLetters, checkpoints: checkpoints, sliceBudget: configuration.sliceBudget,
-                           organization: configuration.organization, project: configuration.project, logger: logger))
+                           organization: configuration.organization, project: configuration.project,
+                           tenant: tenant, limits: configuration.limits, logger: logger))
         }
         var failure: (any Error)?
         do {
@@ -179,12 +194,14 @@ struct SliceExecutor: Sendable {
     let sliceBudget: Duration
     let organization: String
     let project: String
+    let tenant: Tenant
+    let limits: Limits
     let logger: Logger
 
     /// Handles one run-topic record. Returns when its effects are durable; throws only when
     /// the broker cannot take them (the record is then not committed and comes back).
     func handle(_ record: KafkaRecord, inFlight: InFlightSlice) async throws {
-        guard let command = try await deadLetters.decode(record, as: "RunCommand", { try RunCommand.decode(from: $0.value) })
+        guard let command = try await deadLetters.decode(record, as: "RunCommand", { try RunCommand.decode(from: $0.value, maxDepth: limits.nestingDepth + Limits.envelopeDepth) })
         else { return }
         guard command.jobSlug == registration.slug else {
             try await deadLetters.send(record, reason: "command for job '\(command.jobSlug)' on the topic of job '\(registration.slug)'")
@@ -230,7 +247,8 @@ struct SliceExecutor: Sendable {
         }
         let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: sliceBudget,
                                publish: publish, emit: emit, claim: claim,
-                               scope: (organization: organization, project: project, jobSlug: registration.slug))
+                               scope: (organization: organization, project: project, jobSlug: registration.slug),
+                               tenant: tenant, limits: limits)
         inFlight.attach(slice)
         let context = JobContext(
             runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: command.jobVersion,
@@ -305,5 +323,29 @@ final class InFlightSlice: Sendable {
             return !state.finished
         }
         if first { stopped.signal() }
+    }
+}
+
+extension JobWorker: CustomStringConvertible {
+    /// The jobs it runs; never the configuration, which holds the API key and Kafka secrets
+    /// (ServiceLifecycle logs every service's description).
+    public var description: String {
+        "JobWorker(jobs: \(jobs.map { (try? $0.registration().slug) ?? "?" }.joined(separator: ", ")))"
+    }
+}
+
+extension JobWorker.Configuration: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// Everything but the API key (shown as `<redacted>` when set); Kafka secrets are redacted
+    /// by `KafkaConfiguration`.
+    public var description: String {
+        "JobWorker.Configuration(kafka: \(kafka), topics: \(topics.prefix), taskResultsURL: \(taskResultsURL ?? "none"), "
+            + "organization: \(organization), project: \(project), environment: \(environment), apiKey: \(apiKey == nil ? "none" : "<redacted>"))"
+    }
+
+    public var debugDescription: String { description }
+
+    public var customMirror: Mirror {
+        Mirror(self, children: ["kafka": kafka, "project": project, "environment": environment,
+                                "apiKey": apiKey == nil ? "none" : "<redacted>"], displayStyle: .struct)
     }
 }

@@ -24,6 +24,10 @@ final class SliceState: Sendable {
     let claim: (@Sendable (DeduplicationClaimRequest) async throws -> DeduplicationClaim)?
     /// Organization, project and job slug: the scopes of deduplication keys.
     let scope: (organization: String, project: String, jobSlug: String)
+    /// The tenant of the run: events it sends belong to it.
+    let tenant: Tenant
+    /// Limits on keys, outputs and log lines.
+    let limits: Limits
     private let state: Mutex<State>
 
     init(runId: String, completed: [CompletedTask], failedAttempts: [String: Int] = [:], budget: Duration = .seconds(30),
@@ -32,8 +36,11 @@ final class SliceState: Sendable {
              throw JobDefinitionError(message: "this IO cannot send events")
          },
          claim: (@Sendable (DeduplicationClaimRequest) async throws -> DeduplicationClaim)? = nil,
-         scope: (organization: String, project: String, jobSlug: String) = ("default", "default", "job")) {
+         scope: (organization: String, project: String, jobSlug: String) = ("default", "default", "job"),
+         tenant: Tenant = .default, limits: Limits = .default) {
         self.runId = runId
+        self.tenant = tenant
+        self.limits = limits
         self.publisher = publish
         self.emit = emit
         self.claim = claim

@@ -102,3 +102,35 @@ public struct KafkaConfiguration: Sendable, Hashable {
         return result
     }
 }
+
+extension KafkaConfiguration: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// Whether librdkafka property `name` holds a secret (passwords, keys, tokens, credentials).
+    public static func isSecret(property name: String) -> Bool {
+        let lowered = name.lowercased()
+        return ["password", "secret", "token", "credential", "key.pem", "ssl.key", "sasl.jaas", "sasl.oauthbearer.config"]
+            .contains { lowered.contains($0) }
+    }
+
+    /// The pass-through properties with secret values replaced by `<redacted>`.
+    public var redactedProperties: [String: String] {
+        properties.reduce(into: [:]) { result, entry in
+            result[entry.key] = Self.isSecret(property: entry.key) ? "<redacted>" : entry.value
+        }
+    }
+
+    /// Never shows secret property values, so printing or logging a configuration (or anything
+    /// holding one) cannot leak them.
+    public var description: String {
+        "KafkaConfiguration(bootstrapServers: \(bootstrapServers), clientID: \(clientID), profile: \(profile.name), "
+            + "properties: \(redactedProperties.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")))"
+    }
+
+    public var debugDescription: String { description }
+
+    /// Reflection (used by `dump` and by default descriptions of types that hold a
+    /// configuration) sees the redacted form only.
+    public var customMirror: Mirror {
+        Mirror(self, children: ["bootstrapServers": bootstrapServers, "clientID": clientID, "profile": profile.name,
+                                "properties": redactedProperties], displayStyle: .struct)
+    }
+}

@@ -18,6 +18,18 @@ public struct BackgroundFetchRequest: Codable, Sendable, Hashable {
         self.retry = retry
     }
 
+    /// `METHOD scheme://host/path`, the name the runs API shows for the task: without user
+    /// information, query or fragment, which may carry credentials (`?token=…`).
+    public var displayName: String {
+        guard var components = URLComponents(string: url) else { return "\(method) (unparsable URL)" }
+        let hadQuery = components.query != nil
+        components.user = nil
+        components.password = nil
+        components.query = nil
+        components.fragment = nil
+        return "\(method) \(components.string ?? "(unparsable URL)")\(hadQuery ? "?…" : "")"
+    }
+
     /// Checks the URL, the method and the retry rules.
     /// - Throws: `ValidationError` naming the offending part.
     public func validate() throws(ValidationError) {

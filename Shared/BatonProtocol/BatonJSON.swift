@@ -29,8 +29,14 @@ public enum BatonJSON {
     }()
 
     /// Decodes a Baton document of type `T`.
-    /// - Throws: `ValidationError` (`malformed_json` or `invalid_field`) naming the field path.
-    public static func decodeDocument<T: Decodable>(_ type: T.Type, from data: some DataProtocol) throws(ValidationError) -> T {
+    /// - Throws: `ValidationError` (`malformed_json`, `invalid_field`, or `too_deep` when arrays
+    ///   and objects nest deeper than `maxDepth`) naming the field path.
+    public static func decodeDocument<T: Decodable>(_ type: T.Type, from data: some DataProtocol,
+                                                    maxDepth: Int = Limits.default.nestingDepth) throws(ValidationError) -> T {
+        let depth = nestingDepth(of: data, stoppingAbove: maxDepth)
+        guard depth <= maxDepth else {
+            throw ValidationError(code: "too_deep", path: "$", message: "the JSON document nests deeper than \(maxDepth) levels (limits.json.depth)")
+        }
         do {
             return try decoder.decode(T.self, from: Data(data))
         } catch {

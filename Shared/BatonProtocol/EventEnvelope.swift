@@ -33,6 +33,20 @@ public struct EventEnvelope: Codable, Sendable, Hashable {
     /// When set, the event starts a run of this job (by slug) only, whatever its trigger
     /// (`invokeTrigger`).
     public var invoke: String?
+    /// The project the event belongs to; absent means `default`. The ingester sets it from the
+    /// API key; direct Kafka producers (trusted by the cluster's ACLs) set it themselves.
+    public var project: String?
+    /// The environment the event belongs to (`dev`, `prod`, …); absent means `default`.
+    public var environment: String?
+
+    /// The tenant of the event: it starts runs of this tenant's jobs only.
+    public var tenant: Tenant {
+        get { Tenant.of(project: project, environment: environment) }
+        set {
+            project = newValue == .default ? nil : newValue.project
+            environment = newValue == .default ? nil : newValue.environment
+        }
+    }
 
     public init(
         id: String = Identifiers.newEventID(),
@@ -43,7 +57,8 @@ public struct EventEnvelope: Codable, Sendable, Hashable {
         timestamp: Date = Date(),
         deliverAt: Date? = nil,
         accountId: String? = nil,
-        invoke: String? = nil
+        invoke: String? = nil,
+        tenant: Tenant = .default
     ) {
         self.schemaVersion = Self.currentSchemaVersion
         self.id = id
@@ -55,10 +70,11 @@ public struct EventEnvelope: Codable, Sendable, Hashable {
         self.deliverAt = deliverAt
         self.accountId = accountId
         self.invoke = invoke
+        self.tenant = tenant
     }
 
     enum CodingKeys: String, CodingKey {
-        case schemaVersion, id, name, source, payload, context, timestamp, deliverAt, accountId, invoke
+        case schemaVersion, id, name, source, payload, context, timestamp, deliverAt, accountId, invoke, project, environment
     }
 
     public init(from decoder: any Decoder) throws {
@@ -73,6 +89,8 @@ public struct EventEnvelope: Codable, Sendable, Hashable {
         self.deliverAt = try container.decodeIfPresent(Date.self, forKey: .deliverAt)
         self.accountId = try container.decodeIfPresent(String.self, forKey: .accountId)
         self.invoke = try container.decodeIfPresent(String.self, forKey: .invoke)
+        self.project = try container.decodeIfPresent(String.self, forKey: .project)
+        self.environment = try container.decodeIfPresent(String.self, forKey: .environment)
     }
 
     /// Checks the rules JSON decoding cannot express.
@@ -89,6 +107,7 @@ public struct EventEnvelope: Codable, Sendable, Hashable {
         if let invoke, !Slug.isValid(invoke) {
             throw ValidationError(path: "$.invoke", message: "'\(invoke)' is not a job slug")
         }
+        try Tenant.validate(project: project, environment: environment, path: "$")
     }
 
     static func requireText(_ value: String, path: String, what: String, maximum: Int) throws(ValidationError) {
@@ -104,8 +123,8 @@ public struct EventEnvelope: Codable, Sendable, Hashable {
 extension EventEnvelope {
     /// Decodes and validates an envelope from a Kafka record value or an HTTP body.
     /// - Throws: `ValidationError` (`malformed_json` or `invalid_field`) that says what and where.
-    public static func decode(from data: some DataProtocol) throws(ValidationError) -> EventEnvelope {
-        let envelope = try BatonJSON.decodeDocument(EventEnvelope.self, from: data)
+    public static func decode(from data: some DataProtocol, maxDepth: Int = Limits.default.nestingDepth) throws(ValidationError) -> EventEnvelope {
+        let envelope = try BatonJSON.decodeDocument(EventEnvelope.self, from: data, maxDepth: maxDepth)
         try envelope.validate()
         return envelope
     }

@@ -108,11 +108,26 @@ public struct JobRegistration: Codable, Sendable, Hashable {
     public var trigger: JobTrigger
     /// When the job service registered it.
     public var registeredAt: Date
+    /// The project the job belongs to (absent: `default`). A slug belongs to one tenant: a
+    /// registration of the same slug from another tenant is a conflict and is refused.
+    public var project: String?
+    /// The environment the job belongs to (absent: `default`).
+    public var environment: String?
+
+    /// The tenant whose events start this job and whose API keys see its runs.
+    public var tenant: Tenant {
+        get { Tenant.of(project: project, environment: environment) }
+        set {
+            project = newValue == .default ? nil : newValue.project
+            environment = newValue == .default ? nil : newValue.environment
+        }
+    }
 
     /// Builds a registration, slugifying `id` and checking `version`.
     /// - Throws: `ValidationError` for an id without letters or digits, an empty name, or an
     ///   invalid semantic version.
-    public init(id: String, name: String, version: String, trigger: JobTrigger, registeredAt: Date = Date()) throws(ValidationError) {
+    public init(id: String, name: String, version: String, trigger: JobTrigger, registeredAt: Date = Date(),
+                tenant: Tenant = .default) throws(ValidationError) {
         self.schemaVersion = Self.currentSchemaVersion
         self.id = id
         self.slug = try Slug.make(id)
@@ -120,10 +135,11 @@ public struct JobRegistration: Codable, Sendable, Hashable {
         self.version = version
         self.trigger = trigger
         self.registeredAt = registeredAt
+        self.tenant = tenant
         try validate()
     }
 
-    enum CodingKeys: String, CodingKey { case schemaVersion, id, slug, name, version, trigger, registeredAt }
+    enum CodingKeys: String, CodingKey { case schemaVersion, id, slug, name, version, trigger, registeredAt, project, environment }
 
     /// Decodes a registration; `schemaVersion` defaults to 1 and `registeredAt` to now, so
     /// tools in other languages need not send them.
@@ -136,6 +152,17 @@ public struct JobRegistration: Codable, Sendable, Hashable {
         self.version = try container.decode(String.self, forKey: .version)
         self.trigger = try container.decode(JobTrigger.self, forKey: .trigger)
         self.registeredAt = try container.decodeIfPresent(Date.self, forKey: .registeredAt) ?? Date()
+        self.project = try container.decodeIfPresent(String.self, forKey: .project)
+        self.environment = try container.decodeIfPresent(String.self, forKey: .environment)
+    }
+
+    /// The Kafka key of the registration on the compacted jobs topic: one record per tenant and
+    /// slug, so compaction never lets one tenant's registration replace another's.
+    public var recordKey: String { tenant.scoped(slug) }
+
+    /// Whether `event` starts a run of this job: same tenant, and the trigger matches.
+    public func matches(_ event: EventEnvelope) -> Bool {
+        tenant == event.tenant && trigger.matches(event)
     }
 
     /// Checks every field.
@@ -150,12 +177,13 @@ public struct JobRegistration: Codable, Sendable, Hashable {
         }
         _ = try SemanticVersion(parsing: version)
         try trigger.validate()
+        try Tenant.validate(project: project, environment: environment, path: "$")
     }
 
     /// Decodes and validates a registration.
     /// - Throws: `ValidationError` that says what and where.
-    public static func decode(from data: some DataProtocol) throws(ValidationError) -> JobRegistration {
-        let registration = try BatonJSON.decodeDocument(JobRegistration.self, from: data)
+    public static func decode(from data: some DataProtocol, maxDepth: Int = Limits.default.nestingDepth) throws(ValidationError) -> JobRegistration {
+        let registration = try BatonJSON.decodeDocument(JobRegistration.self, from: data, maxDepth: maxDepth)
         try registration.validate()
         return registration
     }

@@ -44,8 +44,8 @@ public struct RunCommand: Codable, Sendable, Hashable {
 
     /// Decodes a command from a Kafka record value.
     /// - Throws: `ValidationError` that says what and where.
-    public static func decode(from data: some DataProtocol) throws(ValidationError) -> RunCommand {
-        let command = try BatonJSON.decodeDocument(RunCommand.self, from: data)
+    public static func decode(from data: some DataProtocol, maxDepth: Int = Limits.default.nestingDepth) throws(ValidationError) -> RunCommand {
+        let command = try BatonJSON.decodeDocument(RunCommand.self, from: data, maxDepth: maxDepth)
         guard command.schemaVersion >= 1, command.schemaVersion <= currentSchemaVersion else {
             throw ValidationError(code: "unsupported_schema_version", path: "$.schemaVersion",
                                   message: "schema version \(command.schemaVersion) is not supported")

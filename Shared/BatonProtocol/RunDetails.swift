@@ -14,6 +14,13 @@ public struct RunDetails: Codable, Sendable, Hashable {
     public var createdAt: Date
     public var updatedAt: Date
     public var completedAt: Date?
+    /// The project the run belongs to (its event's and job's).
+    public var project: String
+    /// The environment the run belongs to.
+    public var environment: String
+
+    /// The tenant whose API keys see the run.
+    public var tenant: Tenant { Tenant.of(project: project, environment: environment) }
 
     public struct EventSummary: Codable, Sendable, Hashable {
         public var id: String
@@ -71,7 +78,10 @@ public struct RunDetails: Codable, Sendable, Hashable {
     }
 
     public init(id: String, jobId: String, jobVersion: String, status: RunStatus, output: JSONValue?, error: String?,
-                event: EventSummary, tasks: [TaskDetails], logs: [LogLine], createdAt: Date, updatedAt: Date, completedAt: Date?) {
+                event: EventSummary, tasks: [TaskDetails], logs: [LogLine], createdAt: Date, updatedAt: Date, completedAt: Date?,
+                tenant: Tenant = .default) {
+        self.project = tenant.project
+        self.environment = tenant.environment
         self.id = id
         self.jobId = jobId
         self.jobVersion = jobVersion

@@ -231,7 +231,7 @@ public struct RunEvent: Codable, Sendable, Hashable {
 
     /// Decodes a run event from a Kafka record value.
     /// - Throws: `ValidationError` that says what and where.
-    public static func decode(from data: some DataProtocol) throws(ValidationError) -> RunEvent {
-        try BatonJSON.decodeDocument(RunEvent.self, from: data)
+    public static func decode(from data: some DataProtocol, maxDepth: Int = Limits.default.nestingDepth) throws(ValidationError) -> RunEvent {
+        try BatonJSON.decodeDocument(RunEvent.self, from: data, maxDepth: maxDepth)
     }
 }

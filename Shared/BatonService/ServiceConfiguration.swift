@@ -18,10 +18,20 @@ import Logging
 ///   (e.g. `security.protocol=SASL_SSL,sasl.mechanism=SCRAM-SHA-512,...`).
 /// - `topics.prefix` (`TOPICS_PREFIX`), string, `baton`.
 /// - `log.level` (`LOG_LEVEL`), `trace`…`critical`, `info`.
+/// - `limits.json.depth` (`LIMITS_JSON_DEPTH`), int, 64: deepest JSON nesting read from HTTP or Kafka.
+/// - `limits.key.bytes` (`LIMITS_KEY_BYTES`), int, 256: longest event id, task key, deduplication key.
+/// - `limits.task.output.bytes` (`LIMITS_TASK_OUTPUT_BYTES`), int, 524288: largest task output (job services).
+/// - `limits.log.line.bytes` (`LIMITS_LOG_LINE_BYTES`), int, 16384: longest log message (job services; cut beyond).
+/// - `auth.keys.file` (`AUTH_KEYS_FILE`), path, none: the API keys file (hashes; made with
+///   `baton-keys`). Without it the HTTP APIs need no key and act for the default project.
 public struct ServiceConfiguration: Sendable {
     public var kafka: KafkaConfiguration
     public var topics: Topics
     public var logLevel: Logger.Level
+    /// The API keys requests are checked against.
+    public var apiKeys: APIKeyRing
+    /// Size limits (the ingester sets the body and batch limits from its own keys).
+    public var limits: Limits
 
     /// Reads the shared settings.
     /// - Throws: `ValidationError` naming the key whose value is invalid.
@@ -49,6 +59,14 @@ public struct ServiceConfiguration: Sendable {
             throw ValidationError(path: "log.level", message: "'\(level)' is not a log level (trace, debug, info, notice, warning, error, critical)")
         }
         self.logLevel = logLevel
+        self.apiKeys = try APIKeyRing.load(config: config)
+        let defaults = Limits.default
+        self.limits = Limits(
+            taskOutputBytes: config.int(forKey: "limits.task.output.bytes", default: defaults.taskOutputBytes),
+            logLineBytes: config.int(forKey: "limits.log.line.bytes", default: defaults.logLineBytes),
+            nestingDepth: config.int(forKey: "limits.json.depth", default: defaults.nestingDepth),
+            keyBytes: config.int(forKey: "limits.key.bytes", default: defaults.keyBytes))
+        try limits.validate()
     }
 
     /// Parses `k=v,k=v` into a dictionary.

@@ -55,7 +55,8 @@ public final class DispatcherStore: Sendable {
     }
 
     /// Holds `event` until its `deliverAt`. A second hold of the same id changes nothing, and
-    /// an event canceled before it arrived stays canceled.
+    /// an event canceled before it arrived stays canceled. Held events are keyed by
+    /// `event.tenant.scoped(event.id)`: the `eventID` of the other methods.
     public func hold(_ event: EventEnvelope) throws {
         let json = String(decoding: try BatonJSON.encoder.encode(event), as: UTF8.self)
         let due = (event.deliverAt ?? Date()).millisecondsSince1970
@@ -63,7 +64,7 @@ public final class DispatcherStore: Sendable {
             try db.execute(sql: """
                 INSERT INTO delayed_events (event_id, event, deliver_at, status, updated_at) VALUES (?, ?, ?, 'PENDING', ?)
                 ON CONFLICT(event_id) DO UPDATE SET event = COALESCE(delayed_events.event, excluded.event)
-                """, arguments: [event.id, json, due, Date().millisecondsSince1970])
+                """, arguments: [event.tenant.scoped(event.id), json, due, Date().millisecondsSince1970])
         }
     }
 
@@ -110,10 +111,27 @@ public final class DispatcherStore: Sendable {
         }
     }
 
+    /// A registration refused because its slug belongs to another tenant.
+    public struct JobOwnershipConflict: Error, CustomStringConvertible {
+        public var slug: String
+        public var owner: Tenant
+        public var claimant: Tenant
+        public var description: String {
+            "job '\(slug)' belongs to \(owner); a registration from \(claimant) conflicts with it: give the job another id"
+        }
+    }
+
     /// Records (or replaces) a job registration.
+    /// - Throws: ``JobOwnershipConflict`` when the slug is registered by another tenant.
     public func upsert(_ registration: JobRegistration) throws {
         let json = String(decoding: try BatonJSON.encoder.encode(registration), as: UTF8.self)
         try pool.write { db in
+            if let existing = try String.fetchOne(db, sql: "SELECT registration FROM jobs WHERE slug = ?", arguments: [registration.slug]) {
+                let owner = try BatonJSON.decoder.decode(JobRegistration.self, from: Data(existing.utf8)).tenant
+                guard owner == registration.tenant else {
+                    throw JobOwnershipConflict(slug: registration.slug, owner: owner, claimant: registration.tenant)
+                }
+            }
             try db.execute(sql: """
                 INSERT INTO jobs (slug, version, event_name, registration, updated_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT(slug) DO UPDATE SET version = excluded.version, event_name = excluded.event_name,
@@ -169,13 +187,13 @@ public final class DispatcherStore: Sendable {
         }
     }
 
-    /// Every registered job.
-    public func jobs() throws -> [JobRegistration] {
+    /// Every registered job; only `tenant`'s when given.
+    public func jobs(of tenant: Tenant? = nil) throws -> [JobRegistration] {
         try pool.read { db in
             try String.fetchAll(db, sql: "SELECT registration FROM jobs ORDER BY slug").map {
                 try BatonJSON.decoder.decode(JobRegistration.self, from: Data($0.utf8))
             }
-        }
+        }.filter { tenant == nil || $0.tenant == tenant }
     }
 
     /// The job with `slug`, if registered.
@@ -187,14 +205,14 @@ public final class DispatcherStore: Sendable {
         }
     }
 
-    /// Jobs whose trigger matches `event`.
+    /// Jobs of the event's tenant whose trigger matches `event`.
     public func matchingJobs(for event: EventEnvelope) throws -> [JobRegistration] {
         let candidates = try pool.read { db in
             try String.fetchAll(db, sql: "SELECT registration FROM jobs WHERE event_name = ? ORDER BY slug", arguments: [event.name])
         }
         return try candidates
             .map { try BatonJSON.decoder.decode(JobRegistration.self, from: Data($0.utf8)) }
-            .filter { $0.trigger.matches(event) }
+            .filter { $0.matches(event) }
     }
 
     /// Whether the run of `jobSlug` for `eventID` was already dispatched.

@@ -254,7 +254,7 @@ public final class TaskResultStore: Sendable {
             try setStatus(.queued)
         case .fetchRequested(let fetch):
             try Self.insertTask(db, runId: event.runId, taskId: fetch.taskId, key: fetch.key,
-                                parent: fetch.parentTaskId, name: "\(fetch.request.method) \(fetch.request.url)", status: .waiting, now: now)
+                                parent: fetch.parentTaskId, name: fetch.request.displayName, status: .waiting, now: now)
             try db.execute(sql: "INSERT OR IGNORE INTO fetches (run_id, task_id, request, next_attempt_at) VALUES (?, ?, ?, ?)",
                            arguments: [event.runId, fetch.taskId, try Self.json(fetch.request), now])
             try setStatus(.waiting)
@@ -527,7 +527,8 @@ public final class TaskResultStore: Sendable {
                 event: .init(id: event.id, name: event.name, timestamp: event.timestamp),
                 tasks: tasks, logs: logs,
                 createdAt: Date(millisecondsSince1970: row["created_at"]), updatedAt: Date(millisecondsSince1970: row["updated_at"]),
-                completedAt: (row["completed_at"] as Int64?).map(Date.init(millisecondsSince1970:)))
+                completedAt: (row["completed_at"] as Int64?).map(Date.init(millisecondsSince1970:)),
+                tenant: event.tenant)
         }
     }
 

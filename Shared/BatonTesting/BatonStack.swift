@@ -133,8 +133,8 @@ public final class BatonStack: Sendable {
     }
 
     /// `DELETE` `path`.
-    public func delete(port: Int, _ path: String) async throws -> (status: UInt, body: String) {
-        try await request(port: port, path, method: .DELETE)
+    public func delete(port: Int, _ path: String, apiKey: String? = nil) async throws -> (status: UInt, body: String) {
+        try await request(port: port, path, method: .DELETE, apiKey: apiKey)
     }
 
     /// Starts Tansu and the three services, and waits until they answer.
@@ -170,16 +170,18 @@ public final class BatonStack: Sendable {
             process.output().components(separatedBy: "job registered").count > Self.exampleJobSlugs.count ? true : nil
         }
         _ = try await eventually("dispatcher to know the example jobs", deadline: .seconds(60)) {
-            let jobs = try await get(port: dispatcherPort, "/api/v1/jobs").body
+            let jobs = try await get(port: dispatcherPort, "/api/v1/jobs", apiKey: settings["BATON_API_KEY"]).body
             return Self.exampleJobSlugs.allSatisfy { jobs.contains("\"\($0)\"") } ? true : nil
         }
         return process
     }
 
-    /// Sends a request and returns status and body.
-    public func request(port: Int, _ path: String, method: HTTPMethod = .GET, body: String? = nil) async throws -> (status: UInt, body: String) {
+    /// Sends a request (with `Authorization: Bearer apiKey` when given) and returns status and body.
+    public func request(port: Int, _ path: String, method: HTTPMethod = .GET, body: String? = nil,
+                        apiKey: String? = nil) async throws -> (status: UInt, body: String) {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
         request.method = method
+        if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
         if let body {
             request.headers.add(name: "content-type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: body))
@@ -189,36 +191,36 @@ public final class BatonStack: Sendable {
         return (response.status.code, String(buffer: buffer))
     }
 
-    public func get(port: Int, _ path: String) async throws -> (status: UInt, body: String) {
-        try await request(port: port, path)
+    public func get(port: Int, _ path: String, apiKey: String? = nil) async throws -> (status: UInt, body: String) {
+        try await request(port: port, path, apiKey: apiKey)
     }
 
-    public func post(port: Int, _ path: String, body: String? = nil) async throws -> (status: UInt, body: String) {
-        try await request(port: port, path, method: .POST, body: body)
+    public func post(port: Int, _ path: String, body: String? = nil, apiKey: String? = nil) async throws -> (status: UInt, body: String) {
+        try await request(port: port, path, method: .POST, body: body, apiKey: apiKey)
     }
 
-        /// `POST /api/v1/events` on the ingester.
-    public func sendEvent(_ json: String) async throws -> (status: UInt, body: String) {
-        try await request(port: ingesterPort, "/api/v1/events", method: .POST, body: json)
+    /// `POST /api/v1/events` on the ingester.
+    public func sendEvent(_ json: String, apiKey: String? = nil) async throws -> (status: UInt, body: String) {
+        try await request(port: ingesterPort, "/api/v1/events", method: .POST, body: json, apiKey: apiKey)
     }
 
-    /// Run `id` from the runs API; `nil` while it is unknown.
-    public func run(_ id: String) async throws -> RunDetails? {
-        let (status, body) = try await get(port: taskResultsPort, "/api/v1/runs/\(id)")
+    /// Run `id` from the runs API; `nil` while it is unknown (or not visible to `apiKey`).
+    public func run(_ id: String, apiKey: String? = nil) async throws -> RunDetails? {
+        let (status, body) = try await get(port: taskResultsPort, "/api/v1/runs/\(id)", apiKey: apiKey)
         return status == 200 ? try BatonJSON.decoder.decode(RunDetails.self, from: Data(body.utf8)) : nil
     }
 
     /// The runs event `eventId` started.
-    public func runs(event eventId: String) async throws -> [RunDetails] {
+    public func runs(event eventId: String, apiKey: String? = nil) async throws -> [RunDetails] {
         struct RunList: Decodable { var runs: [RunDetails] }
-        let body = try await get(port: taskResultsPort, "/api/v1/runs?eventId=\(eventId)").body
+        let body = try await get(port: taskResultsPort, "/api/v1/runs?eventId=\(eventId)", apiKey: apiKey).body
         return try BatonJSON.decoder.decode(RunList.self, from: Data(body.utf8)).runs
     }
 
     /// Waits (up to `deadline`) until run `id` exists and has finished, and returns it.
-    public func finishedRun(_ id: String, deadline: Duration = .seconds(60)) async throws -> RunDetails {
+    public func finishedRun(_ id: String, deadline: Duration = .seconds(60), apiKey: String? = nil) async throws -> RunDetails {
         try await eventually("run \(id) to finish", deadline: deadline, every: .milliseconds(100)) { () -> RunDetails? in
-            guard let run = try await run(id), run.status.isTerminal else { return nil }
+            guard let run = try await run(id, apiKey: apiKey), run.status.isTerminal else { return nil }
             return run
         }
     }
@@ -229,8 +231,16 @@ public final class BatonStack: Sendable {
     }
 
     /// The output of every process, for failure messages.
-    public func allOutput() -> String {
-        ([taskResults, dispatcher, ingester] + jobServices).map { "=== \($0.name)\n\($0.output().suffix(4000))" }.joined(separator: "\n")
+    /// - Parameter full: every log file of the stack in full (also of processes restarted since,
+    ///   and the broker's), instead of the last 4,000 characters of each running process.
+    public func allOutput(full: Bool = false) -> String {
+        guard full else {
+            return ([taskResults, dispatcher, ingester] + jobServices).map { "=== \($0.name)\n\($0.output().suffix(4000))" }.joined(separator: "\n")
+        }
+        let files = (try? FileManager.default.contentsOfDirectory(at: logs, includingPropertiesForKeys: nil)) ?? []
+        return files.sorted { $0.path < $1.path }
+            .map { "=== \($0.lastPathComponent)\n" + ((try? String(contentsOf: $0, encoding: .utf8)) ?? "") }
+            .joined(separator: "\n")
     }
 
     /// Stops every process and the HTTP client.
