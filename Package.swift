@@ -158,7 +158,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BatonProtocolTests",
-            dependencies: ["BatonProtocol", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: ["BatonProtocol", "BatonTesting", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -16,6 +16,24 @@ struct SendEventRequest: Decodable, Sendable {
     /// Deliver this many seconds after now.
     var deliverAfter: Double?
 
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, payload, id, context, timestamp, source, accountId, deliverAt, deliverAfter
+    }
+
+    init(from decoder: any Decoder) throws {
+        try BatonJSON.rejectUnknownFields(in: decoder, known: CodingKeys.allCases.map(\.rawValue))
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        payload = try container.decodeIfPresent(JSONValue.self, forKey: .payload)
+        id = try container.decodeIfPresent(String.self, forKey: .id)
+        context = try container.decodeIfPresent(JSONValue.self, forKey: .context)
+        timestamp = try container.decodeIfPresent(Date.self, forKey: .timestamp)
+        source = try container.decodeIfPresent(String.self, forKey: .source)
+        accountId = try container.decodeIfPresent(String.self, forKey: .accountId)
+        deliverAt = try container.decodeIfPresent(Date.self, forKey: .deliverAt)
+        deliverAfter = try container.decodeIfPresent(Double.self, forKey: .deliverAfter)
+    }
+
     /// The envelope to publish; a missing id is generated, a missing timestamp is now.
     /// `path` prefixes field paths (`$.events[3]` in a batch).
     func envelope(now: Date = Date(), path: String = "$", tenant: Tenant = .default, limits: Limits = .default) throws(ValidationError) -> EventEnvelope {
@@ -47,6 +65,16 @@ struct RegisterJobRequest: Decodable, Sendable {
     var name: String
     var version: String
     var trigger: JobTrigger
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, version, trigger }
+
+    init(from decoder: any Decoder) throws {
+        try BatonJSON.rejectUnknownFields(in: decoder, known: CodingKeys.allCases.map(\.rawValue))
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        version = try container.decode(String.self, forKey: .version)
+        trigger = try container.decode(JobTrigger.self, forKey: .trigger)
+    }
 }
 
 struct RegisterJobResponse: Codable, Sendable {
@@ -61,6 +89,16 @@ struct InvokeJobRequest: Decodable, Sendable {
     var context: JSONValue?
     /// Idempotency: invoking again with the same id starts no second run.
     var id: String?
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case payload, context, id }
+
+    init(from decoder: any Decoder) throws {
+        try BatonJSON.rejectUnknownFields(in: decoder, known: CodingKeys.allCases.map(\.rawValue))
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        payload = try container.decodeIfPresent(JSONValue.self, forKey: .payload)
+        context = try container.decodeIfPresent(JSONValue.self, forKey: .context)
+        id = try container.decodeIfPresent(String.self, forKey: .id)
+    }
 }
 
 struct InvokeJobResponse: Codable, Sendable {

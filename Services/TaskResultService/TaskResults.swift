@@ -250,7 +250,12 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         if let eventId = request.uri.queryParameters.get("eventId"), !eventId.isEmpty {
             ids = try store.runIDs(eventId: eventId)
         } else if let status = request.uri.queryParameters.get("status"), !status.isEmpty {
-            ids = try store.runIDs(status: RunStatus(rawValue: status.uppercased()))
+            let wanted = RunStatus(rawValue: status.uppercased())
+            guard RunStatus.all.contains(wanted) else {
+                throw APIError(status: .unprocessableContent, code: "invalid_field",
+                               message: "'\(status)' is not a run status; use one of \(RunStatus.all.map(\.rawValue).joined(separator: ", "))", path: "status")
+            }
+            ids = try store.runIDs(status: wanted)
         } else {
             throw APIError(status: .badRequest, code: "missing_parameter",
                            message: "give the event whose runs to list (?eventId=<id>) or a status (?status=TIMED_OUT)", path: "eventId")

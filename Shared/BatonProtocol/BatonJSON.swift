@@ -45,14 +45,41 @@ public enum BatonJSON {
     }
 
     /// Formats a date as RFC 3339 UTC with milliseconds, e.g. `2026-11-25T06:00:00.123Z`.
+    ///
+    /// Rounds to the nearest millisecond, so a parsed date formats back to the same text
+    /// (Foundation's formatter truncates, and a parsed `.851` is stored as `.85099…`).
     public static func formatDate(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded()
+        let (seconds, fraction) = Int64(milliseconds).quotientAndRemainder(dividingBy: 1000)
+        let whole = fraction < 0 ? seconds - 1 : seconds
+        let text = Date(timeIntervalSince1970: Double(whole)).formatted(Date.ISO8601FormatStyle())
+        return "\(text.dropLast())." + String(format: "%03d", (fraction + 1000) % 1000) + "Z"
     }
 
     /// Parses an RFC 3339 date-time with or without fractional seconds.
     public static func parseDate(_ text: String) -> Date? {
         if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
         return try? Date.ISO8601FormatStyle().parse(text)
+    }
+
+    /// A coding key for any field name.
+    public struct AnyKey: CodingKey, Sendable {
+        public var stringValue: String
+        public var intValue: Int? { nil }
+        public init(stringValue: String) { self.stringValue = stringValue }
+        public init?(intValue: Int) { nil }
+    }
+
+    /// Throws when the object being decoded has a field not in `known`: for request bodies,
+    /// where an unknown field is almost always a typo (`deliverafter`) that would otherwise be
+    /// ignored silently.
+    public static func rejectUnknownFields(in decoder: any Decoder, known: [String]) throws {
+        let container = try decoder.container(keyedBy: AnyKey.self)
+        for key in container.allKeys where !known.contains(key.stringValue) {
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: decoder.codingPath + [key],
+                debugDescription: "unknown field '\(key.stringValue)'; the fields are \(known.joined(separator: ", "))"))
+        }
     }
 
     /// Describes a `DecodingError` as "field path: problem", for error messages shown to users.

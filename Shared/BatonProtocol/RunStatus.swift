@@ -29,6 +29,9 @@ public struct RunStatus: RawRepresentable, Codable, Sendable, Hashable, CustomSt
     /// Whether no further slice will run.
     public var isTerminal: Bool { Self.terminal.contains(self) }
 
+    /// Every status a run can have.
+    public static let all: [RunStatus] = [.queued, .executing, .waiting] + terminal
+
     public var description: String { rawValue }
 }
 

@@ -23,7 +23,14 @@ public struct ValidationError: Error, Sendable, Hashable, CustomStringConvertibl
     /// Wraps a decoding failure (`DecodingError` or a JSON syntax error).
     public static func decoding(_ error: any Error) -> ValidationError {
         let (path, message) = BatonJSON.describe(error)
-        let isSyntax = path == "$" || path.isEmpty
+        // Only a document that is not JSON at all is malformed; valid JSON of the wrong shape
+        // (`[]` where an object belongs) is an invalid field at `$`.
+        let isSyntax: Bool
+        switch error as? DecodingError {
+        case .dataCorrupted(let context)?: isSyntax = context.codingPath.isEmpty
+        case nil: isSyntax = true
+        default: isSyntax = false
+        }
         return ValidationError(code: isSyntax ? "malformed_json" : "invalid_field", path: path.isEmpty ? "$" : path, message: message)
     }
 }
