@@ -14,12 +14,19 @@ import Logging
 ///   show what the checkpoint prevents);
 /// - `worker.slice.budget.ms` (`WORKER_SLICE_BUDGET_MS`), int, 30000: a slice's time budget;
 /// - `baton.organization` / `baton.project` (`BATON_ORGANIZATION`, `BATON_PROJECT`), string,
-///   `default`: scope of deduplication keys, shown in every run's context;
+///   `default`: scope of deduplication keys, shown in every run's context; the project (with
+///   `baton.environment`, `BATON_ENVIRONMENT`, default `default`) is the tenant the jobs belong to;
+/// - `baton.api.key` (`BATON_API_KEY`), secret: the tenant's API key, sent to the task-result
+///   service when it requires keys;
 /// - `example.tick.seconds` (`EXAMPLE_TICK_SECONDS`), int, 0: when set, also runs the `ticker`
 ///   job on an interval trigger of that many seconds.
 @main
 struct ExampleJobsMain {
-    static func main() async throws {
+    static func main() async {
+        await serviceMain("baton-example-jobs") { try await run() }
+    }
+
+    static func run() async throws {
         let config = ConfigReader.batonDefault()
         let service = try ServiceConfiguration(config: config, serviceName: "baton-example-jobs")
         bootstrapLogging(level: service.logLevel)

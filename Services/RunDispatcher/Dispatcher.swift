@@ -218,10 +218,12 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
 
 @main
 struct DispatcherMain {
-    static func main() async throws {
+    static func main() async {
+        await serviceMain("baton-dispatcher") {
         let configuration = try DispatcherConfiguration(config: .batonDefault())
         bootstrapLogging(level: configuration.service.logLevel)
         let logger = Logger(label: "baton-dispatcher")
         try await buildDispatcher(configuration: configuration, logger: logger).runService()
+        }
     }
 }

@@ -277,10 +277,12 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
 
 @main
 struct TaskResultMain {
-    static func main() async throws {
+    static func main() async {
+        await serviceMain("baton-task-results") {
         let configuration = try TaskResultConfiguration(config: .batonDefault())
         bootstrapLogging(level: configuration.service.logLevel)
         let logger = Logger(label: "baton-task-results")
         try await buildTaskResultService(configuration: configuration, logger: logger).runService()
+        }
     }
 }

@@ -62,12 +62,31 @@ public enum BatonJSON {
         return try? Date.ISO8601FormatStyle().parse(text)
     }
 
-    /// A coding key for any field name.
+    /// A coding key for any field name or array index.
     public struct AnyKey: CodingKey, Sendable {
         public var stringValue: String
-        public var intValue: Int? { nil }
+        public var intValue: Int?
         public init(stringValue: String) { self.stringValue = stringValue }
-        public init?(intValue: Int) { nil }
+        public init(intValue: Int) {
+            self.stringValue = "\(intValue)"
+            self.intValue = intValue
+        }
+    }
+
+    /// The coding keys of a path such as `$.a.b[2]` (relative to a document's root).
+    public static func codingPath(_ path: String) -> [any CodingKey] {
+        var keys: [any CodingKey] = []
+        for part in path.split(separator: ".") where part != "$" {
+            var name = part
+            var indices: [Int] = []
+            while name.hasSuffix("]"), let open = name.lastIndex(of: "["), let index = Int(name[name.index(after: open)..<name.index(before: name.endIndex)]) {
+                indices.insert(index, at: 0)
+                name = name[..<open]
+            }
+            if !name.isEmpty, name != "$" { keys.append(AnyKey(stringValue: String(name))) }
+            keys += indices.map { AnyKey(intValue: $0) }
+        }
+        return keys
     }
 
     /// Throws when the object being decoded has a field not in `known`: for request bodies,

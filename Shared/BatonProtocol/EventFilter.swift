@@ -30,7 +30,9 @@ public struct EventFilter: Codable, Sendable, Hashable {
         do {
             try Self.validate(definition, path: "$")
         } catch {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "\(error.path): \(error.message)"))
+            // Report the offending leaf's full path (`$.trigger.filter.plan`), not the filter's.
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath + BatonJSON.codingPath(error.path),
+                                                    debugDescription: error.message))
         }
         self.definition = definition
     }
