@@ -12,7 +12,7 @@ struct IngesterMain {
         bootstrapLogging(level: configuration.service.logLevel)
         let logger = Logger(label: "baton-ingester")
         let app = try await buildIngester(configuration: configuration, logger: logger)
-        try await app.runService()
+        try await runUntilSignalled([app], shutdownDeadline: configuration.service.shutdownDeadline, logger: logger)
         }
     }
 }

@@ -60,6 +60,6 @@ struct ExampleJobsMain {
                                  limits: service.limits),
             jobs: jobs,
             logger: logger)
-        try await runUntilSignalled([worker], logger: logger)
+        try await runUntilSignalled([worker], shutdownDeadline: service.shutdownDeadline, logger: logger)
     }
 }

@@ -223,7 +223,8 @@ struct DispatcherMain {
         let configuration = try DispatcherConfiguration(config: .batonDefault())
         bootstrapLogging(level: configuration.service.logLevel)
         let logger = Logger(label: "baton-dispatcher")
-        try await buildDispatcher(configuration: configuration, logger: logger).runService()
+        try await runUntilSignalled([try await buildDispatcher(configuration: configuration, logger: logger)],
+                                    shutdownDeadline: configuration.service.shutdownDeadline, logger: logger)
         }
     }
 }

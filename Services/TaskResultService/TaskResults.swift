@@ -282,7 +282,8 @@ struct TaskResultMain {
         let configuration = try TaskResultConfiguration(config: .batonDefault())
         bootstrapLogging(level: configuration.service.logLevel)
         let logger = Logger(label: "baton-task-results")
-        try await buildTaskResultService(configuration: configuration, logger: logger).runService()
+        try await runUntilSignalled([try await buildTaskResultService(configuration: configuration, logger: logger)],
+                                    shutdownDeadline: configuration.service.shutdownDeadline, logger: logger)
         }
     }
 }

@@ -15,7 +15,7 @@ import NIOHTTP1
 public struct BatonClient: Sendable {
     private enum Transport: Sendable {
         case kafka(KafkaProducer, Topics)
-        case http(String, HTTPClient)
+        case http(String, apiKey: String?, HTTPClient)
     }
 
     private let transport: Transport
@@ -25,9 +25,24 @@ public struct BatonClient: Sendable {
         BatonClient(transport: .kafka(producer, topics))
     }
 
-    /// Posts to the ingester at `baseURL` (e.g. `http://127.0.0.1:8080`).
-    public static func http(baseURL: String, client: HTTPClient = .shared) -> BatonClient {
-        BatonClient(transport: .http(baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL, client))
+    /// Posts to the ingester at `baseURL` (e.g. `http://127.0.0.1:8080`), with
+    /// `Authorization: Bearer apiKey` when the ingester requires keys (the events then belong to
+    /// the key's project and environment).
+    public static func http(baseURL: String, apiKey: String? = nil, client: HTTPClient = .shared) -> BatonClient {
+        BatonClient(transport: .http(baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL, apiKey: apiKey, client))
+    }
+
+    /// The `POST /api/v1/events` body: the envelope's client-set fields (the ingester sets the
+    /// schema version and, from the key, the tenant).
+    private struct SendEventBody: Encodable {
+        var id: String
+        var name: String
+        var source: String
+        var payload: JSONValue
+        var context: JSONValue?
+        var timestamp: Date
+        var deliverAt: Date?
+        var accountId: String?
     }
 
     /// Sends an event.
@@ -52,15 +67,21 @@ public struct BatonClient: Sendable {
     @discardableResult
     public func sendEvent(_ envelope: EventEnvelope) async throws -> String {
         try envelope.validate()
-        let body = try BatonJSON.encoder.encode(envelope)
         switch transport {
         case .kafka(let producer, let topics):
-            try await producer.send(topic: topics.events, key: envelope.id, value: Array(body))
-        case .http(let baseURL, let client):
+            try await producer.send(topic: topics.events, key: envelope.id, value: Array(try BatonJSON.encoder.encode(envelope)))
+        case .http(let baseURL, let apiKey, let client):
+            guard envelope.invoke == nil, envelope.tenant == .default else {
+                throw BatonClientError(status: 0, body: "over HTTP the ingester sets invoke and tenant (from the API key); send this envelope over Kafka")
+            }
+            let body = SendEventBody(id: envelope.id, name: envelope.name, source: envelope.source, payload: envelope.payload,
+                                     context: envelope.context, timestamp: envelope.timestamp, deliverAt: envelope.deliverAt,
+                                     accountId: envelope.accountId)
             var request = HTTPClientRequest(url: "\(baseURL)/api/v1/events")
             request.method = .POST
             request.headers.add(name: "content-type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: body))
+            if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+            request.body = .bytes(ByteBuffer(bytes: try BatonJSON.encoder.encode(body)))
             let response = try await client.execute(request, timeout: .seconds(60))
             let answer = try await response.body.collect(upTo: 1 << 20)
             guard response.status == .accepted else {

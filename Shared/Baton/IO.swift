@@ -138,6 +138,11 @@ public final class IO: Sendable {
                 // failure of the task, which runs again in a later slice.
                 throw interrupt
             }
+            if Task.isCancelled {
+                // The worker is stopping (its shutdown deadline passed): not a failure of the
+                // task. Nothing is recorded; the run command is delivered again after the restart.
+                throw SliceCancelled(task: key)
+            }
             let delay = Self.retryDelay(after: error, attempt: attempt, policy: options.retry)
             let retryAt = delay.map { Date().addingTimeInterval(Double($0) / 1000) }
             try await slice.publish(.taskFailed(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, error: "\(error)",

@@ -23,11 +23,25 @@ enum SliceRunner {
             throw notDurable
         } catch is CancellationError where slice.raisedInterrupt != nil {
             return nil  // parallel branches cancelled because one of them ended the slice
+        } catch let cancelled as SliceCancelled {
+            throw cancelled
+        } catch where Task.isCancelled && slice.raisedInterrupt == nil {
+            throw SliceCancelled(task: nil)  // the worker is stopping: no outcome is recorded
         } catch {
             if let interrupt = slice.raisedInterrupt {
                 return .runFailed(.init(error: "the job's code caught Baton's interrupt (\(interrupt.reason)) and threw \(error) instead; rethrow errors for which isBatonInterrupt(error) is true"))
             }
             return .runFailed(.init(error: "\(error)"))
         }
+    }
+}
+
+/// The worker stopped (cancelled at its shutdown deadline) in the middle of a slice. Nothing of
+/// the unfinished work is recorded and the run command is not committed: it is delivered again,
+/// and the next slice replays what was acknowledged.
+struct SliceCancelled: Error, CustomStringConvertible {
+    var task: String?
+    var description: String {
+        "the job worker stopped during the slice" + (task.map { " (in task '\($0)')" } ?? "") + "; the run resumes after the restart"
     }
 }

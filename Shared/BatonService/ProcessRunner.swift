@@ -11,12 +11,19 @@ public func bootstrapLogging(level: Logger.Level) {
     }
 }
 
-/// Runs `services` until SIGTERM or SIGINT, then shuts them down gracefully (last first).
-public func runUntilSignalled(_ services: [any Service], logger: Logger) async throws {
-    let group = ServiceGroup(
-        configuration: .init(
-            services: services.map { .init(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
-    try await group.run()
+/// Runs `services` until SIGTERM or SIGINT, then shuts them down gracefully (last first):
+/// consumers stop taking records, in-flight work finishes (or yields) and is committed.
+///
+/// - Parameter shutdownDeadline: how long the graceful shutdown may take. Past it the services
+///   are cancelled (work not committed is delivered again after the restart) and this throws,
+///   so the process exits non-zero: a supervisor sees that the drain did not finish.
+public func runUntilSignalled(_ services: [any Service], shutdownDeadline: Duration = .seconds(30), logger: Logger) async throws {
+    var configuration = ServiceGroupConfiguration(
+        services: services.map { .init(service: $0) },
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger)
+    configuration.maximumGracefulShutdownDuration = shutdownDeadline
+    configuration.maximumCancellationDuration = .seconds(5)
+    try await ServiceGroup(configuration: configuration).run()
+    logger.info("stopped")
 }

@@ -22,6 +22,8 @@ import Logging
 /// - `limits.key.bytes` (`LIMITS_KEY_BYTES`), int, 256: longest event id, task key, deduplication key.
 /// - `limits.task.output.bytes` (`LIMITS_TASK_OUTPUT_BYTES`), int, 524288: largest task output (job services).
 /// - `limits.log.line.bytes` (`LIMITS_LOG_LINE_BYTES`), int, 16384: longest log message (job services; cut beyond).
+/// - `shutdown.deadline.ms` (`SHUTDOWN_DEADLINE_MS`), int, 30000: how long a graceful shutdown
+///   (SIGTERM, SIGINT) may take to drain in-flight work before the process gives up and exits 1.
 /// - `auth.keys.file` (`AUTH_KEYS_FILE`), path, none: the API keys file (hashes; made with
 ///   `baton-keys`). Without it the HTTP APIs need no key and act for the default project.
 public struct ServiceConfiguration: Sendable {
@@ -32,6 +34,8 @@ public struct ServiceConfiguration: Sendable {
     public var apiKeys: APIKeyRing
     /// Size limits (the ingester sets the body and batch limits from its own keys).
     public var limits: Limits
+    /// How long a graceful shutdown may take.
+    public var shutdownDeadline: Duration
 
     /// Reads the shared settings.
     /// - Throws: `ValidationError` naming the key whose value is invalid.
@@ -67,6 +71,9 @@ public struct ServiceConfiguration: Sendable {
             nestingDepth: config.int(forKey: "limits.json.depth", default: defaults.nestingDepth),
             keyBytes: config.int(forKey: "limits.key.bytes", default: defaults.keyBytes))
         try limits.validate()
+        let deadline = config.int(forKey: "shutdown.deadline.ms", default: 30_000)
+        guard deadline >= 1 else { throw ValidationError(path: "shutdown.deadline.ms", message: "must be at least 1, got \(deadline)") }
+        self.shutdownDeadline = .milliseconds(deadline)
     }
 
     /// Parses `k=v,k=v` into a dictionary.

@@ -91,14 +91,45 @@ public final class BatonStack: Sendable {
         }
     }
 
-    /// SIGKILLs service `role` and starts a new one on the same port and store; returns once it
-    /// answers `/health`.
-    public func restart(_ role: Role) async throws {
+    /// The status ``stop(_:with:)`` reports for a process that did not exit by its deadline.
+    public static let exitMissedDeadline: Int32 = -1
+
+    /// How a test stops a process before restarting it.
+    public enum StopSignal: Sendable {
+        /// SIGKILL: a crash.
+        case kill
+        /// SIGTERM, then wait up to `deadline` for the exit.
+        case terminate(deadline: Duration)
+    }
+
+    /// Stops `process` with `signal`; returns its exit status for SIGTERM (`nil` for SIGKILL),
+    /// or ``exitMissedDeadline`` when it was still running at the deadline (it is SIGKILLed).
+    @discardableResult
+    public func stop(_ process: ChildProcess, with signal: StopSignal) async throws -> Int32? {
+        switch signal {
+        case .kill:
+            try await process.kill9()
+            return nil
+        case .terminate(let deadline):
+            do {
+                return try await process.terminate(deadline: deadline)
+            } catch is DeadlineExceeded {
+                try await process.kill9()
+                return Self.exitMissedDeadline
+            }
+        }
+    }
+
+    /// Stops service `role` (SIGKILL by default) and starts a new one on the same port and
+    /// store; returns once it answers `/health`, and the old process's exit status after SIGTERM.
+    @discardableResult
+    public func restart(_ role: Role, with signal: StopSignal = .kill) async throws -> Int32? {
         let old = services.withLock { $0[role]! }
-        try await old.kill9()
+        let status = try await stop(old, with: signal)
         let next = try launch(role)
         services.withLock { $0[role] = next }
         try await awaitHealthy(next, port: port(of: role))
+        return status
     }
 
     /// SIGKILLs the dispatcher and starts a new one (see ``restart(_:)``).
@@ -106,15 +137,16 @@ public final class BatonStack: Sendable {
         try await restart(.dispatcher)
     }
 
-    /// SIGKILLs job service `process` and starts a new one with the same settings.
+    /// Stops job service `process` (SIGKILL by default) and starts a new one with the same
+    /// settings; returns it, and the old process's exit status after SIGTERM.
     @discardableResult
-    public func restartJobService(_ process: ChildProcess) async throws -> ChildProcess {
+    public func restartJobService(_ process: ChildProcess, with signal: StopSignal = .kill) async throws -> (process: ChildProcess, status: Int32?) {
         let environment = startedJobServices.withLock { services in
             services.first { $0.process === process }?.environment ?? [:]
         }
-        try await process.kill9()
+        let status = try await stop(process, with: signal)
         startedJobServices.withLock { $0.removeAll { $0.process === process } }
-        return try await startExampleJobs(environment: environment)
+        return (try await startExampleJobs(environment: environment), status)
     }
 
     /// Starts one more dispatcher instance (its own store and port) and waits until it answers.

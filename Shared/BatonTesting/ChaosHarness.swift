@@ -30,18 +30,24 @@ public struct ChaosReport: Sendable {
     /// Runs whose post-wait task ran again after its acknowledged execution: the wait's timer
     /// resumed the job code twice.
     public var timersFiredTwice = 0
-    /// Processes SIGKILLed and restarted.
+    /// Processes SIGKILLed (or SIGTERMed) and restarted.
     public var kills = 0
     public var killed: [String] = []
+    /// With SIGTERM: processes that did not exit 0 within the shutdown deadline.
+    public var uncleanExits = 0
+    /// Whether processes were stopped with SIGTERM (drain) instead of SIGKILL.
+    public var terminated = false
 
     /// The invariant line.
     public var line: String {
         "runs: \(runs), completed: \(completed), lost events: \(lostEvents), duplicate runs: \(duplicateRuns), re-executed acked tasks: \(reexecutedAckedTasks), timers fired twice: \(timersFiredTwice)"
+            + (terminated ? ", SIGTERMs: \(kills), unclean exits: \(uncleanExits)" : "")
     }
 
     /// Whether every invariant held.
     public var holds: Bool {
         runs > 0 && completed == runs && lostEvents == 0 && duplicateRuns == 0 && reexecutedAckedTasks == 0 && timersFiredTwice == 0
+            && uncleanExits == 0
     }
 }
 
@@ -55,10 +61,14 @@ public struct ChaosHarness: Sendable {
     public var seed: UInt64
     public var waitSeconds: Double
     public var settleDeadline: Duration
+    /// When set, processes get SIGTERM with this shutdown deadline (`SHUTDOWN_DEADLINE_MS`)
+    /// instead of SIGKILL: each must drain and exit 0 in time.
+    public var shutdownDeadline: Duration?
     public var log: @Sendable (String) -> Void
 
     public init(runs: Int, kills: Int, seed: UInt64, waitSeconds: Double = 0.3, settleDeadline: Duration = .seconds(300),
-                log: @escaping @Sendable (String) -> Void = { _ in }) {
+                shutdownDeadline: Duration? = nil, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.shutdownDeadline = shutdownDeadline
         self.runs = runs
         self.kills = kills
         self.seed = seed
@@ -68,33 +78,54 @@ public struct ChaosHarness: Sendable {
     }
 
     public func run() async throws -> ChaosReport {
-        let stack = try await BatonStack.start(label: "chaos", environment: [
+        var environment = [
             "LOG_LEVEL": "info", "RUNS_PROGRESS_TIMEOUT_MS": "3000", "RUNS_PROGRESS_REISSUES": "50", "REAPER_INTERVAL_MS": "500",
-        ])
+        ]
+        let signal: BatonStack.StopSignal
+        if let shutdownDeadline {
+            environment["SHUTDOWN_DEADLINE_MS"] = "\(Int(shutdownDeadline / .milliseconds(1)))"
+            // The process gets its deadline plus the time to exit after it.
+            signal = .terminate(deadline: shutdownDeadline + .seconds(10))
+        } else {
+            signal = .kill
+        }
+        let stack = try await BatonStack.start(label: "chaos", environment: environment)
         try await stack.startExampleJobs()
         try await stack.startExampleJobs()
         var random = SeededGenerator(seed: seed)
         let targets = ["ingester", "dispatcher", "task-results", "job service", "job service"]
-        let plan = (0..<kills).map { _ in (delay: Int.random(in: 300...1500, using: &random), target: Int.random(in: 0..<targets.count, using: &random)) }
+        var plan = (0..<kills).map { _ in (delay: Int.random(in: 300...1500, using: &random), target: Int.random(in: 0..<targets.count, using: &random)) }
+        if shutdownDeadline != nil, kills >= 4 {
+            // Drains differ per service: make sure each kind is stopped at least once, in a
+            // seeded order.
+            for (index, target) in [0, 1, 2, 3].shuffled(using: &random).enumerated() { plan[index].target = target }
+        }
         let pace = Duration.milliseconds(max(10, (kills * 2500) / max(1, runs)))
         log("chaos: seed \(seed), \(runs) runs, \(kills) kills, one event every \(pace)")
 
         async let sent = send(stack, pace: pace)
         var report = ChaosReport()
+        report.terminated = shutdownDeadline != nil
         for step in plan {
             try await Task.sleep(for: .milliseconds(step.delay))
             let target = targets[step.target]
+            let status: Int32?
             switch step.target {
-            case 0: try await stack.restart(.ingester)
-            case 1: try await stack.restart(.dispatcher)
-            case 2: try await stack.restart(.taskResults)
+            case 0: status = try await stack.restart(.ingester, with: signal)
+            case 1: status = try await stack.restart(.dispatcher, with: signal)
+            case 2: status = try await stack.restart(.taskResults, with: signal)
             default:
                 let running = stack.jobServices.filter(\.isRunning)
-                try await stack.restartJobService(running[step.target % running.count])
+                status = try await stack.restartJobService(running[step.target % running.count], with: signal).status
+            }
+            if let status, status != 0 {
+                // Non-zero, or still running at the deadline (SIGKILLed then).
+                report.uncleanExits += 1
+                log("chaos: \(target) " + (status == BatonStack.exitMissedDeadline ? "did not exit by its deadline" : "exited with status \(status)") + " after SIGTERM")
             }
             report.kills += 1
             report.killed.append(target)
-            log("chaos: SIGKILLed and restarted \(target)")
+            log("chaos: \(report.terminated ? "SIGTERMed" : "SIGKILLed") and restarted \(target)" + (status.map { " (exit \($0))" } ?? ""))
         }
         let accepted = try await sent
         log("chaos: \(accepted.count) events accepted; waiting for every run to settle")

@@ -4,7 +4,8 @@ import Foundation
 
 /// `baton-chaos`: the standalone chaos harness. Starts the embedded stack on loopback ports,
 /// sends `--runs` events while SIGKILLing and restarting `--kills` random Baton processes, and
-/// prints the invariant line. Exits 1 when an invariant does not hold.
+/// prints the invariant line. Exits 1 when an invariant does not hold. With `--sigterm N` the
+/// processes get SIGTERM instead, with an N-second shutdown deadline: each must drain and exit 0.
 ///
 ///     eval "$(deploy/local/setup --print-env)"
 ///     swift build && BATON_BIN_DIR=$(swift build --show-bin-path) .build/debug/baton-chaos --runs 1000 --kills 40
@@ -24,16 +25,23 @@ struct BatonChaos: AsyncParsableCommand {
     @Option(help: "Seconds each run waits durably.")
     var wait = 0.3
 
+    @Option(name: .customLong("sigterm"), help: "Stop processes with SIGTERM and this shutdown deadline in seconds (they must drain and exit 0 in time) instead of SIGKILL.")
+    var sigtermDeadline: Double?
+
     func validate() throws {
         guard runs >= 1, runs <= 100_000 else { throw ValidationError("--runs must be between 1 and 100000") }
         guard kills >= 0, kills <= 10_000 else { throw ValidationError("--kills must be between 0 and 10000") }
         guard wait >= 0, wait <= 60 else { throw ValidationError("--wait must be between 0 and 60 seconds") }
+        if let sigtermDeadline, !(sigtermDeadline > 0 && sigtermDeadline <= 600) {
+            throw ValidationError("--sigterm must be between 0 and 600 seconds")
+        }
     }
 
     func run() async throws {
         let started = ContinuousClock.now
         let report = try await ChaosHarness(runs: runs, kills: kills, seed: seed, waitSeconds: wait,
-                                            settleDeadline: .seconds(max(300, runs)), log: { print($0) }).run()
+                                            settleDeadline: .seconds(max(300, runs)),
+                                            shutdownDeadline: sigtermDeadline.map { .milliseconds(Int($0 * 1000)) }, log: { print($0) }).run()
         print("killed: \(report.killed.joined(separator: ", "))")
         print(report.line)
         print("seed \(seed), \(ContinuousClock.now - started)")

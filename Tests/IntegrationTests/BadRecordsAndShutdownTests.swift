@@ -95,6 +95,37 @@ struct BadRecordsAndShutdownTests {
     }
 }
 
+extension BadRecordsAndShutdownTests {
+    @Test("SIGTERM with a slice longer than the shutdown deadline: the worker gives up at the deadline and exits 1; nothing is recorded as failed and the run completes after the restart", .tags(.fault))
+    func shutdownDeadline() async throws {
+        let stack = try await BatonStack.start(label: "deadline")
+        let settings = ["SHUTDOWN_DEADLINE_MS": "1000"]
+        let worker = try await stack.startExampleJobs(environment: settings)
+        let eventId = "evt_deadline_\(UUID().uuidString.prefix(8))"
+        // Three steps of 4 s each: the slice in flight cannot finish within the 1 s deadline.
+        #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"steps.start","payload":{"steps":3,"stepMilliseconds":4000}}"#).status == 202)
+        let runId = Identifiers.runID(eventID: eventId, jobSlug: "many-steps")
+        _ = try await eventually("the first step to start", deadline: .seconds(60)) {
+            try await stack.run(runId)?.tasks.isEmpty == false ? true : nil
+        }
+        let clock = ContinuousClock()
+        let signalled = clock.now
+        let status = try await worker.terminate(deadline: .seconds(30))
+        let took = clock.now - signalled
+        #expect(status == 1, "exit status \(status): \(worker.output().suffix(1500))")
+        #expect(took < .seconds(10), "gave up at the deadline (1 s) plus the cancellation limit, not after the slice: \(took)")
+        #expect(worker.output().contains("stopped"), "the reason is on its output")
+
+        try await stack.startExampleJobs(environment: settings)
+        let run = try await completedRun(stack, runId)
+        #expect(run.status == .completed, "\(run.error ?? "")")
+        #expect(run.tasks.allSatisfy { $0.error == nil }, "the cancelled step was not recorded as a failure: \(run.tasks.map(\.error))")
+        let audit = StepAudit(runId: runId, steps: 3, outbox: stack.outboxLines(), run: run)
+        #expect(audit.reexecutedAcknowledged.isEmpty && audit.missing.isEmpty)
+        try await stack.stop()
+    }
+}
+
 @Suite("Auto-yield and cancel over a real broker", .tags(.integration), .serialized)
 struct YieldAndCancelTests {
     func run(_ stack: BatonStack, _ runId: String) async throws -> RunDetails? {

@@ -15,4 +15,18 @@ struct ChaosTests {
         #expect(report.reexecutedAckedTasks == 0)
         #expect(report.timersFiredTwice == 0)
     }
+
+    @Test("SIGTERM under load: 30 runs while 5 random Baton processes are terminated; each drains and exits 0 within its deadline, nothing lost or duplicated")
+    func sigtermUnderLoad() async throws {
+        let report = try await ChaosHarness(runs: 30, kills: 5, seed: 2511, shutdownDeadline: .seconds(15), log: { print($0) }).run()
+        print(report.line)
+        #expect(report.terminated && report.kills == 5)
+        #expect(report.uncleanExits == 0, "every SIGTERMed process exited 0 within the deadline")
+        #expect(report.runs >= 60, "every event accepted: \(report.runs / 2) of 30")
+        #expect(report.completed == report.runs)
+        #expect(report.lostEvents == 0)
+        #expect(report.duplicateRuns == 0)
+        #expect(report.reexecutedAckedTasks == 0)
+        #expect(report.timersFiredTwice == 0)
+    }
 }
