@@ -145,8 +145,8 @@ public final class TaskResultStore: Sendable {
     /// slice of a run that has not finished.
     public func checkpoint(runId: String) throws -> RunCheckpoint {
         try pool.write { db in
-            try db.execute(sql: "UPDATE runs SET slices = slices + 1 WHERE id = ? AND status NOT IN \(Self.terminalStatuses)",
-                           arguments: [runId])
+            try db.execute(sql: "UPDATE runs SET slices = slices + 1 WHERE id = ? AND status NOT IN \(Self.terminalPlaceholders)",
+                           arguments: StatementArguments([runId]) + Self.terminalArguments)
             let status = try String.fetchOne(db, sql: "SELECT status FROM runs WHERE id = ?", arguments: [runId])
             guard let status else { return RunCheckpoint(runId: runId, status: nil, completedTasks: []) }
             var failed: [String: Int] = [:]
@@ -353,9 +353,9 @@ public final class TaskResultStore: Sendable {
         try pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT f.run_id, f.task_id, f.request, f.attempts FROM fetches f JOIN runs r ON r.id = f.run_id
-                WHERE f.done = 0 AND f.next_attempt_at <= ? AND r.status NOT IN \(Self.terminalStatuses)
+                WHERE f.done = 0 AND f.next_attempt_at <= ? AND r.status NOT IN \(Self.terminalPlaceholders)
                 ORDER BY f.next_attempt_at LIMIT ?
-                """, arguments: [now.millisecondsSince1970, limit]).map {
+                """, arguments: StatementArguments([now.millisecondsSince1970]) + Self.terminalArguments + [limit]).map {
                 DueFetch(runId: $0["run_id"], taskId: $0["task_id"],
                          request: try BatonJSON.decoder.decode(BackgroundFetchRequest.self, from: Data(($0["request"] as String).utf8)),
                          attempts: $0["attempts"])
@@ -439,7 +439,10 @@ public final class TaskResultStore: Sendable {
 
     /// The SQL list of terminal statuses, e.g. `('COMPLETED', 'FAILED', …)`, derived from
     /// `RunStatus.terminal` (constants, not user input).
-    static let terminalStatuses = "(" + RunStatus.terminal.map { "'\($0.rawValue)'" }.joined(separator: ", ") + ")"
+    /// `(?, ?, …)`, one placeholder per terminal status (SQL text holds no values, only
+    /// placeholders), and the statuses to bind to them.
+    static let terminalPlaceholders = "(" + RunStatus.terminal.map { _ in "?" }.joined(separator: ", ") + ")"
+    static let terminalArguments = StatementArguments(RunStatus.terminal.map(\.rawValue))
 
     /// A run that is queued or executing but has made no progress since `lastProgress`.
     public struct StuckRun: Sendable, Hashable {
