@@ -224,12 +224,18 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
             _ = try ownRun(claim.runId, tenant)
             // Project- and job-scoped keys name their project (`proj:<org>/<project>:…`): a
             // key may claim only its own project's.
+            // and every key names its environment (`<org>@<environment>` outside the default one).
             let scope = claim.scopedKey.split(separator: ":", maxSplits: 2)
-            if scope.count == 3, scope[0] == "proj" || scope[0] == "job" {
-                let parts = scope[1].split(separator: "/")
-                guard parts.count >= 2, parts[1] == tenant.project else {
-                    throw APIError(status: .forbidden, code: "forbidden", message: "the deduplication key belongs to another project", path: "$.scopedKey")
-                }
+            guard scope.count == 3 else {
+                throw APIError(status: .unprocessableContent, code: "invalid_field", message: "not a scoped deduplication key", path: "$.scopedKey")
+            }
+            let parts = scope[1].split(separator: "/")
+            let organization = parts.first.map(String.init) ?? ""
+            let environmentOK = tenant.environment == Tenant.default.environment
+                ? !organization.contains("@") : organization.hasSuffix("@\(tenant.environment)")
+            let projectOK = scope[0] == "org" || (parts.count >= 2 && parts[1] == tenant.project)
+            guard environmentOK, projectOK else {
+                throw APIError(status: .forbidden, code: "forbidden", message: "the deduplication key belongs to another project or environment", path: "$.scopedKey")
             }
         }
         return try jsonResponse(try store.claim(claim))

@@ -247,7 +247,7 @@ struct SliceExecutor: Sendable {
         }
         let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: sliceBudget,
                                publish: publish, emit: emit, claim: claim,
-                               scope: (organization: organization, project: project, jobSlug: registration.slug),
+                               scope: (organization: tenant.deduplicationOrganization(organization), project: project, jobSlug: registration.slug),
                                tenant: tenant, limits: limits)
         inFlight.attach(slice)
         let context = JobContext(

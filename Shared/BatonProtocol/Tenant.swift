@@ -44,6 +44,13 @@ public struct Tenant: Codable, Sendable, Hashable, CustomStringConvertible {
         self == .default ? id : "\(project)/\(environment)/\(id)"
     }
 
+    /// The organization part of deduplication keys: `organization` for the default environment,
+    /// `organization@environment` otherwise, so that no key is shared between environments (a
+    /// welcome e-mail sent from `dev` must not stop the one from `prod`).
+    public func deduplicationOrganization(_ organization: String) -> String {
+        environment == Tenant.default.environment ? organization : "\(organization)@\(environment)"
+    }
+
     /// Checks optional `project` / `environment` fields of a document at `path`.
     static func validate(project: String?, environment: String?, path: String) throws(ValidationError) {
         if let project, !Slug.isValid(project) {
