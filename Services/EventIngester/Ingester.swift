@@ -140,7 +140,7 @@ struct EventRoutes: Sendable {
 
     func sendEvent(_ request: Request) async throws -> Response {
         let tenant = try keys.tenant(of: request)
-        let sendRequest = try decode(SendEventRequest.self, try await collectBody(request))
+        let sendRequest = try decode(Strict<SendEventRequest>.self, try await collectBody(request)).value
         let envelope: EventEnvelope
         do {
             envelope = try sendRequest.envelope(tenant: tenant, limits: limits)
@@ -173,7 +173,7 @@ struct EventRoutes: Sendable {
                     do {
                         let item: SendEventRequest
                         do {
-                            item = try raw.decode(as: SendEventRequest.self)
+                            item = try raw.decode(as: Strict<SendEventRequest>.self).value
                         } catch {
                             let failure = ValidationError.decoding(error)
                             throw ValidationError(code: failure.code, path: failure.path.replacingOccurrences(of: "$", with: path), message: failure.message)
@@ -199,7 +199,7 @@ struct EventRoutes: Sendable {
     /// Registers (or updates) a job for tooling that is not a Swift job service.
     func registerJob(id: String, _ request: Request) async throws -> Response {
         let tenant = try keys.tenant(of: request)
-        let body = try decode(RegisterJobRequest.self, try await collectBody(request))
+        let body = try decode(Strict<RegisterJobRequest>.self, try await collectBody(request)).value
         let registration: JobRegistration
         do {
             registration = try JobRegistration(id: id, name: body.name, version: body.version, trigger: body.trigger, tenant: tenant)
@@ -223,7 +223,7 @@ struct EventRoutes: Sendable {
     /// the request is on the events topic.
     func invoke(id: String, _ request: Request) async throws -> Response {
         let tenant = try keys.tenant(of: request)
-        let body = try decode(InvokeJobRequest.self, try await collectBody(request))
+        let body = try decode(Strict<InvokeJobRequest>.self, try await collectBody(request)).value
         let slug: String
         do {
             slug = try Slug.make(id)

@@ -3,7 +3,7 @@ import BatonService
 import Foundation
 
 /// The body of `POST /api/v1/events`: Trigger.dev's `sendEvent` payload.
-struct SendEventRequest: Decodable, Sendable {
+struct SendEventRequest: StrictlyDecodable, Sendable {
     var name: String
     var payload: JSONValue?
     var id: String?
@@ -20,19 +20,6 @@ struct SendEventRequest: Decodable, Sendable {
         case name, payload, id, context, timestamp, source, accountId, deliverAt, deliverAfter
     }
 
-    init(from decoder: any Decoder) throws {
-        try BatonJSON.rejectUnknownFields(in: decoder, known: CodingKeys.allCases.map(\.rawValue))
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        name = try container.decode(String.self, forKey: .name)
-        payload = try container.decodeIfPresent(JSONValue.self, forKey: .payload)
-        id = try container.decodeIfPresent(String.self, forKey: .id)
-        context = try container.decodeIfPresent(JSONValue.self, forKey: .context)
-        timestamp = try container.decodeIfPresent(Date.self, forKey: .timestamp)
-        source = try container.decodeIfPresent(String.self, forKey: .source)
-        accountId = try container.decodeIfPresent(String.self, forKey: .accountId)
-        deliverAt = try container.decodeIfPresent(Date.self, forKey: .deliverAt)
-        deliverAfter = try container.decodeIfPresent(Double.self, forKey: .deliverAfter)
-    }
 
     /// The envelope to publish; a missing id is generated, a missing timestamp is now.
     /// `path` prefixes field paths (`$.events[3]` in a batch).
@@ -61,20 +48,13 @@ struct SendEventRequest: Decodable, Sendable {
 }
 
 /// The body of `PUT /api/v1/jobs/{id}`.
-struct RegisterJobRequest: Decodable, Sendable {
+struct RegisterJobRequest: StrictlyDecodable, Sendable {
     var name: String
     var version: String
     var trigger: JobTrigger
 
     enum CodingKeys: String, CodingKey, CaseIterable { case name, version, trigger }
 
-    init(from decoder: any Decoder) throws {
-        try BatonJSON.rejectUnknownFields(in: decoder, known: CodingKeys.allCases.map(\.rawValue))
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        name = try container.decode(String.self, forKey: .name)
-        version = try container.decode(String.self, forKey: .version)
-        trigger = try container.decode(JobTrigger.self, forKey: .trigger)
-    }
 }
 
 struct RegisterJobResponse: Codable, Sendable {
@@ -84,7 +64,7 @@ struct RegisterJobResponse: Codable, Sendable {
 }
 
 /// The body of `POST /api/v1/jobs/{id}/invoke`.
-struct InvokeJobRequest: Decodable, Sendable {
+struct InvokeJobRequest: StrictlyDecodable, Sendable {
     var payload: JSONValue?
     var context: JSONValue?
     /// Idempotency: invoking again with the same id starts no second run.
@@ -92,13 +72,6 @@ struct InvokeJobRequest: Decodable, Sendable {
 
     enum CodingKeys: String, CodingKey, CaseIterable { case payload, context, id }
 
-    init(from decoder: any Decoder) throws {
-        try BatonJSON.rejectUnknownFields(in: decoder, known: CodingKeys.allCases.map(\.rawValue))
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        payload = try container.decodeIfPresent(JSONValue.self, forKey: .payload)
-        context = try container.decodeIfPresent(JSONValue.self, forKey: .context)
-        id = try container.decodeIfPresent(String.self, forKey: .id)
-    }
 }
 
 struct InvokeJobResponse: Codable, Sendable {

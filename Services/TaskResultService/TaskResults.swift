@@ -194,13 +194,15 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
                         maxReissues: configuration.progressReissues, logger: logger)
     let keys = configuration.service.apiKeys
     keys.logState(logger)
-    /// The run `id` when it belongs to `tenant`; otherwise 404 (another tenant's run is not
+    /// Answers 404 unless run `id` exists and belongs to `tenant` (another tenant's run is not
     /// distinguishable from a missing one).
-    @Sendable func ownRun(_ id: String, _ tenant: Tenant) throws -> RunDetails {
-        guard let run = try store.run(id: id), run.tenant == tenant else {
-            throw APIError(status: .notFound, code: "run_not_found", message: "no run with id '\(id)'", path: "id")
+    @Sendable func runNotFound(_ id: String) -> APIError {
+        APIError(status: .notFound, code: "run_not_found", message: "no run with id '\(id)'", path: "id")
+    }
+    @Sendable func requireOwnRun(_ id: String, _ tenant: Tenant) throws {
+        guard try store.tenant(ofRun: id) == tenant else {
+            throw runNotFound(id)
         }
-        return run
     }
     let router = Router()
     router.get("/internal/v1/runs/:id/checkpoint") { request, context in
@@ -208,7 +210,7 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         let id = try context.parameters.require("id")
         let checkpoint = try await barrier.checkpoint(runId: id)
         // After the barrier, so a run created just now is known.
-        if keys.isEnabled { _ = try ownRun(id, tenant) }
+        if keys.isEnabled { try requireOwnRun(id, tenant) }
         return try jsonResponse(checkpoint)
     }
     router.post("/internal/v1/deduplication/claim") { request, _ in
@@ -221,7 +223,7 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
             throw APIError(error)
         }
         if keys.isEnabled {
-            _ = try ownRun(claim.runId, tenant)
+            try requireOwnRun(claim.runId, tenant)
             // Project- and job-scoped keys name their project (`proj:<org>/<project>:…`): a
             // key may claim only its own project's.
             // and every key names its environment (`<org>@<environment>` outside the default one).
@@ -243,9 +245,9 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     router.post("/api/v1/runs/:id/cancel") { request, context in
         let tenant = try keys.tenant(of: request)
         let id = try context.parameters.require("id")
-        _ = try ownRun(id, tenant)
+        try requireOwnRun(id, tenant)
         guard let result = try store.cancel(runId: id) else {
-            throw APIError(status: .notFound, code: "run_not_found", message: "no run with id '\(id)'", path: "id")
+            throw runNotFound(id)
         }
         logger.info("run cancel requested", metadata: ["run.id": "\(id)", "canceled": "\(result.canceled)"])
         return try jsonResponse(CancelRunResponse(id: id, status: result.status, canceled: result.canceled))
@@ -269,7 +271,12 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         return try jsonResponse(["runs": try ids.compactMap { try store.run(id: $0) }.filter { $0.tenant == tenant }])
     }
     router.get("/api/v1/runs/:id") { request, context in
-        try jsonResponse(try ownRun(try context.parameters.require("id"), try keys.tenant(of: request)))
+        let tenant = try keys.tenant(of: request)
+        let id = try context.parameters.require("id")
+        guard let run = try store.run(id: id), run.tenant == tenant else {
+            throw runNotFound(id)
+        }
+        return try jsonResponse(run)
     }
     return serviceApplication(name: "baton-task-results", http: configuration.http, router: router,
                               services: [

@@ -89,10 +89,8 @@ public enum BatonJSON {
         return keys
     }
 
-    /// Throws when the object being decoded has a field not in `known`: for request bodies,
-    /// where an unknown field is almost always a typo (`deliverafter`) that would otherwise be
-    /// ignored silently.
-    public static func rejectUnknownFields(in decoder: any Decoder, known: [String]) throws {
+    /// Throws when the object being decoded has a field not in `known`.
+    static func rejectUnknownFields(in decoder: any Decoder, known: [String]) throws {
         let container = try decoder.container(keyedBy: AnyKey.self)
         for key in container.allKeys where !known.contains(key.stringValue) {
             throw DecodingError.dataCorrupted(.init(
@@ -135,5 +133,22 @@ public enum BatonJSON {
         case is Double.Type, is Float.Type: "a number"
         default: "\(type)"
         }
+    }
+}
+
+/// A document whose fields are exactly its coding keys: decode it as ``Strict`` to refuse
+/// unknown fields.
+public protocol StrictlyDecodable: Decodable {
+    associatedtype CodingKeys: CodingKey & CaseIterable
+}
+
+/// Decodes `Document` and refuses fields it does not have: for request bodies, where an unknown
+/// field is almost always a typo (`deliverafter`) that would otherwise be ignored silently.
+public struct Strict<Document: StrictlyDecodable>: Decodable {
+    public var value: Document
+
+    public init(from decoder: any Decoder) throws {
+        try BatonJSON.rejectUnknownFields(in: decoder, known: Document.CodingKeys.allCases.map(\.stringValue))
+        value = try Document(from: decoder)
     }
 }

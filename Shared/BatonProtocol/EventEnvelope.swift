@@ -4,7 +4,7 @@ import Foundation
 ///
 /// This is the document any producer, in any language, publishes to trigger runs. The JSON form
 /// is described in `docs/asyncapi.yaml`.
-public struct EventEnvelope: Codable, Sendable, Hashable {
+public struct EventEnvelope: Codable, Sendable, Hashable, TenantOwned {
     /// The schema version this build writes.
     public static let currentSchemaVersion = 1
     /// The longest accepted event name.
@@ -38,15 +38,6 @@ public struct EventEnvelope: Codable, Sendable, Hashable {
     public var project: String?
     /// The environment the event belongs to (`dev`, `prod`, …); absent means `default`.
     public var environment: String?
-
-    /// The tenant of the event: it starts runs of this tenant's jobs only.
-    public var tenant: Tenant {
-        get { Tenant.of(project: project, environment: environment) }
-        set {
-            project = newValue == .default ? nil : newValue.project
-            environment = newValue == .default ? nil : newValue.environment
-        }
-    }
 
     public init(
         id: String = Identifiers.newEventID(),

@@ -92,7 +92,7 @@ public struct JobTrigger: Codable, Sendable, Hashable {
 }
 
 /// A job definition as a job service announces it on the compacted `baton.jobs` topic.
-public struct JobRegistration: Codable, Sendable, Hashable {
+public struct JobRegistration: Codable, Sendable, Hashable, TenantOwned {
     public static let currentSchemaVersion = 1
 
     public var schemaVersion: Int
@@ -113,15 +113,6 @@ public struct JobRegistration: Codable, Sendable, Hashable {
     public var project: String?
     /// The environment the job belongs to (absent: `default`).
     public var environment: String?
-
-    /// The tenant whose events start this job and whose API keys see its runs.
-    public var tenant: Tenant {
-        get { Tenant.of(project: project, environment: environment) }
-        set {
-            project = newValue == .default ? nil : newValue.project
-            environment = newValue == .default ? nil : newValue.environment
-        }
-    }
 
     /// Builds a registration, slugifying `id` and checking `version`.
     /// - Throws: `ValidationError` for an id without letters or digits, an empty name, or an

@@ -61,3 +61,21 @@ public struct Tenant: Codable, Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
+
+/// A document that belongs to a tenant through optional `project` and `environment` fields
+/// (absent: `default`, so documents of the default tenant carry neither).
+public protocol TenantOwned {
+    var project: String? { get set }
+    var environment: String? { get set }
+}
+
+extension TenantOwned {
+    /// The tenant the document belongs to.
+    public var tenant: Tenant {
+        get { Tenant.of(project: project, environment: environment) }
+        set {
+            project = newValue == .default ? nil : newValue.project
+            environment = newValue == .default ? nil : newValue.environment
+        }
+    }
+}

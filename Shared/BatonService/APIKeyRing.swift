@@ -15,23 +15,22 @@ public struct APIKeyRing: Sendable {
     /// Whether requests must carry a key.
     public let isEnabled: Bool
 
+    private init(tenants: [String: (id: String, tenant: Tenant)], isEnabled: Bool) {
+        self.tenants = tenants
+        self.isEnabled = isEnabled
+    }
+
     /// A ring holding `records`; enabled.
     public init(records: [APIKey.Record]) throws(ValidationError) {
         var tenants: [String: (id: String, tenant: Tenant)] = [:]
         for record in records {
             tenants[record.sha256.lowercased()] = (record.id, try record.tenant())
         }
-        self.tenants = tenants
-        self.isEnabled = true
-    }
-
-    private init(disabled: Void) {
-        self.tenants = [:]
-        self.isEnabled = false
+        self.init(tenants: tenants, isEnabled: true)
     }
 
     /// Authentication off: every request is ``Tenant/default``.
-    public static let disabled = APIKeyRing(disabled: ())
+    public static let disabled = APIKeyRing(tenants: [:], isEnabled: false)
 
     /// Loads the ring configured by `auth.keys.file`, or ``disabled`` when it is not set.
     /// - Throws: `ValidationError` naming the file and what is wrong with it.

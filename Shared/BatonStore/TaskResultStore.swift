@@ -505,6 +505,16 @@ public final class TaskResultStore: Sendable {
         }
     }
 
+    /// The tenant of run `id` (from its event), without loading its tasks and logs; `nil` for
+    /// an unknown run.
+    public func tenant(ofRun id: String) throws -> Tenant? {
+        try pool.read { db in
+            try String.fetchOne(db, sql: "SELECT event FROM runs WHERE id = ?", arguments: [id]).map {
+                try BatonJSON.decoder.decode(EventEnvelope.self, from: Data($0.utf8)).tenant
+            }
+        }
+    }
+
     /// The run with `id`, its tasks and log lines.
     public func run(id: String) throws -> RunDetails? {
         try pool.read { db in

@@ -47,17 +47,10 @@ struct BadRecordsAndShutdownTests {
             #expect(run.status == .completed, "\(run.error ?? "")")
         }
 
-        let consumer = try KafkaConsumer(configuration: KafkaConfiguration(bootstrapServers: stack.broker.bootstrapServers, profile: .embeddedBroker),
-                                         groupID: "dlq-check", topics: [topics.deadLetter], logger: logger)
-        var reasons: [String: String] = [:]
-        for try await record in consumer {
-            let reason = record.headers.first { $0.name == DeadLetterQueue.reasonHeader }.map { String(decoding: $0.value, as: UTF8.self) }
-            let origin = record.headers.first { $0.name == DeadLetterQueue.originHeader }.map { String(decoding: $0.value, as: UTF8.self) }
-            #expect(origin?.isEmpty == false)
-            reasons[record.keyString ?? "?"] = reason
-            if reasons.count == garbage.count { break }
-        }
-        await consumer.close()
+        let letters = try await collectDeadLetters(bootstrapServers: stack.broker.bootstrapServers,
+                                                   keys: Set((0..<garbage.count).map { "bad-\($0)" }))
+        for letter in letters.values { #expect(letter.origin?.isEmpty == false) }
+        let reasons = letters.compactMapValues(\.reason)
         #expect(Set(reasons.keys) == Set((0..<garbage.count).map { "bad-\($0)" }))
         #expect(reasons["bad-0"]?.contains("EventEnvelope") == true)
         #expect(reasons["bad-1"]?.contains("$.name") == true)

@@ -57,29 +57,9 @@ struct CorpusIntegrationTests {
             let run = try await stack.finishedRun(Identifiers.runID(eventID: eventId, jobSlug: "many-steps"), deadline: .seconds(90))
             #expect(run.status == .completed, "\(eventId): \(run.error ?? "")")
         }
-        let consumer = try KafkaConsumer(configuration: configuration, groupID: "corpus-dlq-\(UUID().uuidString.prefix(6))",
-                                         topics: [topics.deadLetter], logger: logger)
         let expected = Set(corpus.kafka.indices.map { "corpus-\($0)" })
-        let reasons = try await withThrowingTaskGroup(of: [String: String]?.self) { group in
-            group.addTask {
-                var reasons: [String: String] = [:]
-                for try await record in consumer {
-                    guard let key = record.keyString, expected.contains(key) else { continue }
-                    reasons[key] = record.headers.first { $0.name == DeadLetterQueue.reasonHeader }.map { String(decoding: $0.value, as: UTF8.self) } ?? ""
-                    if reasons.count == expected.count { break }
-                }
-                return reasons
-            }
-            group.addTask {
-                try await Task.sleep(for: .seconds(60))
-                return nil
-            }
-            let first = try await group.next() ?? nil
-            group.cancelAll()
-            return first ?? [:]
-        }
+        let reasons = try await collectDeadLetters(bootstrapServers: stack.broker.bootstrapServers, keys: expected).mapValues { $0.reason ?? "" }
         #expect(Set(reasons.keys) == expected, "dead-lettered \(reasons.count) of \(expected.count) within 60 s")
-        await consumer.close()
         for (index, entry) in corpus.kafka.enumerated() {
             let reason = reasons["corpus-\(index)"]
             #expect(reason?.contains(entry.reason) == true, "\(entry.topic) / \(entry.case): reason '\(reason ?? "none")' lacks '\(entry.reason)'")

@@ -1,0 +1,41 @@
+import BatonKafka
+import BatonProtocol
+import Foundation
+import Logging
+
+/// A record of `baton.dead-letter`: its reason and origin headers.
+struct DeadLetter {
+    var reason: String?
+    var origin: String?
+}
+
+/// Reads `baton.dead-letter` on `bootstrapServers` (as a new consumer group) until records with
+/// every key in `keys` arrived or `deadline` passed; returns what arrived, by key.
+func collectDeadLetters(bootstrapServers: String, keys: Set<String>, deadline: Duration = .seconds(60)) async throws -> [String: DeadLetter] {
+    let consumer = try KafkaConsumer(configuration: KafkaConfiguration(bootstrapServers: bootstrapServers, profile: .embeddedBroker),
+                                     groupID: "dlq-check-\(UUID().uuidString.prefix(6))", topics: [Topics().deadLetter],
+                                     logger: Logger(label: "dead-letters"))
+    let found = try await withThrowingTaskGroup(of: [String: DeadLetter]?.self) { group in
+        group.addTask {
+            var found: [String: DeadLetter] = [:]
+            for try await record in consumer {
+                guard let key = record.keyString, keys.contains(key) else { continue }
+                func header(_ name: String) -> String? {
+                    record.headers.first { $0.name == name }.map { String(decoding: $0.value, as: UTF8.self) }
+                }
+                found[key] = DeadLetter(reason: header(DeadLetterQueue.reasonHeader), origin: header(DeadLetterQueue.originHeader))
+                if found.count == keys.count { break }
+            }
+            return found
+        }
+        group.addTask {
+            try await Task.sleep(for: deadline)
+            return nil
+        }
+        let first = try await group.next() ?? nil
+        group.cancelAll()
+        return first ?? [:]
+    }
+    await consumer.close()
+    return found
+}
