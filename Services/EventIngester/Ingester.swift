@@ -103,6 +103,11 @@ struct EventRoutes: Sendable {
         }
     }
 
+    /// `value` percent-encoded as one path segment.
+    static func pathSegment(_ value: String) -> String {
+        value.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? value
+    }
+
     /// A path parameter, percent-decoded (job ids may hold spaces and other characters).
     static func pathParameter(_ name: String, _ context: BasicRequestContext) throws -> String {
         let raw = try context.parameters.require(name)
@@ -147,10 +152,34 @@ struct EventRoutes: Sendable {
         } catch {
             throw APIError(error)
         }
+        let answer = try await accept(envelope, idGiven: sendRequest.id != nil, authorization: request.headers[.authorization])
+        return try jsonResponse(answer, status: .accepted)
+    }
+
+    /// Publishes `envelope` and answers with it; an id given by the client that the dispatcher
+    /// has already received is answered with the first event's values, and not published again.
+    func accept(_ envelope: EventEnvelope, idGiven: Bool, authorization: String?) async throws -> SendEventResponse {
+        if idGiven, let first = await firstEvent(id: envelope.id, authorization: authorization) {
+            logger.debug("event id seen before: answered with the first event", metadata: ["event.id": "\(envelope.id)"])
+            return SendEventResponse(first)
+        }
+        // Not seen yet (or the dispatcher did not answer): publish. Should it be a resend after
+        // all, the dispatcher keeps the first event and starts nothing twice.
         try await publish(envelope)
         logger.debug("event accepted", metadata: ["event.id": "\(envelope.id)", "event.name": "\(envelope.name)"])
-        return try jsonResponse(SendEventResponse(id: envelope.id, name: envelope.name, timestamp: envelope.timestamp, deliverAt: envelope.deliverAt),
-                                status: .accepted)
+        return SendEventResponse(envelope)
+    }
+
+    /// The first event the dispatcher received with `id` for the request's key, if any.
+    func firstEvent(id: String, authorization: String?) async -> EventEnvelope? {
+        struct Known: Decodable { var event: EventEnvelope? }
+        var request = HTTPClientRequest(url: "\(dispatcherURL)/api/v1/events/\(Self.pathSegment(id))")
+        if let authorization { request.headers.add(name: "Authorization", value: authorization) }
+        guard let response = try? await http.execute(request, timeout: .seconds(2)),
+              let body = try? await response.body.collect(upTo: 4 * maxBodyBytes),
+              response.status == .ok
+        else { return nil }
+        return (try? BatonJSON.decoder.decode(Known.self, from: Data(body.readableBytesView)))?.event
     }
 
     /// Validates each event on its own; valid ones are produced (concurrently) and answered 202
@@ -179,8 +208,8 @@ struct EventRoutes: Sendable {
                             throw ValidationError(code: failure.code, path: failure.path.replacingOccurrences(of: "$", with: path), message: failure.message)
                         }
                         let envelope = try item.envelope(path: path, tenant: tenant, limits: limits)
-                        try await publish(envelope)
-                        return BatchItemResult(index: index, status: 202, id: envelope.id)
+                        let answer = try await accept(envelope, idGiven: item.id != nil, authorization: request.headers[.authorization])
+                        return BatchItemResult(index: index, status: 202, id: answer.id)
                     } catch let error as ValidationError {
                         let api = APIError(error)
                         return BatchItemResult(index: index, status: Int(api.status.code), error: .init(code: api.code, message: api.message, path: api.path))
@@ -269,7 +298,7 @@ struct EventRoutes: Sendable {
     /// Cancels a delayed event at the dispatcher, which holds it (the request's key goes along:
     /// the dispatcher cancels only that tenant's events).
     func cancel(_ id: String, authorization: String?) async throws -> Response {
-        var request = HTTPClientRequest(url: "\(dispatcherURL)/api/v1/events/\(id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? id)")
+        var request = HTTPClientRequest(url: "\(dispatcherURL)/api/v1/events/\(Self.pathSegment(id))")
         request.method = .DELETE
         if let authorization { request.headers.add(name: "Authorization", value: authorization) }
         do {

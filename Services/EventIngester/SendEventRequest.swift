@@ -99,4 +99,15 @@ struct SendEventResponse: Codable, Sendable {
     var name: String
     var timestamp: Date
     var deliverAt: Date?
+
+    init(_ event: EventEnvelope) {
+        self.init(id: event.id, name: event.name, timestamp: event.timestamp, deliverAt: event.deliverAt)
+    }
+
+    init(id: String, name: String, timestamp: Date, deliverAt: Date?) {
+        self.id = id
+        self.name = name
+        self.timestamp = timestamp
+        self.deliverAt = deliverAt
+    }
 }

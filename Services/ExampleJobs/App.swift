@@ -46,6 +46,7 @@ struct ExampleJobsMain {
             userAuditJob(outbox: outbox),
             chaosFlowJob(outbox: outbox),
             chaosChildJob(outbox: outbox),
+            monthlyReportJob(outbox: outbox),
         ]
         let tickSeconds = config.int(forKey: "example.tick.seconds", default: 0)
         if tickSeconds > 0 { jobs.append(tickerJob(outbox: outbox, seconds: tickSeconds)) }

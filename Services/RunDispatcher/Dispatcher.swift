@@ -57,22 +57,35 @@ struct Dispatcher: Sendable {
             logger.info("job registered", metadata: ["job.slug": "\(registration.slug)", "job.version": "\(registration.version)"])
             return
         }
-        guard let event = try await deadLetters.decode(record, as: "EventEnvelope", { try EventEnvelope.decode(from: $0.value, maxDepth: limits.nestingDepth) })
+        guard let received = try await deadLetters.decode(record, as: "EventEnvelope", { try EventEnvelope.decode(from: $0.value, maxDepth: limits.nestingDepth) })
         else { return }
+        if let slug = received.invoke, try store.job(slug: slug)?.tenant != received.tenant {
+            try await deadLetters.send(record, reason: "invoke of unknown job '\(slug)': register it first")
+            return
+        }
+        // Sending an id again is idempotent: the first event with an id wins. A resend after its
+        // runs started starts nothing (not even runs of jobs registered since); one that arrives
+        // before (a crash in between) finishes the first event's dispatch, with its content.
+        let seen = try store.firstSeen(received)
+        let event = seen.event
+        let scopedID = event.tenant.scoped(event.id)
+        if seen.arrivedBefore {
+            logger.info("event id seen before: the first event with it wins", metadata: [
+                "event.id": "\(event.id)", "first.dispatched": "\(seen.dispatched)", "offset": "\(record.partition)/\(record.offset)"])
+            if seen.dispatched { return }
+        }
         if let deliverAt = event.deliverAt, deliverAt > Date() {
             try store.hold(event)
             logger.info("event held until its delivery time", metadata: ["event.id": "\(event.id)", "deliver.at": "\(deliverAt)"])
             return
         }
-        if try store.delayedStatus(eventID: event.tenant.scoped(event.id)) == .canceled {
+        if try store.delayedStatus(eventID: scopedID) == .canceled {
+            try store.markEventDispatched(eventID: scopedID)
             logger.info("canceled event dropped", metadata: ["event.id": "\(event.id)"])
             return
         }
-        if let slug = event.invoke, try store.job(slug: slug)?.tenant != event.tenant {
-            try await deadLetters.send(record, reason: "invoke of unknown job '\(slug)': register it first")
-            return
-        }
         try await dispatch(event)
+        try store.markEventDispatched(eventID: scopedID)
     }
 
     /// Starts the run of every matching job not started yet for `event`.
@@ -105,6 +118,7 @@ struct DelayedDelivery: Sendable {
         for event in try dispatcher.store.dueDelayed() {
             try await dispatcher.dispatch(event)
             try dispatcher.store.markDelivered(eventID: event.tenant.scoped(event.id))
+            try dispatcher.store.markEventDispatched(eventID: event.tenant.scoped(event.id))
             logger.info("delayed event delivered", metadata: ["event.id": "\(event.id)"])
         }
     }
@@ -143,6 +157,18 @@ struct CancelEventResponse: Codable, Sendable {
     /// Whether this request canceled the event (false: it was delivered or canceled before).
     var canceled: Bool
     var status: String
+}
+
+/// The answer to `GET /api/v1/events/{id}`: what the dispatcher knows of an event.
+struct EventStatusResponse: Codable, Sendable {
+    var id: String
+    /// The first event received with this id (a resend does not replace it); `nil` for a
+    /// delayed event canceled before it arrived.
+    var event: EventEnvelope?
+    /// Whether the event's runs were all started (or it was dropped as canceled).
+    var dispatched: Bool
+    /// For delayed events: `PENDING`, `DELIVERED` or `CANCELED`.
+    var delayedStatus: String?
 }
 
 /// Builds the dispatcher process: its consumer, and an HTTP listener for health and jobs.
@@ -193,18 +219,24 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
     }
     router.delete("/api/v1/events/:id") { request, context in
         let tenant = try keys.tenant(of: request)
-        let id = try context.parameters.require("id")
+        let raw = try context.parameters.require("id")
+        let id = raw.removingPercentEncoding ?? raw
         let result = try store.cancelDelayed(eventID: tenant.scoped(id))
         logger.info("delayed event cancel requested", metadata: ["event.id": "\(id)", "tenant": "\(tenant)", "canceled": "\(result.canceled)"])
         return try jsonResponse(CancelEventResponse(id: id, canceled: result.canceled, status: result.status.rawValue))
     }
     router.get("/api/v1/events/:id") { request, context in
         let tenant = try keys.tenant(of: request)
-        let id = try context.parameters.require("id")
-        guard let status = try store.delayedStatus(eventID: tenant.scoped(id)) else {
-            throw APIError(status: .notFound, code: "not_delayed", message: "'\(id)' is not a delayed event held by the dispatcher", path: "id")
+        let raw = try context.parameters.require("id")
+        let id = raw.removingPercentEncoding ?? raw
+        let scoped = tenant.scoped(id)
+        let seen = try store.seenEvent(eventID: scoped)
+        let delayed = try store.delayedStatus(eventID: scoped)
+        guard seen != nil || delayed != nil else {
+            throw APIError(status: .notFound, code: "event_not_found", message: "the dispatcher has not received an event '\(id)'", path: "id")
         }
-        return try jsonResponse(["id": id, "status": status.rawValue])
+        return try jsonResponse(EventStatusResponse(id: id, event: seen?.event, dispatched: seen?.dispatched ?? false,
+                                                    delayedStatus: delayed?.rawValue))
     }
     return serviceApplication(name: "baton-dispatcher", http: configuration.http, router: router,
                               services: [ProducerService(producer: producer), jobsService, consumerService,

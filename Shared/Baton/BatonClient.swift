@@ -77,18 +77,56 @@ public struct BatonClient: Sendable {
             let body = SendEventBody(id: envelope.id, name: envelope.name, source: envelope.source, payload: envelope.payload,
                                      context: envelope.context, timestamp: envelope.timestamp, deliverAt: envelope.deliverAt,
                                      accountId: envelope.accountId)
-            var request = HTTPClientRequest(url: "\(baseURL)/api/v1/events")
-            request.method = .POST
-            request.headers.add(name: "content-type", value: "application/json")
-            if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
-            request.body = .bytes(ByteBuffer(bytes: try BatonJSON.encoder.encode(body)))
-            let response = try await client.execute(request, timeout: .seconds(60))
-            let answer = try await response.body.collect(upTo: 1 << 20)
-            guard response.status == .accepted else {
-                throw BatonClientError(status: Int(response.status.code), body: String(buffer: answer))
-            }
+            _ = try await Self.post(body, to: "\(baseURL)/api/v1/events", apiKey: apiKey, client: client)
         }
         return envelope.id
+    }
+
+    /// The `POST /api/v1/jobs/{id}/invoke` body.
+    private struct InvokeBody: Encodable {
+        var payload: JSONValue
+        var context: JSONValue?
+        var id: String
+    }
+
+    /// Starts a run of job `jobId` with `payload`, whatever the job's trigger (jobs defined with
+    /// `invokeTrigger` run only this way).
+    /// - Parameters:
+    ///   - id: idempotency: invoking again with the same id starts no second run; generated
+    ///     when `nil`.
+    /// - Returns: the run id (`GET /api/v1/runs/{id}` on the task-result service shows it).
+    /// - Throws: `BatonClientError` 404 over HTTP when no such job is registered for the key;
+    ///   `ValidationError` for an invalid job id.
+    @discardableResult
+    public func invoke(jobId: String, payload: some Encodable & Sendable, id: String? = nil, context: JSONValue? = nil) async throws -> String {
+        let slug = try Slug.make(jobId)
+        let eventID = id ?? Identifiers.newEventID()
+        let json = try JSONValue(encoding: payload)
+        switch transport {
+        case .kafka:
+            try await sendEvent(EventEnvelope(id: eventID, name: JobTrigger.invokedEventName, source: "invoke", payload: json, context: context,
+                                              invoke: slug))
+        case .http(let baseURL, let apiKey, let client):
+            _ = try await Self.post(InvokeBody(payload: json, context: context, id: eventID), to: "\(baseURL)/api/v1/jobs/\(slug)/invoke",
+                                    apiKey: apiKey, client: client)
+        }
+        return Identifiers.runID(eventID: eventID, jobSlug: slug)
+    }
+
+    /// Posts `body` as JSON to the ingester; returns the answer's body.
+    /// - Throws: `BatonClientError` unless the answer is 202.
+    private static func post(_ body: some Encodable, to url: String, apiKey: String?, client: HTTPClient) async throws -> ByteBuffer {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "content-type", value: "application/json")
+        if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        request.body = .bytes(ByteBuffer(bytes: try BatonJSON.encoder.encode(body)))
+        let response = try await client.execute(request, timeout: .seconds(60))
+        let answer = try await response.body.collect(upTo: 1 << 20)
+        guard response.status == .accepted else {
+            throw BatonClientError(status: Int(response.status.code), body: String(buffer: answer))
+        }
+        return answer
     }
 }
 

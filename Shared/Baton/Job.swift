@@ -53,12 +53,22 @@ public struct Trigger<Payload: Decodable & Sendable>: Sendable {
     public var intervalSeconds: Int?
     /// For schedules: a 5-field cron expression (UTC).
     public var cron: String?
+    /// Whether only invoking starts runs (``invokeTrigger(payload:)``).
+    public var invokeOnly = false
 
     /// A trigger on events named `name`, optionally only from `source` and only those whose
     /// payload and context pass `filter` and `contextFilter` (Trigger.dev v2 filter documents).
     public static func event(name: String, source: String? = nil, filter: JSONValue? = nil, contextFilter: JSONValue? = nil,
                              payload: Payload.Type = Payload.self) -> Trigger {
         Trigger(name: name, source: source, filter: filter, contextFilter: contextFilter)
+    }
+}
+
+extension Trigger {
+    /// Runs only when invoked with a payload (`BatonClient.invoke`, or
+    /// `POST /api/v1/jobs/{id}/invoke`); no event starts it.
+    public static func invokeTrigger(payload: Payload.Type = Payload.self) -> Trigger {
+        Trigger(name: JobTrigger.invokedEventName, invokeOnly: true)
     }
 }
 
@@ -120,6 +130,9 @@ public struct InvalidPayload: Error, CustomStringConvertible {
 
 extension Job: AnyJob {
     public func registration() throws(ValidationError) -> JobRegistration {
+        if trigger.invokeOnly {
+            return try JobRegistration(id: id, name: name, version: version, trigger: .invoke())
+        }
         if let seconds = trigger.intervalSeconds {
             return try JobRegistration(id: id, name: name, version: version, trigger: .interval(seconds: seconds))
         }

@@ -1,11 +1,14 @@
 import Foundation
 
-/// What starts a job: matching events (`event`), or a schedule (`interval`, `cron`).
+/// What starts a job: matching events (`event`), a schedule (`interval`, `cron`), or only
+/// `POST /api/v1/jobs/{id}/invoke` (`invoke`).
 public struct JobTrigger: Codable, Sendable, Hashable {
     /// The event name scheduled runs carry.
     public static let scheduledEventName = "baton.scheduled"
+    /// The event name invoked runs carry.
+    public static let invokedEventName = "baton.invoke"
 
-    /// Trigger kind: `event`, `interval` or `cron`.
+    /// Trigger kind: `event`, `interval`, `cron` or `invoke`.
     public var type: String
     /// For `event` triggers: the event name to match exactly.
     public var eventName: String
@@ -41,6 +44,12 @@ public struct JobTrigger: Codable, Sendable, Hashable {
         JobTrigger(type: "cron", eventName: scheduledEventName, cron: expression)
     }
 
+    /// Runs only when invoked (`POST /api/v1/jobs/{id}/invoke`, `BatonClient.invoke`); no
+    /// event matches it. (Every job can be invoked; this trigger is for jobs that only are.)
+    public static func invoke() -> JobTrigger {
+        JobTrigger(type: "invoke", eventName: invokedEventName)
+    }
+
     /// Whether this is a schedule (`interval` or `cron`).
     public var isSchedule: Bool { type == "interval" || type == "cron" }
 
@@ -71,8 +80,10 @@ public struct JobTrigger: Codable, Sendable, Hashable {
         case "cron":
             guard let cron else { throw ValidationError(path: "$.trigger.cron", message: "a cron trigger needs a cron expression") }
             _ = try CronSchedule(parsing: cron)
+        case "invoke":
+            break
         default:
-            throw ValidationError(path: "$.trigger.type", message: "trigger type '\(type)' is not supported; use 'event', 'interval' or 'cron'")
+            throw ValidationError(path: "$.trigger.type", message: "trigger type '\(type)' is not supported; use 'event', 'interval', 'cron' or 'invoke'")
         }
     }
 

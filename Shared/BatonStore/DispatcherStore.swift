@@ -42,7 +42,69 @@ public final class DispatcherStore: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v2 events seen") { db in
+            // The first envelope seen with each (tenant-scoped) id: a later record with the same
+            // id is a resend, and the first one's content is what runs see.
+            try db.execute(sql: """
+                CREATE TABLE events (
+                    event_id TEXT PRIMARY KEY NOT NULL,
+                    event TEXT NOT NULL,
+                    received_at INTEGER NOT NULL,
+                    dispatched_at INTEGER
+                );
+                """)
+        }
         self.pool = try SQLiteDatabase.open(path: path, migrator: migrator)
+    }
+
+    /// The first event seen with an id, and whether its runs were all started.
+    public struct SeenEvent: Sendable, Hashable {
+        /// The first envelope that arrived with this id; later ones with the same id are resends.
+        public var event: EventEnvelope
+        /// Whether every run the event starts was started (or it was dropped as canceled).
+        public var dispatched: Bool
+        /// Whether an event with this id had arrived before (``firstSeen(_:at:)`` only).
+        public var arrivedBefore: Bool
+
+        public init(event: EventEnvelope, dispatched: Bool, arrivedBefore: Bool = false) {
+            self.event = event
+            self.dispatched = dispatched
+            self.arrivedBefore = arrivedBefore
+        }
+    }
+
+    /// Records `event` unless an event with its id (in its tenant) was seen before, and returns
+    /// the first one seen. Sending an id again is idempotent: the first event wins.
+    public func firstSeen(_ event: EventEnvelope, at now: Date = Date()) throws -> SeenEvent {
+        let json = String(decoding: try BatonJSON.encoder.encode(event), as: UTF8.self)
+        let id = event.tenant.scoped(event.id)
+        return try pool.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO events (event_id, event, received_at) VALUES (?, ?, ?)",
+                           arguments: [id, json, now.millisecondsSince1970])
+            var seen = try Self.seenEvent(db, id: id)!
+            seen.arrivedBefore = db.changesCount == 0
+            return seen
+        }
+    }
+
+    /// The first event seen with `eventID` (tenant-scoped), if any.
+    public func seenEvent(eventID: String) throws -> SeenEvent? {
+        try pool.read { db in try Self.seenEvent(db, id: eventID) }
+    }
+
+    private static func seenEvent(_ db: Database, id: String) throws -> SeenEvent? {
+        try Row.fetchOne(db, sql: "SELECT event, dispatched_at FROM events WHERE event_id = ?", arguments: [id]).map {
+            SeenEvent(event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(($0["event"] as String).utf8)),
+                      dispatched: ($0["dispatched_at"] as Int64?) != nil)
+        }
+    }
+
+    /// Records that event `eventID` (tenant-scoped) started all its runs: a resend starts none.
+    public func markEventDispatched(eventID: String, at now: Date = Date()) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE events SET dispatched_at = ? WHERE event_id = ? AND dispatched_at IS NULL",
+                           arguments: [now.millisecondsSince1970, eventID])
+        }
     }
 
     /// What became of a delayed event.

@@ -172,6 +172,18 @@ struct MessageTests {
         #expect(!JobTrigger.event(name: "user.created", source: "stripe").matches(event))
         #expect(!JobTrigger.event(name: "user.Created").matches(event))
     }
+
+    @Test("an invoke trigger is valid and matches no event, not even one named like invocations")
+    func invokeTrigger() throws {
+        let registration = try JobRegistration(id: "Monthly Report", name: "Report", version: "1.0.0", trigger: .invoke())
+        #expect(registration.trigger.type == "invoke")
+        #expect(!registration.trigger.matches(EventEnvelope(id: "e", name: JobTrigger.invokedEventName, source: "invoke")))
+        #expect(!registration.trigger.isSchedule && registration.trigger.nextTick(after: Date()) == nil)
+        let unknown = #expect(throws: ValidationError.self) {
+            try JobRegistration(id: "a", name: "A", version: "1.0.0", trigger: JobTrigger(type: "webhook", eventName: "x"))
+        }
+        #expect(unknown?.path == "$.trigger.type" && unknown?.message.contains("'invoke'") == true)
+    }
 }
 
 @Suite("Retry policy")

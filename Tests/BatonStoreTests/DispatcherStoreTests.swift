@@ -1,0 +1,30 @@
+import BatonProtocol
+import BatonStore
+import Foundation
+import Testing
+
+@Suite("Events seen by the dispatcher, in a real SQLite store")
+struct DispatcherStoreTests {
+    func store() throws -> DispatcherStore {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("baton-dispatcher-\(UUID().uuidString.prefix(8))")
+        return try DispatcherStore(path: directory.appendingPathComponent("dispatcher.sqlite").path)
+    }
+
+    @Test("the first event with an id wins, per tenant; it counts as dispatched once marked")
+    func firstSeenWins() throws {
+        let store = try store()
+        let at = Date(timeIntervalSince1970: 1_790_000_000.125)  // what JSON keeps: milliseconds
+        let first = EventEnvelope(id: "e1", name: "user.created", payload: ["n": 1], timestamp: at)
+        let resend = EventEnvelope(id: "e1", name: "user.created", payload: ["n": 2], timestamp: at.addingTimeInterval(5))
+        #expect(try store.firstSeen(first) == .init(event: first, dispatched: false, arrivedBefore: false))
+        #expect(try store.firstSeen(resend) == .init(event: first, dispatched: false, arrivedBefore: true),
+                "a resend before the first one's dispatch finished gets the first one, to finish it")
+        try store.markEventDispatched(eventID: first.tenant.scoped(first.id))
+        #expect(try store.firstSeen(resend) == .init(event: first, dispatched: true, arrivedBefore: true))
+        #expect(try store.seenEvent(eventID: "e1") == .init(event: first, dispatched: true))
+        // Another tenant's event with the same id is another event.
+        let other = EventEnvelope(id: "e1", name: "user.created", payload: ["n": 3], timestamp: at, tenant: try Tenant(project: "beta", environment: "prod"))
+        #expect(try store.firstSeen(other) == .init(event: other, dispatched: false, arrivedBefore: false))
+        #expect(try store.seenEvent(eventID: "unknown") == nil)
+    }
+}
