@@ -23,6 +23,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0",
                  traits: [.defaults, "CommandLineArguments"]),
@@ -53,6 +55,7 @@ let package = Package(
             dependencies: [
                 "CRdKafka",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             path: "Shared/BatonKafka",
             swiftSettings: swiftSettings
@@ -75,6 +78,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Shared/BatonService",
             swiftSettings: swiftSettings
@@ -88,6 +93,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             path: "Shared/Baton",
             swiftSettings: swiftSettings
@@ -113,13 +119,15 @@ let package = Package(
                 "BatonService", "BatonProtocol", "BatonKafka",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             path: "Services/EventIngester",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "RunDispatcher",
-            dependencies: ["BatonService", "BatonProtocol", "BatonKafka", "BatonStore"],
+            dependencies: ["BatonService", "BatonProtocol", "BatonKafka", "BatonStore",
+                           .product(name: "Metrics", package: "swift-metrics")],
             path: "Services/RunDispatcher",
             swiftSettings: swiftSettings
         ),
@@ -130,6 +138,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             path: "Services/TaskResultService",
             swiftSettings: swiftSettings

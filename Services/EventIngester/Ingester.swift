@@ -6,6 +6,7 @@ import Configuration
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 import NIOHTTP1
 
 /// Settings of `baton-ingester`: the shared keys (see `ServiceConfiguration`) plus
@@ -61,8 +62,7 @@ func buildIngester(configuration: IngesterConfiguration, logger: Logger) async t
         // The broker may be down now and back later; requests will answer 503 until then.
         logger.warning("could not make sure the topics exist", metadata: ["error": "\(error)"])
     }
-    let router = Router()
-    router.add(middleware: LogRequestsMiddleware(.debug))
+    let router = serviceRouter()
     configuration.service.apiKeys.logState(logger)
     EventRoutes(producer: producer, topics: topics, keys: configuration.service.apiKeys, limits: configuration.service.limits, maxBodyBytes: configuration.maxBodyBytes, maxBatch: configuration.maxBatch,
                 dispatcherURL: configuration.dispatcherURL, http: .shared, logger: logger).register(on: router)
@@ -161,11 +161,13 @@ struct EventRoutes: Sendable {
     func accept(_ envelope: EventEnvelope, idGiven: Bool, authorization: String?) async throws -> SendEventResponse {
         if idGiven, let first = await firstEvent(id: envelope.id, authorization: authorization) {
             logger.debug("event id seen before: answered with the first event", metadata: ["event.id": "\(envelope.id)"])
+            Counter(label: "baton_events_resent_total", dimensions: [("service", "ingester")]).increment()
             return SendEventResponse(first)
         }
         // Not seen yet (or the dispatcher did not answer): publish. Should it be a resend after
         // all, the dispatcher keeps the first event and starts nothing twice.
         try await publish(envelope)
+        Counter(label: "baton_events_accepted_total").increment()
         logger.debug("event accepted", metadata: ["event.id": "\(envelope.id)", "event.name": "\(envelope.name)"])
         return SendEventResponse(envelope)
     }

@@ -3,6 +3,7 @@ import BatonService
 import Configuration
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// `baton-example-jobs`: a job service running the example jobs.
 ///
@@ -18,6 +19,8 @@ import Logging
 ///   `baton.environment`, `BATON_ENVIRONMENT`, default `default`) is the tenant the jobs belong to;
 /// - `baton.api.key` (`BATON_API_KEY`), secret: the tenant's API key, sent to the task-result
 ///   service when it requires keys;
+/// - `http.host` / `http.port` (`HTTP_HOST`, `HTTP_PORT`): when a port is set, `GET /metrics`
+///   (Prometheus) and `GET /health` are served there;
 /// - `example.tick.seconds` (`EXAMPLE_TICK_SECONDS`), int, 0: when set, also runs the `ticker`
 ///   job on an interval trigger of that many seconds.
 @main
@@ -61,6 +64,13 @@ struct ExampleJobsMain {
                                  limits: service.limits),
             jobs: jobs,
             logger: logger)
-        try await runUntilSignalled([worker], shutdownDeadline: service.shutdownDeadline, logger: logger)
+        var services: [any Service] = []
+        if config.int(forKey: "http.port") != nil {
+            // `GET /metrics` (Prometheus) and `GET /health`; first in, so it stops last.
+            let http = try HTTPListenerConfiguration(config: config, defaultPort: 0)
+            services.append(serviceApplication(name: "baton-example-jobs", http: http, router: serviceRouter(), services: [], logger: logger))
+        }
+        services.append(worker)
+        try await runUntilSignalled(services, shutdownDeadline: service.shutdownDeadline, logger: logger)
     }
 }

@@ -6,6 +6,7 @@ import Configuration
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 import ServiceLifecycle
 
 /// Settings of `baton-dispatcher`: the shared keys (see `ServiceConfiguration`) plus
@@ -70,12 +71,14 @@ struct Dispatcher: Sendable {
         let event = seen.event
         let scopedID = event.tenant.scoped(event.id)
         if seen.arrivedBefore {
+            Counter(label: "baton_events_resent_total", dimensions: [("service", "dispatcher")]).increment()
             logger.info("event id seen before: the first event with it wins", metadata: [
                 "event.id": "\(event.id)", "first.dispatched": "\(seen.dispatched)", "offset": "\(record.partition)/\(record.offset)"])
             if seen.dispatched { return }
         }
         if let deliverAt = event.deliverAt, deliverAt > Date() {
             try store.hold(event)
+            Counter(label: "baton_events_held_total").increment()
             logger.info("event held until its delivery time", metadata: ["event.id": "\(event.id)", "deliver.at": "\(deliverAt)"])
             return
         }
@@ -103,6 +106,7 @@ struct Dispatcher: Sendable {
             try await producer.send(RunEvent(runId: runId, body: .runCreated(.init(jobSlug: job.slug, jobVersion: job.version, event: event))), topics: topics)
             try await producer.send(RunCommand(kind: .execute, runId: runId, jobSlug: job.slug, jobVersion: job.version, event: event), topics: topics)
             try store.markDispatched(eventID: event.id, jobSlug: job.slug, runID: runId)
+            Counter(label: "baton_runs_started_total", dimensions: [("job", job.slug)]).increment()
             logger.info("run started", metadata: ["run.id": "\(runId)", "job.slug": "\(job.slug)", "event.id": "\(event.id)"])
         }
     }
@@ -119,6 +123,7 @@ struct DelayedDelivery: Sendable {
             try await dispatcher.dispatch(event)
             try dispatcher.store.markDelivered(eventID: event.tenant.scoped(event.id))
             try dispatcher.store.markEventDispatched(eventID: event.tenant.scoped(event.id))
+            Counter(label: "baton_events_delivered_late_total").increment()
             logger.info("delayed event delivered", metadata: ["event.id": "\(event.id)"])
         }
     }
@@ -200,7 +205,7 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
     }
     let keys = configuration.service.apiKeys
     keys.logState(logger)
-    let router = Router()
+    let router = serviceRouter()
     router.get("/api/v1/jobs") { request, _ in
         let tenant = try keys.tenant(of: request)
         return try jsonResponse(["jobs": try store.jobs(of: keys.isEnabled ? tenant : nil)])

@@ -7,6 +7,7 @@ import Configuration
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 import ServiceLifecycle
 
 /// Settings of `baton-task-results`: the shared keys (see `ServiceConfiguration`) plus
@@ -70,7 +71,9 @@ struct RunEventRecorder: Sendable {
         }
         if try !store.apply(event, source: source) {
             logger.warning("run event for an unknown run ignored", metadata: ["run.id": "\(event.runId)"])
+            return
         }
+        Counter(label: "baton_run_events_total", dimensions: [("type", event.body.type)]).increment()
     }
 }
 
@@ -125,9 +128,11 @@ struct Reaper: Sendable {
                 }
                 // Counted either way, so a run whose command cannot be sent still times out.
                 try store.recordReissue(runId: stuck.runId)
+                Counter(label: "baton_stuck_runs_reissued_total").increment()
             } else {
                 let reason = "no progress for \(timeout) after \(stuck.reissues) re-issued resume commands; is a job service running job '\(stuck.jobSlug)' version \(stuck.jobVersion)?"
                 try store.timeOut(runId: stuck.runId, reason: reason, lastProgress: stuck.lastProgress)
+                Counter(label: "baton_runs_timed_out_total").increment()
                 logger.error("run timed out", metadata: ["run.id": "\(stuck.runId)", "reason": "\(reason)"])
             }
         }
@@ -159,6 +164,7 @@ struct TimerService: Sendable {
                 logger.info("run resumed", metadata: ["run.id": "\(timer.runId)", "timer.due": "\(timer.dueAt)"])
             }
             try store.markFired(timer)
+            Counter(label: "baton_timers_fired_total").increment()
         }
     }
 }
@@ -204,7 +210,7 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
             throw runNotFound(id)
         }
     }
-    let router = Router()
+    let router = serviceRouter()
     router.get("/internal/v1/runs/:id/checkpoint") { request, context in
         let tenant = try keys.tenant(of: request)
         let id = try context.parameters.require("id")

@@ -4,6 +4,7 @@ import BatonProtocol
 import Foundation
 import Synchronization
 import Logging
+import Metrics
 import ServiceLifecycle
 
 /// Runs jobs: registers them on the jobs topic and executes the slices that arrive on their
@@ -255,17 +256,28 @@ struct SliceExecutor: Sendable {
             event: .init(id: command.event.id, name: command.event.name, timestamp: command.event.timestamp, context: command.event.context),
             attempt: attempt, organization: organization, project: project)
         logger.debug("slice started", metadata: ["command": "\(command.kind.rawValue)", "completed.tasks": "\(command.completedTasks.count)"])
+        let started = ContinuousClock.now
         let outcome = try await SliceRunner.run(job, payload: command.event.payload, slice: slice, context: context)
+        Metrics.Timer(label: "baton_slice_duration_seconds", dimensions: [("job", registration.slug)]).record(duration: ContinuousClock.now - started)
         if slice.isFenced {
+            Self.countSlice(job: registration.slug, ending: "fenced")
             logger.info("slice fenced", metadata: ["reason": "\(slice.raisedInterrupt?.reason ?? "partition revoked")"])
             return
         }
         if let outcome {
             try await publish(outcome)
+            Self.countSlice(job: registration.slug, ending: outcome.type)
             logger.info("run finished", metadata: ["outcome": "\(outcome)"])
         } else {
+            Self.countSlice(job: registration.slug, ending: "yielded")
             logger.debug("slice yielded", metadata: ["reason": "\(slice.raisedInterrupt?.reason ?? "")"])
         }
+    }
+
+    /// `baton_slices_total{job, ending}`: slices run, by how they ended (`runCompleted`,
+    /// `runFailed`, `yielded` for a wait, retry, fetch or the time budget, `fenced`).
+    static func countSlice(job: String, ending: String) {
+        Counter(label: "baton_slices_total", dimensions: [("job", job), ("ending", ending)]).increment()
     }
 }
 

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 
 /// Sends records no consumer can process to the dead-letter topic, with the reason in headers.
 ///
@@ -37,6 +38,7 @@ public struct DeadLetterQueue: Sendable {
 
     /// Publishes `record` with `reason`; returns once the broker acknowledged it.
     public func send(_ record: KafkaRecord, reason: String) async throws {
+        Counter(label: "baton_dead_letters_total", dimensions: [("consumer", consumerName), ("topic", record.topic)]).increment()
         logger.warning("record sent to dead-letter topic", metadata: [
             "kafka.topic": "\(record.topic)", "kafka.partition": "\(record.partition)",
             "kafka.offset": "\(record.offset)", "reason": "\(reason)",

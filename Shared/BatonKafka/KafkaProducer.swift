@@ -1,6 +1,7 @@
 import CRdKafka
 import Foundation
 import Logging
+import Metrics
 import Synchronization
 
 /// A Kafka producer whose `send` returns only after the broker acknowledged the record.
@@ -41,6 +42,10 @@ public final class KafkaProducer: Sendable {
     private let stop = StopFlag()
     private let pollerDone = DispatchSemaphore(value: 0)
     private let logger: Logger
+    /// `baton_kafka_produce_duration_seconds`: from `send` to the broker's acknowledgement.
+    private let ackDuration = Metrics.Timer(label: "baton_kafka_produce_duration_seconds")
+    /// `baton_kafka_produce_failures_total`: sends that were not acknowledged.
+    private let failures = Counter(label: "baton_kafka_produce_failures_total")
 
     /// Creates the producer and starts its delivery-report thread.
     /// - Throws: `KafkaError` with code `.configuration` when a property is rejected.
@@ -79,6 +84,17 @@ public final class KafkaProducer: Sendable {
     /// - Throws: `KafkaError` with code `.delivery` when the broker refused the record or did not
     ///   acknowledge it within the delivery timeout, `.closed` after ``shutdown()``.
     public func send(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []) async throws {
+        let started = ContinuousClock.now
+        do {
+            try await sendWaitingForAck(topic: topic, key: key, value: value, headers: headers)
+            ackDuration.record(duration: ContinuousClock.now - started)
+        } catch {
+            failures.increment()
+            throw error
+        }
+    }
+
+    private func sendWaitingForAck(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader]) async throws {
         while true {
             do {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in

@@ -41,7 +41,8 @@ public struct RunEvent: Codable, Sendable, Hashable {
         /// The run function threw, or the payload was invalid.
         case runFailed(RunFailed)
 
-        var type: String {
+        /// The kind's name, as in the JSON `type` field (`runCreated`, `taskCompleted`, …).
+        public var type: String {
             switch self {
             case .runCreated: "runCreated"
             case .taskStarted: "taskStarted"

@@ -2,13 +2,25 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 
-/// The HTTP application of a Baton service: `router` plus `GET /health`, listening on `http`,
+/// A router for a Baton service's routes: requests are counted and timed (Hummingbird's
+/// `MetricsMiddleware`) and logged at debug level. Middleware applies to the routes added after
+/// it, so start from this router.
+public func serviceRouter() -> Router<BasicRequestContext> {
+    let router = Router()
+    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: LogRequestsMiddleware(.debug))
+    return router
+}
+
+/// The HTTP application of a Baton service: `router` plus `GET /health` and `GET /metrics`
+/// (Prometheus, see ``BatonMetrics``), listening on `http`,
 /// running `services` beside the server (they shut down last-first, after the server).
 public func serviceApplication(
     name: String, http: HTTPListenerConfiguration, router: Router<BasicRequestContext>,
     services: [any Service], logger: Logger
 ) -> some ApplicationProtocol {
     router.get("/health") { _, _ in "ok" }
+    BatonMetrics.register(on: router)
     return Application(
         router: router,
         configuration: .init(address: .hostname(http.host, port: http.port), serverName: name),

@@ -8,7 +8,10 @@ import Foundation
 /// Exit statuses: 0 after a clean shutdown; 78 (`EX_CONFIG`) for invalid configuration: fix it
 /// before restarting; 1 for anything else (e.g. the broker did not answer at start-up): a
 /// supervisor may restart the process.
+///
+/// It also bootstraps swift-metrics into ``BatonMetrics/registry`` (served at `GET /metrics`).
 public func serviceMain(_ name: String, _ body: @Sendable () async throws -> Void) async -> Never {
+    BatonMetrics.bootstrap()
     do {
         try await body()
         exit(0)

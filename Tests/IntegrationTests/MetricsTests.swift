@@ -1,0 +1,50 @@
+import BatonProtocol
+import BatonTesting
+import Foundation
+import Testing
+
+@Suite("Prometheus metrics of every process", .tags(.integration))
+struct MetricsTests {
+    /// The value of the sample `name` (with its labels, as printed) in a Prometheus exposition.
+    func sample(_ exposition: String, _ name: String) -> Double? {
+        exposition.split(separator: "\n").lazy
+            .filter { $0.hasPrefix(name + " ") }
+            .compactMap { Double($0.split(separator: " ").last ?? "") }
+            .first
+    }
+
+    @Test("GET /metrics on each process counts what one event did: accepted, runs started, run events, timers, slices, acked sends")
+    func metricsFollowARun() async throws {
+        let stack = try await BatonStack.start(label: "metrics")
+        let jobsPort = try freeLoopbackPort()
+        try await stack.startExampleJobs(waitSeconds: 1, environment: ["HTTP_PORT": "\(jobsPort)"])
+        let eventId = "evt_metrics_\(UUID().uuidString.prefix(6))"
+        let sent = try await stack.sendEvent(#"{"id":"\#(eventId)","name":"user.created","payload":{"id":"u9","email":"u9@example.com","name":"U9"}}"#)
+        #expect(sent.status == 202, "\(sent.body)")
+        // The event fans out to new-user-welcome (task, wait, task) and user-audit.
+        for job in ["new-user-welcome", "user-audit"] {
+            #expect(try await stack.finishedRun(Identifiers.runID(eventID: eventId, jobSlug: job)).status == .completed)
+        }
+
+        let ingester = try await stack.get(port: stack.ingesterPort, "/metrics")
+        #expect(ingester.status == 200)
+        #expect(sample(ingester.body, "baton_events_accepted_total") == 1, "\(ingester.body)")
+        #expect(ingester.body.contains("hb_requests"), "HTTP request metrics are exported")
+        let dispatcher = try await stack.get(port: stack.dispatcherPort, "/metrics").body
+        #expect(sample(dispatcher, #"baton_runs_started_total{job="new-user-welcome"}"#) == 1, "\(dispatcher)")
+        #expect(sample(dispatcher, #"baton_runs_started_total{job="user-audit"}"#) == 1)
+        #expect((sample(dispatcher, "baton_kafka_produce_duration_seconds_count") ?? 0) >= 4, "run records and commands are acked sends")
+        // The run events arrive just before the runs API shows them finished: wait for the counter.
+        let taskResults = try await eventually("task-results to count both runs completed", deadline: .seconds(10)) { () -> String? in
+            let body = try await stack.get(port: stack.taskResultsPort, "/metrics").body
+            return sample(body, #"baton_run_events_total{type="runCompleted"}"#) == 2 ? body : nil
+        }
+        #expect(sample(taskResults, #"baton_run_events_total{type="runCreated"}"#) == 2)
+        #expect(sample(taskResults, "baton_timers_fired_total") == 1)
+        let jobs = try await stack.get(port: jobsPort, "/metrics").body
+        #expect(sample(jobs, #"baton_slices_total{job="new-user-welcome",ending="yielded"}"#) == 1, "\(jobs)")
+        #expect(sample(jobs, #"baton_slices_total{job="new-user-welcome",ending="runCompleted"}"#) == 1)
+        #expect(sample(jobs, #"baton_slice_duration_seconds_count{job="new-user-welcome"}"#) == 2)
+        try await stack.stop()
+    }
+}
