@@ -401,6 +401,32 @@ struct ScheduleTests {
     }
 }
 
+@Suite("Cron triggers over a real broker", .tags(.integration))
+struct CronTests {
+    @Test("a cron trigger ('* * * * *', UTC) starts a run at the next whole minute, not before")
+    func everyMinute() async throws {
+        let stack = try await BatonStack.start(label: "cron")
+        let registered = try await stack.request(port: stack.ingesterPort, "/api/v1/jobs/minutely", method: .PUT,
+                                                 body: #"{"name":"Minutely","version":"1.0.0","trigger":{"type":"cron","eventName":"baton.scheduled","cron":"* * * * *"}}"#)
+        #expect(registered.status == 200, "\(registered.body)")
+        // The dispatcher schedules from when it reads the registration: the next whole minute,
+        // or the one after when that read falls just past a minute's turn.
+        let now = Date().timeIntervalSince1970
+        let ticks = [60.0, 120.0].map { (($0 + now) / 60).rounded(.down) * 60 }
+        let runIds = ticks.map { Identifiers.runID(eventID: "sched_minutely_\(Int64($0 * 1000))", jobSlug: "minutely") }
+        let run = try await eventually("the run of the next minute's tick", deadline: .seconds(150), every: .milliseconds(250)) { () -> RunDetails? in
+            for id in runIds { if let run = try await stack.run(id) { return run } }
+            return nil
+        }
+        let tick = run.event.timestamp.timeIntervalSince1970
+        #expect(ticks.contains(tick), "tick \(run.event.timestamp) is a whole minute after registration")
+        #expect(run.createdAt.timeIntervalSince1970 >= tick, "not before its time")
+        #expect(run.createdAt.timeIntervalSince1970 - tick < 5, "started \(run.createdAt.timeIntervalSince1970 - tick) s after its tick")
+        #expect(run.event.name == JobTrigger.scheduledEventName)
+        try await stack.stop()
+    }
+}
+
 @Suite("Several dispatchers over a real broker", .tags(.integration))
 struct SeveralDispatchersTests {
     @Test("two dispatchers: every event gets exactly its runs, every tick runs once")
