@@ -13,12 +13,16 @@ import ServiceLifecycle
 /// - `store.path` (`STORE_PATH`), string, `data/dispatcher.sqlite`: the SQLite file;
 /// - `http.host` / `http.port` (`HTTP_PORT`), default `127.0.0.1:8081`: `/health`, `/api/v1/jobs`;
 /// - `dispatcher.instance` (`DISPATCHER_INSTANCE`), string, derived from host name and store
-///   path: this instance's name; every instance reads all job registrations under it.
+///   path: this instance's name; every instance reads all job registrations under it;
+/// - `dispatcher.retention.days` (`DISPATCHER_RETENTION_DAYS`), int, 30: how long dispatched
+///   event ids are remembered (the window in which a resend starts nothing); 0 keeps them.
 struct DispatcherConfiguration: Sendable {
     var service: ServiceConfiguration
     var http: HTTPListenerConfiguration
     var storePath: String
     var instance: String
+    /// How long dispatched event ids are remembered; `nil`: forever.
+    var retention: Duration?
 
     init(config: ConfigReader) throws(ValidationError) {
         self.service = try ServiceConfiguration(config: config, serviceName: "baton-dispatcher")
@@ -30,6 +34,9 @@ struct DispatcherConfiguration: Sendable {
         guard !instance.isEmpty, instance.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
             throw ValidationError(path: "dispatcher.instance", message: "'\(instance)' may hold only letters, digits and dashes")
         }
+        let days = config.int(forKey: "dispatcher.retention.days", default: 30)
+        guard days >= 0 else { throw ValidationError(path: "dispatcher.retention.days", message: "must be 0 (keep) or more, got \(days)") }
+        self.retention = days == 0 ? nil : .seconds(days * 86_400)
     }
 }
 
@@ -250,6 +257,11 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
                                          },
                                          PeriodicService("firing schedules", every: .milliseconds(100), logger: logger) {
                                              try await ScheduleService(dispatcher: dispatcher, logger: logger).fireDue()
+                                         },
+                                         PeriodicService("forgetting old event ids", every: .seconds(3600), logger: logger) {
+                                             guard let retention = configuration.retention else { return }
+                                             let removed = try store.prune(before: Date().addingTimeInterval(-(retention / .seconds(1))))
+                                             if removed > 0 { logger.info("old event ids forgotten", metadata: ["rows": "\(removed)"]) }
                                          }], logger: logger)
 }
 

@@ -100,10 +100,30 @@ public final class DispatcherStore: Sendable {
     }
 
     /// Records that event `eventID` (tenant-scoped) started all its runs: a resend starts none.
+    /// The stored event keeps what a resend is answered with (id, name, timestamp, deliverAt);
+    /// its payload and context are dropped (the runs have them).
     public func markEventDispatched(eventID: String, at now: Date = Date()) throws {
         try pool.write { db in
-            try db.execute(sql: "UPDATE events SET dispatched_at = ? WHERE event_id = ? AND dispatched_at IS NULL",
-                           arguments: [now.millisecondsSince1970, eventID])
+            guard var seen = try Self.seenEvent(db, id: eventID), !seen.dispatched else { return }
+            seen.event.payload = .null
+            seen.event.context = nil
+            try db.execute(sql: "UPDATE events SET dispatched_at = ?, event = ? WHERE event_id = ?",
+                           arguments: [now.millisecondsSince1970, String(decoding: try BatonJSON.encoder.encode(seen.event), as: UTF8.self), eventID])
+        }
+    }
+
+    /// Forgets events dispatched, and delayed events delivered or canceled, before `cutoff`: a
+    /// record with such an id is a new event again. Returns how many rows went.
+    @discardableResult
+    public func prune(before cutoff: Date) throws -> Int {
+        let cutoff = cutoff.millisecondsSince1970
+        return try pool.write { db in
+            try db.execute(sql: "DELETE FROM events WHERE dispatched_at < ?", arguments: [cutoff])
+            var removed = db.changesCount
+            try db.execute(sql: "DELETE FROM dispatched WHERE dispatched_at < ?", arguments: [cutoff])
+            removed += db.changesCount
+            try db.execute(sql: "DELETE FROM delayed_events WHERE status != 'PENDING' AND updated_at < ?", arguments: [cutoff])
+            return removed + db.changesCount
         }
     }
 

@@ -20,11 +20,33 @@ struct DispatcherStoreTests {
         #expect(try store.firstSeen(resend) == .init(event: first, dispatched: false, arrivedBefore: true),
                 "a resend before the first one's dispatch finished gets the first one, to finish it")
         try store.markEventDispatched(eventID: first.tenant.scoped(first.id))
-        #expect(try store.firstSeen(resend) == .init(event: first, dispatched: true, arrivedBefore: true))
-        #expect(try store.seenEvent(eventID: "e1") == .init(event: first, dispatched: true))
+        var answered = first
+        answered.payload = .null  // once dispatched, what a resend is answered with is kept
+        #expect(try store.firstSeen(resend) == .init(event: answered, dispatched: true, arrivedBefore: true))
+        #expect(try store.seenEvent(eventID: "e1") == .init(event: answered, dispatched: true))
         // Another tenant's event with the same id is another event.
         let other = EventEnvelope(id: "e1", name: "user.created", payload: ["n": 3], timestamp: at, tenant: try Tenant(project: "beta", environment: "prod"))
         #expect(try store.firstSeen(other) == .init(event: other, dispatched: false, arrivedBefore: false))
         #expect(try store.seenEvent(eventID: "unknown") == nil)
+    }
+
+    @Test("pruning forgets dispatched events, dispatched pairs and finished delayed events older than the cutoff; nothing pending")
+    func prune() throws {
+        let store = try store()
+        let old = Date(timeIntervalSince1970: 1_790_000_000)
+        let event = EventEnvelope(id: "old", name: "n", timestamp: old)
+        _ = try store.firstSeen(event, at: old)
+        try store.markEventDispatched(eventID: "old", at: old)
+        try store.markDispatched(eventID: "old", jobSlug: "j", runID: "r")  // now: kept
+        let pending = EventEnvelope(id: "later", name: "n", deliverAt: Date().addingTimeInterval(3600))
+        _ = try store.firstSeen(pending, at: old)
+        try store.hold(pending)
+        #expect(try store.prune(before: old.addingTimeInterval(1)) == 1)
+        #expect(try store.seenEvent(eventID: "old") == nil, "a resend of a forgotten id is a new event")
+        #expect(try store.wasDispatched(eventID: "old", jobSlug: "j"))
+        #expect(try store.seenEvent(eventID: "later") != nil, "not dispatched yet: kept")
+        #expect(try store.delayedStatus(eventID: "later") == .pending)
+        #expect(try store.prune(before: Date().addingTimeInterval(60)) == 1, "the dispatched pair")
+        #expect(try store.delayedStatus(eventID: "later") == .pending)
     }
 }

@@ -10,11 +10,6 @@ import Testing
 struct BadRecordsAndShutdownTests {
     let logger = Logger(label: "test")
 
-    func producer(_ stack: BatonStack) throws -> KafkaProducer {
-        try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: stack.broker.bootstrapServers, profile: .embeddedBroker),
-                          options: .init(lingerMilliseconds: 0), logger: logger)
-    }
-
     func completedRun(_ stack: BatonStack, _ runId: String) async throws -> RunDetails {
         try await stack.finishedRun(runId, deadline: .seconds(90))
     }
@@ -23,7 +18,7 @@ struct BadRecordsAndShutdownTests {
     func deadLetters() async throws {
         let stack = try await BatonStack.start(label: "dlq")
         try await stack.startExampleJobs(waitSeconds: 0.2)
-        let kafka = try producer(stack)
+        let kafka = try stack.kafkaProducer()
         let topics = Topics()
         let garbage: [(topic: String, value: [UInt8])] = [
             (topics.events, Array("not json".utf8)),
@@ -478,8 +473,7 @@ struct StuckRunTests {
             "RUNS_PROGRESS_TIMEOUT_MS": "3000", "RUNS_PROGRESS_REISSUES": "3", "REAPER_INTERVAL_MS": "200",
         ])
         try await stack.startExampleJobs()
-        let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: stack.broker.bootstrapServers, profile: .embeddedBroker),
-                                         options: .init(lingerMilliseconds: 0), logger: Logger(label: "test"))
+        let producer = try stack.kafkaProducer()
         // Create runs as the dispatcher would, but drop their execute commands on purpose.
         func createRun(job: String, version: String, payload: JSONValue) async throws -> String {
             let event = EventEnvelope(id: "evt_dropped_\(UUID().uuidString.prefix(6))", name: "steps.start", payload: payload)

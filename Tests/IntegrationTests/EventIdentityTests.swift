@@ -11,11 +11,6 @@ import Testing
 struct EventIdentityTests {
     struct Steps: Codable, Sendable { var steps: Int }
 
-    func producer(_ stack: BatonStack) throws -> KafkaProducer {
-        try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: stack.broker.bootstrapServers, profile: .embeddedBroker),
-                          options: .init(lingerMilliseconds: 0), logger: Logger(label: "test"))
-    }
-
     /// How many times the dispatcher reported a resend of `eventId`.
     func resendsReported(_ stack: BatonStack, _ eventId: String) -> Int {
         stack.process(.dispatcher).output().split(separator: "\n")
@@ -45,7 +40,7 @@ struct EventIdentityTests {
             try await stack.get(port: stack.dispatcherPort, "/api/v1/jobs/steps-audit").status == 200 ? true : nil
         }
         // Straight to Kafka (no ingester to answer from what it knows): the dispatcher keeps the first.
-        let producer = try producer(stack)
+        let producer = try stack.kafkaProducer()
         try await BatonClient.kafka(producer: producer).sendEvent(name: "steps.start", payload: Steps(steps: 7), id: eventId)
         _ = try await eventually("the dispatcher to report the resend", deadline: .seconds(30)) {
             resendsReported(stack, eventId) >= 1 ? true : nil
@@ -75,7 +70,7 @@ struct EventIdentityTests {
         let first = try await stack.sendEvent(#"{"id":"\#(eventId)","name":"steps.start","deliverAfter":4,"payload":{"steps":1}}"#)
         #expect(first.status == 202, "\(first.body)")
         // Straight to Kafka at once, without the delay: the dispatcher may see it first or second.
-        let producer = try producer(stack)
+        let producer = try stack.kafkaProducer()
         try await BatonClient.kafka(producer: producer).sendEvent(name: "steps.start", payload: Steps(steps: 3), id: eventId)
         _ = try await eventually("the dispatcher to hold the event", deadline: .seconds(30)) {
             try await stack.get(port: stack.dispatcherPort, "/api/v1/events/\(eventId)").body.contains("PENDING") ? true : nil
@@ -97,7 +92,7 @@ struct EventIdentityTests {
         try await stack.startExampleJobs()
         struct Report: Codable, Sendable { var customer: String; var month: String }
         let http = BatonClient.http(baseURL: "http://127.0.0.1:\(stack.ingesterPort)")
-        let producer = try producer(stack)
+        let producer = try stack.kafkaProducer()
         let kafka = BatonClient.kafka(producer: producer)
 
         let viaHTTP = try await http.invoke(jobId: "Monthly Report", payload: Report(customer: "acme", month: "2026-10"))

@@ -18,8 +18,7 @@ struct ProducerTests {
     func producers() async throws {
         let stack = try await BatonStack.start(label: "producers")
         try await stack.startExampleJobs()
-        let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: stack.broker.bootstrapServers, profile: .embeddedBroker),
-                                         options: .init(lingerMilliseconds: 0), logger: Logger(label: "test"))
+        let producer = try stack.kafkaProducer()
         let viaKafka = try await BatonClient.kafka(producer: producer).sendEvent(name: "steps.start", payload: Steps(steps: 1))
         let viaHTTP = try await BatonClient.http(baseURL: "http://127.0.0.1:\(stack.ingesterPort)").sendEvent(name: "steps.start", payload: Steps(steps: 2))
         #expect(try await completed(stack, viaKafka).output == 1)

@@ -1,7 +1,17 @@
 import BatonKafka
 import BatonProtocol
+import BatonTesting
 import Foundation
 import Logging
+
+extension BatonStack {
+    /// A producer to the stack's broker, for tests that publish straight to Kafka (call
+    /// `shutdown()` when done).
+    func kafkaProducer() throws -> KafkaProducer {
+        try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: broker.bootstrapServers, profile: .embeddedBroker),
+                          options: .init(lingerMilliseconds: 0), logger: Logger(label: "test"))
+    }
+}
 
 /// A record of `baton.dead-letter`: its reason and origin headers.
 struct DeadLetter {
