@@ -140,15 +140,19 @@ struct DelayedDelivery: Sendable {
 ///
 /// Each tick is an event whose id is derived from the job and the tick's time, started through
 /// the idempotent `dispatch`: a tick fired twice (a crash before the schedule advanced, two
-/// dispatchers) starts one run. Catch-up policy: after downtime, the first missed tick runs once
+/// dispatchers during a rebalance) starts one run. With several dispatchers, a job's schedule
+/// is fired by the instance that consumes its partition of the events topic (see
+/// `Identifiers.schedulePartition`); the others leave it due, so the instance that takes the
+/// partition over catches up. Catch-up policy: after downtime, the first missed tick runs once
 /// and the schedule continues from now; the other missed ticks are skipped, not replayed.
 struct ScheduleService: Sendable {
     let dispatcher: Dispatcher
+    /// Whether this instance fires the schedule of a job (by slug).
+    let owns: @Sendable (String) -> Bool
     let logger: Logger
 
-
     func fireDue(now: Date = Date()) async throws {
-        for schedule in try dispatcher.store.dueSchedules(now: now) {
+        for schedule in try dispatcher.store.dueSchedules(now: now) where owns(schedule.jobSlug) {
             let tick = schedule.due
             let payload = try JSONValue(encoding: ScheduledPayload(ts: tick, lastTimestamp: schedule.lastTick))
             let tenant = try dispatcher.store.job(slug: schedule.jobSlug)?.tenant ?? .default
@@ -200,6 +204,13 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
     // Events are shared out over the instances (one group); job registrations are read in full
     // by every instance (a group of its own), since each instance matches against all jobs.
     let consumer = try KafkaConsumer(configuration: kafka, groupID: "\(topics.prefix).dispatcher", topics: [topics.events], logger: logger)
+    // Schedules follow the events topic's partitions: read its partition count once (after a
+    // change of the count, restart the dispatchers; meanwhile a tick may fire twice, still one run).
+    let eventPartitions = try await producer.partitionCount(topic: topics.events)
+    let ownsSchedule: @Sendable (String) -> Bool = { slug in
+        let partition = Identifiers.schedulePartition(jobSlug: slug, count: eventPartitions)
+        return consumer.assignedPartitions.contains(TopicPartition(topic: topics.events, partition: partition))
+    }
     let consumerService = ConsumerService(consumer: consumer, logger: logger) { record in
         try await dispatcher.handle(record)
         try await consumer.commit(record)
@@ -256,7 +267,7 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
                                              try await DelayedDelivery(dispatcher: dispatcher, logger: logger).deliverDue()
                                          },
                                          PeriodicService("firing schedules", every: .milliseconds(100), logger: logger) {
-                                             try await ScheduleService(dispatcher: dispatcher, logger: logger).fireDue()
+                                             try await ScheduleService(dispatcher: dispatcher, owns: ownsSchedule, logger: logger).fireDue()
                                          },
                                          PeriodicService("forgetting old event ids", every: .seconds(3600), logger: logger) {
                                              guard let retention = configuration.retention else { return }

@@ -23,6 +23,18 @@ public enum Identifiers {
     }
 
     /// A new random event id, for events sent without one.
+    /// Which of `count` partitions of the events topic decides who fires job `jobSlug`'s
+    /// schedule: the dispatcher instance that consumes that partition (FNV-1a of the slug, so
+    /// every instance computes the same).
+    public static func schedulePartition(jobSlug: String, count: Int) -> Int32 {
+        precondition(count > 0, "a topic has at least one partition")
+        var hash: UInt32 = 2_166_136_261
+        for byte in jobSlug.utf8 {
+            hash = (hash ^ UInt32(byte)) &* 16_777_619
+        }
+        return Int32(hash % UInt32(count))
+    }
+
     public static func newEventID() -> String {
         "evt_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
     }

@@ -67,6 +67,16 @@ struct IdentifierTests {
         #expect(a.hasPrefix("run_") && a.count == 28)
     }
 
+    @Test("a schedule's partition is stable, in range, and spreads jobs over the partitions")
+    func schedulePartition() {
+        #expect(Identifiers.schedulePartition(jobSlug: "ticker", count: 6) == Identifiers.schedulePartition(jobSlug: "ticker", count: 6))
+        #expect(Identifiers.schedulePartition(jobSlug: "anything", count: 1) == 0)
+        let partitions = (0..<600).map { Identifiers.schedulePartition(jobSlug: "job-\($0)", count: 6) }
+        #expect(partitions.allSatisfy { (0..<6).contains($0) })
+        #expect(Set(partitions).count == 6)
+        #expect((0..<6).allSatisfy { p in partitions.filter { $0 == p }.count > 60 }, "roughly even: \((0..<6).map { p in partitions.filter { $0 == p }.count })")
+    }
+
     @Test("task ids are scoped by run and parent")
     func taskIDs() {
         let top = Identifiers.taskID(runID: "r1", parentTaskID: nil, key: "k")
