@@ -32,7 +32,7 @@ struct FetchService: Sendable {
     func resumeFinished() async throws {
         for pending in try store.fetchResumes() {
             if let command = pending.command {
-                try await producer.send(command, topics: topics)
+                try await producer.send(command, topics: topics, continuingTrace: try store.traceParent(runId: command.runId))
                 logger.info("run resumed after background fetch", metadata: ["run.id": "\(pending.runId)"])
             }
             try store.markFetchResumed(runId: pending.runId, taskId: pending.taskId)

@@ -74,6 +74,10 @@ struct RunEventRecorder: Sendable {
             return
         }
         Counter(label: "baton_run_events_total", dimensions: [("type", event.body.type)]).increment()
+        if case .runCreated = event.body, let traceParent = record.headers.last(where: { $0.name == "traceparent" }),
+           let value = String(validating: traceParent.value, as: UTF8.self) {
+            try store.recordTraceParent(runId: event.runId, value)
+        }
     }
 }
 
@@ -120,7 +124,7 @@ struct Reaper: Sendable {
             if stuck.reissues < maxReissues, let command = try store.resumeCommand(runId: stuck.runId) {
                 do {
                     try await producer.createTopics([TopicSpec(name: topics.runs(jobSlug: command.jobSlug))], timeout: .seconds(5))
-                    try await producer.send(command, topics: topics)
+                    try await producer.send(command, topics: topics, continuingTrace: try store.traceParent(runId: command.runId))
                     logger.warning("stuck run: resume command re-issued", metadata: [
                         "run.id": "\(stuck.runId)", "run.status": "\(stuck.status)", "reissue": "\(stuck.reissues + 1)"])
                 } catch {
@@ -160,7 +164,7 @@ struct TimerService: Sendable {
             if let command = try store.resumeCommand(for: timer) {
                 // At least once: send, then mark fired. A crash in between resends; the run's
                 // keyed tasks make a duplicate resume harmless.
-                try await producer.send(command, topics: topics)
+                try await producer.send(command, topics: topics, continuingTrace: try store.traceParent(runId: command.runId))
                 logger.info("run resumed", metadata: ["run.id": "\(timer.runId)", "timer.due": "\(timer.dueAt)"])
             }
             try store.markFired(timer)

@@ -1,5 +1,6 @@
 import BatonProtocol
 import Foundation
+import Tracing
 
 /// The durable operations a job's `run` function performs: keyed tasks, waits and logs.
 ///
@@ -129,7 +130,11 @@ public final class IO: Sendable {
                                                    properties: options.properties)))
         let output: T
         do {
-            output = try await body(IO(slice: slice, parentTaskId: taskId, depth: depth + 1))
+            output = try await withSpan("task \(key)") { span in
+                span.attributes["baton.task.id"] = taskId
+                span.attributes["baton.task.attempt"] = attempt
+                return try await body(IO(slice: slice, parentTaskId: taskId, depth: depth + 1))
+            }
         } catch let interrupt as BatonInterrupt {
             throw interrupt
         } catch {

@@ -6,6 +6,7 @@ import Synchronization
 import Logging
 import Metrics
 import ServiceLifecycle
+import Tracing
 
 /// Runs jobs: registers them on the jobs topic and executes the slices that arrive on their
 /// run topics. A ServiceLifecycle `Service`; run several instances to scale (each job is a
@@ -208,7 +209,15 @@ struct SliceExecutor: Sendable {
             try await deadLetters.send(record, reason: "command for job '\(command.jobSlug)' on the topic of job '\(registration.slug)'")
             return
         }
-        try await execute(command, inFlight: inFlight)
+        // One span per slice, continuing the trace of whoever sent the command (the dispatcher
+        // for the first slice, the task-result service's resume in the run's trace after).
+        try await withSpan("slice \(registration.slug)", context: record.traceContext, ofKind: .consumer) { span in
+            span.attributes["baton.run.id"] = command.runId
+            span.attributes["baton.job.slug"] = command.jobSlug
+            span.attributes["baton.job.version"] = command.jobVersion
+            span.attributes["baton.command"] = command.kind.rawValue
+            try await execute(command, inFlight: inFlight)
+        }
     }
 
     func execute(_ command: RunCommand, inFlight: InFlightSlice) async throws {

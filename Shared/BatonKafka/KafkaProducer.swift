@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Metrics
 import Synchronization
+import Tracing
 
 /// A Kafka producer whose `send` returns only after the broker acknowledged the record.
 ///
@@ -83,14 +84,22 @@ public final class KafkaProducer: Sendable {
     ///   - headers: record headers.
     /// - Throws: `KafkaError` with code `.delivery` when the broker refused the record or did not
     ///   acknowledge it within the delivery timeout, `.closed` after ``shutdown()``.
+    /// With a tracer bootstrapped, the send is a producer span whose context travels in the
+    /// record's headers (`traceparent`), so consumers continue the trace.
     public func send(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []) async throws {
-        let started = ContinuousClock.now
-        do {
-            try await sendWaitingForAck(topic: topic, key: key, value: value, headers: headers)
-            ackDuration.record(duration: ContinuousClock.now - started)
-        } catch {
-            failures.increment()
-            throw error
+        try await withSpan("\(topic) publish", ofKind: .producer) { span in
+            span.attributes["messaging.system"] = "kafka"
+            span.attributes["messaging.destination.name"] = topic
+            var headers = headers
+            InstrumentationSystem.instrument.inject(span.context, into: &headers, using: KafkaHeadersInjector())
+            let started = ContinuousClock.now
+            do {
+                try await sendWaitingForAck(topic: topic, key: key, value: value, headers: headers)
+                ackDuration.record(duration: ContinuousClock.now - started)
+            } catch {
+                failures.increment()
+                throw error
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 import BatonKafka
 import Logging
 import ServiceLifecycle
+import Tracing
 
 /// Runs a Kafka consumer loop as a ServiceLifecycle `Service`.
 ///
@@ -23,7 +24,13 @@ public struct ConsumerService: Service {
         let consumer = self.consumer
         try await withGracefulShutdownHandler {
             for try await record in consumer {
-                try await handler(record)
+                // Continues the producer's trace (when a tracer is bootstrapped).
+                try await withSpan("\(record.topic) process", context: record.traceContext, ofKind: .consumer) { span in
+                    span.attributes["messaging.system"] = "kafka"
+                    span.attributes["messaging.destination.name"] = record.topic
+                    span.attributes["messaging.kafka.offset"] = Int(record.offset)
+                    try await handler(record)
+                }
             }
         } onGracefulShutdown: {
             consumer.stopDelivering()

@@ -1,11 +1,21 @@
 import BatonKafka
 import BatonProtocol
+import Tracing
 import Foundation
 
 extension KafkaProducer {
     /// Sends `command` to its job's run topic (key = run id) and waits for the ack.
     public func send(_ command: RunCommand, topics: Topics) async throws {
         try await send(topic: topics.runs(jobSlug: command.jobSlug), key: command.runId, value: Array(try BatonJSON.encoder.encode(command)))
+    }
+
+    /// Sends `command` as part of the trace with W3C `traceParent` (a resume continues the trace
+    /// its run was created in); without one, as ``send(_:topics:)-(RunCommand,_)``.
+    public func send(_ command: RunCommand, topics: Topics, continuingTrace traceParent: String?) async throws {
+        guard let traceParent else { return try await send(command, topics: topics) }
+        try await ServiceContext.withValue(.extracted(from: [KafkaHeader(name: "traceparent", string: traceParent)])) {
+            try await send(command, topics: topics)
+        }
     }
 
     /// Sends `event` to the task-results topic (key = run id) and waits for the ack.

@@ -1,5 +1,6 @@
 import Logging
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// Bootstraps logging for a Baton executable. Call once, from `main`, never from a library.
@@ -12,14 +13,16 @@ public func bootstrapLogging(level: Logger.Level) {
 }
 
 /// Runs `services` until SIGTERM or SIGINT, then shuts them down gracefully (last first):
-/// consumers stop taking records, in-flight work finishes (or yields) and is committed.
+/// consumers stop taking records, in-flight work finishes (or yields) and is committed. The
+/// trace exporter (``BatonTracing``), when there is one, runs first and stops last.
 ///
 /// - Parameter shutdownDeadline: how long the graceful shutdown may take. Past it the services
 ///   are cancelled (work not committed is delivered again after the restart) and this throws,
 ///   so the process exits non-zero: a supervisor sees that the drain did not finish.
 public func runUntilSignalled(_ services: [any Service], shutdownDeadline: Duration = .seconds(30), logger: Logger) async throws {
+    let tracing = BatonTracing.exporter.withLock { $0 }.map { [$0] } ?? []
     var configuration = ServiceGroupConfiguration(
-        services: services.map { .init(service: $0) },
+        services: (tracing + services).map { .init(service: $0) },
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger)
     configuration.maximumGracefulShutdownDuration = shutdownDeadline

@@ -2,11 +2,13 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 
-/// A router for a Baton service's routes: requests are counted and timed (Hummingbird's
-/// `MetricsMiddleware`) and logged at debug level. Middleware applies to the routes added after
+/// A router for a Baton service's routes: requests are traced (continuing a `traceparent`
+/// header), counted and timed (Hummingbird's `TracingMiddleware` and `MetricsMiddleware`) and
+/// logged at debug level. Middleware applies to the routes added after
 /// it, so start from this router.
 public func serviceRouter() -> Router<BasicRequestContext> {
     let router = Router()
+    router.add(middleware: TracingMiddleware())
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: LogRequestsMiddleware(.debug))
     return router

@@ -9,10 +9,12 @@ import Foundation
 /// before restarting; 1 for anything else (e.g. the broker did not answer at start-up): a
 /// supervisor may restart the process.
 ///
-/// It also bootstraps swift-metrics into ``BatonMetrics/registry`` (served at `GET /metrics`).
+/// It also bootstraps swift-metrics into ``BatonMetrics/registry`` (served at `GET /metrics`)
+/// and, when a collector is configured, the tracer (``BatonTracing``).
 public func serviceMain(_ name: String, _ body: @Sendable () async throws -> Void) async -> Never {
     BatonMetrics.bootstrap()
     do {
+        try BatonTracing.bootstrap(serviceName: name, environment: ProcessInfo.processInfo.environment)
         try await body()
         exit(0)
     } catch let error as ValidationError {

@@ -100,6 +100,10 @@ public final class TaskResultStore: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v2 run trace parent") { db in
+            // The W3C `traceparent` the run was created in: its resumes continue that trace.
+            try db.execute(sql: "ALTER TABLE runs ADD COLUMN trace_parent TEXT")
+        }
         self.pool = try SQLiteDatabase.open(path: path, migrator: migrator)
     }
 
@@ -122,6 +126,20 @@ public final class TaskResultStore: Sendable {
         try pool.write { db -> Bool in
             if let source { try Self.recordOffset(db, source) }
             return try Self.apply(event, db)
+        }
+    }
+
+    /// Records the W3C `traceparent` run `runId` was created in (the first one recorded stays).
+    public func recordTraceParent(runId: String, _ traceParent: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE runs SET trace_parent = ? WHERE id = ? AND trace_parent IS NULL", arguments: [traceParent, runId])
+        }
+    }
+
+    /// The W3C `traceparent` run `runId` was created in, if one was recorded.
+    public func traceParent(runId: String) throws -> String? {
+        try pool.read { db in
+            try String.fetchOne(db, sql: "SELECT trace_parent FROM runs WHERE id = ?", arguments: [runId])
         }
     }
 

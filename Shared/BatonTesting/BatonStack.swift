@@ -208,18 +208,20 @@ public final class BatonStack: Sendable {
         return process
     }
 
-    /// Sends a request (with `Authorization: Bearer apiKey` when given) and returns status and body.
+    /// Sends a request (with `Authorization: Bearer apiKey` when given, and `headers`) and
+    /// returns status and body.
     public func request(port: Int, _ path: String, method: HTTPMethod = .GET, body: String? = nil,
-                        apiKey: String? = nil) async throws -> (status: UInt, body: String) {
-        try await request(port: port, path, method: method, bytes: body.map { Array($0.utf8) }, apiKey: apiKey)
+                        apiKey: String? = nil, headers: [String: String] = [:]) async throws -> (status: UInt, body: String) {
+        try await request(port: port, path, method: method, bytes: body.map { Array($0.utf8) }, apiKey: apiKey, headers: headers)
     }
 
     /// Sends a request whose body is raw `bytes` (which need not be UTF-8).
     public func request(port: Int, _ path: String, method: HTTPMethod, bytes: [UInt8]?,
-                        apiKey: String? = nil) async throws -> (status: UInt, body: String) {
+                        apiKey: String? = nil, headers: [String: String] = [:]) async throws -> (status: UInt, body: String) {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
         request.method = method
         if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let bytes {
             request.headers.add(name: "content-type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: bytes))
