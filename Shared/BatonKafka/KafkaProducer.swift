@@ -84,6 +84,7 @@ public final class KafkaProducer: Sendable {
     ///   - headers: record headers.
     /// - Throws: `KafkaError` with code `.delivery` when the broker refused the record or did not
     ///   acknowledge it within the delivery timeout, `.closed` after ``shutdown()``.
+    ///
     /// With a tracer bootstrapped, the send is a producer span whose context travels in the
     /// record's headers (`traceparent`), so consumers continue the trace.
     public func send(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []) async throws {

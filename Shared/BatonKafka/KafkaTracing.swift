@@ -28,11 +28,4 @@ extension ServiceContext {
         InstrumentationSystem.instrument.extract(headers, into: &context, using: KafkaHeadersExtractor())
         return context
     }
-
-    /// This context as record headers (`traceparent`, …); empty without a tracer.
-    public var propagationHeaders: [KafkaHeader] {
-        var headers: [KafkaHeader] = []
-        InstrumentationSystem.instrument.inject(self, into: &headers, using: KafkaHeadersInjector())
-        return headers
-    }
 }
