@@ -126,8 +126,11 @@ public final class IO: Sendable {
                 break  // .execute: this task holds the key now
             }
         }
-        try await slice.publish(.taskStarted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, name: options.name, attempt: attempt,
-                                                   properties: options.properties)))
+        // The start record is sent ahead: handed to the producer before the task runs, and
+        // acknowledged together with the task's outcome (one broker round trip per task). Only
+        // the acknowledged completion decides that the task never runs again.
+        let startAcknowledged = try await slice.sendAhead(.taskStarted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId,
+                                                                             name: options.name, attempt: attempt, properties: options.properties)))
         let output: T
         do {
             output = try await withSpan("task \(key)") { span in
@@ -136,8 +139,10 @@ public final class IO: Sendable {
                 return try await body(IO(slice: slice, parentTaskId: taskId, depth: depth + 1))
             }
         } catch let interrupt as BatonInterrupt {
+            try await startAcknowledged()
             throw interrupt
         } catch {
+            try await startAcknowledged()
             if let interrupt = slice.raisedInterrupt, Task.isCancelled {
                 // A parallel branch ended the slice and this one was cancelled with it: not a
                 // failure of the task, which runs again in a later slice.
@@ -157,9 +162,17 @@ public final class IO: Sendable {
             }
             throw error
         }
-        let json = try JSONValue(encoding: output)
-        let size = try BatonJSON.encoder.encode(json).count
+        let json: JSONValue
+        let size: Int
+        do {
+            json = try JSONValue(encoding: output)
+            size = try BatonJSON.encoder.encode(json).count
+        } catch {
+            try? await startAcknowledged()
+            throw error
+        }
         if size > slice.limits.taskOutputBytes {
+            try await startAcknowledged()
             // Not retried: the same code would produce the same output.
             let message = "task '\(key)' produced \(size) bytes of output; the limit is \(slice.limits.taskOutputBytes) (limits.task.output.bytes): "
                 + "return less (store large data elsewhere and return a reference)"
@@ -168,7 +181,13 @@ public final class IO: Sendable {
             throw TaskFailure.doNotRetry(message)
         }
         // The job continues only once the broker holds the result: a completed task never runs again.
-        try await slice.publish(.taskCompleted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, output: json, deduplicationKey: scopedKey)))
+        do {
+            try await slice.publish(.taskCompleted(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, output: json, deduplicationKey: scopedKey)))
+        } catch {
+            try? await startAcknowledged()
+            throw error
+        }
+        try await startAcknowledged()
         slice.complete(taskId, output: json)
         return .value(output)
     }

@@ -27,14 +27,17 @@ public struct JobHarness: Sendable {
         self.project = project
     }
 
-    /// Runs one slice that replays `completed`; every run event goes to `publish`.
+    /// Runs one slice that replays `completed`; every run event goes to `publish`, or, when
+    /// given, a task's start record to `enqueue` (handed over at once, acknowledged later, as
+    /// `JobWorker` does with its producer).
     /// - Returns: the run's final event, or `nil` when the slice yielded.
     public func runSlice(
         completed: [CompletedTask] = [], failedAttempts: [String: Int] = [:], attempt: Int = 1, budget: Duration = .seconds(30),
-        publish: @escaping @Sendable (RunEvent.Body) async throws -> Void
+        publish: @escaping @Sendable (RunEvent.Body) async throws -> Void,
+        enqueue: (@Sendable (RunEvent.Body) throws -> @Sendable () async throws -> Void)? = nil
     ) async throws -> RunEvent.Body? {
         let registration = try job.registration()
-        let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: budget, publish: publish,
+        let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: budget, publish: publish, enqueue: enqueue,
                                scope: (organization: organization, project: project, jobSlug: registration.slug))
         let context = JobContext(runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: registration.version,
                                  event: .init(id: "evt_harness", name: registration.trigger.eventName, timestamp: Date(), context: nil),

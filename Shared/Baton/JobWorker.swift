@@ -255,8 +255,12 @@ struct SliceExecutor: Sendable {
         if let client = checkpoints {
             claim = { request in try await client.claim(request) }
         }
+        let enqueue: @Sendable (RunEvent.Body) throws -> @Sendable () async throws -> Void = { body in
+            let delivery = try producer.enqueue(topic: topic, key: Array(runId.utf8), value: Array(try BatonJSON.encoder.encode(RunEvent(runId: runId, body: body))))
+            return { try await delivery.acknowledged() }
+        }
         let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: sliceBudget,
-                               publish: publish, emit: emit, claim: claim,
+                               publish: publish, enqueue: enqueue, emit: emit, claim: claim,
                                scope: (organization: tenant.deduplicationOrganization(organization), project: project, jobSlug: registration.slug),
                                tenant: tenant, limits: limits)
         inFlight.attach(slice)

@@ -17,6 +17,9 @@ final class SliceState: Sendable {
     /// After this instant, the slice yields before its next new task.
     let deadline: ContinuousClock.Instant
     private let publisher: @Sendable (RunEvent.Body) async throws -> Void
+    /// Hands a record to the producer at once (ahead of anything published after it) and
+    /// returns the wait for its acknowledgement; `nil`: every record goes through `publisher`.
+    private let enqueuer: (@Sendable (RunEvent.Body) throws -> @Sendable () async throws -> Void)?
     /// Produces an event to the events topic and waits for the broker's ack.
     let emit: @Sendable (EventEnvelope) async throws -> Void
     /// Claims a deduplication key at the task-result service (waiting while another run holds
@@ -32,6 +35,7 @@ final class SliceState: Sendable {
 
     init(runId: String, completed: [CompletedTask], failedAttempts: [String: Int] = [:], budget: Duration = .seconds(30),
          publish: @escaping @Sendable (RunEvent.Body) async throws -> Void,
+         enqueue: (@Sendable (RunEvent.Body) throws -> @Sendable () async throws -> Void)? = nil,
          emit: @escaping @Sendable (EventEnvelope) async throws -> Void = { _ in
              throw JobDefinitionError(message: "this IO cannot send events")
          },
@@ -42,6 +46,7 @@ final class SliceState: Sendable {
         self.tenant = tenant
         self.limits = limits
         self.publisher = publish
+        self.enqueuer = enqueue
         self.emit = emit
         self.claim = claim
         self.scope = scope
@@ -59,6 +64,25 @@ final class SliceState: Sendable {
         } catch {
             throw CheckpointNotDurable(underlying: error)
         }
+    }
+
+    /// Sends `body` ahead: it is handed to the producer before this returns, so it precedes
+    /// every record published after it, but its acknowledgement is awaited later, with the
+    /// returned function (call it once). Without an enqueuer (or when the producer's queue is
+    /// full) it is published and acknowledged before this returns.
+    /// - Throws: `CheckpointNotDurable`, now or from the returned function.
+    func sendAhead(_ body: RunEvent.Body) async throws -> @Sendable () async throws -> Void {
+        if let enqueuer, let acknowledged = try? enqueuer(body) {
+            return {
+                do {
+                    try await acknowledged()
+                } catch {
+                    throw CheckpointNotDurable(underlying: error)
+                }
+            }
+        }
+        try await publish(body)
+        return {}
     }
 
     /// Attempts of `taskId` that failed in earlier slices.

@@ -26,11 +26,17 @@ public final class KafkaProducer: Sendable {
         }
     }
 
-    /// Continuations waiting for delivery reports, by the id passed to librdkafka as opaque.
+    /// Records in flight, by the id passed to librdkafka as opaque: the continuation awaiting
+    /// the delivery report, or the report when it came before anyone awaited it.
     private final class Deliveries: Sendable {
+        enum Entry {
+            case enqueued
+            case awaited(CheckedContinuation<Void, any Error>)
+            case reported(Result<Void, KafkaError>)
+        }
         struct State {
             var nextID: UInt = 1
-            var continuations: [UInt: CheckedContinuation<Void, any Error>] = [:]
+            var entries: [UInt: Entry] = [:]
             var closed = false
         }
         let state = Mutex(State())
@@ -91,44 +97,86 @@ public final class KafkaProducer: Sendable {
         try await withSpan("\(topic) publish", ofKind: .producer) { span in
             span.attributes["messaging.system"] = "kafka"
             span.attributes["messaging.destination.name"] = topic
-            var headers = headers
-            InstrumentationSystem.instrument.inject(span.context, into: &headers, using: KafkaHeadersInjector())
-            let started = ContinuousClock.now
+            while true {
+                let delivery: Delivery
+                do {
+                    delivery = try enqueue(topic: topic, key: key, value: value, headers: headers)
+                } catch let error as KafkaError where error.code == .queueFull {
+                    try await Task.sleep(for: .milliseconds(5))
+                    continue
+                }
+                try await delivery.acknowledged()
+                return
+            }
+        }
+    }
+
+    /// A record handed to librdkafka, whose acknowledgement can be awaited later.
+    ///
+    /// Await ``acknowledged()`` once: until then the producer keeps the record's report.
+    public struct Delivery: Sendable {
+        let id: UInt
+        let producer: KafkaProducer
+        let enqueuedAt: ContinuousClock.Instant
+
+        /// Returns once the broker acknowledged the record.
+        /// - Throws: `KafkaError` with code `.delivery` when it did not (or the producer shut down).
+        public func acknowledged() async throws {
             do {
-                try await sendWaitingForAck(topic: topic, key: key, value: value, headers: headers)
-                ackDuration.record(duration: ContinuousClock.now - started)
+                try await producer.awaitReport(id)
+                producer.ackDuration.record(duration: ContinuousClock.now - enqueuedAt)
             } catch {
-                failures.increment()
+                producer.failures.increment()
                 throw error
             }
         }
     }
 
-    private func sendWaitingForAck(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader]) async throws {
-        while true {
-            do {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                    let id: UInt? = pending.withLock { state in
-                        guard !state.closed else { return nil }
-                        let id = state.nextID
-                        state.nextID &+= 1
-                        if state.nextID == 0 { state.nextID = 1 }
-                        state.continuations[id] = continuation
-                        return id
-                    }
-                    guard let id else {
-                        continuation.resume(throwing: KafkaError(.closed, "the producer was shut down"))
-                        return
-                    }
-                    if let error = produce(topic: topic, key: key, value: value, headers: headers, opaque: id) {
-                        let waiting = pending.withLock { $0.continuations.removeValue(forKey: id) }
-                        waiting?.resume(throwing: error)
-                    }
+    /// Hands a record to librdkafka now, without waiting for the broker: records enqueued one
+    /// after another for one partition are written in that order (the producer is idempotent),
+    /// so a caller can enqueue several and await their acknowledgements together.
+    ///
+    /// The current trace context (if any) travels in the record's headers.
+    /// - Throws: `KafkaError` with code `.queueFull` when librdkafka's queue is full (retry
+    ///   later, or use ``send(topic:key:value:headers:)``, which waits), `.closed` after
+    ///   ``shutdown()``, `.delivery` when librdkafka refuses the record.
+    public func enqueue(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []) throws(KafkaError) -> Delivery {
+        var headers = headers
+        InstrumentationSystem.instrument.inject(ServiceContext.current ?? .topLevel, into: &headers, using: KafkaHeadersInjector())
+        let id: UInt? = pending.withLock { state in
+            guard !state.closed else { return nil }
+            let id = state.nextID
+            state.nextID &+= 1
+            if state.nextID == 0 { state.nextID = 1 }
+            state.entries[id] = .enqueued
+            return id
+        }
+        guard let id else { throw KafkaError(.closed, "the producer was shut down") }
+        let enqueuedAt = ContinuousClock.now
+        if let error = produce(topic: topic, key: key, value: value, headers: headers, opaque: id) {
+            pending.withLock { _ = $0.entries.removeValue(forKey: id) }
+            if error.code != .queueFull { failures.increment() }
+            throw error
+        }
+        return Delivery(id: id, producer: self, enqueuedAt: enqueuedAt)
+    }
+
+    /// Waits for the delivery report of record `id` (or takes the one that already came).
+    private func awaitReport(_ id: UInt) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let report: Result<Void, KafkaError>? = pending.withLock { state in
+                switch state.entries[id] {
+                case .reported(let result):
+                    state.entries.removeValue(forKey: id)
+                    return result
+                case .enqueued:
+                    state.entries[id] = .awaited(continuation)
+                    return nil
+                case .awaited, nil:
+                    return .failure(KafkaError(.delivery, "the acknowledgement of this record was awaited already"))
                 }
-                return
-            } catch let error as KafkaError where error.code == .queueFull {
-                try await Task.sleep(for: .milliseconds(5))
             }
+            if let report { continuation.resume(with: report.mapError { $0 }) }
         }
     }
 
@@ -181,8 +229,19 @@ public final class KafkaProducer: Sendable {
         await runBlocking { _ = rd_kafka_flush(handle.pointer, milliseconds) }
         let leftovers = pending.withLock { state -> [CheckedContinuation<Void, any Error>] in
             state.closed = true
-            defer { state.continuations.removeAll() }
-            return Array(state.continuations.values)
+            var waiting: [CheckedContinuation<Void, any Error>] = []
+            for (id, entry) in state.entries {
+                switch entry {
+                case .awaited(let continuation):
+                    waiting.append(continuation)
+                    state.entries.removeValue(forKey: id)
+                case .enqueued:
+                    state.entries[id] = .reported(.failure(KafkaError(.delivery, "the producer shut down before the broker acknowledged the record")))
+                case .reported:
+                    break
+                }
+            }
+            return waiting
         }
         for continuation in leftovers {
             continuation.resume(throwing: KafkaError(.delivery, "the producer shut down before the broker acknowledged the record"))
@@ -257,13 +316,26 @@ public final class KafkaProducer: Sendable {
                 while let message = rd_kafka_event_message_next(event) {
                     let id = UInt(bitPattern: message.pointee._private)
                     let err = message.pointee.err
-                    let continuation = pending.withLock { $0.continuations.removeValue(forKey: id) }
+                    let result: Result<Void, KafkaError>
                     if err == RD_KAFKA_RESP_ERR_NO_ERROR {
-                        continuation?.resume()
+                        result = .success(())
                     } else {
                         let topic = message.pointee.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
-                        continuation?.resume(throwing: kafkaError(.delivery, "record to '\(topic)' not acknowledged", err))
+                        result = .failure(kafkaError(.delivery, "record to '\(topic)' not acknowledged", err))
                     }
+                    let continuation: CheckedContinuation<Void, any Error>? = pending.withLock { state in
+                        switch state.entries[id] {
+                        case .awaited(let continuation):
+                            state.entries.removeValue(forKey: id)
+                            return continuation
+                        case .enqueued:
+                            state.entries[id] = .reported(result)  // taken by a later acknowledged()
+                            return nil
+                        case .reported, nil:
+                            return nil
+                        }
+                    }
+                    continuation?.resume(with: result.mapError { $0 })
                 }
             case RD_KAFKA_EVENT_ERROR:
                 let text = String(cString: rd_kafka_event_error_string(event))

@@ -54,6 +54,34 @@ struct KafkaRoundTripTests {
         try await broker.stop()
     }
 
+    @Test("enqueued records keep their order; acknowledgements awaited late or out of order arrive, once each")
+    func enqueueThenAwait() async throws {
+        let broker = try await TansuBroker.start(logDirectory: try TestEnvironment.temporaryDirectory("kafka-enqueue"))
+        let config = configuration(broker)
+        let producer = try KafkaProducer(configuration: config, options: .init(lingerMilliseconds: 0), logger: logger)
+        try await producer.createTopics([TopicSpec(name: "t2")])
+        let deliveries = try (0..<50).map { index in
+            try producer.enqueue(topic: "t2", key: Array("one-key".utf8), value: Array("v\(index)".utf8))
+        }
+        // Reports may come before anyone awaits them: wait a little, then await in reverse order.
+        try await Task.sleep(for: .milliseconds(200))
+        for delivery in deliveries.reversed() { try await delivery.acknowledged() }
+        await #expect(throws: KafkaError.self, "a second wait for one acknowledgement is refused") {
+            try await deliveries[0].acknowledged()
+        }
+        let consumer = try KafkaConsumer(configuration: config, groupID: "g-enqueue", topics: ["t2"], logger: logger)
+        var values: [String] = []
+        for try await record in consumer {
+            values.append(String(decoding: record.value, as: UTF8.self))
+            if values.count == 50 { break }
+        }
+        #expect(values == (0..<50).map { "v\($0)" }, "one key, one partition: the order they were enqueued in")
+        await consumer.close()
+        await producer.shutdown()
+        #expect(throws: KafkaError.self) { try producer.enqueue(topic: "t2", key: nil, value: [1]) }
+        try await broker.stop()
+    }
+
     @Test("send fails with a delivery error when no broker acknowledges")
     func deliveryFailure() async throws {
         let port = try freeLoopbackPort()  // nothing listens here
@@ -62,6 +90,10 @@ struct KafkaRoundTripTests {
         await #expect(throws: KafkaError.self) {
             try await producer.send(topic: "nowhere", key: "k", value: [1, 2, 3])
         }
+        // A record enqueued and never acknowledged: its wait fails too, also when it starts late.
+        let delivery = try producer.enqueue(topic: "nowhere", key: nil, value: [4])
+        try await Task.sleep(for: .milliseconds(1500))
+        await #expect(throws: KafkaError.self) { try await delivery.acknowledged() }
         await producer.shutdown(timeout: .milliseconds(100))
     }
 

@@ -7,7 +7,8 @@ import Logging
 
 /// A Tansu broker and the two things the checkpoint benchmark compares on it: one raw durable
 /// produce (acks=all, linger 0) and one `io.runTask` of a job slice, whose checkpoint is two
-/// acknowledged run events (task started, task completed) sent exactly as `JobWorker` sends them.
+/// acknowledged run events (task started, sent ahead; task completed) sent exactly as
+/// `JobWorker` sends them.
 public final class CheckpointFixture: Sendable {
     public let broker: TansuBroker
     let producer: KafkaProducer
@@ -53,9 +54,12 @@ public final class CheckpointFixture: Sendable {
         let producer = self.producer
         let topic = self.topic
         let outcome = try await JobHarness(job: job, payload: ["count": .int(Int64(count))], runId: runId)
-            .runSlice(budget: .seconds(3600)) { body in
+            .runSlice(budget: .seconds(3600), publish: { body in
                 try await producer.send(topic: topic, key: runId, value: Array(try BatonJSON.encoder.encode(RunEvent(runId: runId, body: body))))
-            }
+            }, enqueue: { body in
+                let delivery = try producer.enqueue(topic: topic, key: Array(runId.utf8), value: Array(try BatonJSON.encoder.encode(RunEvent(runId: runId, body: body))))
+                return { try await delivery.acknowledged() }
+            })
         guard case .runCompleted = outcome else { throw CheckpointBenchmarkFailed(outcome: "\(String(describing: outcome))") }
     }
 
