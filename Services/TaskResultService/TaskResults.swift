@@ -74,9 +74,8 @@ struct RunEventRecorder: Sendable {
             return
         }
         Counter(label: "baton_run_events_total", dimensions: [("type", event.body.type)]).increment()
-        if case .runCreated = event.body, let traceParent = record.headers.last(where: { $0.name == "traceparent" }),
-           let value = String(validating: traceParent.value, as: UTF8.self) {
-            try store.recordTraceParent(runId: event.runId, value)
+        if case .runCreated = event.body, let traceParent = record.traceParent {
+            try store.recordTraceParent(runId: event.runId, traceParent)
         }
     }
 }

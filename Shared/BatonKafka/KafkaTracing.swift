@@ -19,10 +19,24 @@ struct KafkaHeadersExtractor: Extractor {
 extension KafkaRecord {
     /// The trace context the producer of this record sent along (empty without a tracer).
     public var traceContext: ServiceContext { .extracted(from: headers) }
+
+    /// The record's W3C `traceparent` header, if it has one (to store, and continue later with
+    /// ``ServiceContext/continuing(traceParent:)``).
+    public var traceParent: String? { KafkaHeadersExtractor().extract(key: KafkaHeader.traceParentName, from: headers) }
+}
+
+extension KafkaHeader {
+    /// The W3C trace-context header.
+    public static let traceParentName = "traceparent"
 }
 
 extension ServiceContext {
-    /// The context propagated in `headers` (as a trace parent stored with a run), or an empty one.
+    /// The context of a stored W3C `traceParent` (see ``KafkaRecord/traceParent``).
+    public static func continuing(traceParent: String) -> ServiceContext {
+        .extracted(from: [KafkaHeader(name: KafkaHeader.traceParentName, string: traceParent)])
+    }
+
+    /// The context propagated in `headers`, or an empty one.
     public static func extracted(from headers: [KafkaHeader]) -> ServiceContext {
         var context = ServiceContext.topLevel
         InstrumentationSystem.instrument.extract(headers, into: &context, using: KafkaHeadersExtractor())

@@ -13,7 +13,7 @@ extension KafkaProducer {
     /// its run was created in); without one, as ``send(_:topics:)-(RunCommand,_)``.
     public func send(_ command: RunCommand, topics: Topics, continuingTrace traceParent: String?) async throws {
         guard let traceParent else { return try await send(command, topics: topics) }
-        try await ServiceContext.withValue(.extracted(from: [KafkaHeader(name: "traceparent", string: traceParent)])) {
+        try await ServiceContext.withValue(.continuing(traceParent: traceParent)) {
             try await send(command, topics: topics)
         }
     }
