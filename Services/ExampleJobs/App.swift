@@ -1,4 +1,5 @@
 import Baton
+import BatonProtocol
 import BatonService
 import Configuration
 import Foundation
@@ -14,6 +15,8 @@ import ServiceLifecycle
 ///   service each slice asks for the run's completed tasks (empty: none; unsafe, for tests that
 ///   show what the checkpoint prevents);
 /// - `worker.slice.budget.ms` (`WORKER_SLICE_BUDGET_MS`), int, 30000: a slice's time budget;
+/// - `worker.max.concurrent.slices` (`WORKER_MAX_CONCURRENT_SLICES`), int, 100: slices of one job
+///   run at once in this process (never two of one run);
 /// - `baton.organization` / `baton.project` (`BATON_ORGANIZATION`, `BATON_PROJECT`), string,
 ///   `default`: scope of deduplication keys, shown in every run's context; the project (with
 ///   `baton.environment`, `BATON_ENVIRONMENT`, default `default`) is the tenant the jobs belong to;
@@ -53,10 +56,15 @@ struct ExampleJobsMain {
         ]
         let tickSeconds = config.int(forKey: "example.tick.seconds", default: 0)
         if tickSeconds > 0 { jobs.append(tickerJob(outbox: outbox, seconds: tickSeconds)) }
+        let maxSlices = config.int(forKey: "worker.max.concurrent.slices", default: 100)
+        guard maxSlices >= 1 else {
+            throw ValidationError(path: "worker.max.concurrent.slices", message: "must be at least 1, got \(maxSlices)")
+        }
         let worker = JobWorker(
             configuration: .init(kafka: service.kafka, topics: service.topics,
                                  taskResultsURL: taskResultsURL.isEmpty ? nil : taskResultsURL,
                                  sliceBudget: .milliseconds(max(1, config.int(forKey: "worker.slice.budget.ms", default: 30_000))),
+                                 maxConcurrentSlices: maxSlices,
                                  organization: config.string(forKey: "baton.organization", default: "default"),
                                  project: config.string(forKey: "baton.project", default: "default"),
                                  environment: config.string(forKey: "baton.environment", default: "default"),

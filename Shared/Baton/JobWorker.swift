@@ -41,12 +41,17 @@ public struct JobWorker: Service {
         /// How long a slice may run before it yields (checked before each new task), so one long
         /// run cannot hold a partition; the run resumes at once in a new slice.
         public var sliceBudget: Duration
+        /// How many slices of one job run at once in this process (slices of one run never run
+        /// at once). At the bound the job's consumer pauses its partitions until a slice ends.
+        public var maxConcurrentSlices: Int
 
         public init(kafka: KafkaConfiguration, topics: Topics = Topics(), taskResultsURL: String?,
                     deliveryTimeout: Duration = .seconds(30), checkpointPatience: Duration = .seconds(60),
-                    sliceBudget: Duration = .seconds(30), organization: String = "default", project: String = "default",
+                    sliceBudget: Duration = .seconds(30), maxConcurrentSlices: Int = 100,
+                    organization: String = "default", project: String = "default",
                     environment: String = "default", apiKey: String? = nil, limits: Limits = .default) {
             self.sliceBudget = sliceBudget
+            self.maxConcurrentSlices = max(1, maxConcurrentSlices)
             self.limits = limits
             self.environment = environment
             self.apiKey = apiKey
@@ -98,7 +103,10 @@ public struct JobWorker: Service {
             logger.info("job registered", metadata: ["job.slug": "\(registration.slug)", "job.version": "\(registration.version)"])
         }
         let deadLetters = DeadLetterQueue(producer: producer, topic: topics.deadLetter, consumerName: "job-worker", logger: logger)
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        // Slices run concurrently: let their checkpoint requests do too.
+        var httpConfiguration = HTTPClient.Configuration()
+        httpConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(8, min(64, configuration.maxConcurrentSlices))
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
         let checkpoints = configuration.taskResultsURL.map {
             CheckpointClient(http: http, baseURL: $0, patience: configuration.checkpointPatience,
                              apiKey: configuration.apiKey, logger: logger)
@@ -106,75 +114,45 @@ public struct JobWorker: Service {
         if checkpoints == nil {
             logger.warning("no task-results URL: slices trust their run command, so a crash can re-execute an acknowledged task")
         }
+        let bound = configuration.maxConcurrentSlices
         let consumers = try registrations.map { registration, job in
-            let inFlight = InFlightSlice.Holder()
+            let slices = SliceTable(bound: bound)
             let logger = self.logger
             let consumer = try KafkaConsumer(
                 configuration: configuration.kafka, groupID: "\(topics.prefix).worker.\(registration.slug)",
                 topics: [topics.runs(jobSlug: registration.slug)], logger: logger,
                 onRebalance: { change in
-                    // Fence: a slice of a revoked partition stops before the rebalance completes,
-                    // so the partition's next owner never runs the same run at the same time.
-                    guard case .revoked(let partitions) = change, let slice = inFlight.current,
-                          partitions.contains(slice.partition) else { return }
-                    logger.info("partition revoked during a slice: fencing it", metadata: ["kafka.partition": "\(slice.partition)"])
-                    slice.fenceAndWait(timeout: .seconds(60))
+                    switch change {
+                    case .assigned(let partitions):
+                        slices.assign(partitions)
+                    case .revoked(let partitions):
+                        // Fence: the slices of revoked partitions stop before the rebalance
+                        // completes, so the partitions' next owner never runs a run at the same time.
+                        slices.revokeAndFence(partitions, timeout: .seconds(60), logger: logger)
+                    }
                 })
-            return (consumer, inFlight,
-             SliceExecutor(job: job, registration: registration, producer: producer, topics: topics,
-                           deadLetters: deadLetters, checkpoints: checkpoints, sliceBudget: configuration.sliceBudget,
-                           organization: configuration.organization, project: configuration.project,
-                           tenant: tenant, limits: configuration.limits, logger: logger))
+            return JobConsumer(consumer: consumer, slices: slices,
+                               executor: SliceExecutor(job: job, registration: registration, producer: producer, topics: topics,
+                                                       deadLetters: deadLetters, checkpoints: checkpoints, sliceBudget: configuration.sliceBudget,
+                                                       organization: configuration.organization, project: configuration.project,
+                                                       tenant: tenant, limits: configuration.limits, logger: logger),
+                               logger: logger)
         }
         var failure: (any Error)?
         do {
             try await withGracefulShutdownHandler {
                 try await withThrowingDiscardingTaskGroup { group in
-                    for (consumer, inFlight, executor) in consumers {
-                        group.addTask {
-                            for try await record in consumer {
-                                let slice = InFlightSlice(partition: TopicPartition(topic: record.topic, partition: record.partition))
-                                inFlight.current = slice
-                                try await withThrowingTaskGroup(of: Void.self) { serving in
-                                    // Serve rebalances while the slice runs, so a revoke fences it promptly.
-                                    serving.addTask {
-                                        while !Task.isCancelled {
-                                            try await Task.sleep(for: .milliseconds(100))
-                                            await consumer.serveRebalances()
-                                        }
-                                    }
-                                    defer { serving.cancelAll() }
-                                    do {
-                                        try await executor.handle(record, inFlight: slice)
-                                    } catch {
-                                        slice.finish()
-                                        throw error
-                                    }
-                                    slice.finish()
-                                }
-                                inFlight.current = nil
-                                if slice.isFenced {
-                                    logger.info("fenced slice stopped; its command goes to the partition's new owner")
-                                    continue
-                                }
-                                do {
-                                    try await consumer.commit(record)
-                                } catch {
-                                    // The partition moved on: the new owner gets the command again,
-                                    // and its checkpoint replays what this slice recorded.
-                                    logger.warning("offset commit failed", metadata: ["error": "\(error)"])
-                                }
-                            }
-                        }
+                    for consumer in consumers {
+                        group.addTask { try await consumer.run() }
                     }
                 }
             } onGracefulShutdown: {
-                for (consumer, _, _) in consumers { consumer.stopDelivering() }
+                for consumer in consumers { consumer.stop() }
             }
         } catch {
             failure = error
         }
-        for (consumer, _, _) in consumers { await consumer.close() }
+        for consumer in consumers { await consumer.consumer.close() }
         await producer.shutdown()
         try? await http.shutdown()
         if let failure {
@@ -182,6 +160,177 @@ public struct JobWorker: Service {
             throw failure
         }
         logger.info("job worker stopped")
+    }
+}
+
+/// One job's consumer: takes run commands from the job's run topic and runs their slices
+/// concurrently, one at a time per run, up to the table's bound.
+struct JobConsumer: Sendable {
+    let consumer: KafkaConsumer
+    let slices: SliceTable
+    let executor: SliceExecutor
+    let logger: Logger
+
+    /// Stops taking records; slices running finish, records waiting behind them are left for
+    /// redelivery.
+    func stop() {
+        slices.stop()
+        consumer.stopDelivering()
+    }
+
+    func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            // While paused (at the bound) nobody polls for records: serve rebalances, so a
+            // revoke still fences promptly and the group keeps this member.
+            group.addTask {
+                while !slices.isStopped {
+                    try await Task.sleep(for: .milliseconds(100))
+                    if consumer.isPaused { await consumer.serveRebalances() }
+                }
+            }
+            let freed = slices.freedSlots
+            var iterator = freed.makeAsyncIterator()
+            var records = consumer.makeAsyncIterator()
+            while !slices.isStopped {
+                if slices.isFull {
+                    consumer.pause()
+                    while slices.isFull, !slices.isStopped { _ = await iterator.next() }
+                    consumer.resume()
+                    continue
+                }
+                guard let record = try await records.next() else { break }
+                guard let ticket = slices.accept(record) else { continue }
+                group.addTask { try await runSlices(from: record, ticket: ticket) }
+            }
+            slices.stop()
+        }
+    }
+
+    /// Runs the slice of `record`, then those of the records of the same run that queued behind
+    /// it, one after another.
+    private func runSlices(from record: KafkaRecord, ticket: KeyOrderedQueue<KafkaRecord>.Ticket) async throws {
+        var current: (ticket: KeyOrderedQueue<KafkaRecord>.Ticket, record: KafkaRecord)? = (ticket, record)
+        while let (ticket, record) = current {
+            let slice = slices.started(ticket)
+            do {
+                try await executor.handle(record, inFlight: slice)
+            } catch {
+                slice.finish()
+                _ = slices.finished(ticket, slice: slice, consumer: consumer, logger: logger)
+                throw error
+            }
+            slice.finish()
+            if slice.isFenced {
+                logger.info("fenced slice stopped; its command goes to the partition's new owner")
+            }
+            current = slices.finished(ticket, slice: slice, consumer: consumer, logger: logger)
+        }
+    }
+}
+
+/// The slices of one job's consumer: the key-ordered queue (which record may run, which offset
+/// may be committed) and the slices running, so a revoke can fence them.
+final class SliceTable: Sendable {
+    private struct State {
+        var queue = KeyOrderedQueue<KafkaRecord>()
+        var running: [KeyOrderedQueue<KafkaRecord>.Ticket: InFlightSlice] = [:]
+        var stopped = false
+    }
+
+    let bound: Int
+    private let state = Mutex(State())
+    /// Yields when a slice ends, so a consumer paused at the bound can take records again.
+    let freedSlots: AsyncStream<Void>
+    private let freed: AsyncStream<Void>.Continuation
+
+    init(bound: Int) {
+        self.bound = bound
+        (freedSlots, freed) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    var isFull: Bool { state.withLock { $0.queue.pending >= bound } }
+    var isStopped: Bool { state.withLock { $0.stopped } }
+    /// Records accepted and not finished (running or queued behind their run's running slice).
+    var pending: Int { state.withLock { $0.queue.pending } }
+
+    func stop() {
+        state.withLock { $0.stopped = true }
+        freed.yield()
+    }
+
+    func assign(_ partitions: [TopicPartition]) {
+        state.withLock { $0.queue.assign(partitions) }
+    }
+
+    /// Takes a fetched record: its ticket when it may run now; `nil` when it queued behind a
+    /// slice of the same run (it is handed out when that slice ends) or its partition is gone.
+    func accept(_ record: KafkaRecord) -> KeyOrderedQueue<KafkaRecord>.Ticket? {
+        let acceptance = state.withLock {
+            $0.queue.accept(record, partition: TopicPartition(topic: record.topic, partition: record.partition),
+                            offset: record.offset, key: record.key)
+        }
+        if case .run(let ticket) = acceptance { return ticket }
+        return nil
+    }
+
+    /// Registers the slice of `ticket` as running (fenced at once if its partition went meanwhile).
+    func started(_ ticket: KeyOrderedQueue<KafkaRecord>.Ticket) -> InFlightSlice {
+        let slice = InFlightSlice(partition: ticket.partition)
+        let assigned = state.withLock { state in
+            state.running[ticket] = slice
+            return state.queue.assigned.contains(ticket.partition)
+        }
+        if !assigned { slice.fence() }
+        return slice
+    }
+
+    /// Records that the slice of `ticket` ended; stores the partition's committable offset when
+    /// it moved (a fenced slice's partition is gone, so it stores nothing). Returns the next
+    /// record of the same run, unless the consumer is stopping (it is then redelivered).
+    func finished(_ ticket: KeyOrderedQueue<KafkaRecord>.Ticket, slice: InFlightSlice, consumer: KafkaConsumer,
+                  logger: Logger) -> (ticket: KeyOrderedQueue<KafkaRecord>.Ticket, record: KafkaRecord)? {
+        let (completion, stopped) = state.withLock { state in
+            state.running[ticket] = nil
+            return (state.queue.finish(ticket), state.stopped)
+        }
+        freed.yield()
+        if let commit = completion.commit {
+            do {
+                try consumer.storeOffset(commit.partition, next: commit.offset)
+            } catch {
+                // The partition moved on: its next owner gets the command again, and the
+                // checkpoint replays what this slice recorded.
+                logger.warning("offset not stored", metadata: ["error": "\(error)"])
+            }
+        }
+        guard let next = completion.next else { return nil }
+        if stopped {
+            // Shutting down: leave it uncommitted (it is redelivered) and free its key.
+            var chain: (ticket: KeyOrderedQueue<KafkaRecord>.Ticket, item: KafkaRecord)? = next
+            while let (waitingTicket, _) = chain {
+                chain = state.withLock { $0.queue.finish(waitingTicket) }.next
+            }
+            return nil
+        }
+        return (next.ticket, next.item)
+    }
+
+    /// Forgets `partitions` (records queued for them are dropped: their next owner gets them),
+    /// fences their running slices and waits until those stopped, up to `timeout`. Called on the
+    /// consumer's poll thread before the rebalance completes.
+    func revokeAndFence(_ partitions: [TopicPartition], timeout: Duration, logger: Logger) {
+        let revoked = Set(partitions)
+        let fencing = state.withLock { state -> [InFlightSlice] in
+            state.queue.revoke(partitions)
+            return state.running.filter { revoked.contains($0.key.partition) }.map(\.value)
+        }
+        guard !fencing.isEmpty else { return }
+        logger.info("partitions revoked during slices: fencing them", metadata: [
+            "kafka.partitions": "\(partitions.map(\.description))", "slices": "\(fencing.count)"])
+        let deadline = ContinuousClock.now + timeout
+        for slice in fencing { slice.fence() }
+        for slice in fencing { slice.fenceAndWait(timeout: max(.zero, deadline - ContinuousClock.now)) }
+        freed.yield()
     }
 }
 
@@ -296,15 +445,6 @@ struct SliceExecutor: Sendable {
 
 /// The slice a consumer is running, so a partition revoke can fence it and wait for it to stop.
 final class InFlightSlice: Sendable {
-    /// Holds the consumer's current slice (set by the consuming task, read by `onRebalance`).
-    final class Holder: Sendable {
-        private let slice = Mutex<InFlightSlice?>(nil)
-        var current: InFlightSlice? {
-            get { slice.withLock { $0 } }
-            set { slice.withLock { $0 = newValue } }
-        }
-    }
-
     private struct State {
         var slice: SliceState?
         var fenced = false
@@ -329,6 +469,15 @@ final class InFlightSlice: Sendable {
     }
 
     var isFenced: Bool { state.withLock { $0.fenced } }
+
+    /// Fences the slice without waiting for it to stop.
+    func fence() {
+        let slice = state.withLock { state -> SliceState? in
+            state.fenced = true
+            return state.finished ? nil : state.slice
+        }
+        slice?.fence()
+    }
 
     /// Fences the slice and blocks (the consumer's poll thread) until it stopped or `timeout`.
     func fenceAndWait(timeout: Duration) {

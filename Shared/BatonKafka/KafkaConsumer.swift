@@ -33,6 +33,8 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
     private let assignment = Mutex<Set<TopicPartition>>([])
     /// Records fetched by ``serveRebalances()`` while the application was busy, delivered first.
     private let buffered = Mutex<[KafkaRecord]>([])
+    /// Whether fetching is paused (``pause()``): partitions assigned meanwhile start paused too.
+    private let paused = Mutex(false)
 
     /// Joins `groupID` and subscribes to `topics`.
     /// - Parameters:
@@ -96,6 +98,57 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
         }
     }
 
+    /// Marks every record of `partition` before `nextOffset` processed: `nextOffset` is committed
+    /// (in the background, and synchronously before any revoke or close). For consumers that
+    /// finish records out of order and track the committable offset themselves.
+    /// - Throws: `KafkaError` with code `.commit` when the partition is no longer assigned.
+    public func storeOffset(_ partition: TopicPartition, next nextOffset: Int64) throws(KafkaError) {
+        let list = rd_kafka_topic_partition_list_new(1)!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_topic_partition_list_add(list, partition.topic, partition.partition).pointee.offset = nextOffset
+        let err = rd_kafka_offsets_store(handle.pointer, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw kafkaError(.commit, "cannot store offset \(nextOffset) of \(partition)", err)
+        }
+    }
+
+    /// Stops fetching from every assigned partition (and from partitions assigned later) until
+    /// ``resume()``: back-pressure for a consumer whose in-flight work reached its bound.
+    /// Records already fetched are still handed out; group membership is kept (keep calling
+    /// ``serveRebalances()`` while paused).
+    public func pause() {
+        let partitions = paused.withLock { paused -> [TopicPartition] in
+            guard !paused else { return [] }
+            paused = true
+            return Array(assignedPartitions)
+        }
+        setPaused(partitions, true)
+    }
+
+    /// Fetches again from every assigned partition after ``pause()``.
+    public func resume() {
+        let partitions = paused.withLock { paused -> [TopicPartition] in
+            guard paused else { return [] }
+            paused = false
+            return Array(assignedPartitions)
+        }
+        setPaused(partitions, false)
+    }
+
+    /// Whether fetching is paused.
+    public var isPaused: Bool { paused.withLock { $0 } }
+
+    private func setPaused(_ partitions: [TopicPartition], _ pause: Bool) {
+        guard !partitions.isEmpty, !closed.isSet else { return }
+        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for partition in partitions { rd_kafka_topic_partition_list_add(list, partition.topic, partition.partition) }
+        let err = pause ? rd_kafka_pause_partitions(handle.pointer, list) : rd_kafka_resume_partitions(handle.pointer, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            logger.warning(pause ? "cannot pause partitions" : "cannot resume partitions", metadata: ["kafka.error": "\(describe(err).text)"])
+        }
+    }
+
     /// Marks `record` processed and commits its offset to the group coordinator, returning once
     /// the commit is acknowledged.
     /// - Throws: `KafkaError` with code `.commit`.
@@ -155,6 +208,38 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
                 }
                 continuation.resume()
             }
+        }
+    }
+
+    /// Waits for the next record, then returns it with every record already fetched behind it,
+    /// up to `max` (one poll's worth): for consumers that apply records in batches. Returns an
+    /// empty array once the consumer is closed, stopped or the task cancelled.
+    public func nextBatch(max: Int) async throws -> [KafkaRecord] {
+        let cancelled = StopFlag()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[KafkaRecord], any Error>) in
+                pollQueue.async { [self] in
+                    continuation.resume(with: Result {
+                        guard let first = try pollUntilRecord(cancelled: cancelled) else { return [] }
+                        var batch = [first]
+                        while batch.count < max, let record = try fetchedRecord() { batch.append(record) }
+                        return batch
+                    })
+                }
+            }
+        } onCancel: {
+            cancelled.set()
+        }
+    }
+
+    /// A record already fetched (buffered, or waiting in librdkafka's queue), without blocking.
+    /// Runs on the poll queue.
+    private func fetchedRecord() throws -> KafkaRecord? {
+        while true {
+            if let record = buffered.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return record }
+            guard !closed.isSet, !stopping.isSet, let event = rd_kafka_queue_poll(consumerQueue.pointer, 0) else { return nil }
+            defer { rd_kafka_event_destroy(event) }
+            if let fatal = handle(event) { throw fatal }
         }
     }
 
@@ -238,6 +323,7 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
             } else {
                 _ = rd_kafka_assign(handle.pointer, list)
             }
+            if paused.withLock({ $0 }) { _ = rd_kafka_pause_partitions(handle.pointer, list) }
         } else {
             logger.info("partitions revoked", metadata: ["kafka.partitions": "\(partitions.map(\.description))"])
             // Fence first: the application stops work on these partitions, then what it has
