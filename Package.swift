@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "baton-example-jobs", targets: ["ExampleJobs"]),
         .executable(name: "baton-keys", targets: ["KeyTool"]),
         .executable(name: "baton-chaos", targets: ["BatonChaos"]),
+        .executable(name: "baton-load", targets: ["BatonLoad"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -38,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // MARK: Shared
@@ -170,6 +172,19 @@ let package = Package(
             name: "BatonChaos",
             dependencies: ["BatonTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tests/Chaos",
+            swiftSettings: swiftSettings
+        ),
+        // The load generator lives with the benchmarks but builds with the services, so one
+        // release build gives both (`swift build -c release`).
+        .executableTarget(
+            name: "BatonLoad",
+            dependencies: [
+                "BatonKafka", "BatonProtocol", "BatonTesting",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/Sources/baton-load",
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -2,6 +2,8 @@
 // Benchmarks of Baton, as their own package so benchmark dependencies stay out of the product.
 //   swift run -c release checkpoint-cost            # percentiles and the checkpoint/produce ratio
 //   swift package --disable-sandbox benchmark       # package-benchmark suite
+// The load generator, baton-load (Sources/baton-load), is built by the main package so that one
+// release build gives it and the services: see docs/performance.md.
 // Both start a Tansu broker: run ../deploy/local/setup first and export what it prints.
 import PackageDescription
 

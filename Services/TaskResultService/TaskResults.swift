@@ -9,6 +9,8 @@ import Hummingbird
 import Logging
 import Metrics
 import ServiceLifecycle
+import Synchronization
+import Tracing
 
 /// Settings of `baton-task-results`: the shared keys (see `ServiceConfiguration`) plus
 /// - `store.path` (`STORE_PATH`), string, `data/task-results.sqlite`: the SQLite file;
@@ -31,7 +33,6 @@ struct TaskResultConfiguration: Sendable {
     var progressTimeout: Duration
     var progressReissues: Int
     var reaperInterval: Duration
-
     init(config: ConfigReader) throws(ValidationError) {
         self.service = try ServiceConfiguration(config: config, serviceName: "baton-task-results")
         self.http = try HTTPListenerConfiguration(config: config, defaultPort: 8082)
@@ -53,56 +54,159 @@ struct TaskResultConfiguration: Sendable {
     }
 }
 
-/// Records run events, each with its offset in the same transaction (so reprocessing after a
-/// crash changes nothing, and the store can tell how far it has read: see `ReadBarrier`).
+/// Records run events in batches (one poll's worth per transaction), each batch with its
+/// offsets (so reprocessing after a crash changes nothing, and the store can tell how far it
+/// has read: see `ReadBarrier`).
 struct RunEventRecorder: Sendable {
     let store: TaskResultStore
     let deadLetters: DeadLetterQueue
+    /// Told the new offsets after each transaction, to wake checkpoint requests waiting for them.
+    let applied: AppliedOffsets
     /// Deepest JSON nesting accepted: the configured limit for user documents, plus room for
     /// the run event around a task output or payload.
     let maxDepth: Int
     let logger: Logger
 
-    func handle(_ record: KafkaRecord) async throws {
-        let source = TaskResultStore.SourceOffset(topic: record.topic, partition: record.partition, offset: record.offset)
-        guard let event = try await deadLetters.decode(record, as: "RunEvent", { try RunEvent.decode(from: $0.value, maxDepth: maxDepth) }) else {
-            try store.recordOffset(source)
-            return
+    func handle(_ batch: [KafkaRecord]) async throws {
+        var records: [TaskResultStore.ConsumedRecord] = []
+        records.reserveCapacity(batch.count)
+        for record in batch {
+            let source = TaskResultStore.SourceOffset(topic: record.topic, partition: record.partition, offset: record.offset)
+            // Continues the producer's trace (when a tracer is bootstrapped).
+            let event = try await withSpan("\(record.topic) process", context: record.traceContext, ofKind: .consumer) { span in
+                span.attributes["messaging.system"] = "kafka"
+                span.attributes["messaging.kafka.offset"] = Int(record.offset)
+                return try await deadLetters.decode(record, as: "RunEvent", { try RunEvent.decode(from: $0.value, maxDepth: maxDepth) })
+            }
+            records.append(.init(event: event, source: source, traceParent: record.traceParent))
         }
-        if try !store.apply(event, source: source) {
-            logger.warning("run event for an unknown run ignored", metadata: ["run.id": "\(event.runId)"])
-            return
+        let unknown = try store.apply(records)
+        for runId in unknown {
+            logger.warning("run event for an unknown run ignored", metadata: ["run.id": "\(runId)"])
         }
-        Counter(label: "baton_run_events_total", dimensions: [("type", event.body.type)]).increment()
-        if case .runCreated = event.body, let traceParent = record.traceParent {
-            try store.recordTraceParent(runId: event.runId, traceParent)
+        for record in records {
+            if let event = record.event { Counter(label: "baton_run_events_total", dimensions: [("type", event.body.type)]).increment() }
+        }
+        var next: [Int32: Int64] = [:]
+        for record in batch { next[record.partition] = max(next[record.partition] ?? 0, record.offset + 1) }
+        applied.advance(next)
+    }
+}
+
+/// The offsets of the task-results topic the store has applied, in memory: checkpoint requests
+/// wait here to be woken the moment their partition reaches their watermark (no polling).
+final class AppliedOffsets: Sendable {
+    private struct Waiter {
+        var partition: Int32
+        var offset: Int64
+        var continuation: CheckedContinuation<Bool, Never>
+    }
+
+    private struct State {
+        var offsets: [Int32: Int64]
+        var waiters: [UInt64: Waiter] = [:]
+        var cancelled: Set<UInt64> = []
+        var nextID: UInt64 = 0
+    }
+
+    private let state: Mutex<State>
+
+    /// - Parameter initial: the next offset to read of each partition, as the store holds it.
+    init(initial: [Int32: Int64]) {
+        state = Mutex(State(offsets: initial))
+    }
+
+    /// The next offset to apply of `partition`.
+    func offset(of partition: Int32) -> Int64 { state.withLock { $0.offsets[partition] ?? 0 } }
+
+    /// Records that the store applied `partition`s up to (excluding) the given offsets; wakes
+    /// the requests that were waiting for them.
+    func advance(_ offsets: [Int32: Int64]) {
+        let woken = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+            for (partition, offset) in offsets where offset > state.offsets[partition, default: 0] {
+                state.offsets[partition] = offset
+            }
+            var woken: [CheckedContinuation<Bool, Never>] = []
+            for (id, waiter) in state.waiters where state.offsets[waiter.partition, default: 0] >= waiter.offset {
+                woken.append(waiter.continuation)
+                state.waiters.removeValue(forKey: id)
+            }
+            return woken
+        }
+        for continuation in woken { continuation.resume(returning: true) }
+    }
+
+    /// Waits until `partition` is applied up to `offset` (the next offset to apply is at least
+    /// it); `false` when `deadline` came first.
+    func wait(partition: Int32, reaching offset: Int64, until deadline: ContinuousClock.Instant) async -> Bool {
+        if self.offset(of: partition) >= offset { return true }
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await self.waitUnbounded(partition: partition, reaching: offset) }
+            group.addTask {
+                try? await Task.sleep(until: deadline)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+
+    private func waitUnbounded(partition: Int32, reaching offset: Int64) async -> Bool {
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            return state.nextID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let answer: Bool? = state.withLock { state in
+                    if state.cancelled.remove(id) != nil { return false }
+                    if state.offsets[partition, default: 0] >= offset { return true }
+                    state.waiters[id] = Waiter(partition: partition, offset: offset, continuation: continuation)
+                    return nil
+                }
+                if let answer { continuation.resume(returning: answer) }
+            }
+        } onCancel: {
+            let continuation = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+                guard let waiter = state.waiters.removeValue(forKey: id) else {
+                    state.cancelled.insert(id)
+                    return nil
+                }
+                return waiter.continuation
+            }
+            continuation?.resume(returning: false)
         }
     }
 }
 
 /// Answers "what has run R completed?" only once the store holds everything acknowledged on the
-/// task-results topic before the question was asked (invariant 2's read barrier).
+/// run's partition of the task-results topic before the question was asked (invariant 2's read
+/// barrier). Only the partition holding the run id matters: every event of the run is there.
+///
+/// The embedded Tansu broker (0.6) reports as high watermark one past the *first* record of the
+/// last batch written, not past its last record. The barrier stays exact there because the
+/// recorder applies everything one poll fetched in one transaction (no cap), and librdkafka
+/// hands a fetched batch to the application whole: once the batch's first record is applied,
+/// so is the rest of it. Real Kafka brokers report the watermark past the last record.
 struct ReadBarrier: Sendable {
     let store: TaskResultStore
     let producer: KafkaProducer
     let topic: String
+    /// Partitions of the task-results topic (read at start).
+    let partitionCount: Int
+    let applied: AppliedOffsets
     let timeout: Duration
 
     func checkpoint(runId: String) async throws -> RunCheckpoint {
-        let watermarks = try await producer.highWatermarks(topic: topic)
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while true {
-            let consumed = try store.consumedOffsets(topic: topic)
-            if watermarks.allSatisfy({ consumed[$0.key, default: 0] >= $0.value }) {
-                return try store.checkpoint(runId: runId)
-            }
-            guard clock.now < deadline else {
-                throw APIError(status: .serviceUnavailable, code: "not_caught_up",
-                               message: "the task-result store has not caught up with \(topic) within \(timeout); retry")
-            }
-            try await Task.sleep(for: .milliseconds(2))
+        let deadline = ContinuousClock.now + timeout
+        let partition = KafkaPartitioner.partition(of: runId.utf8, partitionCount: partitionCount)
+        let watermark = try await producer.highWatermark(topic: topic, partition: partition)
+        guard await applied.wait(partition: partition, reaching: watermark, until: deadline) else {
+            throw APIError(status: .serviceUnavailable, code: "not_caught_up",
+                           message: "the task-result store has not caught up with \(topic)[\(partition)] up to offset \(watermark) within \(timeout); retry")
         }
+        return try store.checkpoint(runId: runId)
     }
 }
 
@@ -179,23 +283,32 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     let store = try TaskResultStore(path: configuration.storePath)
     let producer = try KafkaProducer(configuration: kafka, options: .init(lingerMilliseconds: 0), logger: logger)
     try await producer.createTopics([TopicSpec(name: topics.taskResults), TopicSpec(name: topics.deadLetter)])
+    let applied = AppliedOffsets(initial: try store.consumedOffsets(topic: topics.taskResults))
     let recorder = RunEventRecorder(
         store: store,
         deadLetters: DeadLetterQueue(producer: producer, topic: topics.deadLetter, consumerName: "baton-task-results", logger: logger),
-        maxDepth: configuration.service.limits.nestingDepth + Limits.envelopeDepth, logger: logger)
+        applied: applied, maxDepth: configuration.service.limits.nestingDepth + Limits.envelopeDepth, logger: logger)
     // The store keeps its own offsets (written with each state change); start where it left off.
+    // Each transaction applies everything fetched (see `ReadBarrier`): keep librdkafka's
+    // prefetch to a few thousand records, so a transaction stays short.
+    var consumerKafka = kafka
+    if consumerKafka.properties["queued.min.messages"] == nil { consumerKafka.properties["queued.min.messages"] = "2000" }
     let consumer = try KafkaConsumer(
-        configuration: kafka, groupID: "\(topics.prefix).task-results", topics: [topics.taskResults], logger: logger,
+        configuration: consumerKafka, groupID: "\(topics.prefix).task-results", topics: [topics.taskResults], logger: logger,
         startOffsets: { partitions in
             let stored = (try? store.consumedOffsets(topic: topics.taskResults)) ?? [:]
             var offsets: [TopicPartition: Int64] = [:]
             for partition in partitions { offsets[partition] = stored[partition.partition] }
             return offsets
         })
-    let barrier = ReadBarrier(store: store, producer: producer, topic: topics.taskResults, timeout: configuration.checkpointTimeout)
-    let consumerService = ConsumerService(consumer: consumer, logger: logger) { record in
-        try await recorder.handle(record)
-        try await consumer.commit(record)
+    let barrier = ReadBarrier(store: store, producer: producer, topic: topics.taskResults,
+                              partitionCount: try await producer.partitionCount(topic: topics.taskResults),
+                              applied: applied, timeout: configuration.checkpointTimeout)
+    // The store holds the offsets (in each batch's transaction); the group's commits are only
+    // for tools that show consumer lag.
+    let consumerService = BatchConsumerService(consumer: consumer, maxBatch: .max, logger: logger) { batch in
+        try await recorder.handle(batch)
+        for record in batch { try? consumer.storeOffset(record) }
     }
     let timers = TimerService(store: store, producer: producer, topics: topics, logger: logger)
     let fetches = FetchService(store: store, producer: producer, topics: topics, http: .shared, maxBodyBytes: 10 << 20, logger: logger)

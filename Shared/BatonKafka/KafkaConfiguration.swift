@@ -78,6 +78,9 @@ public struct KafkaConfiguration: Sendable, Hashable {
             "enable.idempotence": "true",
             "acks": "all",
             "message.timeout.ms": String(options.deliveryTimeout.librdkafkaMilliseconds),
+            // Named, not left to librdkafka's default: the read barrier computes a run's
+            // partition with the same function (`KafkaPartitioner`). Do not override it.
+            "partitioner": KafkaPartitioner.name,
         ]
         if let linger = options.lingerMilliseconds { result["linger.ms"] = String(linger) }
         result.merge(profile.producerProperties) { _, new in new }

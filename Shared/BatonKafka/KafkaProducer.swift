@@ -222,6 +222,22 @@ public final class KafkaProducer: Sendable {
         }
     }
 
+    /// The high watermark (offset of the next record) of one partition, asked of its leader:
+    /// every record acknowledged before this call is below it.
+    /// - Throws: `KafkaError` with code `.metadata`.
+    public func highWatermark(topic: String, partition: Int32, timeout: Duration = .seconds(10)) async throws -> Int64 {
+        let handle = self.handle
+        return try await runBlocking {
+            var low: Int64 = 0
+            var high: Int64 = 0
+            let err = rd_kafka_query_watermark_offsets(handle.pointer, topic, partition, &low, &high, timeout.librdkafkaMilliseconds)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw kafkaError(.metadata, "watermarks of \(topic)[\(partition)]", err, retriable: true)
+            }
+            return high
+        }
+    }
+
     /// Flushes queued records (up to `timeout`), fails what is left and stops the delivery thread.
     public func shutdown(timeout: Duration = .seconds(10)) async {
         let handle = self.handle

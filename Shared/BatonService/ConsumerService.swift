@@ -1,5 +1,6 @@
 import BatonKafka
 import Logging
+import Metrics
 import ServiceLifecycle
 import Tracing
 
@@ -31,6 +32,41 @@ public struct ConsumerService: Service {
                     span.attributes["messaging.kafka.offset"] = Int(record.offset)
                     try await handler(record)
                 }
+            }
+        } onGracefulShutdown: {
+            consumer.stopDelivering()
+        }
+        await consumer.close()
+        logger.info("consumer stopped")
+    }
+}
+
+/// Consumes a topic in batches: each call of `handler` gets everything one poll returned (up to
+/// `maxBatch` records), so a stateful consumer can apply them in one transaction with their
+/// offsets. Stops on graceful shutdown, after the batch in hand.
+public struct BatchConsumerService: Service {
+    private let consumer: KafkaConsumer
+    private let maxBatch: Int
+    private let handler: @Sendable ([KafkaRecord]) async throws -> Void
+    private let logger: Logger
+
+    public init(consumer: KafkaConsumer, maxBatch: Int = 500, logger: Logger,
+                handler: @escaping @Sendable ([KafkaRecord]) async throws -> Void) {
+        self.consumer = consumer
+        self.maxBatch = max(1, maxBatch)
+        self.logger = logger
+        self.handler = handler
+    }
+
+    public func run() async throws {
+        let consumer = self.consumer
+        let batchSize = Metrics.Recorder(label: "baton_consumer_batch_records")
+        try await withGracefulShutdownHandler {
+            while true {
+                let batch = try await consumer.nextBatch(max: maxBatch)
+                if batch.isEmpty { break }
+                batchSize.record(batch.count)
+                try await handler(batch)
             }
         } onGracefulShutdown: {
             consumer.stopDelivering()

@@ -129,6 +129,43 @@ public final class TaskResultStore: Sendable {
         }
     }
 
+    /// One consumed record of the task-results topic, for ``apply(_:)``.
+    public struct ConsumedRecord: Sendable {
+        /// The run event it holds; `nil` for a record that was dead-lettered (only its offset counts).
+        public var event: RunEvent?
+        public var source: SourceOffset
+        /// The W3C `traceparent` the record carried (kept for a `runCreated`: resumes continue it).
+        public var traceParent: String?
+        public init(event: RunEvent?, source: SourceOffset, traceParent: String? = nil) {
+            self.event = event
+            self.source = source
+            self.traceParent = traceParent
+        }
+    }
+
+    /// Applies `records` (one poll's worth) in one transaction, with their offsets. Returns the
+    /// ids of runs whose events were ignored because the run is unknown.
+    public func apply(_ records: [ConsumedRecord]) throws -> [String] {
+        try pool.write { db -> [String] in
+            var unknown: [String] = []
+            var latest: [SourceOffset: Int64] = [:]
+            for record in records {
+                let partition = SourceOffset(topic: record.source.topic, partition: record.source.partition, offset: 0)
+                latest[partition] = max(latest[partition] ?? -1, record.source.offset)
+                guard let event = record.event else { continue }
+                if try !Self.apply(event, db) {
+                    unknown.append(event.runId)
+                } else if case .runCreated = event.body, let traceParent = record.traceParent {
+                    try db.execute(sql: "UPDATE runs SET trace_parent = ? WHERE id = ? AND trace_parent IS NULL", arguments: [traceParent, event.runId])
+                }
+            }
+            for (partition, offset) in latest {
+                try Self.recordOffset(db, SourceOffset(topic: partition.topic, partition: partition.partition, offset: offset))
+            }
+            return unknown
+        }
+    }
+
     /// Records the W3C `traceparent` run `runId` was created in (the first one recorded stays).
     public func recordTraceParent(runId: String, _ traceParent: String) throws {
         try pool.write { db in

@@ -13,6 +13,42 @@ struct KafkaRoundTripTests {
                            topicPartitions: 2, topicReplicationFactor: 1)
     }
 
+    @Test("KafkaPartitioner names the partition the producer puts each key in; nextBatch returns what one poll fetched")
+    func partitionerAgreesWithProducer() async throws {
+        let logs = try TestEnvironment.temporaryDirectory("kafka")
+        let broker = try await TansuBroker.start(logDirectory: logs)
+        let config = KafkaConfiguration(bootstrapServers: broker.bootstrapServers, clientID: "kafka-tests", profile: .embeddedBroker,
+                                        topicPartitions: 5, topicReplicationFactor: 1)
+        let producer = try KafkaProducer(configuration: config, options: .init(lingerMilliseconds: 0), logger: logger)
+        try await producer.createTopics([TopicSpec(name: "keyed")])
+        let keys = (0..<60).map { "run_\($0)_\(UUID().uuidString.prefix(4))" }
+        // One at a time: Tansu's high watermark is one past the *first* record of the last batch
+        // written, so with single-record batches it counts the records (see ReadBarrier).
+        for key in keys { try await producer.send(topic: "keyed", key: key, value: Array(key.utf8)) }
+        // The high watermark of one partition counts exactly the keys computed to be there.
+        var expected: [Int32: Int64] = [:]
+        for key in keys { expected[KafkaPartitioner.partition(of: key.utf8, partitionCount: 5), default: 0] += 1 }
+        #expect(Set(expected.keys).count > 1, "60 keys spread over several partitions")
+        for partition in Int32(0)..<5 {
+            let high = try await producer.highWatermark(topic: "keyed", partition: partition)
+            #expect(high == expected[partition, default: 0], "partition \(partition): watermark \(high), keys \(expected[partition, default: 0])")
+        }
+        let consumer = try KafkaConsumer(configuration: config, groupID: "keyed-check", topics: ["keyed"], logger: logger)
+        var seen = 0
+        while seen < keys.count {
+            let batch = try await consumer.nextBatch(max: 1000)
+            #expect(!batch.isEmpty)
+            for record in batch {
+                #expect(record.partition == KafkaPartitioner.partition(of: record.key ?? [], partitionCount: 5), "\(record.keyString ?? "")")
+            }
+            seen += batch.count
+        }
+        #expect(seen == keys.count)
+        await consumer.close()
+        await producer.shutdown()
+        try await broker.stop()
+    }
+
     @Test("send awaits the ack; a group consumer reads keys, values and headers in order")
     func roundTrip() async throws {
         let logs = try TestEnvironment.temporaryDirectory("kafka")

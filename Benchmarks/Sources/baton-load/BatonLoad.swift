@@ -2,9 +2,12 @@
 //
 // Run it from the repository root (/work/main):
 //
-//   (cd /work/main && swift build -c release) && eval "$(deploy/local/setup --print-env)" && \
+//   eval "$(deploy/local/setup --print-env)" && swift build -c release && \
 //     BATON_BIN_DIR=$(swift build -c release --show-bin-path) \
-//     swift run -c release --package-path Benchmarks baton-load --runs 20000 --tasks 3 --task-ms 0 --concurrency 100
+//     .build/release/baton-load --runs 20000 --tasks 3 --task-ms 0 --concurrency 100
+//
+// (The target is declared in the main Package.swift, so the release build of the services
+// builds it too.)
 //
 // It starts Tansu and the three services from $BATON_BIN_DIR on free loopback ports plus one
 // `baton-example-jobs` job service, drives the `many-steps` job (event `steps.start`) through the
@@ -61,7 +64,7 @@ struct BatonLoad: AsyncParsableCommand {
     @Option(help: "KAFKA_TOPIC_PARTITIONS of the stack.")
     var partitions = 3
 
-    @Option(help: "Phases to run, comma-separated, in this order: sequential, floor, io, burst.")
+    @Option(help: "Phases to run, comma-separated, run in the order given; any of sequential, floor, io, burst.")
     var phases = "sequential,floor,io,burst"
 
     @Option(name: .customLong("send-via"), help: "How the burst sends its events: http (ingester batch endpoint) or kafka (EventEnvelope straight to the events topic).")
