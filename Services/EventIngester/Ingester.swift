@@ -16,7 +16,10 @@ import NIOHTTP1
 ///   waits for the broker's ack before it is answered 503;
 /// - `ingester.max.batch` (`INGESTER_MAX_BATCH`), int, 100: events per batch request;
 /// - `dispatcher.url` (`DISPATCHER_URL`), string, `http://127.0.0.1:8081`: where cancels of
-///   delayed events go;
+///   delayed events and job-ownership checks of registrations and invocations go (never asked
+///   on the path of an event);
+/// - `ingester.resend.memory` (`INGESTER_RESEND_MEMORY`), int, 100000: ids of events accepted
+///   lately that this instance remembers, to answer their resends with the first event (0: none);
 /// - `kafka.admin.timeout.ms` (`KAFKA_ADMIN_TIMEOUT_MS`), int, 10000: how long start-up waits to
 ///   create missing topics (the ingester starts anyway, and answers 503 while the broker is away).
 struct IngesterConfiguration: Sendable {
@@ -27,6 +30,7 @@ struct IngesterConfiguration: Sendable {
     var adminTimeout: Duration
     var maxBatch: Int
     var dispatcherURL: String
+    var resendMemory: Int
 
     init(config: ConfigReader) throws(ValidationError) {
         self.service = try ServiceConfiguration(config: config, serviceName: "baton-ingester")
@@ -44,6 +48,8 @@ struct IngesterConfiguration: Sendable {
         service.limits.eventBodyBytes = maxBodyBytes
         service.limits.batchEvents = maxBatch
         self.dispatcherURL = config.string(forKey: "dispatcher.url", default: "http://127.0.0.1:8081")
+        self.resendMemory = config.int(forKey: "ingester.resend.memory", default: 100_000)
+        guard resendMemory >= 0 else { throw ValidationError(path: "ingester.resend.memory", message: "must not be negative, got \(resendMemory)") }
     }
 }
 
@@ -65,7 +71,8 @@ func buildIngester(configuration: IngesterConfiguration, logger: Logger) async t
     let router = serviceRouter()
     configuration.service.apiKeys.logState(logger)
     EventRoutes(producer: producer, topics: topics, keys: configuration.service.apiKeys, limits: configuration.service.limits, maxBodyBytes: configuration.maxBodyBytes, maxBatch: configuration.maxBatch,
-                dispatcherURL: configuration.dispatcherURL, http: .shared, logger: logger).register(on: router)
+                dispatcherURL: configuration.dispatcherURL, http: .shared,
+                accepted: AcceptedEvents(capacity: configuration.resendMemory), logger: logger).register(on: router)
     return serviceApplication(name: "baton-ingester", http: configuration.http, router: router,
                               services: [ProducerService(producer: producer)], logger: logger)
 }
@@ -82,6 +89,8 @@ struct EventRoutes: Sendable {
     let maxBatch: Int
     let dispatcherURL: String
     let http: HTTPClient
+    /// Events accepted lately with an id given by the client: their resends' answer.
+    let accepted: AcceptedEvents
     let logger: Logger
 
     func register(on router: Router<BasicRequestContext>) {
@@ -156,32 +165,22 @@ struct EventRoutes: Sendable {
         return try jsonResponse(answer, status: .accepted)
     }
 
-    /// Publishes `envelope` and answers with it; an id given by the client that the dispatcher
-    /// has already received is answered with the first event's values, and not published again.
+    /// Publishes `envelope` and answers with it. An id given by the client that this ingester
+    /// accepted lately is answered with the first event's values, and not published again (see
+    /// `AcceptedEvents`); no other service is asked on the way.
     func accept(_ envelope: EventEnvelope, idGiven: Bool, authorization: String?) async throws -> SendEventResponse {
-        if idGiven, let first = await firstEvent(id: envelope.id, authorization: authorization) {
+        let scopedID = envelope.tenant.scoped(envelope.id)
+        if idGiven, let first = accepted.answer(for: scopedID) {
             logger.debug("event id seen before: answered with the first event", metadata: ["event.id": "\(envelope.id)"])
             Counter(label: "baton_events_resent_total", dimensions: [("service", "ingester")]).increment()
-            return SendEventResponse(first)
+            return first
         }
-        // Not seen yet (or the dispatcher did not answer): publish. Should it be a resend after
-        // all, the dispatcher keeps the first event and starts nothing twice.
+        // Not remembered: publish. Should it be a resend after all, the dispatcher keeps the
+        // first event and starts nothing twice.
         try await publish(envelope)
         Counter(label: "baton_events_accepted_total").increment()
         logger.debug("event accepted", metadata: ["event.id": "\(envelope.id)", "event.name": "\(envelope.name)"])
-        return SendEventResponse(envelope)
-    }
-
-    /// The first event the dispatcher received with `id` for the request's key, if any.
-    func firstEvent(id: String, authorization: String?) async -> EventEnvelope? {
-        struct Known: Decodable { var event: EventEnvelope? }
-        var request = HTTPClientRequest(url: "\(dispatcherURL)/api/v1/events/\(Self.pathSegment(id))")
-        if let authorization { request.headers.add(name: "Authorization", value: authorization) }
-        guard let response = try? await http.execute(request, timeout: .seconds(2)),
-              let body = try? await response.body.collect(upTo: 4 * maxBodyBytes),
-              response.status == .ok
-        else { return nil }
-        return (try? BatonJSON.decoder.decode(Known.self, from: Data(body.readableBytesView)))?.event
+        return idGiven ? accepted.remember(SendEventResponse(envelope), for: scopedID) : SendEventResponse(envelope)
     }
 
     /// Validates each event on its own; valid ones are produced (concurrently) and answered 202

@@ -20,10 +20,47 @@ func recordExecution(_ key: String, runId: String, outbox: URL) throws -> String
     return execution
 }
 
+/// Detects two slices of one run at once, from outside the SDK, across job-service processes:
+/// each slice holds a file named after its run (holder pid and slice token) while it runs. A
+/// slice that finds the file held by a live process appends `overlap <run> <holder> <self>` to
+/// the outbox (the chaos harness counts those lines); a file left by a killed process is taken
+/// over.
+struct SliceMarker {
+    let path: String
+    let token: String
+
+    static func enter(runId: String, outbox: URL) throws -> SliceMarker {
+        let directory = outbox.deletingLastPathComponent().appendingPathComponent("slices")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let marker = SliceMarker(path: directory.appendingPathComponent(runId).path, token: "\(getpid()) \(UUID().uuidString)")
+        let descriptor = open(marker.path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        if descriptor < 0 {
+            guard errno == EEXIST else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            let holder = (try? String(contentsOfFile: marker.path, encoding: .utf8)) ?? ""
+            if let pid = holder.split(separator: " ").first.flatMap({ Int32($0) }), kill(pid, 0) == 0 || errno == EPERM {
+                try appendLine("overlap \(runId) \(holder.replacingOccurrences(of: " ", with: "/")) \(marker.token.replacingOccurrences(of: " ", with: "/"))", to: outbox)
+            }
+            try marker.token.write(toFile: marker.path, atomically: true, encoding: .utf8)
+        } else {
+            defer { close(descriptor) }
+            let bytes = Array(marker.token.utf8)
+            _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        }
+        return marker
+    }
+
+    /// Gives the file up, unless another slice took it over meanwhile.
+    func leave() {
+        if (try? String(contentsOfFile: path, encoding: .utf8)) == token { unlink(path) }
+    }
+}
+
 /// A run with tasks, a durable wait and an event sent to another job: what the chaos harness
 /// sends while it kills processes.
 func chaosFlowJob(outbox: URL) -> Job<ChaosRequest, String> {
     Job(id: "chaos-flow", name: "Chaos flow", version: "1.0.0", trigger: .event(name: "chaos.start", payload: ChaosRequest.self)) { request, io, ctx in
+        let marker = try SliceMarker.enter(runId: ctx.runId, outbox: outbox)
+        defer { marker.leave() }
         let first = try await io.runTask("first step") { _ in try recordExecution("first step", runId: ctx.runId, outbox: outbox) }
         try await io.wait("pause", seconds: request.waitSeconds)
         _ = try await io.sendEvent("notify child", name: "chaos.child", payload: ChaosChildRequest(parent: ctx.runId))
@@ -35,6 +72,8 @@ func chaosFlowJob(outbox: URL) -> Job<ChaosRequest, String> {
 /// The job the chaos flow's events start.
 func chaosChildJob(outbox: URL) -> Job<ChaosChildRequest, String> {
     Job(id: "chaos-child", name: "Chaos child", version: "1.0.0", trigger: .event(name: "chaos.child", payload: ChaosChildRequest.self)) { _, io, ctx in
-        try await io.runTask("child step") { _ in try recordExecution("child step", runId: ctx.runId, outbox: outbox) }
+        let marker = try SliceMarker.enter(runId: ctx.runId, outbox: outbox)
+        defer { marker.leave() }
+        return try await io.runTask("child step") { _ in try recordExecution("child step", runId: ctx.runId, outbox: outbox) }
     }
 }

@@ -8,6 +8,7 @@ import Hummingbird
 import Logging
 import Metrics
 import ServiceLifecycle
+import Tracing
 
 /// Settings of `baton-dispatcher`: the shared keys (see `ServiceConfiguration`) plus
 /// - `store.path` (`STORE_PATH`), string, `data/dispatcher.sqlite`: the SQLite file;
@@ -49,7 +50,8 @@ struct Dispatcher: Sendable {
     let limits: Limits
     let logger: Logger
 
-    /// Handles one record of the events or jobs topic; returns once its effects are durable.
+    /// Handles one record of the jobs topic (or of the events topic, as a batch of one); returns
+    /// once its effects are durable.
     func handle(_ record: KafkaRecord) async throws {
         if record.topic == topics.jobs {
             guard let registration = try await deadLetters.decode(record, as: "JobRegistration", { try JobRegistration.decode(from: $0.value, maxDepth: limits.nestingDepth) })
@@ -65,6 +67,48 @@ struct Dispatcher: Sendable {
             logger.info("job registered", metadata: ["job.slug": "\(registration.slug)", "job.version": "\(registration.version)"])
             return
         }
+        try await handleEvents([record])
+    }
+
+    /// Handles records of the events topic, everything one poll returned: the runs of every
+    /// event are started (all run records sent at once, then all commands), and what that
+    /// changed is written in one transaction with the records' offsets.
+    func handleEvents(_ records: [KafkaRecord]) async throws {
+        var effects = DispatcherStore.BatchEffects()
+        var runs: [PlannedRun] = []
+        /// First events of this batch by tenant-scoped id (a resend in the same batch).
+        var firstInBatch: [String: EventEnvelope] = [:]
+        for record in records {
+            effects.consumed.append(SourceOffset(topic: record.topic, partition: record.partition, offset: record.offset))
+            // Continues the producer's trace (when a tracer is bootstrapped); the commands sent
+            // for the event carry this span's context.
+            try await withSpan("\(record.topic) process", context: record.traceContext, ofKind: .consumer) { span in
+                span.attributes["messaging.system"] = "kafka"
+                span.attributes["messaging.kafka.offset"] = Int(record.offset)
+                try await plan(record, into: &effects, runs: &runs, firstInBatch: &firstInBatch)
+            }
+        }
+        try await start(runs)
+        effects.runsStarted = runs.map { ($0.event.id, $0.job.slug, $0.runId) }
+        try store.commit(effects)
+        for run in runs {
+            Counter(label: "baton_runs_started_total", dimensions: [("job", run.job.slug)]).increment()
+            logger.info("run started", metadata: ["run.id": "\(run.runId)", "job.slug": "\(run.job.slug)", "event.id": "\(run.event.id)"])
+        }
+    }
+
+    /// A run to start: its event, its job, and the trace context its records carry.
+    struct PlannedRun: Sendable {
+        var event: EventEnvelope
+        var job: JobRegistration
+        var runId: String
+        var context: ServiceContext
+    }
+
+    /// Decides what one events record does: nothing (a resend after its runs started, a bad
+    /// record dead-lettered), a hold until its delivery time, or runs to start.
+    private func plan(_ record: KafkaRecord, into effects: inout DispatcherStore.BatchEffects, runs: inout [PlannedRun],
+                      firstInBatch: inout [String: EventEnvelope]) async throws {
         guard let received = try await deadLetters.decode(record, as: "EventEnvelope", { try EventEnvelope.decode(from: $0.value, maxDepth: limits.nestingDepth) })
         else { return }
         if let slug = received.invoke, try store.job(slug: slug)?.tenant != received.tenant {
@@ -74,47 +118,89 @@ struct Dispatcher: Sendable {
         // Sending an id again is idempotent: the first event with an id wins. A resend after its
         // runs started starts nothing (not even runs of jobs registered since); one that arrives
         // before (a crash in between) finishes the first event's dispatch, with its content.
-        let seen = try store.firstSeen(received)
-        let event = seen.event
-        let scopedID = event.tenant.scoped(event.id)
-        if seen.arrivedBefore {
+        let scopedID = received.tenant.scoped(received.id)
+        let event: EventEnvelope
+        if let first = firstInBatch[scopedID] {
+            // Its first arrival, earlier in this batch, starts its runs.
             Counter(label: "baton_events_resent_total", dimensions: [("service", "dispatcher")]).increment()
             logger.info("event id seen before: the first event with it wins", metadata: [
-                "event.id": "\(event.id)", "first.dispatched": "\(seen.dispatched)", "offset": "\(record.partition)/\(record.offset)"])
+                "event.id": "\(first.id)", "first.dispatched": "false", "offset": "\(record.partition)/\(record.offset)"])
+            return
+        } else if let seen = try store.seenEvent(eventID: scopedID) {
+            Counter(label: "baton_events_resent_total", dimensions: [("service", "dispatcher")]).increment()
+            logger.info("event id seen before: the first event with it wins", metadata: [
+                "event.id": "\(seen.event.id)", "first.dispatched": "\(seen.dispatched)", "offset": "\(record.partition)/\(record.offset)"])
             if seen.dispatched { return }
+            event = seen.event
+        } else {
+            event = received
+            effects.firstSeen.append(received)
         }
+        firstInBatch[scopedID] = event
         if let deliverAt = event.deliverAt, deliverAt > Date() {
-            try store.hold(event)
+            effects.held.append(event)
             Counter(label: "baton_events_held_total").increment()
             logger.info("event held until its delivery time", metadata: ["event.id": "\(event.id)", "deliver.at": "\(deliverAt)"])
             return
         }
         if try store.delayedStatus(eventID: scopedID) == .canceled {
-            try store.markEventDispatched(eventID: scopedID)
+            effects.eventsDispatched.append(scopedID)
             logger.info("canceled event dropped", metadata: ["event.id": "\(event.id)"])
             return
         }
-        try await dispatch(event)
-        try store.markEventDispatched(eventID: scopedID)
+        runs += try runsToStart(for: event)
+        effects.eventsDispatched.append(scopedID)
     }
 
-    /// Starts the run of every matching job not started yet for `event`.
-    func dispatch(_ event: EventEnvelope) async throws {
+    /// The runs `event` starts that were not started yet.
+    private func runsToStart(for event: EventEnvelope) throws -> [PlannedRun] {
         let jobs = try event.invoke.map { slug in
             try store.job(slug: slug).flatMap { $0.tenant == event.tenant ? [$0] : nil } ?? []
         } ?? store.matchingJobs(for: event)
         if jobs.isEmpty {
             logger.debug("no job matches event", metadata: ["event.id": "\(event.id)", "event.name": "\(event.name)"])
         }
-        for job in jobs where try !store.wasDispatched(eventID: event.id, jobSlug: job.slug) {
-            let runId = Identifiers.runID(eventID: event.id, jobSlug: job.slug)
-            // The run record comes first on the run's task-results partition, so every later
-            // event of the run finds it; the task-result service creates it idempotently.
-            try await producer.send(RunEvent(runId: runId, body: .runCreated(.init(jobSlug: job.slug, jobVersion: job.version, event: event))), topics: topics)
-            try await producer.send(RunCommand(kind: .execute, runId: runId, jobSlug: job.slug, jobVersion: job.version, event: event), topics: topics)
-            try store.markDispatched(eventID: event.id, jobSlug: job.slug, runID: runId)
-            Counter(label: "baton_runs_started_total", dimensions: [("job", job.slug)]).increment()
-            logger.info("run started", metadata: ["run.id": "\(runId)", "job.slug": "\(job.slug)", "event.id": "\(event.id)"])
+        let context = ServiceContext.current ?? .topLevel
+        return try jobs.filter { try !store.wasDispatched(eventID: event.id, jobSlug: $0.slug) }.map {
+            PlannedRun(event: event, job: $0, runId: Identifiers.runID(eventID: event.id, jobSlug: $0.slug), context: context)
+        }
+    }
+
+    /// Sends the run record of every run, then (once all are acknowledged) every execute
+    /// command. The run record comes first on the run's task-results partition, so every later
+    /// event of the run finds it; the task-result service creates it idempotently.
+    private func start(_ runs: [PlannedRun]) async throws {
+        guard !runs.isEmpty else { return }
+        var deliveries: [KafkaProducer.Delivery] = []
+        deliveries.reserveCapacity(runs.count)
+        for run in runs {
+            let created = RunEvent(runId: run.runId, body: .runCreated(.init(jobSlug: run.job.slug, jobVersion: run.job.version, event: run.event)))
+            let value = Array(try BatonJSON.encoder.encode(created))
+            deliveries.append(try await ServiceContext.withValue(run.context) {
+                try await producer.enqueueWhenRoom(topic: topics.taskResults, key: Array(run.runId.utf8), value: value)
+            })
+        }
+        for delivery in deliveries { try await delivery.acknowledged() }
+        deliveries.removeAll(keepingCapacity: true)
+        for run in runs {
+            let command = RunCommand(kind: .execute, runId: run.runId, jobSlug: run.job.slug, jobVersion: run.job.version, event: run.event)
+            let value = Array(try BatonJSON.encoder.encode(command))
+            deliveries.append(try await ServiceContext.withValue(run.context) {
+                try await producer.enqueueWhenRoom(topic: topics.runs(jobSlug: run.job.slug), key: Array(run.runId.utf8), value: value)
+            })
+        }
+        for delivery in deliveries { try await delivery.acknowledged() }
+    }
+
+    /// Starts the run of every matching job not started yet for `event` (delayed events and
+    /// schedule ticks).
+    func dispatch(_ event: EventEnvelope) async throws {
+        let runs = try runsToStart(for: event)
+        try await start(runs)
+        for run in runs {
+            try store.markDispatched(eventID: event.id, jobSlug: run.job.slug, runID: run.runId)
+            Counter(label: "baton_runs_started_total", dimensions: [("job", run.job.slug)]).increment()
+            logger.info("run started", metadata: ["run.id": "\(run.runId)", "job.slug": "\(run.job.slug)", "event.id": "\(event.id)"])
         }
     }
 }
@@ -203,7 +289,15 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
         limits: configuration.service.limits, logger: logger)
     // Events are shared out over the instances (one group); job registrations are read in full
     // by every instance (a group of its own), since each instance matches against all jobs.
-    let consumer = try KafkaConsumer(configuration: kafka, groupID: "\(topics.prefix).dispatcher", topics: [topics.events], logger: logger)
+    // The store keeps the events topic's offsets (written with each batch): start where it left off.
+    let consumer = try KafkaConsumer(
+        configuration: kafka, groupID: "\(topics.prefix).dispatcher", topics: [topics.events], logger: logger,
+        startOffsets: { partitions in
+            let stored = (try? store.consumedOffsets(topic: topics.events)) ?? [:]
+            var offsets: [TopicPartition: Int64] = [:]
+            for partition in partitions { offsets[partition] = stored[partition.partition] }
+            return offsets
+        })
     // Schedules follow the events topic's partitions: read its partition count once (after a
     // change of the count, restart the dispatchers; meanwhile a tick may fire twice, still one run).
     let eventPartitions = try await producer.partitionCount(topic: topics.events)
@@ -211,9 +305,10 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
         let partition = Identifiers.schedulePartition(jobSlug: slug, count: eventPartitions)
         return consumer.assignedPartitions.contains(TopicPartition(topic: topics.events, partition: partition))
     }
-    let consumerService = ConsumerService(consumer: consumer, logger: logger) { record in
-        try await dispatcher.handle(record)
-        try await consumer.commit(record)
+    // Everything one poll returned in one transaction; the group's commits only show lag.
+    let consumerService = BatchConsumerService(consumer: consumer, maxBatch: 1000, logger: logger) { batch in
+        try await dispatcher.handleEvents(batch)
+        for record in batch { try? consumer.storeOffset(record) }
     }
     let jobsConsumer = try KafkaConsumer(configuration: kafka, groupID: "\(topics.prefix).dispatcher.jobs.\(configuration.instance)",
                                          topics: [topics.jobs], logger: logger)

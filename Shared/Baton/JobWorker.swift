@@ -215,8 +215,10 @@ struct JobConsumer: Sendable {
             do {
                 try await executor.handle(record, inFlight: slice)
             } catch {
+                // Not ended: its offset must not be committed (the worker stops, and the
+                // command is delivered again after the restart).
                 slice.finish()
-                _ = slices.finished(ticket, slice: slice, consumer: consumer, logger: logger)
+                slices.abandoned(ticket)
                 throw error
             }
             slice.finish()
@@ -313,6 +315,17 @@ final class SliceTable: Sendable {
             return nil
         }
         return (next.ticket, next.item)
+    }
+
+    /// Records that the slice of `ticket` stopped without ending (its effects may not be
+    /// durable): it no longer counts as running, but its record stays uncommitted and its run's
+    /// later records are not started here (the worker is stopping).
+    func abandoned(_ ticket: KeyOrderedQueue<KafkaRecord>.Ticket) {
+        state.withLock { state in
+            state.running[ticket] = nil
+            state.stopped = true
+        }
+        freed.yield()
     }
 
     /// Forgets `partitions` (records queued for them are dropped: their next owner gets them),

@@ -111,6 +111,24 @@ public final class KafkaProducer: Sendable {
         }
     }
 
+    /// Hands a record to librdkafka as ``enqueue(topic:key:value:headers:)`` does, waiting while
+    /// its queue is full instead of failing.
+    /// - Throws: `KafkaError` with code `.closed` after ``shutdown()``, `.delivery` when
+    ///   librdkafka refuses the record.
+    public func enqueueWhenRoom(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []) async throws -> Delivery {
+        while true {
+            // (A `catch … where` here crashes the Swift 6.3 compiler: match a Result instead.)
+            switch Result(catching: { () throws(KafkaError) -> Delivery in try enqueue(topic: topic, key: key, value: value, headers: headers) }) {
+            case .success(let delivery):
+                return delivery
+            case .failure(let error) where error.code == .queueFull:
+                try await Task.sleep(for: .milliseconds(5))
+            case .failure(let error):
+                throw error
+            }
+        }
+    }
+
     /// A record handed to librdkafka, whose acknowledgement can be awaited later.
     ///
     /// Await ``acknowledged()`` once: until then the producer keeps the record's report.

@@ -54,7 +54,86 @@ public final class DispatcherStore: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v3 consumed offsets") { db in
+            // The next offset to read of each events partition, written in the transaction of
+            // the batch that consumed it: on assignment the consumer starts there.
+            try db.execute(sql: """
+                CREATE TABLE consumer_offsets (
+                    topic TEXT NOT NULL,
+                    partition INTEGER NOT NULL,
+                    next_offset INTEGER NOT NULL,
+                    PRIMARY KEY (topic, partition)
+                );
+                """)
+        }
         self.pool = try SQLiteDatabase.open(path: path, migrator: migrator)
+    }
+
+    /// What one batch of consumed events changed, written in one transaction with the offsets
+    /// consumed (see ``commit(_:)``).
+    public struct BatchEffects: Sendable {
+        /// Events seen for the first time (first one wins, as ``firstSeen(_:at:)``).
+        public var firstSeen: [EventEnvelope] = []
+        /// Events held until their delivery time (as ``hold(_:)``).
+        public var held: [EventEnvelope] = []
+        /// Runs started: (event id, job slug, run id), as ``markDispatched(eventID:jobSlug:runID:)``.
+        public var runsStarted: [(eventID: String, jobSlug: String, runID: String)] = []
+        /// Tenant-scoped ids of events whose runs all started (or that were dropped as canceled).
+        public var eventsDispatched: [String] = []
+        /// The consumed records' positions: each partition's next offset becomes one past its
+        /// highest offset here.
+        public var consumed: [SourceOffset] = []
+        public init() {}
+    }
+
+    /// Writes `effects` in one transaction: reprocessing the same records after a crash before
+    /// it changes nothing twice (every write is idempotent), and after it nothing at all (the
+    /// consumer starts past them).
+    public func commit(_ effects: BatchEffects, at now: Date = Date()) throws {
+        let time = now.millisecondsSince1970
+        let seen = try effects.firstSeen.map { (id: $0.tenant.scoped($0.id), json: String(decoding: try BatonJSON.encoder.encode($0), as: UTF8.self)) }
+        let held = try effects.held.map {
+            (id: $0.tenant.scoped($0.id), json: String(decoding: try BatonJSON.encoder.encode($0), as: UTF8.self),
+             due: ($0.deliverAt ?? now).millisecondsSince1970)
+        }
+        try pool.write { db in
+            for event in seen {
+                try db.execute(sql: "INSERT OR IGNORE INTO events (event_id, event, received_at) VALUES (?, ?, ?)",
+                               arguments: [event.id, event.json, time])
+            }
+            for event in held {
+                try Self.hold(db, id: event.id, json: event.json, due: event.due, now: time)
+            }
+            for run in effects.runsStarted {
+                try db.execute(sql: "INSERT OR IGNORE INTO dispatched (event_id, job_slug, run_id, dispatched_at) VALUES (?, ?, ?, ?)",
+                               arguments: [run.eventID, run.jobSlug, run.runID, time])
+            }
+            for id in effects.eventsDispatched {
+                try Self.markEventDispatched(db, eventID: id, time: time)
+            }
+            var next: [SourceOffset: Int64] = [:]
+            for source in effects.consumed {
+                let partition = SourceOffset(topic: source.topic, partition: source.partition, offset: 0)
+                next[partition] = max(next[partition] ?? 0, source.offset + 1)
+            }
+            for (partition, offset) in next {
+                try db.execute(sql: """
+                    INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES (?, ?, ?)
+                    ON CONFLICT(topic, partition) DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)
+                    """, arguments: [partition.topic, partition.partition, offset])
+            }
+        }
+    }
+
+    /// The next offset to read of each partition of `topic`, as far as this store has consumed.
+    public func consumedOffsets(topic: String) throws -> [Int32: Int64] {
+        try pool.read { db in
+            var result: [Int32: Int64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT partition, next_offset FROM consumer_offsets WHERE topic = ?", arguments: [topic]) {
+                result[row["partition"]] = row["next_offset"]
+            }
+            return result
+        }
     }
 
     /// The first event seen with an id, and whether its runs were all started.
@@ -103,13 +182,15 @@ public final class DispatcherStore: Sendable {
     /// The stored event keeps what a resend is answered with (id, name, timestamp, deliverAt);
     /// its payload and context are dropped (the runs have them).
     public func markEventDispatched(eventID: String, at now: Date = Date()) throws {
-        try pool.write { db in
-            guard var seen = try Self.seenEvent(db, id: eventID), !seen.dispatched else { return }
-            seen.event.payload = .null
-            seen.event.context = nil
-            try db.execute(sql: "UPDATE events SET dispatched_at = ?, event = ? WHERE event_id = ?",
-                           arguments: [now.millisecondsSince1970, String(decoding: try BatonJSON.encoder.encode(seen.event), as: UTF8.self), eventID])
-        }
+        try pool.write { db in try Self.markEventDispatched(db, eventID: eventID, time: now.millisecondsSince1970) }
+    }
+
+    private static func markEventDispatched(_ db: Database, eventID: String, time: Int64) throws {
+        guard var seen = try Self.seenEvent(db, id: eventID), !seen.dispatched else { return }
+        seen.event.payload = .null
+        seen.event.context = nil
+        try db.execute(sql: "UPDATE events SET dispatched_at = ?, event = ? WHERE event_id = ?",
+                       arguments: [time, String(decoding: try BatonJSON.encoder.encode(seen.event), as: UTF8.self), eventID])
     }
 
     /// Forgets events dispatched, and delayed events delivered or canceled, before `cutoff`: a
@@ -143,11 +224,15 @@ public final class DispatcherStore: Sendable {
         let json = String(decoding: try BatonJSON.encoder.encode(event), as: UTF8.self)
         let due = (event.deliverAt ?? Date()).millisecondsSince1970
         try pool.write { db in
-            try db.execute(sql: """
-                INSERT INTO delayed_events (event_id, event, deliver_at, status, updated_at) VALUES (?, ?, ?, 'PENDING', ?)
-                ON CONFLICT(event_id) DO UPDATE SET event = COALESCE(delayed_events.event, excluded.event)
-                """, arguments: [event.tenant.scoped(event.id), json, due, Date().millisecondsSince1970])
+            try Self.hold(db, id: event.tenant.scoped(event.id), json: json, due: due, now: Date().millisecondsSince1970)
         }
+    }
+
+    private static func hold(_ db: Database, id: String, json: String, due: Int64, now: Int64) throws {
+        try db.execute(sql: """
+            INSERT INTO delayed_events (event_id, event, deliver_at, status, updated_at) VALUES (?, ?, ?, 'PENDING', ?)
+            ON CONFLICT(event_id) DO UPDATE SET event = COALESCE(delayed_events.event, excluded.event)
+            """, arguments: [id, json, due, now])
     }
 
     /// Held events due at `now`, oldest first.

@@ -107,17 +107,8 @@ public final class TaskResultStore: Sendable {
         self.pool = try SQLiteDatabase.open(path: path, migrator: migrator)
     }
 
-    /// Where a record came from: stored with the state change it causes, in one transaction.
-    public struct SourceOffset: Sendable, Hashable {
-        public var topic: String
-        public var partition: Int32
-        public var offset: Int64
-        public init(topic: String, partition: Int32, offset: Int64) {
-            self.topic = topic
-            self.partition = partition
-            self.offset = offset
-        }
-    }
+    /// Where a record came from (see ``BatonStore/SourceOffset``).
+    public typealias SourceOffset = BatonStore.SourceOffset
 
     /// Applies one run event and, in the same transaction, records that `source` was consumed.
     /// Returns `false` when the event's run is unknown (only the offset is stored).

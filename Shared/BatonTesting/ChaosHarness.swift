@@ -30,6 +30,8 @@ public struct ChaosReport: Sendable {
     /// Runs whose post-wait task ran again after its acknowledged execution: the wait's timer
     /// resumed the job code twice.
     public var timersFiredTwice = 0
+    /// Slices of one run that ran at once (seen by the chaos jobs' slice markers).
+    public var overlappingSlices = 0
     /// Processes SIGKILLed (or SIGTERMed) and restarted.
     public var kills = 0
     public var killed: [String] = []
@@ -40,14 +42,14 @@ public struct ChaosReport: Sendable {
 
     /// The invariant line.
     public var line: String {
-        "runs: \(runs), completed: \(completed), lost events: \(lostEvents), duplicate runs: \(duplicateRuns), re-executed acked tasks: \(reexecutedAckedTasks), timers fired twice: \(timersFiredTwice)"
+        "runs: \(runs), completed: \(completed), lost events: \(lostEvents), duplicate runs: \(duplicateRuns), re-executed acked tasks: \(reexecutedAckedTasks), timers fired twice: \(timersFiredTwice), overlapping slices: \(overlappingSlices)"
             + (terminated ? ", SIGTERMs: \(kills), unclean exits: \(uncleanExits)" : "")
     }
 
     /// Whether every invariant held.
     public var holds: Bool {
         runs > 0 && completed == runs && lostEvents == 0 && duplicateRuns == 0 && reexecutedAckedTasks == 0 && timersFiredTwice == 0
-            && uncleanExits == 0
+            && overlappingSlices == 0 && uncleanExits == 0
     }
 }
 
@@ -196,7 +198,12 @@ public struct ChaosHarness: Sendable {
         }
         // Re-executions of acknowledged tasks, from the side-effect file.
         var executions: [String: [String]] = [:]
-        for line in stack.outboxLines() where line.hasPrefix("chaos ") {
+        let lines = stack.outboxLines()
+        for line in lines where line.hasPrefix("overlap ") {
+            report.overlappingSlices += 1
+            log("chaos: two slices of one run at once: \(line)")
+        }
+        for line in lines where line.hasPrefix("chaos ") {
             let parts = line.split(separator: " ")
             guard parts.count == 4 else { continue }
             executions["\(parts[1]) \(parts[2])", default: []].append(String(parts[3]))

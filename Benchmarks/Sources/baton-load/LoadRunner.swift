@@ -257,7 +257,7 @@ struct LoadRunner: Sendable {
             for _ in 0..<total {
                 let envelope = EventEnvelope(name: Self.eventName, payload: payload)
                 let value = Array(try BatonJSON.encoder.encode(envelope))
-                inFlight.append(try await Self.enqueue(producer, topic: topic, key: envelope.id, value: value))
+                inFlight.append(try await producer.enqueueWhenRoom(topic: topic, key: Array(envelope.id.utf8), value: value))
                 ids.append(envelope.id)
                 if inFlight.count >= 1000 {
                     for delivery in inFlight { try await delivery.acknowledged() }
@@ -275,23 +275,6 @@ struct LoadRunner: Sendable {
         }
         await producer.shutdown()
         return ids
-    }
-
-    /// Hands a record to librdkafka, waiting while its queue is full.
-    static func enqueue(_ producer: KafkaProducer, topic: String, key: String, value: [UInt8]) async throws -> KafkaProducer.Delivery {
-        while true {
-            let attempt = Result { () throws(KafkaError) -> KafkaProducer.Delivery in
-                try producer.enqueue(topic: topic, key: Array(key.utf8), value: value)
-            }
-            switch attempt {
-            case .success(let delivery):
-                return delivery
-            case .failure(let error) where error.code == .queueFull:
-                try await Task.sleep(for: .milliseconds(5))
-            case .failure(let error):
-                throw error
-            }
-        }
     }
 
     // MARK: - Waiting
