@@ -80,7 +80,7 @@ struct RunEventRecorder: Sendable {
             }
             records.append(.init(event: event, source: source, traceParent: record.traceParent))
         }
-        let unknown = try store.apply(records)
+        let unknown = try await store.apply(records)
         for runId in unknown {
             logger.warning("run event for an unknown run ignored", metadata: ["run.id": "\(runId)"])
         }
@@ -206,7 +206,7 @@ struct ReadBarrier: Sendable {
             throw APIError(status: .serviceUnavailable, code: "not_caught_up",
                            message: "the task-result store has not caught up with \(topic)[\(partition)] up to offset \(watermark) within \(timeout); retry")
         }
-        return try store.checkpoint(runId: runId)
+        return try await store.checkpoint(runId: runId)
     }
 }
 
@@ -362,7 +362,7 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
                 throw APIError(status: .forbidden, code: "forbidden", message: "the deduplication key belongs to another project or environment", path: "$.scopedKey")
             }
         }
-        return try jsonResponse(try store.claim(claim))
+        return try jsonResponse(try await store.claim(claim))
     }
     router.post("/api/v1/runs/:id/cancel") { request, context in
         let tenant = try keys.tenant(of: request)

@@ -115,11 +115,17 @@ public struct JobWorker: Service {
             logger.warning("no task-results URL: slices trust their run command, so a crash can re-execute an acknowledged task")
         }
         let bound = configuration.maxConcurrentSlices
+        // Back-pressure: librdkafka prefetches about as many commands as may run at once and
+        // then stops fetching until the application takes them; it fetches again soon after
+        // (its default back-off of 1 s would stall a busy job service each time).
+        var consumerKafka = configuration.kafka
+        consumerKafka.properties["queued.min.messages"] = consumerKafka.properties["queued.min.messages"] ?? String(max(10, bound))
+        consumerKafka.properties["fetch.queue.backoff.ms"] = consumerKafka.properties["fetch.queue.backoff.ms"] ?? "20"
         let consumers = try registrations.map { registration, job in
             let slices = SliceTable(bound: bound)
             let logger = self.logger
             let consumer = try KafkaConsumer(
-                configuration: configuration.kafka, groupID: "\(topics.prefix).worker.\(registration.slug)",
+                configuration: consumerKafka, groupID: "\(topics.prefix).worker.\(registration.slug)",
                 topics: [topics.runs(jobSlug: registration.slug)], logger: logger,
                 onRebalance: { change in
                     switch change {
@@ -180,11 +186,14 @@ struct JobConsumer: Sendable {
 
     func run() async throws {
         try await withThrowingDiscardingTaskGroup { group in
-            // While paused (at the bound) nobody polls for records: serve rebalances, so a
-            // revoke still fences promptly and the group keeps this member.
+            // While paused (at the bound for long) nobody polls for records: serve rebalances,
+            // so a revoke still fences promptly. (At the bound but not paused yet, a rebalance
+            // waits at most the 2 s before the pause: serving then would pull fetched records
+            // out of librdkafka's bounded queue into an unbounded one.)
             group.addTask {
                 while !slices.isStopped {
                     try await Task.sleep(for: .milliseconds(100))
+                    slices.nudge()  // the loop below re-checks its pause deadline
                     if consumer.isPaused { await consumer.serveRebalances() }
                 }
             }
@@ -193,9 +202,21 @@ struct JobConsumer: Sendable {
             var records = consumer.makeAsyncIterator()
             while !slices.isStopped {
                 if slices.isFull {
-                    consumer.pause()
-                    while slices.isFull, !slices.isStopped { _ = await iterator.next() }
-                    consumer.resume()
+                    // At the bound: take no records until a slice ends. librdkafka stops
+                    // fetching by itself once its local queue holds `queued.min.messages` (set
+                    // to the bound). Only when the bound holds for long are the partitions paused
+                    // outright, which also drops the prefetched records: a pause costs about a
+                    // second to resume, so it is for slow slices, not for every slot.
+                    let pauseAfter = ContinuousClock.now + .seconds(2)
+                    var paused = false
+                    while slices.pending > slices.resumeBelow, !slices.isStopped {
+                        if !paused, ContinuousClock.now >= pauseAfter {
+                            consumer.pause()
+                            paused = true
+                        }
+                        _ = await iterator.next()
+                    }
+                    if paused { consumer.resume() }
                     continue
                 }
                 guard let record = try await records.next() else { break }
@@ -251,12 +272,19 @@ final class SliceTable: Sendable {
     }
 
     var isFull: Bool { state.withLock { $0.queue.pending >= bound } }
+    /// Once at the bound, the consumer takes records again when pending ones are down to this.
+    var resumeBelow: Int { bound - 1 }
     var isStopped: Bool { state.withLock { $0.stopped } }
     /// Records accepted and not finished (running or queued behind their run's running slice).
     var pending: Int { state.withLock { $0.queue.pending } }
 
     func stop() {
         state.withLock { $0.stopped = true }
+        freed.yield()
+    }
+
+    /// Wakes the consumer loop waiting for a slot, so it re-checks its deadlines.
+    func nudge() {
         freed.yield()
     }
 

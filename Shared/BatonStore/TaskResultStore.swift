@@ -136,8 +136,9 @@ public final class TaskResultStore: Sendable {
 
     /// Applies `records` (one poll's worth) in one transaction, with their offsets. Returns the
     /// ids of runs whose events were ignored because the run is unknown.
-    public func apply(_ records: [ConsumedRecord]) throws -> [String] {
-        try pool.write { db -> [String] in
+    public func apply(_ records: [ConsumedRecord]) async throws -> [String] {
+        // GRDB's async write suspends the caller instead of blocking a cooperative thread.
+        try await pool.write { db -> [String] in
             var unknown: [String] = []
             var latest: [SourceOffset: Int64] = [:]
             for record in records {
@@ -189,8 +190,8 @@ public final class TaskResultStore: Sendable {
 
     /// The run's status and completed tasks (`status` is `nil` for an unknown run); counts a
     /// slice of a run that has not finished.
-    public func checkpoint(runId: String) throws -> RunCheckpoint {
-        try pool.write { db in
+    public func checkpoint(runId: String) async throws -> RunCheckpoint {
+        try await pool.write { db in
             try db.execute(sql: "UPDATE runs SET slices = slices + 1 WHERE id = ? AND status NOT IN \(Self.terminalPlaceholders)",
                            arguments: StatementArguments([runId]) + Self.terminalArguments)
             let status = try String.fetchOne(db, sql: "SELECT status FROM runs WHERE id = ?", arguments: [runId])
@@ -455,8 +456,8 @@ public final class TaskResultStore: Sendable {
     /// ones get the stored output (or failure), or `busy` while the holder is executing. A task
     /// that failed under the key is executed again by the next claimant unless it skips failures;
     /// a claim older than `lease` whose holder never finished is taken over.
-    public func claim(_ request: DeduplicationClaimRequest, lease: Duration = .seconds(300), now: Date = Date()) throws -> DeduplicationClaim {
-        try pool.write { db in
+    public func claim(_ request: DeduplicationClaimRequest, lease: Duration = .seconds(300), now: Date = Date()) async throws -> DeduplicationClaim {
+        try await pool.write { db in
             let time = now.millisecondsSince1970
             func take() throws -> DeduplicationClaim {
                 try db.execute(sql: """
