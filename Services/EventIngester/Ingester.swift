@@ -57,7 +57,9 @@ struct IngesterConfiguration: Sendable {
 func buildIngester(configuration: IngesterConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let producer = try KafkaProducer(
         configuration: configuration.service.kafka,
-        options: .init(deliveryTimeout: configuration.deliveryTimeout),
+        // No batching delay: an event's latency starts here. Under load librdkafka still batches
+        // what concurrent requests queue while a produce is in flight.
+        options: .init(deliveryTimeout: configuration.deliveryTimeout, lingerMilliseconds: 0),
         logger: logger)
     let topics = configuration.service.topics
     do {

@@ -25,7 +25,9 @@ import ServiceLifecycle
 /// - `http.host` / `http.port` (`HTTP_HOST`, `HTTP_PORT`): when a port is set, `GET /metrics`
 ///   (Prometheus) and `GET /health` are served there;
 /// - `example.tick.seconds` (`EXAMPLE_TICK_SECONDS`), int, 0: when set, also runs the `ticker`
-///   job on an interval trigger of that many seconds.
+///   job on an interval trigger of that many seconds;
+/// - `example.jobs` (`EXAMPLE_JOBS`), string, all: comma-separated ids of the jobs to run (a job
+///   service usually runs a few; each job is a consumer group, polling the broker).
 @main
 struct ExampleJobsMain {
     static func main() async {
@@ -56,6 +58,14 @@ struct ExampleJobsMain {
         ]
         let tickSeconds = config.int(forKey: "example.tick.seconds", default: 0)
         if tickSeconds > 0 { jobs.append(tickerJob(outbox: outbox, seconds: tickSeconds)) }
+        if let selection = config.string(forKey: "example.jobs"), !selection.isEmpty {
+            let wanted = Set(selection.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+            let known = Set(try jobs.map { try $0.registration().id })
+            guard wanted.isSubset(of: known) else {
+                throw ValidationError(path: "example.jobs", message: "unknown job ids \(wanted.subtracting(known).sorted()); known: \(known.sorted().joined(separator: ", "))")
+            }
+            jobs = try jobs.filter { wanted.contains(try $0.registration().id) }
+        }
         let maxSlices = config.int(forKey: "worker.max.concurrent.slices", default: 100)
         guard maxSlices >= 1 else {
             throw ValidationError(path: "worker.max.concurrent.slices", message: "must be at least 1, got \(maxSlices)")

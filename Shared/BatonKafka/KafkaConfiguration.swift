@@ -18,7 +18,9 @@ public struct KafkaConfiguration: Sendable, Hashable {
         public static let embeddedBroker = Profile(
             name: "embedded",
             consumerProperties: [
-                "fetch.wait.max.ms": "10",
+                // A hop costs about 0.6 × this + 1 ms on Tansu (measured: 10 → 6.8 ms p50,
+                // 5 → 3.9 ms, 1 → 2.1 ms); each idle consumer polls the broker this often.
+                "fetch.wait.max.ms": "5",
                 "session.timeout.ms": "2000",
                 "heartbeat.interval.ms": "500",
             ],

@@ -189,8 +189,11 @@ public final class BatonStack: Sendable {
     /// Starts a `baton-example-jobs` process and waits until it has registered its jobs (its
     /// signal handlers are installed by then) and the dispatcher knows them.
     @discardableResult
-    public func startExampleJobs(waitSeconds: Double = 3, environment: [String: String] = [:]) async throws -> ChildProcess {
-        let settings = ["EXAMPLE_WAIT_SECONDS": "\(waitSeconds)"].merging(environment) { _, n in n }
+    /// - Parameter jobs: the example jobs to run (`EXAMPLE_JOBS`); all when `nil`.
+    public func startExampleJobs(waitSeconds: Double = 3, environment: [String: String] = [:], jobs: [String]? = nil) async throws -> ChildProcess {
+        var settings = ["EXAMPLE_WAIT_SECONDS": "\(waitSeconds)"].merging(environment) { _, n in n }
+        if let jobs { settings["EXAMPLE_JOBS"] = jobs.joined(separator: ",") }
+        let slugs = jobs ?? Self.exampleJobSlugs
         let process = try ChildProcess(
             name: "example-jobs-\(UUID().uuidString.prefix(4))", executable: TestEnvironment.executable("baton-example-jobs"),
             environment: commonEnvironment.merging(["EXAMPLE_OUTBOX": outbox.path,
@@ -199,11 +202,11 @@ public final class BatonStack: Sendable {
             logDirectory: logs)
         startedJobServices.withLock { $0.append((process, settings)) }
         _ = try await eventually("\(process.name) to register its jobs", deadline: .seconds(60)) {
-            process.output().components(separatedBy: "job registered").count > Self.exampleJobSlugs.count ? true : nil
+            process.output().components(separatedBy: "job registered").count > slugs.count ? true : nil
         }
         _ = try await eventually("dispatcher to know the example jobs", deadline: .seconds(60)) {
             let jobs = try await get(port: dispatcherPort, "/api/v1/jobs", apiKey: settings["BATON_API_KEY"]).body
-            return Self.exampleJobSlugs.allSatisfy { jobs.contains("\"\($0)\"") } ? true : nil
+            return slugs.allSatisfy { jobs.contains("\"\($0)\"") } ? true : nil
         }
         return process
     }

@@ -65,7 +65,8 @@ struct LoadRunner: Sendable {
         do {
             // At least info: startExampleJobs waits for the service's "job registered" log lines.
             let jobLogLevel = ["trace", "debug", "info"].contains(settings.logLevel) ? settings.logLevel : "info"
-            try await stack.startExampleJobs(environment: ["WORKER_MAX_CONCURRENT_SLICES": slices, "LOG_LEVEL": jobLogLevel])
+            // Only the job it drives: each job is a consumer group polling the broker.
+            try await stack.startExampleJobs(environment: ["WORKER_MAX_CONCURRENT_SLICES": slices, "LOG_LEVEL": jobLogLevel], jobs: ["many-steps"])
             var report = LoadReport(date: Date(), settings: settings)
             for phase in settings.phases {
                 progress("phase \(phase.rawValue)")
