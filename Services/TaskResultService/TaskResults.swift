@@ -191,22 +191,86 @@ final class AppliedOffsets: Sendable {
 /// so is the rest of it. Real Kafka brokers report the watermark past the last record.
 struct ReadBarrier: Sendable {
     let store: TaskResultStore
-    let producer: KafkaProducer
     let topic: String
     /// Partitions of the task-results topic (read at start).
     let partitionCount: Int
     let applied: AppliedOffsets
+    let watermarks: WatermarkQueries
     let timeout: Duration
 
     func checkpoint(runId: String) async throws -> RunCheckpoint {
         let deadline = ContinuousClock.now + timeout
         let partition = KafkaPartitioner.partition(of: runId.utf8, partitionCount: partitionCount)
-        let watermark = try await producer.highWatermark(topic: topic, partition: partition)
+        let watermark = try await watermarks.highWatermark(partition: partition)
         guard await applied.wait(partition: partition, reaching: watermark, until: deadline) else {
             throw APIError(status: .serviceUnavailable, code: "not_caught_up",
                            message: "the task-result store has not caught up with \(topic)[\(partition)] up to offset \(watermark) within \(timeout); retry")
         }
         return try await store.checkpoint(runId: runId)
+    }
+}
+
+/// High-watermark queries of the task-results topic, shared by concurrent checkpoint requests:
+/// a request gets the answer of a query sent after it arrived (so the watermark covers every
+/// record acknowledged before the request), and while one query per partition is in flight the
+/// requests arriving meanwhile wait for the next one together. Under load that is about two
+/// broker requests per partition per round trip instead of one per checkpoint.
+final class WatermarkQueries: Sendable {
+    private struct Partition {
+        var inFlight = false
+        /// Waiting for the query in flight (sent after they arrived).
+        var current: [CheckedContinuation<Int64, any Error>] = []
+        /// Arrived while a query was in flight: they wait for the next one.
+        var next: [CheckedContinuation<Int64, any Error>] = []
+    }
+
+    private let producer: KafkaProducer
+    private let topic: String
+    private let state = Mutex<[Int32: Partition]>([:])
+
+    init(producer: KafkaProducer, topic: String) {
+        self.producer = producer
+        self.topic = topic
+    }
+
+    /// The high watermark of `partition`, from a query sent after this call began.
+    func highWatermark(partition: Int32) async throws -> Int64 {
+        try await withCheckedThrowingContinuation { continuation in
+            let start = state.withLock { state -> Bool in
+                var entry = state[partition, default: Partition()]
+                defer { state[partition] = entry }
+                if entry.inFlight {
+                    entry.next.append(continuation)
+                    return false
+                }
+                entry.inFlight = true
+                entry.current.append(continuation)
+                return true
+            }
+            if start { query(partition) }
+        }
+    }
+
+    private func query(_ partition: Int32) {
+        Task {
+            let result: Result<Int64, any Error>
+            do {
+                result = .success(try await producer.highWatermark(topic: topic, partition: partition))
+            } catch {
+                result = .failure(error)
+            }
+            let (answered, again) = state.withLock { state -> ([CheckedContinuation<Int64, any Error>], Bool) in
+                var entry = state[partition, default: Partition()]
+                let answered = entry.current
+                entry.current = entry.next
+                entry.next = []
+                entry.inFlight = !entry.current.isEmpty
+                state[partition] = entry
+                return (answered, entry.inFlight)
+            }
+            for continuation in answered { continuation.resume(with: result) }
+            if again { query(partition) }
+        }
     }
 }
 
@@ -262,17 +326,27 @@ struct TimerService: Sendable {
     let logger: Logger
 
 
+    /// Sends the resume command of every due timer at once, awaits their acknowledgements,
+    /// then marks them fired in one transaction. At least once: a crash in between resends;
+    /// the run's keyed tasks make a duplicate resume harmless.
     func fireDueTimers() async throws {
-        for timer in try store.dueTimers() {
+        let due = try store.dueTimers()
+        guard !due.isEmpty else { return }
+        var sent: [(timer: TaskResultStore.DueTimer, delivery: KafkaProducer.Delivery?)] = []
+        for timer in due {
+            var delivery: KafkaProducer.Delivery?
             if let command = try store.resumeCommand(for: timer) {
-                // At least once: send, then mark fired. A crash in between resends; the run's
-                // keyed tasks make a duplicate resume harmless.
-                try await producer.send(command, topics: topics, continuingTrace: try store.traceParent(runId: command.runId))
-                logger.info("run resumed", metadata: ["run.id": "\(timer.runId)", "timer.due": "\(timer.dueAt)"])
+                delivery = try await producer.enqueue(command, topics: topics, continuingTrace: try store.traceParent(runId: command.runId))
             }
-            try store.markFired(timer)
-            Counter(label: "baton_timers_fired_total").increment()
+            sent.append((timer, delivery))
         }
+        for (timer, delivery) in sent {
+            guard let delivery else { continue }
+            try await delivery.acknowledged()
+            logger.info("run resumed", metadata: ["run.id": "\(timer.runId)", "timer.due": "\(timer.dueAt)"])
+        }
+        try store.markFired(due)
+        Counter(label: "baton_timers_fired_total").increment(by: due.count)
     }
 }
 
@@ -301,9 +375,10 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
             for partition in partitions { offsets[partition] = stored[partition.partition] }
             return offsets
         })
-    let barrier = ReadBarrier(store: store, producer: producer, topic: topics.taskResults,
+    let barrier = ReadBarrier(store: store, topic: topics.taskResults,
                               partitionCount: try await producer.partitionCount(topic: topics.taskResults),
-                              applied: applied, timeout: configuration.checkpointTimeout)
+                              applied: applied, watermarks: WatermarkQueries(producer: producer, topic: topics.taskResults),
+                              timeout: configuration.checkpointTimeout)
     // The store holds the offsets (in each batch's transaction); the group's commits are only
     // for tools that show consumer lag.
     let consumerService = BatchConsumerService(consumer: consumer, maxBatch: .max, logger: logger) { batch in

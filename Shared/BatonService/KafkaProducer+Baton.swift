@@ -18,6 +18,18 @@ extension KafkaProducer {
         }
     }
 
+    /// Hands `command` to the producer (waiting while its queue is full) as part of the trace
+    /// with W3C `traceParent` when given; await the returned delivery's acknowledgement.
+    public func enqueue(_ command: RunCommand, topics: Topics, continuingTrace traceParent: String?) async throws -> Delivery {
+        let value = Array(try BatonJSON.encoder.encode(command))
+        let topic = topics.runs(jobSlug: command.jobSlug)
+        let key = Array(command.runId.utf8)
+        guard let traceParent else { return try await enqueueWhenRoom(topic: topic, key: key, value: value) }
+        return try await ServiceContext.withValue(.continuing(traceParent: traceParent)) {
+            try await enqueueWhenRoom(topic: topic, key: key, value: value)
+        }
+    }
+
     /// Sends `event` to the task-results topic (key = run id) and waits for the ack.
     public func send(_ event: RunEvent, topics: Topics) async throws {
         try await send(topic: topics.taskResults, key: event.runId, value: Array(try BatonJSON.encoder.encode(event)))

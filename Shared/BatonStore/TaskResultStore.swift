@@ -359,15 +359,18 @@ public final class TaskResultStore: Sendable {
                           completedTasks: completed)
     }
 
-    /// Marks `timer` fired and its wait task completed (after the resume command was acknowledged).
-    public func markFired(_ timer: DueTimer, at now: Date = Date()) throws {
+    /// Marks `timers` fired and their wait tasks completed (after their resume commands were
+    /// acknowledged), in one transaction.
+    public func markFired(_ timers: [DueTimer], at now: Date = Date()) throws {
         try pool.write { db in
-            try db.execute(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND task_id = ?", arguments: [timer.runId, timer.taskId])
-            try db.execute(sql: """
-                UPDATE tasks SET status = 'COMPLETED', output = 'null', completed_at = ? WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-                """, arguments: [now.millisecondsSince1970, timer.runId, timer.taskId])
-            try db.execute(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
-                           arguments: [RunStatus.queued.rawValue, now.millisecondsSince1970, timer.runId, RunStatus.waiting.rawValue])
+            for timer in timers {
+                try db.execute(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND task_id = ?", arguments: [timer.runId, timer.taskId])
+                try db.execute(sql: """
+                    UPDATE tasks SET status = 'COMPLETED', output = 'null', completed_at = ? WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
+                    """, arguments: [now.millisecondsSince1970, timer.runId, timer.taskId])
+                try db.execute(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
+                               arguments: [RunStatus.queued.rawValue, now.millisecondsSince1970, timer.runId, RunStatus.waiting.rawValue])
+            }
         }
     }
 
