@@ -90,7 +90,7 @@ struct Dispatcher: Sendable {
         }
         try await start(runs)
         effects.runsStarted = runs.map { ($0.event.id, $0.job.slug, $0.runId) }
-        try store.commit(effects)
+        try await store.commit(effects)
         for run in runs {
             Counter(label: "baton_runs_started_total", dimensions: [("job", run.job.slug)]).increment()
             logger.info("run started", metadata: ["run.id": "\(run.runId)", "job.slug": "\(run.job.slug)", "event.id": "\(run.event.id)"])

@@ -89,14 +89,15 @@ public final class DispatcherStore: Sendable {
     /// Writes `effects` in one transaction: reprocessing the same records after a crash before
     /// it changes nothing twice (every write is idempotent), and after it nothing at all (the
     /// consumer starts past them).
-    public func commit(_ effects: BatchEffects, at now: Date = Date()) throws {
+    public func commit(_ effects: BatchEffects, at now: Date = Date()) async throws {
         let time = now.millisecondsSince1970
         let seen = try effects.firstSeen.map { (id: $0.tenant.scoped($0.id), json: String(decoding: try BatonJSON.encoder.encode($0), as: UTF8.self)) }
         let held = try effects.held.map {
             (id: $0.tenant.scoped($0.id), json: String(decoding: try BatonJSON.encoder.encode($0), as: UTF8.self),
              due: ($0.deliverAt ?? now).millisecondsSince1970)
         }
-        try pool.write { db in
+        // GRDB's async write suspends the caller instead of blocking a cooperative thread.
+        try await pool.write { db in
             for event in seen {
                 try db.execute(sql: "INSERT OR IGNORE INTO events (event_id, event, received_at) VALUES (?, ?, ?)",
                                arguments: [event.id, event.json, time])

@@ -49,4 +49,35 @@ struct DispatcherStoreTests {
         #expect(try store.prune(before: Date().addingTimeInterval(60)) == 1, "the dispatched pair")
         #expect(try store.delayedStatus(eventID: "later") == .pending)
     }
+
+    @Test("a batch's effects and offsets commit together; committing the same batch again changes nothing")
+    func batchCommit() async throws {
+        let store = try store()
+        let at = Date(timeIntervalSince1970: 1_790_000_000)
+        let event = EventEnvelope(id: "b1", name: "user.created", payload: ["n": 1], timestamp: at)
+        let later = EventEnvelope(id: "b2", name: "user.created", timestamp: at, deliverAt: Date().addingTimeInterval(3600))
+        var effects = DispatcherStore.BatchEffects()
+        effects.firstSeen = [event, later]
+        effects.held = [later]
+        effects.runsStarted = [(eventID: "b1", jobSlug: "welcome", runID: "run_b1")]
+        effects.eventsDispatched = [event.tenant.scoped("b1")]
+        effects.consumed = [SourceOffset(topic: "baton.events", partition: 0, offset: 41),
+                            SourceOffset(topic: "baton.events", partition: 0, offset: 42),
+                            SourceOffset(topic: "baton.events", partition: 2, offset: 7)]
+        #expect(try store.consumedOffsets(topic: "baton.events").isEmpty)
+        try await store.commit(effects)
+        #expect(try store.consumedOffsets(topic: "baton.events") == [0: 43, 2: 8], "one past the highest offset of each partition")
+        #expect(try store.wasDispatched(eventID: "b1", jobSlug: "welcome"))
+        #expect(try store.seenEvent(eventID: "b1")?.dispatched == true)
+        #expect(try store.seenEvent(eventID: "b2")?.dispatched == false)
+        #expect(try store.delayedStatus(eventID: "b2") == .pending)
+
+        // Redelivered after a crash before the consumer moved on: nothing changes, offsets never go back.
+        var older = effects
+        older.consumed = [SourceOffset(topic: "baton.events", partition: 0, offset: 41)]
+        try await store.commit(older)
+        #expect(try store.consumedOffsets(topic: "baton.events") == [0: 43, 2: 8])
+        #expect(try store.seenEvent(eventID: "b1")?.event.payload == .null, "dispatched: its payload is not kept")
+        #expect(try store.dueDelayed(now: Date().addingTimeInterval(7200)).map(\.id) == ["b2"])
+    }
 }
