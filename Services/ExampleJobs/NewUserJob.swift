@@ -38,7 +38,7 @@ func newUserJob(outbox: URL, waitSeconds: Double) -> Job<NewUser, WelcomeResult>
         }
         try await io.wait("give them a moment", seconds: waitSeconds)
         let message = "Welcome aboard, \(profile.displayName)!"
-        try await io.runTask("send welcome e-mail") { _ in
+        _ = try await io.runTask("send welcome e-mail") { _ in
             try appendLine("welcome \(profile.email) run=\(ctx.runId)", to: outbox)
             return message
         }

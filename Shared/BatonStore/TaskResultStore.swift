@@ -148,7 +148,7 @@ public final class TaskResultStore: Sendable {
                 if try !Self.apply(event, db) {
                     unknown.append(event.runId)
                 } else if case .runCreated = event.body, let traceParent = record.traceParent {
-                    try db.execute(sql: "UPDATE runs SET trace_parent = ? WHERE id = ? AND trace_parent IS NULL", arguments: [traceParent, event.runId])
+                    try db.cachedStatement(sql: "UPDATE runs SET trace_parent = ? WHERE id = ? AND trace_parent IS NULL").execute(arguments: [traceParent, event.runId])
                 }
             }
             for (partition, offset) in latest {
@@ -161,14 +161,14 @@ public final class TaskResultStore: Sendable {
     /// Records the W3C `traceparent` run `runId` was created in (the first one recorded stays).
     public func recordTraceParent(runId: String, _ traceParent: String) throws {
         try pool.write { db in
-            try db.execute(sql: "UPDATE runs SET trace_parent = ? WHERE id = ? AND trace_parent IS NULL", arguments: [traceParent, runId])
+            try db.cachedStatement(sql: "UPDATE runs SET trace_parent = ? WHERE id = ? AND trace_parent IS NULL").execute(arguments: [traceParent, runId])
         }
     }
 
     /// The W3C `traceparent` run `runId` was created in, if one was recorded.
     public func traceParent(runId: String) throws -> String? {
         try pool.read { db in
-            try String.fetchOne(db, sql: "SELECT trace_parent FROM runs WHERE id = ?", arguments: [runId])
+            try String.fetchOne(try db.cachedStatement(sql: "SELECT trace_parent FROM runs WHERE id = ?"), arguments: [runId])
         }
     }
 
@@ -181,7 +181,7 @@ public final class TaskResultStore: Sendable {
     public func consumedOffsets(topic: String) throws -> [Int32: Int64] {
         try pool.read { db in
             var result: [Int32: Int64] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT partition, next_offset FROM consumer_offsets WHERE topic = ?", arguments: [topic]) {
+            for row in try Row.fetchAll(try db.cachedStatement(sql: "SELECT partition, next_offset FROM consumer_offsets WHERE topic = ?"), arguments: [topic]) {
                 result[row["partition"]] = row["next_offset"]
             }
             return result
@@ -192,46 +192,44 @@ public final class TaskResultStore: Sendable {
     /// slice of a run that has not finished.
     public func checkpoint(runId: String) async throws -> RunCheckpoint {
         try await pool.write { db in
-            try db.execute(sql: "UPDATE runs SET slices = slices + 1 WHERE id = ? AND status NOT IN \(Self.terminalPlaceholders)",
-                           arguments: StatementArguments([runId]) + Self.terminalArguments)
-            let status = try String.fetchOne(db, sql: "SELECT status FROM runs WHERE id = ?", arguments: [runId])
+            try db.cachedStatement(sql: "UPDATE runs SET slices = slices + 1 WHERE id = ? AND status NOT IN \(Self.terminalPlaceholders)").execute(arguments: StatementArguments([runId]) + Self.terminalArguments)
+            let status = try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM runs WHERE id = ?"), arguments: [runId])
             guard let status else { return RunCheckpoint(runId: runId, status: nil, completedTasks: []) }
             var failed: [String: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT task_id, failures FROM tasks WHERE run_id = ? AND status != 'COMPLETED' AND failures > 0",
+            for row in try Row.fetchAll(try db.cachedStatement(sql: "SELECT task_id, failures FROM tasks WHERE run_id = ? AND status != 'COMPLETED' AND failures > 0"),
                                         arguments: [runId]) {
                 failed[row["task_id"]] = row["failures"]
             }
             return RunCheckpoint(runId: runId, status: RunStatus(rawValue: status),
                                  completedTasks: try Self.completedTasks(db, runId: runId), failedAttempts: failed,
-                                 slice: try Int.fetchOne(db, sql: "SELECT slices FROM runs WHERE id = ?", arguments: [runId]) ?? 1)
+                                 slice: try Int.fetchOne(try db.cachedStatement(sql: "SELECT slices FROM runs WHERE id = ?"), arguments: [runId]) ?? 1)
         }
     }
 
     private static func recordOffset(_ db: Database, _ source: SourceOffset) throws {
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES (?, ?, ?)
             ON CONFLICT(topic, partition) DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)
-            """, arguments: [source.topic, source.partition, source.offset + 1])
+            """).execute(arguments: [source.topic, source.partition, source.offset + 1])
     }
 
     private static func apply(_ event: RunEvent, _ db: Database) throws -> Bool {
         let now = event.occurredAt.millisecondsSince1970
         if case .runCreated(let created) = event.body {
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [event.runId, created.jobSlug, created.jobVersion, created.event.id, try Self.json(created.event),
+                """).execute(arguments: [event.runId, created.jobSlug, created.jobVersion, created.event.id, try Self.json(created.event),
                                  RunStatus.queued.rawValue, now, now])
             return true
         }
-        guard let status = try String.fetchOne(db, sql: "SELECT status FROM runs WHERE id = ?", arguments: [event.runId]) else {
+        guard let status = try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM runs WHERE id = ?"), arguments: [event.runId]) else {
             return false
         }
         let terminal = RunStatus(rawValue: status).isTerminal
         func setStatus(_ newStatus: RunStatus) throws {
             guard !terminal else { return }
-            try db.execute(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?",
-                           arguments: [newStatus.rawValue, now, event.runId])
+            try db.cachedStatement(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?").execute(arguments: [newStatus.rawValue, now, event.runId])
         }
         switch event.body {
         case .runCreated:
@@ -239,80 +237,74 @@ public final class TaskResultStore: Sendable {
         case .taskStarted(let started):
             try Self.insertTask(db, runId: event.runId, taskId: started.taskId, key: started.key,
                                 parent: started.parentTaskId, name: started.name, status: .running, now: now)
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE tasks SET attempts = MAX(attempts, ?), name = COALESCE(?, name), properties = COALESCE(?, properties), status = 'RUNNING'
                 WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-                """, arguments: [started.attempt, started.name, try started.properties.map(Self.json), event.runId, started.taskId])
+                """).execute(arguments: [started.attempt, started.name, try started.properties.map(Self.json), event.runId, started.taskId])
             try setStatus(.executing)
         case .taskCompleted(let completed):
             try Self.insertTask(db, runId: event.runId, taskId: completed.taskId, key: completed.key,
                                 parent: completed.parentTaskId, name: nil, status: .running, now: now)
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE tasks SET status = 'COMPLETED', output = ?, error = NULL, completed_at = ?, attempts = MAX(attempts, 1)
                 WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-                """, arguments: [try Self.json(completed.output), now, event.runId, completed.taskId])
+                """).execute(arguments: [try Self.json(completed.output), now, event.runId, completed.taskId])
             if let key = completed.deduplicationKey {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE deduplication_keys SET status = 'COMPLETED', output = ?, error = NULL, updated_at = ?
                     WHERE scoped_key = ? AND status != 'COMPLETED'
-                    """, arguments: [try Self.json(completed.output), now, key])
+                    """).execute(arguments: [try Self.json(completed.output), now, key])
             }
             try setStatus(.executing)
         case .taskFailed(let failed):
             try Self.insertTask(db, runId: event.runId, taskId: failed.taskId, key: failed.key,
                                 parent: failed.parentTaskId, name: nil, status: .running, now: now)
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE tasks SET status = 'ERRORED', error = ?, attempts = MAX(attempts, ?), failures = MAX(failures, ?)
                 WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-                """, arguments: [failed.error, failed.attempt, failed.attempt, event.runId, failed.taskId])
+                """).execute(arguments: [failed.error, failed.attempt, failed.attempt, event.runId, failed.taskId])
             if failed.retryAt == nil, let key = failed.deduplicationKey {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE deduplication_keys SET status = 'FAILED', error = ?, updated_at = ?
                     WHERE scoped_key = ? AND run_id = ? AND task_id = ? AND status = 'RUNNING'
-                    """, arguments: [failed.error, now, key, event.runId, failed.taskId])
+                    """).execute(arguments: [failed.error, now, key, event.runId, failed.taskId])
             }
             if let retryAt = failed.retryAt {
                 // One timer per attempt: a replayed failure of the same attempt schedules nothing new.
-                try db.execute(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)",
-                               arguments: [event.runId, "\(failed.taskId)#retry\(failed.attempt)", retryAt.millisecondsSince1970])
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)").execute(arguments: [event.runId, "\(failed.taskId)#retry\(failed.attempt)", retryAt.millisecondsSince1970])
                 try setStatus(.waiting)
             }
         case .waitRequested(let wait):
             try Self.insertTask(db, runId: event.runId, taskId: wait.taskId, key: wait.key,
                                 parent: wait.parentTaskId, name: "wait", status: .waiting, now: now)
             let until = wait.until.millisecondsSince1970
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE tasks SET wait_until = COALESCE(wait_until, ?), attempts = 1
                 WHERE run_id = ? AND task_id = ?
-                """, arguments: [until, event.runId, wait.taskId])
+                """).execute(arguments: [until, event.runId, wait.taskId])
             // The first request fixes the due time; a replayed request keeps it.
-            try db.execute(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)",
-                           arguments: [event.runId, wait.taskId, until])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)").execute(arguments: [event.runId, wait.taskId, until])
             try setStatus(.waiting)
         case .logged(let line):
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO logs (run_id, task_id, level, message, properties, logged_at)
                 VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [event.runId, line.taskId, line.level, line.message,
+                """).execute(arguments: [event.runId, line.taskId, line.level, line.message,
                                  try line.properties.map(Self.json), now])
         case .yielded(let yielded):
-            try db.execute(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)",
-                           arguments: [event.runId, "yield#\(yielded.yieldId)", now])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)").execute(arguments: [event.runId, "yield#\(yielded.yieldId)", now])
             try setStatus(.queued)
         case .fetchRequested(let fetch):
             try Self.insertTask(db, runId: event.runId, taskId: fetch.taskId, key: fetch.key,
                                 parent: fetch.parentTaskId, name: fetch.request.displayName, status: .waiting, now: now)
-            try db.execute(sql: "INSERT OR IGNORE INTO fetches (run_id, task_id, request, next_attempt_at) VALUES (?, ?, ?, ?)",
-                           arguments: [event.runId, fetch.taskId, try Self.json(fetch.request), now])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO fetches (run_id, task_id, request, next_attempt_at) VALUES (?, ?, ?, ?)").execute(arguments: [event.runId, fetch.taskId, try Self.json(fetch.request), now])
             try setStatus(.waiting)
         case .runCompleted(let completed):
             guard !terminal else { break }
-            try db.execute(sql: "UPDATE runs SET status = ?, output = ?, error = NULL, updated_at = ?, completed_at = ? WHERE id = ?",
-                           arguments: [RunStatus.completed.rawValue, try Self.json(completed.output), now, now, event.runId])
+            try db.cachedStatement(sql: "UPDATE runs SET status = ?, output = ?, error = NULL, updated_at = ?, completed_at = ? WHERE id = ?").execute(arguments: [RunStatus.completed.rawValue, try Self.json(completed.output), now, now, event.runId])
         case .runFailed(let failed):
             guard !terminal else { break }
-            try db.execute(sql: "UPDATE runs SET status = ?, error = ?, updated_at = ?, completed_at = ? WHERE id = ?",
-                           arguments: [failed.status.rawValue, failed.error, now, now, event.runId])
+            try db.cachedStatement(sql: "UPDATE runs SET status = ?, error = ?, updated_at = ?, completed_at = ? WHERE id = ?").execute(arguments: [failed.status.rawValue, failed.error, now, now, event.runId])
         }
         return true
     }
@@ -320,9 +312,9 @@ public final class TaskResultStore: Sendable {
     /// Timers due at `now` that have not fired, oldest first.
     public func dueTimers(now: Date = Date(), limit: Int = 100) throws -> [DueTimer] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(try db.cachedStatement(sql: """
                 SELECT run_id, task_id, due_at FROM timers WHERE fired = 0 AND due_at <= ? ORDER BY due_at LIMIT ?
-                """, arguments: [now.millisecondsSince1970, limit]).map {
+                """), arguments: [now.millisecondsSince1970, limit]).map {
                 DueTimer(runId: $0["run_id"], taskId: $0["task_id"], dueAt: Date(millisecondsSince1970: $0["due_at"]))
             }
         }
@@ -331,7 +323,7 @@ public final class TaskResultStore: Sendable {
     /// The earliest due time of a timer that has not fired.
     public func nextTimerDue() throws -> Date? {
         try pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT MIN(due_at) FROM timers WHERE fired = 0").map(Date.init(millisecondsSince1970:))
+            try Int64.fetchOne(try db.cachedStatement(sql: "SELECT MIN(due_at) FROM timers WHERE fired = 0")).map(Date.init(millisecondsSince1970:))
         }
     }
 
@@ -346,12 +338,12 @@ public final class TaskResultStore: Sendable {
     /// The resume command of `runId` with its completed tasks (and `taskId`, a wait about to be
     /// completed, counted as done); `nil` when the run is unknown or finished.
     private static func resumeCommand(_ db: Database, runId: String, counting taskId: String? = nil) throws -> RunCommand? {
-        guard let run = try Row.fetchOne(db, sql: "SELECT job_slug, job_version, event, status FROM runs WHERE id = ?", arguments: [runId]),
+        guard let run = try Row.fetchOne(try db.cachedStatement(sql: "SELECT job_slug, job_version, event, status FROM runs WHERE id = ?"), arguments: [runId]),
               !RunStatus(rawValue: run["status"]).isTerminal
         else { return nil }
         var completed = try completedTasks(db, runId: runId)
         if let taskId, !completed.contains(where: { $0.taskId == taskId }),
-           let key = try String.fetchOne(db, sql: "SELECT key FROM tasks WHERE run_id = ? AND task_id = ?", arguments: [runId, taskId]) {
+           let key = try String.fetchOne(try db.cachedStatement(sql: "SELECT key FROM tasks WHERE run_id = ? AND task_id = ?"), arguments: [runId, taskId]) {
             completed.append(CompletedTask(taskId: taskId, key: key, output: .null))
         }
         return RunCommand(kind: .resume, runId: runId, jobSlug: run["job_slug"], jobVersion: run["job_version"],
@@ -364,12 +356,11 @@ public final class TaskResultStore: Sendable {
     public func markFired(_ timers: [DueTimer], at now: Date = Date()) throws {
         try pool.write { db in
             for timer in timers {
-                try db.execute(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND task_id = ?", arguments: [timer.runId, timer.taskId])
-                try db.execute(sql: """
+                try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND task_id = ?").execute(arguments: [timer.runId, timer.taskId])
+                try db.cachedStatement(sql: """
                     UPDATE tasks SET status = 'COMPLETED', output = 'null', completed_at = ? WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-                    """, arguments: [now.millisecondsSince1970, timer.runId, timer.taskId])
-                try db.execute(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
-                               arguments: [RunStatus.queued.rawValue, now.millisecondsSince1970, timer.runId, RunStatus.waiting.rawValue])
+                    """).execute(arguments: [now.millisecondsSince1970, timer.runId, timer.taskId])
+                try db.cachedStatement(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = ?").execute(arguments: [RunStatus.queued.rawValue, now.millisecondsSince1970, timer.runId, RunStatus.waiting.rawValue])
             }
         }
     }
@@ -379,12 +370,11 @@ public final class TaskResultStore: Sendable {
     /// `nil` for an unknown run.
     public func cancel(runId: String, at now: Date = Date()) throws -> (status: RunStatus, canceled: Bool)? {
         try pool.write { db in
-            guard let status = try String.fetchOne(db, sql: "SELECT status FROM runs WHERE id = ?", arguments: [runId]).map(RunStatus.init(rawValue:))
+            guard let status = try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM runs WHERE id = ?"), arguments: [runId]).map(RunStatus.init(rawValue:))
             else { return nil }
             guard !status.isTerminal else { return (status, false) }
-            try db.execute(sql: "UPDATE runs SET status = ?, updated_at = ?, completed_at = ? WHERE id = ?",
-                           arguments: [RunStatus.canceled.rawValue, now.millisecondsSince1970, now.millisecondsSince1970, runId])
-            try db.execute(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND fired = 0", arguments: [runId])
+            try db.cachedStatement(sql: "UPDATE runs SET status = ?, updated_at = ?, completed_at = ? WHERE id = ?").execute(arguments: [RunStatus.canceled.rawValue, now.millisecondsSince1970, now.millisecondsSince1970, runId])
+            try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND fired = 0").execute(arguments: [runId])
             return (.canceled, true)
         }
     }
@@ -401,11 +391,11 @@ public final class TaskResultStore: Sendable {
     /// Background fetches due at `now` whose run has not finished, oldest first.
     public func dueFetches(now: Date = Date(), limit: Int = 50) throws -> [DueFetch] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(try db.cachedStatement(sql: """
                 SELECT f.run_id, f.task_id, f.request, f.attempts FROM fetches f JOIN runs r ON r.id = f.run_id
                 WHERE f.done = 0 AND f.next_attempt_at <= ? AND r.status NOT IN \(Self.terminalPlaceholders)
                 ORDER BY f.next_attempt_at LIMIT ?
-                """, arguments: StatementArguments([now.millisecondsSince1970]) + Self.terminalArguments + [limit]).map {
+                """), arguments: StatementArguments([now.millisecondsSince1970]) + Self.terminalArguments + [limit]).map {
                 DueFetch(runId: $0["run_id"], taskId: $0["task_id"],
                          request: try BatonJSON.decoder.decode(BackgroundFetchRequest.self, from: Data(($0["request"] as String).utf8)),
                          attempts: $0["attempts"])
@@ -416,10 +406,8 @@ public final class TaskResultStore: Sendable {
     /// Records a failed attempt of `fetch`; the next is due at `next`.
     public func rescheduleFetch(_ fetch: DueFetch, next: Date) throws {
         try pool.write { db in
-            try db.execute(sql: "UPDATE fetches SET attempts = attempts + 1, next_attempt_at = ? WHERE run_id = ? AND task_id = ?",
-                           arguments: [next.millisecondsSince1970, fetch.runId, fetch.taskId])
-            try db.execute(sql: "UPDATE tasks SET attempts = ? WHERE run_id = ? AND task_id = ?",
-                           arguments: [fetch.attempts + 1, fetch.runId, fetch.taskId])
+            try db.cachedStatement(sql: "UPDATE fetches SET attempts = attempts + 1, next_attempt_at = ? WHERE run_id = ? AND task_id = ?").execute(arguments: [next.millisecondsSince1970, fetch.runId, fetch.taskId])
+            try db.cachedStatement(sql: "UPDATE tasks SET attempts = ? WHERE run_id = ? AND task_id = ?").execute(arguments: [fetch.attempts + 1, fetch.runId, fetch.taskId])
         }
     }
 
@@ -427,13 +415,11 @@ public final class TaskResultStore: Sendable {
     /// done; its run is then resumed by ``fetchResumes()`` / ``markFetchResumed(runId:taskId:)``.
     public func completeFetch(_ fetch: DueFetch, response: BackgroundFetchResponse, at now: Date = Date()) throws {
         try pool.write { db in
-            try db.execute(sql: "UPDATE fetches SET done = 1, attempts = ? WHERE run_id = ? AND task_id = ?",
-                           arguments: [response.attempts, fetch.runId, fetch.taskId])
-            try db.execute(sql: """
+            try db.cachedStatement(sql: "UPDATE fetches SET done = 1, attempts = ? WHERE run_id = ? AND task_id = ?").execute(arguments: [response.attempts, fetch.runId, fetch.taskId])
+            try db.cachedStatement(sql: """
                 UPDATE tasks SET status = 'COMPLETED', output = ?, completed_at = ?, attempts = ? WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-                """, arguments: [try Self.json(response), now.millisecondsSince1970, response.attempts, fetch.runId, fetch.taskId])
-            try db.execute(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
-                           arguments: [RunStatus.queued.rawValue, now.millisecondsSince1970, fetch.runId, RunStatus.waiting.rawValue])
+                """).execute(arguments: [try Self.json(response), now.millisecondsSince1970, response.attempts, fetch.runId, fetch.taskId])
+            try db.cachedStatement(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = ?").execute(arguments: [RunStatus.queued.rawValue, now.millisecondsSince1970, fetch.runId, RunStatus.waiting.rawValue])
         }
     }
 
@@ -441,7 +427,7 @@ public final class TaskResultStore: Sendable {
     /// (`nil` when the run finished meanwhile: just mark it resumed).
     public func fetchResumes(limit: Int = 50) throws -> [(runId: String, taskId: String, command: RunCommand?)] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT run_id, task_id FROM fetches WHERE done = 1 AND resumed = 0 LIMIT ?", arguments: [limit]).map {
+            try Row.fetchAll(try db.cachedStatement(sql: "SELECT run_id, task_id FROM fetches WHERE done = 1 AND resumed = 0 LIMIT ?"), arguments: [limit]).map {
                 let runId: String = $0["run_id"]
                 return (runId, $0["task_id"], try Self.resumeCommand(db, runId: runId))
             }
@@ -451,7 +437,7 @@ public final class TaskResultStore: Sendable {
     /// Records that the run of a finished fetch was sent its resume command.
     public func markFetchResumed(runId: String, taskId: String) throws {
         try pool.write { db in
-            try db.execute(sql: "UPDATE fetches SET resumed = 1 WHERE run_id = ? AND task_id = ?", arguments: [runId, taskId])
+            try db.cachedStatement(sql: "UPDATE fetches SET resumed = 1 WHERE run_id = ? AND task_id = ?").execute(arguments: [runId, taskId])
         }
     }
 
@@ -463,15 +449,15 @@ public final class TaskResultStore: Sendable {
         try await pool.write { db in
             let time = now.millisecondsSince1970
             func take() throws -> DeduplicationClaim {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO deduplication_keys (scoped_key, run_id, task_id, status, claimed_at, updated_at)
                     VALUES (?, ?, ?, 'RUNNING', ?, ?)
                     ON CONFLICT(scoped_key) DO UPDATE SET run_id = excluded.run_id, task_id = excluded.task_id, status = 'RUNNING',
                         output = NULL, error = NULL, claimed_at = excluded.claimed_at, updated_at = excluded.updated_at
-                    """, arguments: [request.scopedKey, request.runId, request.taskId, time, time])
+                    """).execute(arguments: [request.scopedKey, request.runId, request.taskId, time, time])
                 return DeduplicationClaim(outcome: .execute)
             }
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM deduplication_keys WHERE scoped_key = ?", arguments: [request.scopedKey]) else {
+            guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM deduplication_keys WHERE scoped_key = ?"), arguments: [request.scopedKey]) else {
                 return try take()
             }
             switch row["status"] as String {
@@ -509,10 +495,10 @@ public final class TaskResultStore: Sendable {
     /// stuck: their timer or fetch is their progress).
     public func stuckRuns(before cutoff: Date, limit: Int = 100) throws -> [StuckRun] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(try db.cachedStatement(sql: """
                 SELECT id, job_slug, job_version, status, updated_at, reissues FROM runs
                 WHERE status IN ('QUEUED', 'EXECUTING') AND updated_at < ? ORDER BY updated_at LIMIT ?
-                """, arguments: [cutoff.millisecondsSince1970, limit]).map {
+                """), arguments: [cutoff.millisecondsSince1970, limit]).map {
                 StuckRun(runId: $0["id"], jobSlug: $0["job_slug"], jobVersion: $0["job_version"], status: RunStatus(rawValue: $0["status"]),
                          lastProgress: Date(millisecondsSince1970: $0["updated_at"]), reissues: $0["reissues"])
             }
@@ -527,31 +513,31 @@ public final class TaskResultStore: Sendable {
     /// Records that a resume command was re-issued for a stuck run (its deadline starts again).
     public func recordReissue(runId: String, at now: Date = Date()) throws {
         try pool.write { db in
-            try db.execute(sql: "UPDATE runs SET reissues = reissues + 1, updated_at = ? WHERE id = ?", arguments: [now.millisecondsSince1970, runId])
+            try db.cachedStatement(sql: "UPDATE runs SET reissues = reissues + 1, updated_at = ? WHERE id = ?").execute(arguments: [now.millisecondsSince1970, runId])
         }
     }
 
     /// Ends a stuck run as `TIMED_OUT` with `reason`, unless it made progress meanwhile.
     public func timeOut(runId: String, reason: String, lastProgress: Date, at now: Date = Date()) throws {
         try pool.write { db in
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 UPDATE runs SET status = ?, error = ?, updated_at = ?, completed_at = ? WHERE id = ? AND updated_at = ? AND status IN ('QUEUED', 'EXECUTING')
-                """, arguments: [RunStatus.timedOut.rawValue, reason, now.millisecondsSince1970, now.millisecondsSince1970, runId, lastProgress.millisecondsSince1970])
-            try db.execute(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND fired = 0", arguments: [runId])
+                """).execute(arguments: [RunStatus.timedOut.rawValue, reason, now.millisecondsSince1970, now.millisecondsSince1970, runId, lastProgress.millisecondsSince1970])
+            try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND fired = 0").execute(arguments: [runId])
         }
     }
 
     /// Ids of the runs with `status`, most recently updated first.
     public func runIDs(status: RunStatus, limit: Int = 100) throws -> [String] {
         try pool.read { db in
-            try String.fetchAll(db, sql: "SELECT id FROM runs WHERE status = ? ORDER BY updated_at DESC LIMIT ?", arguments: [status.rawValue, limit])
+            try String.fetchAll(try db.cachedStatement(sql: "SELECT id FROM runs WHERE status = ? ORDER BY updated_at DESC LIMIT ?"), arguments: [status.rawValue, limit])
         }
     }
 
     /// Ids of the runs that event `eventId` started, oldest first.
     public func runIDs(eventId: String) throws -> [String] {
         try pool.read { db in
-            try String.fetchAll(db, sql: "SELECT id FROM runs WHERE event_id = ? ORDER BY created_at, id", arguments: [eventId])
+            try String.fetchAll(try db.cachedStatement(sql: "SELECT id FROM runs WHERE event_id = ? ORDER BY created_at, id"), arguments: [eventId])
         }
     }
 
@@ -559,7 +545,7 @@ public final class TaskResultStore: Sendable {
     /// an unknown run.
     public func tenant(ofRun id: String) throws -> Tenant? {
         try pool.read { db in
-            try String.fetchOne(db, sql: "SELECT event FROM runs WHERE id = ?", arguments: [id]).map {
+            try String.fetchOne(try db.cachedStatement(sql: "SELECT event FROM runs WHERE id = ?"), arguments: [id]).map {
                 try BatonJSON.decoder.decode(EventEnvelope.self, from: Data($0.utf8)).tenant
             }
         }
@@ -568,9 +554,9 @@ public final class TaskResultStore: Sendable {
     /// The run with `id`, its tasks and log lines.
     public func run(id: String) throws -> RunDetails? {
         try pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]) else { return nil }
+            guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM runs WHERE id = ?"), arguments: [id]) else { return nil }
             let event = try BatonJSON.decoder.decode(EventEnvelope.self, from: Data((row["event"] as String).utf8))
-            let tasks = try Row.fetchAll(db, sql: "SELECT * FROM tasks WHERE run_id = ? ORDER BY rowid", arguments: [id]).map { task in
+            let tasks = try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM tasks WHERE run_id = ? ORDER BY rowid"), arguments: [id]).map { task in
                 RunDetails.TaskDetails(
                     id: task["task_id"], key: task["key"], parentId: task["parent_task_id"], name: task["name"],
                     properties: try Self.decodeJSON(task["properties"]),
@@ -580,7 +566,7 @@ public final class TaskResultStore: Sendable {
                     completedAt: (task["completed_at"] as Int64?).map(Date.init(millisecondsSince1970:)),
                     waitUntil: (task["wait_until"] as Int64?).map(Date.init(millisecondsSince1970:)))
             }
-            let logs = try Row.fetchAll(db, sql: "SELECT * FROM logs WHERE run_id = ? ORDER BY rowid", arguments: [id]).map { line in
+            let logs = try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM logs WHERE run_id = ? ORDER BY rowid"), arguments: [id]).map { line in
                 RunDetails.LogLine(level: line["level"], message: line["message"], properties: try Self.decodeJSON(line["properties"]),
                                    loggedAt: Date(millisecondsSince1970: line["logged_at"]))
             }
@@ -598,11 +584,11 @@ public final class TaskResultStore: Sendable {
     // MARK: - Helpers
 
     private static func completedTasks(_ db: Database, runId: String) throws -> [CompletedTask] {
-        let tasks = try Row.fetchAll(db, sql: "SELECT task_id, key, output FROM tasks WHERE run_id = ? AND status = 'COMPLETED' ORDER BY rowid",
+        let tasks = try Row.fetchAll(try db.cachedStatement(sql: "SELECT task_id, key, output FROM tasks WHERE run_id = ? AND status = 'COMPLETED' ORDER BY rowid"),
                                      arguments: [runId]).map {
             CompletedTask(taskId: $0["task_id"], key: $0["key"], output: try decodeJSON($0["output"]) ?? .null)
         }
-        let logs = try Row.fetchAll(db, sql: "SELECT task_id, message FROM logs WHERE run_id = ? ORDER BY rowid", arguments: [runId]).map {
+        let logs = try Row.fetchAll(try db.cachedStatement(sql: "SELECT task_id, message FROM logs WHERE run_id = ? ORDER BY rowid"), arguments: [runId]).map {
             CompletedTask(taskId: $0["task_id"], key: $0["message"], output: .null)
         }
         return tasks + logs
@@ -611,10 +597,10 @@ public final class TaskResultStore: Sendable {
     private static func insertTask(_ db: Database, runId: String, taskId: String, key: String, parent: String?, name: String?,
                                    status: TaskStatus, now: Int64) throws {
         // Tables keep their rowid: insertion order is the tasks' order in the run.
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO tasks (run_id, task_id, key, parent_task_id, name, status, started_at)
             VALUES (?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [runId, taskId, key, parent, name, status.rawValue, now])
+            """).execute(arguments: [runId, taskId, key, parent, name, status.rawValue, now])
     }
 
     private static func json(_ value: some Encodable) throws -> String {

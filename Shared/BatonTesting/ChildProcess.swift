@@ -17,7 +17,7 @@ public final class ChildProcess: @unchecked Sendable {
         self.name = name
         try FileManager.default.createDirectory(at: logDirectory, withIntermediateDirectories: true)
         self.logFile = logDirectory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8)).log")
-        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logFile)
         let process = Process()
         process.executableURL = executable

@@ -182,7 +182,7 @@ struct AutoYieldTests {
         let io = IO(slice: slice, parentTaskId: nil, depth: 0)
         let counter = Counter()
         #expect(try await io.runTask("done") { _ -> Int in counter.hit("done"); return 0 } == 5)
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        await withThrowingTaskGroup(of: Void.self) { group in
             for branch in 0..<3 {
                 group.addTask { _ = try await io.runTask("new \(branch)") { _ -> Int in counter.hit("new"); return 1 } }
             }

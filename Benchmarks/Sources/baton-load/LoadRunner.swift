@@ -312,52 +312,78 @@ struct LoadRunner: Sendable {
         case failed(String)
     }
 
-    /// Waits until every run of `runIDs` has completed and returns them (in completion order).
+    /// Waits until every run of `runIDs` has finished and returns them, all completed.
     ///
-    /// Looks at the oldest unfinished runs only: 64 at a time while runs complete, 8 every
-    /// 100 ms while none does, so waiting adds little load to the stack it measures. Prints
-    /// progress every 3 s; fails at once on a failed run or a dead process.
+    /// While the runs execute it only reads `baton.task-results` (as a consumer group of its
+    /// own, from the start), looking for each run's `runCompleted` or `runFailed`: polling the
+    /// runs API would take CPU from the task-result service it measures. Once all have
+    /// finished it reads each run from the runs API, ``parallelProbes`` at a time, for the
+    /// servers' timestamps. Prints progress every 3 s; fails at once on a failed run or a dead
+    /// process.
     func awaitRuns(_ runIDs: [String], label: String, deadline: Duration) async throws -> [RunDetails] {
         let clock = ContinuousClock()
         let end = clock.now + deadline
-        var queue = runIDs[...]
-        var unfinished: [String] = []
+        var waiting = Set(runIDs)
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConfiguration(bootstrapServers: stack.broker.bootstrapServers, clientID: "baton-load-watch", profile: .embeddedBroker),
+            groupID: "baton-load-watch-\(UUID().uuidString.prefix(8))", topics: [Topics().taskResults], logger: logger)
+        let finishedMarker = Array(#""runCompleted""#.utf8)
+        let failedMarker = Array(#""runFailed""#.utf8)
+        var lastProgress = clock.now
+        do {
+            while !waiting.isEmpty {
+                try checkAlive()
+                guard clock.now < end else {
+                    throw LoadError.deadline("\(label): \(runIDs.count - waiting.count) of \(runIDs.count) runs finished in time; still waiting for \(waiting.prefix(3).joined(separator: ", "))")
+                }
+                // At most a second per look, so deadlines and dead processes are noticed.
+                let batch: [KafkaRecord] = try await withThrowingTaskGroup(of: [KafkaRecord]?.self, returning: [KafkaRecord]?.self) { group in
+                    group.addTask { try await consumer.nextBatch(max: 10_000) }
+                    group.addTask {
+                        try await Task.sleep(for: .seconds(1))
+                        return nil
+                    }
+                    defer { group.cancelAll() }
+                    return try await group.next() ?? nil
+                } ?? []
+                for record in batch {
+                    guard let key = record.keyString, waiting.contains(key) else { continue }
+                    // Only a run's last event matters; the others are not decoded.
+                    let failed = record.value.firstRange(of: failedMarker) != nil
+                    guard failed || record.value.firstRange(of: finishedMarker) != nil else { continue }
+                    if failed, case .runFailed(let failure)? = try? RunEvent.decode(from: record.value).body {
+                        throw LoadError.runFailed(id: key, status: failure.status.rawValue, error: failure.error)
+                    }
+                    waiting.remove(key)
+                }
+                if clock.now - lastProgress >= .seconds(3) {
+                    progress("\(label): \(runIDs.count - waiting.count)/\(runIDs.count) runs finished")
+                    lastProgress = clock.now
+                }
+            }
+        } catch {
+            await consumer.close()
+            throw error
+        }
+        await consumer.close()
+        progress("\(label): all \(runIDs.count) runs finished; reading them from the runs API")
         var finished: [RunDetails] = []
         finished.reserveCapacity(runIDs.count)
-        var window = 8
-        var lastError: String?
-        var lastProgress = clock.now
-        while !(queue.isEmpty && unfinished.isEmpty) {
-            try checkAlive()
-            guard clock.now < end else {
-                let waiting = (unfinished + Array(queue.prefix(3))).prefix(3).joined(separator: ", ")
-                throw LoadError.deadline("\(label): \(finished.count) of \(runIDs.count) runs completed in time; still waiting for \(waiting)"
-                                         + (lastError.map { "; last error: \($0)" } ?? ""))
-            }
-            let fromUnfinished = Array(unfinished.prefix(window))
-            let fromQueue = Array(queue.prefix(max(0, window - fromUnfinished.count)))
-            queue = queue.dropFirst(fromQueue.count)
-            let probed = fromUnfinished + fromQueue
-            var done = Set<String>()
-            for result in await probeRuns(probed) {
+        var remaining = runIDs[...]
+        while !remaining.isEmpty {
+            let chunk = Array(remaining.prefix(256))
+            remaining = remaining.dropFirst(chunk.count)
+            for result in await probeRuns(chunk) {
                 switch result {
                 case .finished(let run):
                     try Self.requireCompleted(run)
                     finished.append(run)
-                    done.insert(run.id)
                 case .failed(let message):
-                    lastError = message
+                    throw LoadError.deadline("\(label): reading a finished run from the runs API failed: \(message)")
                 case .pending:
-                    break
+                    throw LoadError.deadline("\(label): a run reported finished on Kafka is not finished in the runs API yet")
                 }
             }
-            unfinished = probed.filter { !done.contains($0) } + Array(unfinished.dropFirst(fromUnfinished.count))
-            window = done.isEmpty ? 8 : 64
-            if clock.now - lastProgress >= .seconds(3) {
-                progress("\(label): \(finished.count)/\(runIDs.count) runs completed")
-                lastProgress = clock.now
-            }
-            if done.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
         }
         return finished
     }
