@@ -99,15 +99,13 @@ public final class DispatcherStore: Sendable {
         // GRDB's async write suspends the caller instead of blocking a cooperative thread.
         try await pool.write { db in
             for event in seen {
-                try db.execute(sql: "INSERT OR IGNORE INTO events (event_id, event, received_at) VALUES (?, ?, ?)",
-                               arguments: [event.id, event.json, time])
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO events (event_id, event, received_at) VALUES (?, ?, ?)").execute(arguments: [event.id, event.json, time])
             }
             for event in held {
                 try Self.hold(db, id: event.id, json: event.json, due: event.due, now: time)
             }
             for run in effects.runsStarted {
-                try db.execute(sql: "INSERT OR IGNORE INTO dispatched (event_id, job_slug, run_id, dispatched_at) VALUES (?, ?, ?, ?)",
-                               arguments: [run.eventID, run.jobSlug, run.runID, time])
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO dispatched (event_id, job_slug, run_id, dispatched_at) VALUES (?, ?, ?, ?)").execute(arguments: [run.eventID, run.jobSlug, run.runID, time])
             }
             for id in effects.eventsDispatched {
                 try Self.markEventDispatched(db, eventID: id, time: time)
@@ -118,10 +116,10 @@ public final class DispatcherStore: Sendable {
                 next[partition] = max(next[partition] ?? 0, source.offset + 1)
             }
             for (partition, offset) in next {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES (?, ?, ?)
                     ON CONFLICT(topic, partition) DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)
-                    """, arguments: [partition.topic, partition.partition, offset])
+                    """).execute(arguments: [partition.topic, partition.partition, offset])
             }
         }
     }
@@ -130,7 +128,7 @@ public final class DispatcherStore: Sendable {
     public func consumedOffsets(topic: String) throws -> [Int32: Int64] {
         try pool.read { db in
             var result: [Int32: Int64] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT partition, next_offset FROM consumer_offsets WHERE topic = ?", arguments: [topic]) {
+            for row in try Row.fetchAll(try db.cachedStatement(sql: "SELECT partition, next_offset FROM consumer_offsets WHERE topic = ?"), arguments: [topic]) {
                 result[row["partition"]] = row["next_offset"]
             }
             return result
@@ -159,8 +157,7 @@ public final class DispatcherStore: Sendable {
         let json = String(decoding: try BatonJSON.encoder.encode(event), as: UTF8.self)
         let id = event.tenant.scoped(event.id)
         return try pool.write { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO events (event_id, event, received_at) VALUES (?, ?, ?)",
-                           arguments: [id, json, now.millisecondsSince1970])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO events (event_id, event, received_at) VALUES (?, ?, ?)").execute(arguments: [id, json, now.millisecondsSince1970])
             var seen = try Self.seenEvent(db, id: id)!
             seen.arrivedBefore = db.changesCount == 0
             return seen
@@ -173,7 +170,7 @@ public final class DispatcherStore: Sendable {
     }
 
     private static func seenEvent(_ db: Database, id: String) throws -> SeenEvent? {
-        try Row.fetchOne(db, sql: "SELECT event, dispatched_at FROM events WHERE event_id = ?", arguments: [id]).map {
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT event, dispatched_at FROM events WHERE event_id = ?"), arguments: [id]).map {
             SeenEvent(event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(($0["event"] as String).utf8)),
                       dispatched: ($0["dispatched_at"] as Int64?) != nil)
         }
@@ -190,8 +187,7 @@ public final class DispatcherStore: Sendable {
         guard var seen = try Self.seenEvent(db, id: eventID), !seen.dispatched else { return }
         seen.event.payload = .null
         seen.event.context = nil
-        try db.execute(sql: "UPDATE events SET dispatched_at = ?, event = ? WHERE event_id = ?",
-                       arguments: [time, String(decoding: try BatonJSON.encoder.encode(seen.event), as: UTF8.self), eventID])
+        try db.cachedStatement(sql: "UPDATE events SET dispatched_at = ?, event = ? WHERE event_id = ?").execute(arguments: [time, String(decoding: try BatonJSON.encoder.encode(seen.event), as: UTF8.self), eventID])
     }
 
     /// Forgets events dispatched, and delayed events delivered or canceled, before `cutoff`: a
@@ -200,11 +196,11 @@ public final class DispatcherStore: Sendable {
     public func prune(before cutoff: Date) throws -> Int {
         let cutoff = cutoff.millisecondsSince1970
         return try pool.write { db in
-            try db.execute(sql: "DELETE FROM events WHERE dispatched_at < ?", arguments: [cutoff])
+            try db.cachedStatement(sql: "DELETE FROM events WHERE dispatched_at < ?").execute(arguments: [cutoff])
             var removed = db.changesCount
-            try db.execute(sql: "DELETE FROM dispatched WHERE dispatched_at < ?", arguments: [cutoff])
+            try db.cachedStatement(sql: "DELETE FROM dispatched WHERE dispatched_at < ?").execute(arguments: [cutoff])
             removed += db.changesCount
-            try db.execute(sql: "DELETE FROM delayed_events WHERE status != 'PENDING' AND updated_at < ?", arguments: [cutoff])
+            try db.cachedStatement(sql: "DELETE FROM delayed_events WHERE status != 'PENDING' AND updated_at < ?").execute(arguments: [cutoff])
             return removed + db.changesCount
         }
     }
@@ -230,18 +226,18 @@ public final class DispatcherStore: Sendable {
     }
 
     private static func hold(_ db: Database, id: String, json: String, due: Int64, now: Int64) throws {
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO delayed_events (event_id, event, deliver_at, status, updated_at) VALUES (?, ?, ?, 'PENDING', ?)
             ON CONFLICT(event_id) DO UPDATE SET event = COALESCE(delayed_events.event, excluded.event)
-            """, arguments: [id, json, due, now])
+            """).execute(arguments: [id, json, due, now])
     }
 
     /// Held events due at `now`, oldest first.
     public func dueDelayed(now: Date = Date(), limit: Int = 100) throws -> [EventEnvelope] {
         try pool.read { db in
-            try String.fetchAll(db, sql: """
+            try String.fetchAll(try db.cachedStatement(sql: """
                 SELECT event FROM delayed_events WHERE status = 'PENDING' AND event IS NOT NULL AND deliver_at <= ? ORDER BY deliver_at LIMIT ?
-                """, arguments: [now.millisecondsSince1970, limit]).map {
+                """), arguments: [now.millisecondsSince1970, limit]).map {
                 try BatonJSON.decoder.decode(EventEnvelope.self, from: Data($0.utf8))
             }
         }
@@ -250,8 +246,7 @@ public final class DispatcherStore: Sendable {
     /// Records that held event `eventID` was delivered (after its runs were started).
     public func markDelivered(eventID: String) throws {
         try pool.write { db in
-            try db.execute(sql: "UPDATE delayed_events SET status = 'DELIVERED', updated_at = ? WHERE event_id = ? AND status = 'PENDING'",
-                           arguments: [Date().millisecondsSince1970, eventID])
+            try db.cachedStatement(sql: "UPDATE delayed_events SET status = 'DELIVERED', updated_at = ? WHERE event_id = ? AND status = 'PENDING'").execute(arguments: [Date().millisecondsSince1970, eventID])
         }
     }
 
@@ -261,13 +256,12 @@ public final class DispatcherStore: Sendable {
     public func cancelDelayed(eventID: String) throws -> (status: DelayedStatus, canceled: Bool) {
         try pool.write { db in
             let now = Date().millisecondsSince1970
-            if let status = try String.fetchOne(db, sql: "SELECT status FROM delayed_events WHERE event_id = ?", arguments: [eventID]) {
+            if let status = try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM delayed_events WHERE event_id = ?"), arguments: [eventID]) {
                 guard status == DelayedStatus.pending.rawValue else { return (DelayedStatus(rawValue: status), false) }
-                try db.execute(sql: "UPDATE delayed_events SET status = 'CANCELED', updated_at = ? WHERE event_id = ?", arguments: [now, eventID])
+                try db.cachedStatement(sql: "UPDATE delayed_events SET status = 'CANCELED', updated_at = ? WHERE event_id = ?").execute(arguments: [now, eventID])
                 return (.canceled, true)
             }
-            try db.execute(sql: "INSERT INTO delayed_events (event_id, event, deliver_at, status, updated_at) VALUES (?, NULL, ?, 'CANCELED', ?)",
-                           arguments: [eventID, now, now])
+            try db.cachedStatement(sql: "INSERT INTO delayed_events (event_id, event, deliver_at, status, updated_at) VALUES (?, NULL, ?, 'CANCELED', ?)").execute(arguments: [eventID, now, now])
             return (.canceled, true)
         }
     }
@@ -275,7 +269,7 @@ public final class DispatcherStore: Sendable {
     /// The status of delayed event `eventID`, if it is one.
     public func delayedStatus(eventID: String) throws -> DelayedStatus? {
         try pool.read { db in
-            try String.fetchOne(db, sql: "SELECT status FROM delayed_events WHERE event_id = ?", arguments: [eventID]).map(DelayedStatus.init(rawValue:))
+            try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM delayed_events WHERE event_id = ?"), arguments: [eventID]).map(DelayedStatus.init(rawValue:))
         }
     }
 
@@ -294,17 +288,17 @@ public final class DispatcherStore: Sendable {
     public func upsert(_ registration: JobRegistration) throws {
         let json = String(decoding: try BatonJSON.encoder.encode(registration), as: UTF8.self)
         try pool.write { db in
-            if let existing = try String.fetchOne(db, sql: "SELECT registration FROM jobs WHERE slug = ?", arguments: [registration.slug]) {
+            if let existing = try String.fetchOne(try db.cachedStatement(sql: "SELECT registration FROM jobs WHERE slug = ?"), arguments: [registration.slug]) {
                 let owner = try BatonJSON.decoder.decode(JobRegistration.self, from: Data(existing.utf8)).tenant
                 guard owner == registration.tenant else {
                     throw JobOwnershipConflict(slug: registration.slug, owner: owner, claimant: registration.tenant)
                 }
             }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO jobs (slug, version, event_name, registration, updated_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT(slug) DO UPDATE SET version = excluded.version, event_name = excluded.event_name,
                     registration = excluded.registration, updated_at = excluded.updated_at
-                """, arguments: [registration.slug, registration.version, registration.trigger.eventName, json,
+                """).execute(arguments: [registration.slug, registration.version, registration.trigger.eventName, json,
                                  Date().millisecondsSince1970])
         }
     }
@@ -322,23 +316,23 @@ public final class DispatcherStore: Sendable {
     public func syncSchedule(_ registration: JobRegistration, now: Date = Date()) throws {
         try pool.write { db in
             guard registration.trigger.isSchedule, let next = registration.trigger.nextTick(after: now) else {
-                try db.execute(sql: "DELETE FROM schedules WHERE job_slug = ?", arguments: [registration.slug])
+                try db.cachedStatement(sql: "DELETE FROM schedules WHERE job_slug = ?").execute(arguments: [registration.slug])
                 return
             }
             let trigger = String(decoding: try BatonJSON.encoder.encode(registration.trigger), as: UTF8.self)
-            let current = try String.fetchOne(db, sql: "SELECT trigger FROM schedules WHERE job_slug = ?", arguments: [registration.slug])
+            let current = try String.fetchOne(try db.cachedStatement(sql: "SELECT trigger FROM schedules WHERE job_slug = ?"), arguments: [registration.slug])
             guard current != trigger else { return }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO schedules (job_slug, trigger, next_due) VALUES (?, ?, ?)
                 ON CONFLICT(job_slug) DO UPDATE SET trigger = excluded.trigger, next_due = excluded.next_due
-                """, arguments: [registration.slug, trigger, next.millisecondsSince1970])
+                """).execute(arguments: [registration.slug, trigger, next.millisecondsSince1970])
         }
     }
 
     /// Schedules whose next tick is due at `now`.
     public func dueSchedules(now: Date = Date()) throws -> [DueSchedule] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM schedules WHERE next_due <= ? ORDER BY next_due", arguments: [now.millisecondsSince1970]).map {
+            try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM schedules WHERE next_due <= ? ORDER BY next_due"), arguments: [now.millisecondsSince1970]).map {
                 DueSchedule(jobSlug: $0["job_slug"],
                             trigger: try BatonJSON.decoder.decode(JobTrigger.self, from: Data(($0["trigger"] as String).utf8)),
                             due: Date(millisecondsSince1970: $0["next_due"]),
@@ -350,15 +344,14 @@ public final class DispatcherStore: Sendable {
     /// Records that the tick at `fired` ran; the next is due at `next`.
     public func advanceSchedule(jobSlug: String, fired: Date, next: Date) throws {
         try pool.write { db in
-            try db.execute(sql: "UPDATE schedules SET last_tick = ?, next_due = ? WHERE job_slug = ? AND next_due = ?",
-                           arguments: [fired.millisecondsSince1970, next.millisecondsSince1970, jobSlug, fired.millisecondsSince1970])
+            try db.cachedStatement(sql: "UPDATE schedules SET last_tick = ?, next_due = ? WHERE job_slug = ? AND next_due = ?").execute(arguments: [fired.millisecondsSince1970, next.millisecondsSince1970, jobSlug, fired.millisecondsSince1970])
         }
     }
 
     /// Every registered job; only `tenant`'s when given.
     public func jobs(of tenant: Tenant? = nil) throws -> [JobRegistration] {
         try pool.read { db in
-            try String.fetchAll(db, sql: "SELECT registration FROM jobs ORDER BY slug").map {
+            try String.fetchAll(try db.cachedStatement(sql: "SELECT registration FROM jobs ORDER BY slug")).map {
                 try BatonJSON.decoder.decode(JobRegistration.self, from: Data($0.utf8))
             }
         }.filter { tenant == nil || $0.tenant == tenant }
@@ -367,7 +360,7 @@ public final class DispatcherStore: Sendable {
     /// The job with `slug`, if registered.
     public func job(slug: String) throws -> JobRegistration? {
         try pool.read { db in
-            try String.fetchOne(db, sql: "SELECT registration FROM jobs WHERE slug = ?", arguments: [slug]).map {
+            try String.fetchOne(try db.cachedStatement(sql: "SELECT registration FROM jobs WHERE slug = ?"), arguments: [slug]).map {
                 try BatonJSON.decoder.decode(JobRegistration.self, from: Data($0.utf8))
             }
         }
@@ -376,7 +369,7 @@ public final class DispatcherStore: Sendable {
     /// Jobs of the event's tenant whose trigger matches `event`.
     public func matchingJobs(for event: EventEnvelope) throws -> [JobRegistration] {
         let candidates = try pool.read { db in
-            try String.fetchAll(db, sql: "SELECT registration FROM jobs WHERE event_name = ? ORDER BY slug", arguments: [event.name])
+            try String.fetchAll(try db.cachedStatement(sql: "SELECT registration FROM jobs WHERE event_name = ? ORDER BY slug"), arguments: [event.name])
         }
         return try candidates
             .map { try BatonJSON.decoder.decode(JobRegistration.self, from: Data($0.utf8)) }
@@ -386,15 +379,14 @@ public final class DispatcherStore: Sendable {
     /// Whether the run of `jobSlug` for `eventID` was already dispatched.
     public func wasDispatched(eventID: String, jobSlug: String) throws -> Bool {
         try pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM dispatched WHERE event_id = ? AND job_slug = ?", arguments: [eventID, jobSlug]) ?? false
+            try Bool.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM dispatched WHERE event_id = ? AND job_slug = ?"), arguments: [eventID, jobSlug]) ?? false
         }
     }
 
     /// Records that the run of `jobSlug` for `eventID` was dispatched.
     public func markDispatched(eventID: String, jobSlug: String, runID: String) throws {
         try pool.write { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO dispatched (event_id, job_slug, run_id, dispatched_at) VALUES (?, ?, ?, ?)",
-                           arguments: [eventID, jobSlug, runID, Date().millisecondsSince1970])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO dispatched (event_id, job_slug, run_id, dispatched_at) VALUES (?, ?, ?, ?)").execute(arguments: [eventID, jobSlug, runID, Date().millisecondsSince1970])
         }
     }
 }
