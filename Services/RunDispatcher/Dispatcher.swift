@@ -292,12 +292,9 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
     // The store keeps the events topic's offsets (written with each batch): start where it left off.
     let consumer = try KafkaConsumer(
         configuration: kafka, groupID: "\(topics.prefix).dispatcher", topics: [topics.events], logger: logger,
-        startOffsets: { partitions in
-            let stored = (try? store.consumedOffsets(topic: topics.events)) ?? [:]
-            var offsets: [TopicPartition: Int64] = [:]
-            for partition in partitions { offsets[partition] = stored[partition.partition] }
-            return offsets
-        })
+        startOffsets: KafkaConsumer.startingAtStoredOffsets({ try store.consumedOffsets(topic: topics.events) }, failed: { error in
+            logger.error("stored offsets unreadable: starting at the group's committed offsets", metadata: ["error": "\(error)"])
+        }))
     // Schedules follow the events topic's partitions: read its partition count once (after a
     // change of the count, restart the dispatchers; meanwhile a tick may fire twice, still one run).
     let eventPartitions = try await producer.partitionCount(topic: topics.events)

@@ -369,12 +369,9 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     if consumerKafka.properties["queued.min.messages"] == nil { consumerKafka.properties["queued.min.messages"] = "2000" }
     let consumer = try KafkaConsumer(
         configuration: consumerKafka, groupID: "\(topics.prefix).task-results", topics: [topics.taskResults], logger: logger,
-        startOffsets: { partitions in
-            let stored = (try? store.consumedOffsets(topic: topics.taskResults)) ?? [:]
-            var offsets: [TopicPartition: Int64] = [:]
-            for partition in partitions { offsets[partition] = stored[partition.partition] }
-            return offsets
-        })
+        startOffsets: KafkaConsumer.startingAtStoredOffsets({ try store.consumedOffsets(topic: topics.taskResults) }, failed: { error in
+            logger.error("stored offsets unreadable: starting at the group's committed offsets", metadata: ["error": "\(error)"])
+        }))
     let barrier = ReadBarrier(store: store, topic: topics.taskResults,
                               partitionCount: try await producer.partitionCount(topic: topics.taskResults),
                               applied: applied, watermarks: WatermarkQueries(producer: producer, topic: topics.taskResults),

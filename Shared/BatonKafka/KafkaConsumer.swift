@@ -71,6 +71,28 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
         }
     }
 
+    /// A `startOffsets` function for a consumer whose store keeps its offsets: each assigned
+    /// partition starts at `stored()[partition]` (partitions the store does not know start at the
+    /// group's committed offset). When the store cannot be read, `failed` is told and the
+    /// partitions start at the committed offsets (at least once: the store's writes are
+    /// idempotent).
+    public static func startingAtStoredOffsets(
+        _ stored: @escaping @Sendable () throws -> [Int32: Int64], failed: @escaping @Sendable (any Error) -> Void
+    ) -> @Sendable ([TopicPartition]) -> [TopicPartition: Int64] {
+        { partitions in
+            let known: [Int32: Int64]
+            do {
+                known = try stored()
+            } catch {
+                failed(error)
+                known = [:]
+            }
+            var offsets: [TopicPartition: Int64] = [:]
+            for partition in partitions { offsets[partition] = known[partition.partition] }
+            return offsets
+        }
+    }
+
     /// The partitions this member holds now.
     public var assignedPartitions: Set<TopicPartition> { assignment.withLock { $0 } }
 

@@ -116,23 +116,14 @@ public final class DispatcherStore: Sendable {
                 next[partition] = max(next[partition] ?? 0, source.offset + 1)
             }
             for (partition, offset) in next {
-                try db.cachedStatement(sql: """
-                    INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES (?, ?, ?)
-                    ON CONFLICT(topic, partition) DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)
-                    """).execute(arguments: [partition.topic, partition.partition, offset])
+                try ConsumerOffsetsTable.advance(db, topic: partition.topic, partition: partition.partition, to: offset)
             }
         }
     }
 
     /// The next offset to read of each partition of `topic`, as far as this store has consumed.
     public func consumedOffsets(topic: String) throws -> [Int32: Int64] {
-        try pool.read { db in
-            var result: [Int32: Int64] = [:]
-            for row in try Row.fetchAll(try db.cachedStatement(sql: "SELECT partition, next_offset FROM consumer_offsets WHERE topic = ?"), arguments: [topic]) {
-                result[row["partition"]] = row["next_offset"]
-            }
-            return result
-        }
+        try pool.read { db in try ConsumerOffsetsTable.read(db, topic: topic) }
     }
 
     /// The first event seen with an id, and whether its runs were all started.

@@ -1,3 +1,5 @@
+import GRDB
+
 /// Where a consumed record came from: stored with the state change it causes, in one
 /// transaction, so a store knows how far it has read each partition.
 public struct SourceOffset: Sendable, Hashable {
@@ -8,5 +10,26 @@ public struct SourceOffset: Sendable, Hashable {
         self.topic = topic
         self.partition = partition
         self.offset = offset
+    }
+}
+
+/// The `consumer_offsets` table both stores keep: the next offset to read of each partition
+/// they consume, written in the transaction of the state change that consumed it.
+enum ConsumerOffsetsTable {
+    /// The next offset to read of each partition of `topic`.
+    static func read(_ db: Database, topic: String) throws -> [Int32: Int64] {
+        var result: [Int32: Int64] = [:]
+        for row in try Row.fetchAll(try db.cachedStatement(sql: "SELECT partition, next_offset FROM consumer_offsets WHERE topic = ?"), arguments: [topic]) {
+            result[row["partition"]] = row["next_offset"]
+        }
+        return result
+    }
+
+    /// Moves `partition`'s next offset to `next` unless it is already further.
+    static func advance(_ db: Database, topic: String, partition: Int32, to next: Int64) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES (?, ?, ?)
+            ON CONFLICT(topic, partition) DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)
+            """).execute(arguments: [topic, partition, next])
     }
 }

@@ -179,13 +179,7 @@ public final class TaskResultStore: Sendable {
 
     /// The next offset to read of each partition of `topic`, as far as this store has consumed.
     public func consumedOffsets(topic: String) throws -> [Int32: Int64] {
-        try pool.read { db in
-            var result: [Int32: Int64] = [:]
-            for row in try Row.fetchAll(try db.cachedStatement(sql: "SELECT partition, next_offset FROM consumer_offsets WHERE topic = ?"), arguments: [topic]) {
-                result[row["partition"]] = row["next_offset"]
-            }
-            return result
-        }
+        try pool.read { db in try ConsumerOffsetsTable.read(db, topic: topic) }
     }
 
     /// The run's status and completed tasks (`status` is `nil` for an unknown run); counts a
@@ -207,10 +201,7 @@ public final class TaskResultStore: Sendable {
     }
 
     private static func recordOffset(_ db: Database, _ source: SourceOffset) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES (?, ?, ?)
-            ON CONFLICT(topic, partition) DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)
-            """).execute(arguments: [source.topic, source.partition, source.offset + 1])
+        try ConsumerOffsetsTable.advance(db, topic: source.topic, partition: source.partition, to: source.offset + 1)
     }
 
     private static func apply(_ event: RunEvent, _ db: Database) throws -> Bool {
