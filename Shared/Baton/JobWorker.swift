@@ -214,7 +214,8 @@ struct JobConsumer: Sendable {
                             consumer.pause()
                             paused = true
                         }
-                        _ = await iterator.next()
+                        // `nil` only when this task is cancelled: stop rather than spin.
+                        guard await iterator.next() != nil else { break }
                     }
                     if paused { consumer.resume() }
                     continue
@@ -306,11 +307,12 @@ final class SliceTable: Sendable {
     /// Registers the slice of `ticket` as running (fenced at once if its partition went meanwhile).
     func started(_ ticket: KeyOrderedQueue<KafkaRecord>.Ticket) -> InFlightSlice {
         let slice = InFlightSlice(partition: ticket.partition)
-        let assigned = state.withLock { state in
+        let current = state.withLock { state in
             state.running[ticket] = slice
-            return state.queue.assigned.contains(ticket.partition)
+            return state.queue.isCurrent(ticket)
         }
-        if !assigned { slice.fence() }
+        // Its partition was revoked (perhaps assigned again) since the record was taken.
+        if !current { slice.fence() }
         return slice
     }
 
@@ -334,14 +336,9 @@ final class SliceTable: Sendable {
             }
         }
         guard let next = completion.next else { return nil }
-        if stopped {
-            // Shutting down: leave it uncommitted (it is redelivered) and free its key.
-            var chain: (ticket: KeyOrderedQueue<KafkaRecord>.Ticket, item: KafkaRecord)? = next
-            while let (waitingTicket, _) = chain {
-                chain = state.withLock { $0.queue.finish(waitingTicket) }.next
-            }
-            return nil
-        }
+        // Stopping: the records queued behind this one never ran. They are left as they are,
+        // unfinished, so no offset at or past them is ever stored (they are redelivered).
+        if stopped { return nil }
         return (next.ticket, next.item)
     }
 

@@ -259,7 +259,9 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
     private func fetchedRecord() throws -> KafkaRecord? {
         while true {
             if let record = buffered.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return record }
-            guard !closed.isSet, !stopping.isSet, let event = rd_kafka_queue_poll(consumerQueue.pointer, 0) else { return nil }
+            // Not cut short by `stopDelivering()`: a batch holds everything fetched (the task-result
+            // service's read barrier relies on whole fetched batches, see ReadBarrier).
+            guard !closed.isSet, let event = rd_kafka_queue_poll(consumerQueue.pointer, 0) else { return nil }
             defer { rd_kafka_event_destroy(event) }
             if let fatal = handle(event) { throw fatal }
         }

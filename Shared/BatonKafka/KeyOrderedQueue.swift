@@ -57,6 +57,12 @@ public struct KeyOrderedQueue<Item: Sendable>: Sendable {
     /// The partitions records are accepted from.
     public var assigned: Set<TopicPartition> { Set(partitions.keys) }
 
+    /// Whether `ticket` belongs to the current assignment of its partition (not revoked since,
+    /// even if assigned again).
+    public func isCurrent(_ ticket: Ticket) -> Bool {
+        partitions[ticket.partition]?.generation == ticket.generation
+    }
+
     /// Starts accepting records of `partitions` (a new generation for each).
     public mutating func assign(_ newPartitions: [TopicPartition]) {
         for partition in newPartitions {

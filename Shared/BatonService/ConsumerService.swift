@@ -61,15 +61,21 @@ public struct BatchConsumerService: Service {
     public func run() async throws {
         let consumer = self.consumer
         let batchSize = Metrics.Recorder(label: "baton_consumer_batch_records")
-        try await withGracefulShutdownHandler {
-            while true {
-                let batch = try await consumer.nextBatch(max: maxBatch)
-                if batch.isEmpty { break }
-                batchSize.record(batch.count)
-                try await handler(batch)
+        do {
+            try await withGracefulShutdownHandler {
+                while true {
+                    let batch = try await consumer.nextBatch(max: maxBatch)
+                    if batch.isEmpty { break }
+                    batchSize.record(batch.count)
+                    try await handler(batch)
+                }
+            } onGracefulShutdown: {
+                consumer.stopDelivering()
             }
-        } onGracefulShutdown: {
-            consumer.stopDelivering()
+        } catch {
+            // Leave the group at once rather than after the session timeout.
+            await consumer.close()
+            throw error
         }
         await consumer.close()
         logger.info("consumer stopped")

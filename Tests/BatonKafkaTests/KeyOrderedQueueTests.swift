@@ -108,6 +108,7 @@ struct KeyOrderedQueueTests {
             Issue.record("run a still has a (fenced) slice: its redelivered record must wait")
             return
         }
+        #expect(!queue.isCurrent(old), "a ticket of the revoked assignment is not current, though the partition is assigned again")
         let completion = queue.finish(old)
         #expect(completion.commit == nil)  // the old generation moves nothing
         let redelivered = try #require(completion.next)
