@@ -196,6 +196,7 @@ struct ReadBarrier: Sendable {
     let partitionCount: Int
     let applied: AppliedOffsets
     let watermarks: WatermarkQueries
+    let reads: CheckpointReads
     let timeout: Duration
 
     func checkpoint(runId: String) async throws -> RunCheckpoint {
@@ -206,7 +207,54 @@ struct ReadBarrier: Sendable {
             throw APIError(status: .serviceUnavailable, code: "not_caught_up",
                            message: "the task-result store has not caught up with \(topic)[\(partition)] up to offset \(watermark) within \(timeout); retry")
         }
-        return try await store.checkpoint(runId: runId)
+        return try await reads.checkpoint(runId: runId)
+    }
+}
+
+/// Reads checkpoints for the read barrier, several per transaction: a request that arrives while
+/// one transaction runs joins the next, so under load the store's single writer sees a few
+/// checkpoint transactions per batch of run events instead of one per slice.
+final class CheckpointReads: Sendable {
+    private struct State {
+        var waiting: [(runId: String, continuation: CheckedContinuation<RunCheckpoint, any Error>)] = []
+        var running = false
+    }
+
+    private let store: TaskResultStore
+    private let state = Mutex(State())
+
+    init(store: TaskResultStore) {
+        self.store = store
+    }
+
+    /// The checkpoint of `runId`, read after this call began.
+    func checkpoint(runId: String) async throws -> RunCheckpoint {
+        try await withCheckedThrowingContinuation { continuation in
+            let start = state.withLock { state -> Bool in
+                state.waiting.append((runId, continuation))
+                defer { state.running = true }
+                return !state.running
+            }
+            if start { Task { await drain() } }
+        }
+    }
+
+    private func drain() async {
+        while true {
+            let batch = state.withLock { state -> [(runId: String, continuation: CheckedContinuation<RunCheckpoint, any Error>)] in
+                let batch = state.waiting
+                state.waiting = []
+                if batch.isEmpty { state.running = false }
+                return batch
+            }
+            if batch.isEmpty { return }
+            do {
+                let checkpoints = try await store.checkpoints(runIds: batch.map(\.runId))
+                for (waiter, checkpoint) in zip(batch, checkpoints) { waiter.continuation.resume(returning: checkpoint) }
+            } catch {
+                for waiter in batch { waiter.continuation.resume(throwing: error) }
+            }
+        }
     }
 }
 
@@ -375,7 +423,7 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     let barrier = ReadBarrier(store: store, topic: topics.taskResults,
                               partitionCount: try await producer.partitionCount(topic: topics.taskResults),
                               applied: applied, watermarks: WatermarkQueries(producer: producer, topic: topics.taskResults),
-                              timeout: configuration.checkpointTimeout)
+                              reads: CheckpointReads(store: store), timeout: configuration.checkpointTimeout)
     // The store holds the offsets (in each batch's transaction); the group's commits are only
     // for tools that show consumer lag.
     let consumerService = BatchConsumerService(consumer: consumer, maxBatch: .max, logger: logger) { batch in

@@ -185,19 +185,27 @@ public final class TaskResultStore: Sendable {
     /// The run's status and completed tasks (`status` is `nil` for an unknown run); counts a
     /// slice of a run that has not finished.
     public func checkpoint(runId: String) async throws -> RunCheckpoint {
-        try await pool.write { db in
-            try db.cachedStatement(sql: "UPDATE runs SET slices = slices + 1 WHERE id = ? AND status NOT IN \(Self.terminalPlaceholders)").execute(arguments: StatementArguments([runId]) + Self.terminalArguments)
-            let status = try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM runs WHERE id = ?"), arguments: [runId])
-            guard let status else { return RunCheckpoint(runId: runId, status: nil, completedTasks: []) }
-            var failed: [String: Int] = [:]
-            for row in try Row.fetchAll(try db.cachedStatement(sql: "SELECT task_id, failures FROM tasks WHERE run_id = ? AND status != 'COMPLETED' AND failures > 0"),
-                                        arguments: [runId]) {
-                failed[row["task_id"]] = row["failures"]
-            }
-            return RunCheckpoint(runId: runId, status: RunStatus(rawValue: status),
-                                 completedTasks: try Self.completedTasks(db, runId: runId), failedAttempts: failed,
-                                 slice: try Int.fetchOne(try db.cachedStatement(sql: "SELECT slices FROM runs WHERE id = ?"), arguments: [runId]) ?? 1)
+        try await checkpoints(runIds: [runId])[0]
+    }
+
+    /// The checkpoints of `runIds` (one per id, in order; an id may repeat: each counts a
+    /// slice), in one transaction: concurrent checkpoint requests share it.
+    public func checkpoints(runIds: [String]) async throws -> [RunCheckpoint] {
+        try await pool.write { db in try runIds.map { try Self.checkpoint(db, runId: $0) } }
+    }
+
+    private static func checkpoint(_ db: Database, runId: String) throws -> RunCheckpoint {
+        try db.cachedStatement(sql: "UPDATE runs SET slices = slices + 1 WHERE id = ? AND status NOT IN \(Self.terminalPlaceholders)").execute(arguments: StatementArguments([runId]) + Self.terminalArguments)
+        let status = try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM runs WHERE id = ?"), arguments: [runId])
+        guard let status else { return RunCheckpoint(runId: runId, status: nil, completedTasks: []) }
+        var failed: [String: Int] = [:]
+        for row in try Row.fetchAll(try db.cachedStatement(sql: "SELECT task_id, failures FROM tasks WHERE run_id = ? AND status != 'COMPLETED' AND failures > 0"),
+                                    arguments: [runId]) {
+            failed[row["task_id"]] = row["failures"]
         }
+        return RunCheckpoint(runId: runId, status: RunStatus(rawValue: status),
+                             completedTasks: try Self.completedTasks(db, runId: runId), failedAttempts: failed,
+                             slice: try Int.fetchOne(try db.cachedStatement(sql: "SELECT slices FROM runs WHERE id = ?"), arguments: [runId]) ?? 1)
     }
 
     private static func recordOffset(_ db: Database, _ source: SourceOffset) throws {
