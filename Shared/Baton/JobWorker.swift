@@ -186,10 +186,10 @@ struct JobConsumer: Sendable {
 
     func run() async throws {
         try await withThrowingDiscardingTaskGroup { group in
-            // While paused (at the bound for long) nobody polls for records: serve rebalances,
+            // While paused (at the bound for 200 ms) nobody polls for records: serve rebalances,
             // so a revoke still fences promptly. (At the bound but not paused yet, a rebalance
-            // waits at most the 2 s before the pause: serving then would pull fetched records
-            // out of librdkafka's bounded queue into an unbounded one.)
+            // waits at most those 200 ms: serving then would pull fetched records out of
+            // librdkafka's bounded queue into an unbounded one.)
             group.addTask {
                 while !slices.isStopped {
                     try await Task.sleep(for: .milliseconds(100))
@@ -204,10 +204,12 @@ struct JobConsumer: Sendable {
                 if slices.isFull {
                     // At the bound: take no records until a slice ends. librdkafka stops
                     // fetching by itself once its local queue holds `queued.min.messages` (set
-                    // to the bound). Only when the bound holds for long are the partitions paused
-                    // outright, which also drops the prefetched records: a pause costs about a
-                    // second to resume, so it is for slow slices, not for every slot.
-                    let pauseAfter = ContinuousClock.now + .seconds(2)
+                    // to the bound). When no slot frees within 200 ms the partitions are paused
+                    // outright (which drops the prefetched records; a resume costs about a
+                    // second, so not for every slot), and rebalances are served while paused:
+                    // a member that does not answer a rebalance in time loses its partitions
+                    // while its slices still run.
+                    let pauseAfter = ContinuousClock.now + .milliseconds(200)
                     var paused = false
                     while slices.pending > slices.resumeBelow, !slices.isStopped {
                         if !paused, ContinuousClock.now >= pauseAfter {
@@ -235,7 +237,21 @@ struct JobConsumer: Sendable {
         while let (ticket, record) = current {
             let slice = slices.started(ticket)
             do {
-                try await executor.handle(record, inFlight: slice)
+                // In a task of its own, so a revoke can cancel it (see `revokeAndFence`).
+                let work = Task { try await executor.handle(record, inFlight: slice) }
+                slice.onCancel { work.cancel() }
+                try await withTaskCancellationHandler {
+                    try await work.value
+                } onCancel: {
+                    work.cancel()
+                }
+            } catch where slice.wasCancelled {
+                // Cancelled after its fence: nothing unfinished was recorded; the partition's
+                // next owner runs the command again.
+                slice.finish()
+                logger.info("fenced slice cancelled; its command goes to the partition's new owner")
+                current = slices.finished(ticket, slice: slice, consumer: consumer, logger: logger)
+                continue
             } catch {
                 // Not ended: its offset must not be committed (the worker stops, and the
                 // command is delivered again after the restart).
@@ -262,13 +278,16 @@ final class SliceTable: Sendable {
     }
 
     let bound: Int
+    /// How long a fenced slice may take to reach its next task before it is cancelled.
+    let fenceGrace: Duration
     private let state = Mutex(State())
     /// Yields when a slice ends, so a consumer paused at the bound can take records again.
     let freedSlots: AsyncStream<Void>
     private let freed: AsyncStream<Void>.Continuation
 
-    init(bound: Int) {
+    init(bound: Int, fenceGrace: Duration = .milliseconds(500)) {
         self.bound = bound
+        self.fenceGrace = fenceGrace
         (freedSlots, freed) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -365,9 +384,19 @@ final class SliceTable: Sendable {
         guard !fencing.isEmpty else { return }
         logger.info("partitions revoked during slices: fencing them", metadata: [
             "kafka.partitions": "\(partitions.map(\.description))", "slices": "\(fencing.count)"])
+        // Fenced slices stop before their next task. Those that do not within the grace (a long
+        // task, a checkpoint the task-result service is slow to answer) are cancelled: the group
+        // must not wait on them, or it may hand the partition on before this member has let go.
         let deadline = ContinuousClock.now + timeout
+        let grace = ContinuousClock.now + fenceGrace
         for slice in fencing { slice.fence() }
-        for slice in fencing { slice.fenceAndWait(timeout: max(.zero, deadline - ContinuousClock.now)) }
+        for slice in fencing { slice.fenceAndWait(timeout: max(.zero, grace - ContinuousClock.now)) }
+        let lingering = fencing.filter { !$0.hasFinished }
+        if !lingering.isEmpty {
+            logger.warning("fenced slices still running after the grace: cancelling them", metadata: ["slices": "\(lingering.count)"])
+            for slice in lingering { slice.cancelIfRunning() }
+            for slice in lingering { slice.fenceAndWait(timeout: max(.zero, deadline - ContinuousClock.now)) }
+        }
         freed.yield()
     }
 }
@@ -487,6 +516,8 @@ final class InFlightSlice: Sendable {
         var slice: SliceState?
         var fenced = false
         var finished = false
+        var cancel: (@Sendable () -> Void)?
+        var cancelled = false
     }
 
     let partition: TopicPartition
@@ -508,6 +539,25 @@ final class InFlightSlice: Sendable {
 
     var isFenced: Bool { state.withLock { $0.fenced } }
 
+    /// Whether the slice was cancelled because it did not stop in time after its fence.
+    var wasCancelled: Bool { state.withLock { $0.cancelled } }
+
+    /// How to cancel the slice's task (set once it runs).
+    func onCancel(_ cancel: @escaping @Sendable () -> Void) {
+        state.withLock { $0.cancel = cancel }
+    }
+
+    /// Cancels a fenced slice that has not stopped: nothing of its unfinished work is recorded
+    /// (`SliceCancelled`), so the partition's next owner can start the run at once.
+    func cancelIfRunning() {
+        let cancel = state.withLock { state -> (@Sendable () -> Void)? in
+            guard state.fenced, !state.finished else { return nil }
+            state.cancelled = true
+            return state.cancel
+        }
+        cancel?()
+    }
+
     /// Fences the slice without waiting for it to stop.
     func fence() {
         let slice = state.withLock { state -> SliceState? in
@@ -527,6 +577,9 @@ final class InFlightSlice: Sendable {
         if state.withLock({ $0.finished }) { return }
         _ = stopped.wait(timeout: .now() + .milliseconds(Int(timeout / .milliseconds(1))))
     }
+
+    /// Whether the slice stopped.
+    var hasFinished: Bool { state.withLock { $0.finished } }
 
     /// Records that the slice stopped (once).
     func finish() {
