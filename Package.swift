@@ -59,6 +59,7 @@ let package = Package(
             name: "BatonKafka",
             dependencies: [
                 "CRdKafka",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),

@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -27,6 +29,19 @@ public func runUntilSignalled(_ services: [any Service], shutdownDeadline: Durat
         logger: logger)
     configuration.maximumGracefulShutdownDuration = shutdownDeadline
     configuration.maximumCancellationDuration = .seconds(5)
+    // Past the deadline and the cancellation allowance, the process ends whatever it is doing.
+    let watchdogDeadline = shutdownDeadline + .seconds(7)
+    ShutdownWatchdog.defaultDeadline = watchdogDeadline
+    configuration.services = configuration.services.map {
+        .init(service: FailStopService(base: $0.service, deadline: watchdogDeadline, logger: logger))
+    }
+    let signals = [SIGTERM, SIGINT].map { signalNumber in
+        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+        source.setEventHandler { ShutdownWatchdog.arm(after: watchdogDeadline, reason: "signal \(signalNumber)") }
+        source.resume()
+        return source
+    }
+    defer { signals.forEach { $0.cancel() } }
     try await ServiceGroup(configuration: configuration).run()
     logger.info("stopped")
 }

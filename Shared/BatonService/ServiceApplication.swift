@@ -21,11 +21,18 @@ public func serviceApplication(
     name: String, http: HTTPListenerConfiguration, router: Router<BasicRequestContext>,
     services: [any Service], logger: Logger
 ) -> some ApplicationProtocol {
-    router.get("/health") { _, _ in "ok" }
+    router.get("/health") { _, _ -> Response in
+        guard let problem = BatonHealth.problem else {
+            return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok")))
+        }
+        return Response(status: .serviceUnavailable, headers: [.contentType: "text/plain"],
+                        body: .init(byteBuffer: ByteBuffer(string: "unhealthy: \(problem)")))
+    }
     BatonMetrics.register(on: router)
     return Application(
         router: router,
         configuration: .init(address: .hostname(http.host, port: http.port), serverName: name),
-        services: services,
+        // A failing service turns /health unhealthy and arms the watchdog at once.
+        services: services.map { FailStopService(base: $0, deadline: nil, logger: logger) },
         logger: logger)
 }

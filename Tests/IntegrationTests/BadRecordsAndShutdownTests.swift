@@ -56,6 +56,43 @@ struct BadRecordsAndShutdownTests {
         try await stack.stop()
     }
 
+    @Test("poison records (random bytes near the broker's size limit, a thousand headers) on every consumed topic are dead-lettered, trimmed when too large; valid records behind them run and every process keeps serving")
+    func poisonRecords() async throws {
+        let stack = try await BatonStack.start(label: "poison")
+        try await stack.startExampleJobs(waitSeconds: 0.2, jobs: ["new-user-welcome"])
+        let kafka = try stack.kafkaProducer()
+        let topics = Topics()
+        var random = SeededGenerator(seed: 20261129)
+        let big = (0..<999_900).map { _ in UInt8.random(in: 0...255, using: &random) }
+        let headers = (0..<1000).map { KafkaHeader(name: "h\($0)", string: "value \($0)") }
+        let consumed = [topics.events, topics.jobs, topics.taskResults, topics.runs(jobSlug: "new-user-welcome")]
+        var keys: [String] = []
+        var runIds: [String] = []
+        for (index, topic) in consumed.enumerated() {
+            try await kafka.send(topic: topic, key: "poison-big-\(index)", value: big)
+            try await kafka.send(topic: topic, key: "poison-headers-\(index)", value: Array("{}".utf8), headers: headers)
+            keys += ["poison-big-\(index)", "poison-headers-\(index)"]
+            let envelope = EventEnvelope(id: "evt_after_poison_\(index)_\(UUID().uuidString.prefix(6))", name: "user.created",
+                                         payload: ["id": .string("p\(index)"), "email": .string("p\(index)@example.com"), "name": "P"])
+            try await kafka.send(topic: topics.events, key: envelope.id, value: Array(try BatonJSON.encoder.encode(envelope)))
+            runIds.append(Identifiers.runID(eventID: envelope.id, jobSlug: "new-user-welcome"))
+        }
+        for runId in runIds {
+            let run = try await completedRun(stack, runId)
+            #expect(run.status == .completed, "\(run.error ?? "")")
+        }
+        for port in [stack.ingesterPort, stack.dispatcherPort, stack.taskResultsPort] {
+            #expect(try await stack.get(port: port, "/health").status == 200)
+        }
+        let letters = try await collectDeadLetters(bootstrapServers: stack.broker.bootstrapServers, keys: Set(keys))
+        #expect(Set(letters.keys) == Set(keys), "dead letters: \(letters.keys.sorted())\n\(stack.allOutput())")
+        for (key, letter) in letters where key.hasPrefix("poison-big") {
+            #expect(letter.reason?.contains("trimmed") == true && letter.reason?.contains("SHA-256") == true, "\(key): \(letter.reason ?? "")")
+        }
+        await kafka.shutdown()
+        try await stack.stop()
+    }
+
     @Test("SIGTERM: a job service finishes its in-flight slice and exits 0, the run completes once, every service exits 0", .tags(.fault))
     func gracefulShutdown() async throws {
         let stack = try await BatonStack.start(label: "sigterm")
