@@ -31,16 +31,9 @@ struct BadRecordsAndShutdownTests {
         var runIds: [String] = []
         for (index, bad) in garbage.enumerated() {
             try await kafka.send(topic: bad.topic, key: "bad-\(index)", value: bad.value)
-            // A valid envelope published straight to Kafka, as a producer in any language would.
-            let envelope = EventEnvelope(id: "evt_direct_\(index)_\(UUID().uuidString.prefix(6))", name: "user.created",
-                                         payload: ["id": .string("d\(index)"), "email": .string("d\(index)@example.com"), "name": "D"])
-            try await kafka.send(topic: topics.events, key: envelope.id, value: Array(try BatonJSON.encoder.encode(envelope)))
-            runIds.append(Identifiers.runID(eventID: envelope.id, jobSlug: "new-user-welcome"))
+            runIds.append(try await sendUserCreated(kafka, id: "evt_direct_\(index)", user: "d\(index)"))
         }
-        for runId in runIds {
-            let run = try await completedRun(stack, runId)
-            #expect(run.status == .completed, "\(run.error ?? "")")
-        }
+        try await expectCompleted(stack, runIds)
 
         let letters = try await collectDeadLetters(bootstrapServers: stack.broker.bootstrapServers,
                                                    keys: Set((0..<garbage.count).map { "bad-\($0)" }))
@@ -54,6 +47,23 @@ struct BadRecordsAndShutdownTests {
         #expect(reasons["bad-5"]?.contains("RunCommand") == true)
         await kafka.shutdown()
         try await stack.stop()
+    }
+
+    /// Publishes a valid `user.created` envelope straight to Kafka, as a producer in any
+    /// language would; returns the id of the `new-user-welcome` run it starts.
+    func sendUserCreated(_ kafka: KafkaProducer, id: String, user: String) async throws -> String {
+        let envelope = EventEnvelope(id: "\(id)_\(UUID().uuidString.prefix(6))", name: "user.created",
+                                     payload: ["id": .string(user), "email": .string("\(user)@example.com"), "name": "U"])
+        try await kafka.send(topic: Topics().events, key: envelope.id, value: Array(try BatonJSON.encoder.encode(envelope)))
+        return Identifiers.runID(eventID: envelope.id, jobSlug: "new-user-welcome")
+    }
+
+    /// Expects each run to complete.
+    func expectCompleted(_ stack: BatonStack, _ runIds: [String]) async throws {
+        for runId in runIds {
+            let run = try await completedRun(stack, runId)
+            #expect(run.status == .completed, "\(run.error ?? "")")
+        }
     }
 
     @Test("poison records (random bytes near the broker's size limit, a thousand headers) on every consumed topic are dead-lettered, trimmed when too large; valid records behind them run and every process keeps serving")
@@ -72,15 +82,9 @@ struct BadRecordsAndShutdownTests {
             try await kafka.send(topic: topic, key: "poison-big-\(index)", value: big)
             try await kafka.send(topic: topic, key: "poison-headers-\(index)", value: Array("{}".utf8), headers: headers)
             keys += ["poison-big-\(index)", "poison-headers-\(index)"]
-            let envelope = EventEnvelope(id: "evt_after_poison_\(index)_\(UUID().uuidString.prefix(6))", name: "user.created",
-                                         payload: ["id": .string("p\(index)"), "email": .string("p\(index)@example.com"), "name": "P"])
-            try await kafka.send(topic: topics.events, key: envelope.id, value: Array(try BatonJSON.encoder.encode(envelope)))
-            runIds.append(Identifiers.runID(eventID: envelope.id, jobSlug: "new-user-welcome"))
+            runIds.append(try await sendUserCreated(kafka, id: "evt_after_poison_\(index)", user: "p\(index)"))
         }
-        for runId in runIds {
-            let run = try await completedRun(stack, runId)
-            #expect(run.status == .completed, "\(run.error ?? "")")
-        }
+        try await expectCompleted(stack, runIds)
         for port in [stack.ingesterPort, stack.dispatcherPort, stack.taskResultsPort] {
             #expect(try await stack.get(port: port, "/health").status == 200)
         }
