@@ -302,10 +302,9 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
         let partition = Identifiers.schedulePartition(jobSlug: slug, count: eventPartitions)
         return consumer.assignedPartitions.contains(TopicPartition(topic: topics.events, partition: partition))
     }
-    // Everything one poll returned in one transaction; the group's commits only show lag.
+    // Everything one poll returned in one transaction.
     let consumerService = BatchConsumerService(consumer: consumer, maxBatch: 1000, logger: logger) { batch in
         try await dispatcher.handleEvents(batch)
-        for record in batch { try? consumer.storeOffset(record) }
     }
     let jobsConsumer = try KafkaConsumer(configuration: kafka, groupID: "\(topics.prefix).dispatcher.jobs.\(configuration.instance)",
                                          topics: [topics.jobs], logger: logger)

@@ -190,7 +190,6 @@ final class AppliedOffsets: Sendable {
 /// hands a fetched batch to the application whole: once the batch's first record is applied,
 /// so is the rest of it. Real Kafka brokers report the watermark past the last record.
 struct ReadBarrier: Sendable {
-    let store: TaskResultStore
     let topic: String
     /// Partitions of the task-results topic (read at start).
     let partitionCount: Int
@@ -420,15 +419,13 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         startOffsets: KafkaConsumer.startingAtStoredOffsets({ try store.consumedOffsets(topic: topics.taskResults) }, failed: { error in
             logger.error("stored offsets unreadable: starting at the group's committed offsets", metadata: ["error": "\(error)"])
         }))
-    let barrier = ReadBarrier(store: store, topic: topics.taskResults,
+    let barrier = ReadBarrier(topic: topics.taskResults,
                               partitionCount: try await producer.partitionCount(topic: topics.taskResults),
                               applied: applied, watermarks: WatermarkQueries(producer: producer, topic: topics.taskResults),
                               reads: CheckpointReads(store: store), timeout: configuration.checkpointTimeout)
-    // The store holds the offsets (in each batch's transaction); the group's commits are only
-    // for tools that show consumer lag.
+    // The store holds the offsets (in each batch's transaction).
     let consumerService = BatchConsumerService(consumer: consumer, maxBatch: .max, logger: logger) { batch in
         try await recorder.handle(batch)
-        for record in batch { try? consumer.storeOffset(record) }
     }
     let timers = TimerService(store: store, producer: producer, topics: topics, logger: logger)
     let fetches = FetchService(store: store, producer: producer, topics: topics, http: .shared, maxBodyBytes: 10 << 20, logger: logger)

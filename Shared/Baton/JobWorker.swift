@@ -211,7 +211,7 @@ struct JobConsumer: Sendable {
                     // while its slices still run.
                     let pauseAfter = ContinuousClock.now + .milliseconds(200)
                     var paused = false
-                    while slices.pending > slices.resumeBelow, !slices.isStopped {
+                    while slices.isFull, !slices.isStopped {
                         if !paused, ContinuousClock.now >= pauseAfter {
                             consumer.pause()
                             paused = true
@@ -292,8 +292,6 @@ final class SliceTable: Sendable {
     }
 
     var isFull: Bool { state.withLock { $0.queue.pending >= bound } }
-    /// Once at the bound, the consumer takes records again when pending ones are down to this.
-    var resumeBelow: Int { bound - 1 }
     var isStopped: Bool { state.withLock { $0.stopped } }
     /// Records accepted and not finished (running or queued behind their run's running slice).
     var pending: Int { state.withLock { $0.queue.pending } }

@@ -220,26 +220,6 @@ public final class KafkaProducer: Sendable {
         return try await runBlocking { try TopicCreation.partitionCount(topic, handle: handle, timeout: timeout) }
     }
 
-    /// The high watermark (offset of the next record) of every partition of `topic`.
-    /// - Throws: `KafkaError` with code `.metadata`.
-    public func highWatermarks(topic: String, timeout: Duration = .seconds(10)) async throws -> [Int32: Int64] {
-        let handle = self.handle
-        return try await runBlocking {
-            let count = try TopicCreation.partitionCount(topic, handle: handle, timeout: timeout)
-            var result: [Int32: Int64] = [:]
-            for partition in 0..<Int32(count) {
-                var low: Int64 = 0
-                var high: Int64 = 0
-                let err = rd_kafka_query_watermark_offsets(handle.pointer, topic, partition, &low, &high, timeout.librdkafkaMilliseconds)
-                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                    throw kafkaError(.metadata, "watermarks of \(topic)[\(partition)]", err, retriable: true)
-                }
-                result[partition] = high
-            }
-            return result
-        }
-    }
-
     /// The high watermark (offset of the next record) of one partition, asked of its leader:
     /// every record acknowledged before this call is below it.
     /// - Throws: `KafkaError` with code `.metadata`.

@@ -43,7 +43,8 @@ public struct ConsumerService: Service {
 
 /// Consumes a topic in batches: each call of `handler` gets everything one poll returned (up to
 /// `maxBatch` records), so a stateful consumer can apply them in one transaction with their
-/// offsets. Stops on graceful shutdown, after the batch in hand.
+/// offsets. After the handler returns, each partition's offset is stored once for the group's
+/// commits (what tools show as consumer lag). Stops on graceful shutdown, after the batch in hand.
 public struct BatchConsumerService: Service {
     private let consumer: KafkaConsumer
     private let maxBatch: Int
@@ -68,6 +69,13 @@ public struct BatchConsumerService: Service {
                     if batch.isEmpty { break }
                     batchSize.record(batch.count)
                     try await handler(batch)
+                    var next: [TopicPartition: Int64] = [:]
+                    for record in batch {
+                        let partition = TopicPartition(topic: record.topic, partition: record.partition)
+                        next[partition] = max(next[partition] ?? 0, record.offset + 1)
+                    }
+                    // A partition revoked meanwhile is refused: its next owner starts from its store.
+                    for (partition, offset) in next { try? consumer.storeOffset(partition, next: offset) }
                 }
             } onGracefulShutdown: {
                 consumer.stopDelivering()

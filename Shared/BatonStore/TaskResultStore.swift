@@ -158,13 +158,6 @@ public final class TaskResultStore: Sendable {
         }
     }
 
-    /// Records the W3C `traceparent` run `runId` was created in (the first one recorded stays).
-    public func recordTraceParent(runId: String, _ traceParent: String) throws {
-        try pool.write { db in
-            try db.cachedStatement(sql: "UPDATE runs SET trace_parent = ? WHERE id = ? AND trace_parent IS NULL").execute(arguments: [traceParent, runId])
-        }
-    }
-
     /// The W3C `traceparent` run `runId` was created in, if one was recorded.
     public func traceParent(runId: String) throws -> String? {
         try pool.read { db in
@@ -172,23 +165,13 @@ public final class TaskResultStore: Sendable {
         }
     }
 
-    /// Records that `source` was consumed without changing state (a dead-lettered record).
-    public func recordOffset(_ source: SourceOffset) throws {
-        try pool.write { db in try Self.recordOffset(db, source) }
-    }
-
     /// The next offset to read of each partition of `topic`, as far as this store has consumed.
     public func consumedOffsets(topic: String) throws -> [Int32: Int64] {
         try pool.read { db in try ConsumerOffsetsTable.read(db, topic: topic) }
     }
 
-    /// The run's status and completed tasks (`status` is `nil` for an unknown run); counts a
-    /// slice of a run that has not finished.
-    public func checkpoint(runId: String) async throws -> RunCheckpoint {
-        try await checkpoints(runIds: [runId])[0]
-    }
-
-    /// The checkpoints of `runIds` (one per id, in order; an id may repeat: each counts a
+    /// The checkpoints of `runIds`: each run's status and completed tasks (`status` is `nil` for
+    /// an unknown run); each counts a slice of a run that has not finished (one per id, in order; an id may repeat: each counts a
     /// slice), in one transaction: concurrent checkpoint requests share it.
     public func checkpoints(runIds: [String]) async throws -> [RunCheckpoint] {
         try await pool.write { db in try runIds.map { try Self.checkpoint(db, runId: $0) } }
