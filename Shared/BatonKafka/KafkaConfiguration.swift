@@ -83,6 +83,9 @@ public struct KafkaConfiguration: Sendable, Hashable {
             // Named, not left to librdkafka's default: the read barrier computes a run's
             // partition with the same function (`KafkaPartitioner`). Do not override it.
             "partitioner": KafkaPartitioner.name,
+            // Baton creates its topics itself (with their partition counts and settings): a
+            // send to a missing topic fails instead of creating it with the broker's defaults.
+            "allow.auto.create.topics": "false",
         ]
         if let linger = options.lingerMilliseconds { result["linger.ms"] = String(linger) }
         result.merge(profile.producerProperties) { _, new in new }
@@ -101,6 +104,8 @@ public struct KafkaConfiguration: Sendable, Hashable {
             "enable.auto.commit": "true",
             "auto.offset.reset": "earliest",
             "enable.partition.eof": "false",
+            // Never create a subscribed topic with the broker's defaults (see the producer).
+            "allow.auto.create.topics": "false",
         ]
         result.merge(profile.consumerProperties) { _, new in new }
         result.merge(properties) { _, new in new }

@@ -3,7 +3,7 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
     /// Category of the failure. An open set.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
-            case configuration, delivery, queueFull, topicCreation, consumer, closed, commit, metadata
+            case configuration, delivery, queueFull, topicCreation, consumer, closed, commit, metadata, fatal
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -25,6 +25,9 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         public static let commit = Code(.commit)
         /// Reading cluster metadata failed.
         public static let metadata = Code(.metadata)
+        /// The client hit an error it cannot recover from (e.g. the broker lost the idempotent
+        /// producer's state, as after a broker restart without its data): restart the process.
+        public static let fatal = Code(.fatal)
     }
 
     public var code: Code

@@ -28,19 +28,72 @@ public final class KafkaProducer: Sendable {
 
     /// Records in flight, by the id passed to librdkafka as opaque: the continuation awaiting
     /// the delivery report, or the report when it came before anyone awaited it.
-    private final class Deliveries: Sendable {
+    final class Deliveries: Sendable {
         enum Entry {
             case enqueued
             case awaited(CheckedContinuation<Void, any Error>)
             case reported(Result<Void, KafkaError>)
+            /// Every copy of its ``Delivery`` was released unawaited: the report is dropped.
+            case abandoned
         }
         struct State {
             var nextID: UInt = 1
             var entries: [UInt: Entry] = [:]
             var closed = false
+            /// Set once by a fatal error: every later send fails with it at once.
+            var fatal: KafkaError?
         }
         let state = Mutex(State())
         func withLock<R>(_ body: (inout State) -> R) -> R { state.withLock { body(&$0) } }
+
+        /// Delivery `id` will never be awaited: forget its report (now, or when it comes).
+        func abandon(_ id: UInt) {
+            withLock { state in
+                switch state.entries[id] {
+                case .enqueued: state.entries[id] = .abandoned
+                case .reported: state.entries.removeValue(forKey: id)
+                case .awaited, .abandoned, nil: break
+                }
+            }
+        }
+
+        /// Fails every record still in flight with `error`, and every later send (a fatal error).
+        /// Returns the continuations to resume (outside the lock).
+        func failAll(_ error: KafkaError, closing: Bool) -> [CheckedContinuation<Void, any Error>] {
+            withLock { state in
+                if closing { state.closed = true } else if state.fatal == nil { state.fatal = error }
+                var waiting: [CheckedContinuation<Void, any Error>] = []
+                for (id, entry) in state.entries {
+                    switch entry {
+                    case .awaited(let continuation):
+                        waiting.append(continuation)
+                        state.entries.removeValue(forKey: id)
+                    case .enqueued:
+                        state.entries[id] = .reported(.failure(error))
+                    case .abandoned:
+                        state.entries.removeValue(forKey: id)
+                    case .reported:
+                        break
+                    }
+                }
+                return waiting
+            }
+        }
+    }
+
+    /// Held by every copy of a ``Delivery``: when the last copy goes unawaited, the producer
+    /// forgets the record's report instead of keeping it forever.
+    final class DeliveryToken: Sendable {
+        let id: UInt
+        let deliveries: Deliveries
+        let awaited = Atomic<Bool>(false)
+        init(id: UInt, deliveries: Deliveries) {
+            self.id = id
+            self.deliveries = deliveries
+        }
+        deinit {
+            if !awaited.load(ordering: .acquiring) { deliveries.abandon(id) }
+        }
     }
 
     private let handle: RdKafkaHandle
@@ -131,17 +184,20 @@ public final class KafkaProducer: Sendable {
 
     /// A record handed to librdkafka, whose acknowledgement can be awaited later.
     ///
-    /// Await ``acknowledged()`` once: until then the producer keeps the record's report.
+    /// Await ``acknowledged()`` once. Until then the producer keeps the record's report; a
+    /// delivery released without being awaited is forgotten (its report dropped when it comes).
     public struct Delivery: Sendable {
-        let id: UInt
+        let token: DeliveryToken
         let producer: KafkaProducer
         let enqueuedAt: ContinuousClock.Instant
 
         /// Returns once the broker acknowledged the record.
-        /// - Throws: `KafkaError` with code `.delivery` when it did not (or the producer shut down).
+        /// - Throws: `KafkaError` with code `.delivery` when it did not (or the producer shut
+        ///   down), `.fatal` at once when the producer hit a fatal error.
         public func acknowledged() async throws {
+            token.awaited.store(true, ordering: .releasing)
             do {
-                try await producer.awaitReport(id)
+                try await producer.awaitReport(token.id)
                 producer.ackDuration.record(duration: ContinuousClock.now - enqueuedAt)
             } catch {
                 producer.failures.increment()
@@ -157,26 +213,28 @@ public final class KafkaProducer: Sendable {
     /// The current trace context (if any) travels in the record's headers.
     /// - Throws: `KafkaError` with code `.queueFull` when librdkafka's queue is full (retry
     ///   later, or use ``send(topic:key:value:headers:)``, which waits), `.closed` after
-    ///   ``shutdown()``, `.delivery` when librdkafka refuses the record.
+    ///   ``shutdown()``, `.fatal` after a fatal error (see ``fatalError``), `.delivery` when
+    ///   librdkafka refuses the record.
     public func enqueue(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = []) throws(KafkaError) -> Delivery {
         var headers = headers
         InstrumentationSystem.instrument.inject(ServiceContext.current ?? .topLevel, into: &headers, using: KafkaHeadersInjector())
-        let id: UInt? = pending.withLock { state in
-            guard !state.closed else { return nil }
+        let reserved: Result<UInt, KafkaError> = pending.withLock { state in
+            if let fatal = state.fatal { return .failure(fatal) }
+            guard !state.closed else { return .failure(KafkaError(.closed, "the producer was shut down")) }
             let id = state.nextID
             state.nextID &+= 1
             if state.nextID == 0 { state.nextID = 1 }
             state.entries[id] = .enqueued
-            return id
+            return .success(id)
         }
-        guard let id else { throw KafkaError(.closed, "the producer was shut down") }
+        let id = try reserved.get()
         let enqueuedAt = ContinuousClock.now
         if let error = produce(topic: topic, key: key, value: value, headers: headers, opaque: id) {
             pending.withLock { _ = $0.entries.removeValue(forKey: id) }
             if error.code != .queueFull { failures.increment() }
             throw error
         }
-        return Delivery(id: id, producer: self, enqueuedAt: enqueuedAt)
+        return Delivery(token: DeliveryToken(id: id, deliveries: pending), producer: self, enqueuedAt: enqueuedAt)
     }
 
     /// Waits for the delivery report of record `id` (or takes the one that already came).
@@ -190,7 +248,7 @@ public final class KafkaProducer: Sendable {
                 case .enqueued:
                     state.entries[id] = .awaited(continuation)
                     return nil
-                case .awaited, nil:
+                case .awaited, .abandoned, nil:
                     return .failure(KafkaError(.delivery, "the acknowledgement of this record was awaited already"))
                 }
             }
@@ -241,29 +299,27 @@ public final class KafkaProducer: Sendable {
         let handle = self.handle
         let milliseconds = timeout.librdkafkaMilliseconds
         await runBlocking { _ = rd_kafka_flush(handle.pointer, milliseconds) }
-        let leftovers = pending.withLock { state -> [CheckedContinuation<Void, any Error>] in
-            state.closed = true
-            var waiting: [CheckedContinuation<Void, any Error>] = []
-            for (id, entry) in state.entries {
-                switch entry {
-                case .awaited(let continuation):
-                    waiting.append(continuation)
-                    state.entries.removeValue(forKey: id)
-                case .enqueued:
-                    state.entries[id] = .reported(.failure(KafkaError(.delivery, "the producer shut down before the broker acknowledged the record")))
-                case .reported:
-                    break
-                }
-            }
-            return waiting
-        }
-        for continuation in leftovers {
-            continuation.resume(throwing: KafkaError(.delivery, "the producer shut down before the broker acknowledged the record"))
+        let error = KafkaError(.delivery, "the producer shut down before the broker acknowledged the record")
+        for continuation in pending.failAll(error, closing: true) {
+            continuation.resume(throwing: error)
         }
         stop.set()
         let done = pollerDone
         await runBlocking { done.wait() }
     }
+
+    /// The fatal error this producer hit, if any: it cannot send again, and the process should
+    /// restart (services check it and stop fail-stop).
+    public var fatalError: KafkaError? { pending.withLock { $0.fatal } }
+
+    /// Makes librdkafka raise a fatal error on this producer, as when the broker lost the
+    /// idempotent producer's state (tests).
+    func raiseFatalErrorForTesting(_ reason: String) {
+        _ = rd_kafka_test_fatal_error(handle.pointer, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, reason)
+    }
+
+    /// Counts of records awaiting their report and of reports nobody took yet (for tests).
+    var inFlightCount: Int { pending.withLock { $0.entries.count } }
 
     // MARK: - C
 
@@ -345,6 +401,9 @@ public final class KafkaProducer: Sendable {
                         case .enqueued:
                             state.entries[id] = .reported(result)  // taken by a later acknowledged()
                             return nil
+                        case .abandoned:
+                            state.entries.removeValue(forKey: id)
+                            return nil
                         case .reported, nil:
                             return nil
                         }
@@ -354,7 +413,12 @@ public final class KafkaProducer: Sendable {
             case RD_KAFKA_EVENT_ERROR:
                 let text = String(cString: rd_kafka_event_error_string(event))
                 if rd_kafka_event_error_is_fatal(event) != 0 {
-                    logger.error("fatal Kafka producer error", metadata: ["kafka.error": "\(text)"])
+                    // The handle cannot produce again: fail every waiting send now (rather than
+                    // each after the delivery timeout) and every later one at once.
+                    let fatal = fatalKafkaError(of: handle, fallback: text)
+                    logger.critical("fatal Kafka producer error: this producer cannot send again; the process must restart",
+                                    metadata: ["kafka.error": "\(fatal)"])
+                    for continuation in pending.failAll(fatal, closing: false) { continuation.resume(throwing: fatal) }
                 } else {
                     logger.debug("Kafka producer error", metadata: ["kafka.error": "\(text)"])
                 }
@@ -365,6 +429,14 @@ public final class KafkaProducer: Sendable {
             }
         }
     }
+}
+
+/// librdkafka's fatal error of `handle`, as a `.fatal` KafkaError.
+private func fatalKafkaError(of handle: RdKafkaHandle, fallback: String) -> KafkaError {
+    var errstr = [CChar](repeating: 0, count: 512)
+    let code = rd_kafka_fatal_error(handle.pointer, &errstr, errstr.count)
+    let text = errstr[0] == 0 ? fallback : cString(errstr)
+    return KafkaError(.fatal, "fatal producer error: \(text); restart the process", librdkafkaError: String(cString: rd_kafka_err2name(code)))
 }
 
 /// Runs blocking librdkafka work on a GCD thread instead of the cooperative pool.

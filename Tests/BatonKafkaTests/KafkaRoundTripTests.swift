@@ -1,4 +1,4 @@
-import BatonKafka
+@testable import BatonKafka
 import BatonTesting
 import Foundation
 import Logging
@@ -115,6 +115,34 @@ struct KafkaRoundTripTests {
         await consumer.close()
         await producer.shutdown()
         #expect(throws: KafkaError.self) { try producer.enqueue(topic: "t2", key: nil, value: [1]) }
+        try await broker.stop()
+    }
+
+    @Test("a fatal producer error fails waiting sends at once and every later send; unawaited reports are not kept")
+    func fatalErrorAndUnawaitedDeliveries() async throws {
+        let broker = try await TansuBroker.start(logDirectory: try TestEnvironment.temporaryDirectory("kafka-fatal"))
+        let producer = try KafkaProducer(configuration: configuration(broker), options: .init(lingerMilliseconds: 0), logger: logger)
+        try await producer.createTopics([TopicSpec(name: "t3")])
+        // Deliveries nobody awaits: their reports are dropped when they come.
+        for index in 0..<50 { _ = try producer.enqueue(topic: "t3", key: nil, value: Array("v\(index)".utf8)) }
+        let awaited = try producer.enqueue(topic: "t3", key: nil, value: [1])
+        try await awaited.acknowledged()
+        _ = try await eventually("the unawaited reports to be dropped", deadline: .seconds(10)) { producer.inFlightCount == 0 ? true : nil }
+
+        // A record that cannot be delivered (no such topic, and no auto-creation) waits up to
+        // the 30 s delivery timeout, unless a fatal error ends it first.
+        let stuck = try producer.enqueue(topic: "no-such-topic", key: nil, value: [2])
+        let waiting = Task { () -> KafkaError? in
+            do { try await stuck.acknowledged(); return nil } catch let error as KafkaError { return error } catch { return nil }
+        }
+        let raisedAt = ContinuousClock.now
+        producer.raiseFatalErrorForTesting("test: the broker lost this producer's state")
+        let failure = await waiting.value
+        #expect(failure?.code == .fatal, "the waiting send fails with the fatal error: \(String(describing: failure))")
+        #expect(ContinuousClock.now - raisedAt < .seconds(10), "at once, not after the 30 s delivery timeout")
+        #expect(producer.fatalError?.code == .fatal)
+        #expect(throws: KafkaError.self, "a later send fails at once") { try producer.enqueue(topic: "t3", key: nil, value: [3]) }
+        await producer.shutdown(timeout: .milliseconds(100))
         try await broker.stop()
     }
 
