@@ -76,7 +76,10 @@ func buildIngester(configuration: IngesterConfiguration, logger: Logger) async t
                 dispatcherURL: configuration.dispatcherURL, http: .shared,
                 accepted: AcceptedEvents(capacity: configuration.resendMemory), logger: logger).register(on: router)
     return serviceApplication(name: "baton-ingester", http: configuration.http, router: router,
-                              services: [ProducerService(producer: producer)], logger: logger)
+                              services: [ProducerService(producer: producer),
+                                         BrokerWatchService(BrokerWatch(producer: producer, topics: [topics.events, topics.deadLetter, topics.jobs], baseline: nil,
+                                                                        interval: configuration.service.kafka.profile.brokerCheckInterval, logger: logger))],
+                              logger: logger)
 }
 
 /// `POST /api/v1/events`, `POST /api/v1/events/batch`, `DELETE /api/v1/events/{id}`,

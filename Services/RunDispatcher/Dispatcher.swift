@@ -273,6 +273,8 @@ struct EventStatusResponse: Codable, Sendable {
     var delayedStatus: String?
 }
 
+extension DispatcherStore: BrokerBoundStore {}
+
 /// Builds the dispatcher process: its consumer, and an HTTP listener for health and jobs.
 func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let kafka = configuration.service.kafka
@@ -283,6 +285,11 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
         TopicSpec(name: topics.events), TopicSpec(name: topics.taskResults), TopicSpec(name: topics.deadLetter),
         TopicSpec(name: topics.jobs, config: ["cleanup.policy": "compact"]),
     ])
+    // The store belongs to one broker, and schedules to the events topic's partition count:
+    // check both (and on a change, act on the policy) before reading anything from the store.
+    let watched = [topics.events, topics.taskResults, topics.deadLetter, topics.jobs, topics.broker]
+    let broker = try await BrokerGuard.bind(store, storePath: configuration.storePath, producer: producer, markerTopic: topics.broker,
+                                            topics: watched, policy: configuration.service.brokerChangePolicy, logger: logger)
     let dispatcher = Dispatcher(
         store: store, producer: producer, topics: topics,
         deadLetters: DeadLetterQueue(producer: producer, topic: topics.deadLetter, consumerName: "baton-dispatcher", logger: logger),
@@ -295,11 +302,13 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
         startOffsets: KafkaConsumer.startingAtStoredOffsets({ try store.consumedOffsets(topic: topics.events) }, failed: { error in
             logger.error("stored offsets unreadable: starting at the group's committed offsets", metadata: ["error": "\(error)"])
         }))
-    // Schedules follow the events topic's partitions: read its partition count once (after a
-    // change of the count, restart the dispatchers; meanwhile a tick may fire twice, still one run).
-    let eventPartitions = try await producer.partitionCount(topic: topics.events)
+    // Schedules follow the events topic's partitions: its count is bound with the store, and a
+    // change of it under a running dispatcher stops the dispatcher (the broker watch below).
+    var eventPartitions = broker.partitions[topics.events] ?? 0
+    if eventPartitions == 0 { eventPartitions = try await producer.partitionCount(topic: topics.events) }
+    let scheduledPartitions = eventPartitions
     let ownsSchedule: @Sendable (String) -> Bool = { slug in
-        let partition = Identifiers.schedulePartition(jobSlug: slug, count: eventPartitions)
+        let partition = Identifiers.schedulePartition(jobSlug: slug, count: scheduledPartitions)
         return consumer.assignedPartitions.contains(TopicPartition(topic: topics.events, partition: partition))
     }
     // Everything one poll returned in one transaction.
@@ -354,6 +363,9 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
     }
     return serviceApplication(name: "baton-dispatcher", http: configuration.http, router: router,
                               services: [ProducerService(producer: producer), jobsService, consumerService,
+                                         // A changed partition count would move schedule ownership: stop instead.
+                                         BrokerWatchService(BrokerWatch(producer: producer, topics: watched, baseline: broker,
+                                                                        interval: kafka.profile.brokerCheckInterval, logger: logger)),
                                          PeriodicService("delivering delayed events", every: .milliseconds(100), logger: logger) {
                                              try await DelayedDelivery(dispatcher: dispatcher, logger: logger).deliverDue()
                                          },

@@ -397,6 +397,8 @@ struct TimerService: Sendable {
     }
 }
 
+extension TaskResultStore: BrokerBoundStore {}
+
 /// Builds the task-result process: its consumer, the timer loop and the runs API.
 func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let kafka = configuration.service.kafka
@@ -404,6 +406,11 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     let store = try TaskResultStore(path: configuration.storePath)
     let producer = try KafkaProducer(configuration: kafka, options: .init(lingerMilliseconds: 0), logger: logger)
     try await producer.createTopics([TopicSpec(name: topics.taskResults), TopicSpec(name: topics.deadLetter)])
+    // The store belongs to one broker: check (and on a new broker, act on the policy) before
+    // reading anything from it.
+    let watched = [topics.taskResults, topics.deadLetter, topics.broker]
+    let broker = try await BrokerGuard.bind(store, storePath: configuration.storePath, producer: producer, markerTopic: topics.broker,
+                                            topics: watched, policy: configuration.service.brokerChangePolicy, logger: logger)
     let applied = AppliedOffsets(initial: try store.consumedOffsets(topic: topics.taskResults))
     let recorder = RunEventRecorder(
         store: store,
@@ -520,6 +527,8 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     return serviceApplication(name: "baton-task-results", http: configuration.http, router: router,
                               services: [
                                   ProducerService(producer: producer), consumerService,
+                                  BrokerWatchService(BrokerWatch(producer: producer, topics: watched, baseline: broker,
+                                                                 interval: kafka.profile.brokerCheckInterval, logger: logger)),
                                   PeriodicService("firing timers", every: configuration.timerPoll, logger: logger) { try await timers.fireDueTimers() },
                                   PeriodicService("background fetches", every: configuration.timerPoll, logger: logger) { try await fetches.tick() },
                                   PeriodicService("looking for stuck runs", every: configuration.reaperInterval, logger: logger) { try await reaper.reap() },

@@ -144,12 +144,29 @@ public struct JobWorker: Service {
                                                        tenant: tenant, limits: configuration.limits, logger: logger),
                                logger: logger)
         }
+        // A broker that lost the topics (a restarted memory broker), changed their partitions or
+        // made the producer fail for good stops the worker: fail-stop, so it is restarted.
+        let watch = BrokerWatch(producer: producer, topics: [topics.taskResults] + registrations.map { topics.runs(jobSlug: $0.0.slug) },
+                                baseline: nil, interval: configuration.kafka.profile.brokerCheckInterval, logger: logger)
         var failure: (any Error)?
         do {
             try await withGracefulShutdownHandler {
-                try await withThrowingDiscardingTaskGroup { group in
-                    for consumer in consumers {
-                        group.addTask { try await consumer.run() }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        try await withThrowingDiscardingTaskGroup { group in
+                            for consumer in consumers {
+                                group.addTask { try await consumer.run() }
+                            }
+                        }
+                    }
+                    group.addTask { try await watch.run() }
+                    // The consumers end on stop; the watch only by throwing.
+                    defer { group.cancelAll() }
+                    do {
+                        try await group.next()
+                    } catch {
+                        for consumer in consumers { consumer.stop() }
+                        throw error
                     }
                 }
             } onGracefulShutdown: {
@@ -161,10 +178,8 @@ public struct JobWorker: Service {
         for consumer in consumers { await consumer.consumer.close() }
         await producer.shutdown()
         try? await http.shutdown()
-        if let failure {
-            logger.error("job worker stopped", metadata: ["error": "\(failure)"])
-            throw failure
-        }
+        // The caller reports the failure (once): a Baton process logs one critical line.
+        if let failure { throw failure }
         logger.info("job worker stopped")
     }
 }

@@ -8,9 +8,13 @@ public struct KafkaConfiguration: Sendable, Hashable {
         let name: String
         let consumerProperties: [String: String]
         let producerProperties: [String: String]
+        /// How often a running service checks that the broker and its topics are still the ones
+        /// it started with (``BrokerWatch``).
+        public let brokerCheckInterval: Duration
 
         /// librdkafka's defaults: right for real Kafka clusters.
-        public static let production = Profile(name: "production", consumerProperties: [:], producerProperties: [:])
+        public static let production = Profile(name: "production", consumerProperties: [:], producerProperties: [:],
+                                               brokerCheckInterval: .seconds(10))
 
         /// For the embedded Tansu broker, which does not wake waiting fetches and answers a group
         /// join after half the session timeout. Never use against a real cluster (Kafka refuses
@@ -23,9 +27,18 @@ public struct KafkaConfiguration: Sendable, Hashable {
                 "fetch.wait.max.ms": "5",
                 "session.timeout.ms": "2000",
                 "heartbeat.interval.ms": "500",
+                // The rebalance timeout: how long a rebalance waits for a member that joined and
+                // went away (e.g. a process that stopped while the group formed). librdkafka's
+                // 5 minutes would hold every new member of the group that long.
+                "max.poll.interval.ms": "20000",
             ],
-            producerProperties: [:]
+            producerProperties: [:],
+            // A memory broker that restarts has lost every topic: notice it within a second.
+            brokerCheckInterval: .seconds(1)
         )
+
+        /// Whether this is the embedded profile (a local, memory-only broker).
+        public var isEmbedded: Bool { name == "embedded" }
 
         /// Looks up a profile by the name used in configuration (`production`, `embedded`).
         public init?(named name: String) {
@@ -36,7 +49,8 @@ public struct KafkaConfiguration: Sendable, Hashable {
             }
         }
 
-        init(name: String, consumerProperties: [String: String], producerProperties: [String: String]) {
+        init(name: String, consumerProperties: [String: String], producerProperties: [String: String], brokerCheckInterval: Duration) {
+            self.brokerCheckInterval = brokerCheckInterval
             self.name = name
             self.consumerProperties = consumerProperties
             self.producerProperties = producerProperties

@@ -96,8 +96,9 @@ public final class KafkaProducer: Sendable {
         }
     }
 
-    private let handle: RdKafkaHandle
-    private let configuration: KafkaConfiguration
+    let handle: RdKafkaHandle
+    /// The settings this producer was made with.
+    public let configuration: KafkaConfiguration
     private let pending = Deliveries()
     private let stop = StopFlag()
     private let pollerDone = DispatchSemaphore(value: 0)

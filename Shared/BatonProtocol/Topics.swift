@@ -17,6 +17,9 @@ public struct Topics: Sendable, Hashable {
     public var taskResults: String { "\(prefix).task-results" }
     /// Records no consumer could process, with the reason in headers.
     public var deadLetter: String { "\(prefix).dead-letter" }
+    /// The broker's marker (one partition, kept forever): its first record tells a service
+    /// whether the broker is the one its store was written against (see `BrokerIdentity`).
+    public var broker: String { "\(prefix).broker" }
     /// Commands for the job service of `jobSlug`; key = run id, value = `RunCommand`.
     public func runs(jobSlug: String) -> String { "\(prefix).runs.\(jobSlug)" }
 }

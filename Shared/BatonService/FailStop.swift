@@ -60,16 +60,24 @@ struct FailStopService: Service, CustomStringConvertible {
 
     var description: String { "\(base)" }
 
+    /// How long a failed process keeps answering `/health` with 503 before it shuts down.
+    static let noticePeriod: Duration = .seconds(2)
+
     func run() async throws {
         do {
             try await base.run()
         } catch {
             let reason = "\(base) stopped: \(error)"
-            if !(error is CancellationError) {
+            ShutdownWatchdog.arm(after: deadline ?? ShutdownWatchdog.defaultDeadline, reason: reason)
+            // Nested services (an application's services inside the process's group) report a
+            // failure once: where it happened.
+            if !(error is CancellationError), BatonHealth.problem == nil {
                 logger.critical("service stopped for good; the process exits", metadata: ["service": "\(base)", "error": "\(error)"])
                 BatonHealth.markUnhealthy(reason)
+                // Serve `/health` 503 for a moment before the listener closes, so health checks
+                // and load balancers see why this instance goes away.
+                try? await Task.sleep(for: Self.noticePeriod)
             }
-            ShutdownWatchdog.arm(after: deadline ?? ShutdownWatchdog.defaultDeadline, reason: reason)
             throw error
         }
     }

@@ -24,6 +24,9 @@ import Logging
 /// - `limits.log.line.bytes` (`LIMITS_LOG_LINE_BYTES`), int, 16384: longest log message (job services; cut beyond).
 /// - `shutdown.deadline.ms` (`SHUTDOWN_DEADLINE_MS`), int, 30000: how long a graceful shutdown
 ///   (SIGTERM, SIGINT) may take to drain in-flight work before the process gives up and exits 1.
+/// - `store.on.broker.change` (`STORE_ON_BROKER_CHANGE`), `refuse` | `reset` | `rebind`,
+///   `reset` with the embedded profile, else `refuse`: what a service with a store does at
+///   start-up when the store was written against another broker (see `BrokerChangePolicy`).
 /// - `auth.keys.file` (`AUTH_KEYS_FILE`), path, none: the API keys file (hashes; made with
 ///   `baton-keys`). Without it the HTTP APIs need no key and act for the default project.
 public struct ServiceConfiguration: Sendable {
@@ -36,6 +39,8 @@ public struct ServiceConfiguration: Sendable {
     public var limits: Limits
     /// How long a graceful shutdown may take.
     public var shutdownDeadline: Duration
+    /// What a service with a store does when the broker is not the one it was written against.
+    public var brokerChangePolicy: BrokerChangePolicy
 
     /// Reads the shared settings.
     /// - Throws: `ValidationError` naming the key whose value is invalid.
@@ -74,6 +79,11 @@ public struct ServiceConfiguration: Sendable {
         let deadline = config.int(forKey: "shutdown.deadline.ms", default: 30_000)
         guard deadline >= 1 else { throw ValidationError(path: "shutdown.deadline.ms", message: "must be at least 1, got \(deadline)") }
         self.shutdownDeadline = .milliseconds(deadline)
+        let policyName = config.string(forKey: "store.on.broker.change", default: profile.isEmbedded ? "reset" : "refuse")
+        guard let policy = BrokerChangePolicy(rawValue: policyName) else {
+            throw ValidationError(path: "store.on.broker.change", message: "'\(policyName)' is not a policy; use 'refuse', 'reset' or 'rebind'")
+        }
+        self.brokerChangePolicy = policy
     }
 
     /// Parses `k=v,k=v` into a dictionary.

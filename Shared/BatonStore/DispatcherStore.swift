@@ -8,6 +8,14 @@ public final class DispatcherStore: Sendable {
 
     /// Opens (creating when needed) the SQLite file at `path`.
     public init(path: String) throws {
+        self.migrator = Self.migrator()
+        self.pool = try SQLiteDatabase.open(path: path, migrator: migrator)
+    }
+
+    private let migrator: DatabaseMigrator
+
+    /// The store's schema, migration by migration (shipped migrations are never edited).
+    private static func migrator() -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1 jobs and dispatched events") { db in
             try db.execute(sql: """
@@ -66,8 +74,21 @@ public final class DispatcherStore: Sendable {
                 );
                 """)
         }
-        self.pool = try SQLiteDatabase.open(path: path, migrator: migrator)
+        migrator.registerMigration("v4 broker binding") { db in
+            // Which broker (and topic shapes) the store was written against.
+            try BrokerBindingTable.create(db)
+        }
+        return migrator
     }
+
+    /// The broker identity the store is bound to (JSON), `nil` when never bound.
+    public func brokerBinding() async throws -> String? { try await BrokerBindingTable.read(pool) }
+
+    /// Binds the store to broker identity `identity` (JSON).
+    public func bindBroker(_ identity: String) async throws { try await BrokerBindingTable.write(pool, identity: identity) }
+
+    /// Erases everything the store holds (after the broker it was written against was lost).
+    public func eraseAll() async throws { try await BrokerBindingTable.eraseAll(pool, migrator: migrator) }
 
     /// What one batch of consumed events changed, written in one transaction with the offsets
     /// consumed (see ``commit(_:)``).

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// Where a consumed record came from: stored with the state change it causes, in one
@@ -31,5 +32,41 @@ enum ConsumerOffsetsTable {
             INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES (?, ?, ?)
             ON CONFLICT(topic, partition) DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)
             """).execute(arguments: [topic, partition, next])
+    }
+}
+
+/// The `broker_binding` table both stores keep: which broker (and topic shapes) the store was
+/// written against, as the service's `BrokerIdentity` JSON. One row.
+enum BrokerBindingTable {
+    static func create(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE broker_binding (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                identity TEXT NOT NULL,
+                bound_at INTEGER NOT NULL
+            );
+            """)
+    }
+
+    static func read(_ writer: some DatabaseWriter) async throws -> String? {
+        try await writer.read { db in try String.fetchOne(db, sql: "SELECT identity FROM broker_binding WHERE id = 1") }
+    }
+
+    static func write(_ writer: some DatabaseWriter, identity: String) async throws {
+        try await writer.write { db in
+            try db.execute(sql: """
+                INSERT INTO broker_binding (id, identity, bound_at) VALUES (1, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET identity = excluded.identity, bound_at = excluded.bound_at
+                """, arguments: [identity, Date().millisecondsSince1970])
+        }
+    }
+
+    /// Erases every table's content and schema, then migrates again: an empty store.
+    static func eraseAll(_ writer: some DatabaseWriter, migrator: DatabaseMigrator) async throws {
+        try await writer.erase()
+        // Migrating blocks: off the cooperative pool.
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            DispatchQueue.global().async { continuation.resume(with: Result { try migrator.migrate(writer) }) }
+        }
     }
 }

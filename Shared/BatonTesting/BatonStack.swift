@@ -19,7 +19,9 @@ public final class BatonStack: Sendable {
         case ingester
     }
 
-    public let broker: TansuBroker
+    private let currentBroker: Mutex<TansuBroker>
+    /// The broker running now (see ``restartBroker()``).
+    public var broker: TansuBroker { currentBroker.withLock { $0 } }
     public let directory: URL
     public let ingesterPort: Int
     public let dispatcherPort: Int
@@ -47,7 +49,7 @@ public final class BatonStack: Sendable {
     public var logs: URL { directory.appendingPathComponent("logs") }
 
     private init(broker: TansuBroker, directory: URL, ports: (Int, Int, Int), environment: [String: String]) throws {
-        self.broker = broker
+        self.currentBroker = Mutex(broker)
         self.directory = directory
         (ingesterPort, dispatcherPort, taskResultsPort) = ports
         self.commonEnvironment = environment
@@ -69,9 +71,11 @@ public final class BatonStack: Sendable {
         }
     }
 
-    private func launch(_ role: Role) throws -> ChildProcess {
+    /// Starts a process of service `role` with the stack's settings (its port and store) plus
+    /// `extra`, without making it the stack's current one: for a test that watches it fail.
+    public func launch(_ role: Role, extra: [String: String] = [:]) throws -> ChildProcess {
         let executable = ["task-results": "baton-task-results", "dispatcher": "baton-dispatcher", "ingester": "baton-ingester"][role.rawValue]!
-        var environment = commonEnvironment.merging(["HTTP_PORT": "\(port(of: role))"]) { _, n in n }
+        var environment = commonEnvironment.merging(["HTTP_PORT": "\(port(of: role))"]) { _, n in n }.merging(extra) { _, n in n }
         switch role {
         case .taskResults, .dispatcher: environment["STORE_PATH"] = directory.appendingPathComponent("\(role.rawValue).sqlite").path
         case .ingester: environment["DISPATCHER_URL"] = "http://127.0.0.1:\(dispatcherPort)"
@@ -132,6 +136,15 @@ public final class BatonStack: Sendable {
         return status
     }
 
+    /// SIGKILLs the broker and starts a new one on the same port: memory storage, so every
+    /// topic, record and group is gone, as when an embedded broker restarts.
+    public func restartBroker() async throws {
+        let old = broker
+        try await old.stop()
+        let next = try await TansuBroker.start(logDirectory: logs, port: old.port)
+        currentBroker.withLock { $0 = next }
+    }
+
     /// SIGKILLs the dispatcher and starts a new one (see ``restart(_:)``).
     public func restartDispatcher() async throws {
         try await restart(.dispatcher)
@@ -146,7 +159,8 @@ public final class BatonStack: Sendable {
         }
         let status = try await stop(process, with: signal)
         startedJobServices.withLock { $0.removeAll { $0.process === process } }
-        return (try await startExampleJobs(environment: environment), status)
+        let jobs = environment["EXAMPLE_JOBS"].map { $0.split(separator: ",").map(String.init) }
+        return (try await startExampleJobs(environment: environment, jobs: jobs), status)
     }
 
     /// Starts one more dispatcher instance (its own store and port) and waits until it answers.

@@ -13,13 +13,13 @@ public final class TansuBroker: Sendable {
         self.process = process
     }
 
-    /// Starts Tansu and waits until it accepts connections.
-    public static func start(logDirectory: URL) async throws -> TansuBroker {
+    /// Starts Tansu (on `port`, or a free one) and waits until it accepts connections.
+    public static func start(logDirectory: URL, port: Int? = nil) async throws -> TansuBroker {
         let binary = TestEnvironment.tansu
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw DeadlineExceeded(what: "Tansu at \(binary.path) (run deploy/local/setup first)", deadline: .zero)
         }
-        let port = try freeLoopbackPort()
+        let port = try port ?? freeLoopbackPort()
         let process = try ChildProcess(
             name: "tansu", executable: binary,
             arguments: ["broker", "--listener-url", "tcp://127.0.0.1:\(port)",
