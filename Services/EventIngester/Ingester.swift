@@ -78,7 +78,7 @@ func buildIngester(configuration: IngesterConfiguration, logger: Logger) async t
     return serviceApplication(name: "baton-ingester", http: configuration.http, router: router,
                               services: [ProducerService(producer: producer),
                                          BrokerWatchService(BrokerWatch(producer: producer, topics: [topics.events, topics.deadLetter, topics.jobs], baseline: nil,
-                                                                        interval: configuration.service.kafka.profile.brokerCheckInterval, logger: logger))],
+                                                                        interval: configuration.service.kafka.profile.brokerCheckInterval, logger: logger))], keys: configuration.service.apiKeys,
                               logger: logger)
 }
 

@@ -73,7 +73,7 @@ struct KeyTool: ParsableCommand {
     }
 
     struct Revoke: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove a key; services stop accepting it when restarted.")
+        static let configuration = CommandConfiguration(abstract: "Remove a key; running services stop accepting it within seconds (they reload the file).")
         @OptionGroup var file: FileOption
         @Option(help: "The key's name.") var id: String
 

@@ -376,7 +376,7 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
                                              guard let retention = configuration.retention else { return }
                                              let removed = try store.prune(before: Date().addingTimeInterval(-(retention / .seconds(1))))
                                              if removed > 0 { logger.info("old event ids forgotten", metadata: ["rows": "\(removed)"]) }
-                                         }], logger: logger)
+                                         }], keys: keys, logger: logger)
 }
 
 @main

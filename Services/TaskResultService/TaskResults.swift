@@ -532,7 +532,7 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
                                   PeriodicService("firing timers", every: configuration.timerPoll, logger: logger) { try await timers.fireDueTimers() },
                                   PeriodicService("background fetches", every: configuration.timerPoll, logger: logger) { try await fetches.tick() },
                                   PeriodicService("looking for stuck runs", every: configuration.reaperInterval, logger: logger) { try await reaper.reap() },
-                              ],
+                              ], keys: keys,
                               logger: logger)
 }
 

@@ -16,11 +16,13 @@ public func serviceRouter() -> Router<BasicRequestContext> {
 
 /// The HTTP application of a Baton service: `router` plus `GET /health` and `GET /metrics`
 /// (Prometheus, see ``BatonMetrics``), listening on `http`,
-/// running `services` beside the server (they shut down last-first, after the server).
+/// running `services` beside the server (they shut down last-first, after the server), and
+/// reloading `keys` when its file changes (see ``APIKeyRing/reloader(every:logger:)``).
 public func serviceApplication(
     name: String, http: HTTPListenerConfiguration, router: Router<BasicRequestContext>,
-    services: [any Service], logger: Logger
+    services: [any Service], keys: APIKeyRing? = nil, logger: Logger
 ) -> some ApplicationProtocol {
+    let services = services + (keys?.reloader(logger: logger).map { [$0] } ?? [])
     router.get("/health") { _, _ -> Response in
         guard let problem = BatonHealth.problem else {
             return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok")))

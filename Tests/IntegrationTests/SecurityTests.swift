@@ -26,6 +26,42 @@ struct TestKeys {
 
 @Suite("API keys and tenant isolation over a real broker", .tags(.integration), .serialized)
 struct SecurityTests {
+    @Test("a key revoked with baton-keys gets 401 on every service within 5 s, without a restart; the other keys keep working; a broken keys file changes nothing")
+    func revocationWithoutRestart() async throws {
+        let keys = try TestKeys(directory: FileManager.default.temporaryDirectory.appendingPathComponent("baton-keys"))
+        let stack = try await BatonStack.start(label: "revoke", environment: ["AUTH_KEYS_FILE": keys.file.path])
+        let user = #""payload":{"id":"rv","email":"rv@example.org","name":"Rv"}"#
+        /// The statuses `key` gets from the runs API, the jobs API and the events API.
+        func statuses(_ key: String) async throws -> [UInt] {
+            [try await stack.get(port: stack.taskResultsPort, "/api/v1/runs?status=COMPLETED", apiKey: key).status,
+             try await stack.get(port: stack.dispatcherPort, "/api/v1/jobs", apiKey: key).status,
+             try await stack.sendEvent(#"{"name":"user.created",\#(user)}"#, apiKey: key).status]
+        }
+        #expect(try await statuses(keys.betaProd) == [200, 200, 202])
+
+        // A keys file that does not parse is refused; the keys in use stay.
+        let good = try Data(contentsOf: keys.file)
+        try Data("{not json".utf8).write(to: keys.file)
+        _ = try await eventually("the broken file to be refused", deadline: .seconds(10)) {
+            stack.process(.taskResults).output().contains("API keys not reloaded") ? true : nil
+        }
+        #expect(try await statuses(keys.betaProd) == [200, 200, 202])
+        try good.write(to: keys.file)
+
+        let tool = try ChildProcess(name: "baton-keys", executable: TestEnvironment.executable("baton-keys"),
+                                    arguments: ["revoke", "--file", keys.file.path, "--id", "beta-prod"], logDirectory: stack.logs)
+        _ = try await eventually("baton-keys to finish", deadline: .seconds(20)) { tool.isRunning ? nil : true }
+        #expect(tool.terminationStatus == 0, "\(tool.output())")
+        let revokedAt = ContinuousClock.now
+        _ = try await eventually("the revoked key to get 401 everywhere", deadline: .seconds(5), every: .milliseconds(100)) {
+            try await statuses(keys.betaProd) == [401, 401, 401] ? true : nil
+        }
+        let took = ContinuousClock.now - revokedAt
+        #expect(took < .seconds(5), "revoked in \(took)")
+        #expect(try await statuses(keys.alphaProd) == [200, 200, 202], "the other keys keep working")
+        try await stack.stop()
+    }
+
     @Test("a key sees and starts only its own project's and environment's jobs, events and runs; no key or a wrong key gets 401")
     func isolation() async throws {
         let keys = try TestKeys(directory: FileManager.default.temporaryDirectory.appendingPathComponent("baton-keys"))
