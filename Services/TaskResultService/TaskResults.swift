@@ -23,7 +23,9 @@ import Tracing
 ///   run with no progress for this long is stuck;
 /// - `runs.progress.reissues` (`RUNS_PROGRESS_REISSUES`), int, 3: resume commands re-issued for a
 ///   stuck run before it is marked `TIMED_OUT`;
-/// - `reaper.interval.ms` (`REAPER_INTERVAL_MS`), int, 5000: how often stuck runs are looked for.
+/// - `reaper.interval.ms` (`REAPER_INTERVAL_MS`), int, 5000: how often stuck runs are looked for;
+/// - `runs.age.interval.ms` (`RUNS_AGE_INTERVAL_MS`), int, 15000: how often the metrics
+///   `baton_active_runs` and `baton_oldest_active_run_age_seconds` are measured (a scan of runs).
 struct TaskResultConfiguration: Sendable {
     var service: ServiceConfiguration
     var http: HTTPListenerConfiguration
@@ -33,6 +35,7 @@ struct TaskResultConfiguration: Sendable {
     var progressTimeout: Duration
     var progressReissues: Int
     var reaperInterval: Duration
+    var runsAgeInterval: Duration
     init(config: ConfigReader) throws(ValidationError) {
         self.service = try ServiceConfiguration(config: config, serviceName: "baton-task-results")
         self.http = try HTTPListenerConfiguration(config: config, defaultPort: 8082)
@@ -51,6 +54,9 @@ struct TaskResultConfiguration: Sendable {
         let reaper = config.int(forKey: "reaper.interval.ms", default: 5_000)
         guard reaper > 0 else { throw ValidationError(path: "reaper.interval.ms", message: "must be positive, got \(reaper)") }
         self.reaperInterval = .milliseconds(reaper)
+        let age = config.int(forKey: "runs.age.interval.ms", default: 15_000)
+        guard age > 0 else { throw ValidationError(path: "runs.age.interval.ms", message: "must be positive, got \(age)") }
+        self.runsAgeInterval = .milliseconds(age)
     }
 }
 
@@ -440,6 +446,8 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
                         maxReissues: configuration.progressReissues, logger: logger)
     let keys = configuration.service.apiKeys
     keys.logState(logger)
+    let oldestActiveRun = Gauge(label: "baton_oldest_active_run_age_seconds")
+    let activeRunCount = Gauge(label: "baton_active_runs")
     /// Answers 404 unless run `id` exists and belongs to `tenant` (another tenant's run is not
     /// distinguishable from a missing one).
     @Sendable func runNotFound(_ id: String) -> APIError {
@@ -531,6 +539,12 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
                                                                  interval: kafka.profile.brokerCheckInterval, logger: logger)),
                                   PeriodicService("firing timers", every: configuration.timerPoll, logger: logger) { try await timers.fireDueTimers() },
                                   PeriodicService("background fetches", every: configuration.timerPoll, logger: logger) { try await fetches.tick() },
+                                  // For alerts: a run that should have ended long ago (see docs/operations.md).
+                                  PeriodicService("measuring active runs", every: configuration.runsAgeInterval, logger: logger) {
+                                      let active = try await store.activeRuns()
+                                      oldestActiveRun.record(active.oldest.map { max(0, Date().timeIntervalSince($0)) } ?? 0)
+                                      activeRunCount.record(active.count)
+                                  },
                                   PeriodicService("looking for stuck runs", every: configuration.reaperInterval, logger: logger) { try await reaper.reap() },
                               ], keys: keys,
                               logger: logger)

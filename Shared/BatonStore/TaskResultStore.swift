@@ -530,6 +530,17 @@ public final class TaskResultStore: Sendable {
         }
     }
 
+    /// When the oldest run that has not ended was created, and how many runs have not ended;
+    /// `nil` date when every run ended. A scan on a reader connection (WAL: writers go on).
+    public func activeRuns() async throws -> (oldest: Date?, count: Int) {
+        let terminal = RunStatus.terminal.map { "'\($0.rawValue)'" }.joined(separator: ",")
+        return try await pool.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT MIN(created_at) AS oldest, COUNT(*) AS count FROM runs WHERE status NOT IN (\(terminal))")
+            let oldest: Int64? = row?["oldest"]
+            return (oldest.map(Date.init(millisecondsSince1970:)), row?["count"] ?? 0)
+        }
+    }
+
     /// Ids of the runs with `status`, most recently updated first.
     public func runIDs(status: RunStatus, limit: Int = 100) throws -> [String] {
         try pool.read { db in

@@ -13,6 +13,26 @@ struct MetricsTests {
             .first
     }
 
+    @Test("baton_active_runs and baton_oldest_active_run_age_seconds show a run that has not ended, and its age")
+    func oldestActiveRun() async throws {
+        let stack = try await BatonStack.start(label: "run-age", environment: ["RUNS_AGE_INTERVAL_MS": "300"])
+        try await stack.startExampleJobs(waitSeconds: 60, jobs: ["new-user-welcome"])
+        let before = try await stack.get(port: stack.taskResultsPort, "/metrics").body
+        #expect(sample(before, "baton_active_runs") == 0, "\(before)")
+        let eventId = "evt_age_\(UUID().uuidString.prefix(6))"
+        #expect(try await stack.sendEvent(#"{"id":"\#(eventId)","name":"user.created","payload":{"id":"a","email":"a@example.com","name":"A"}}"#).status == 202)
+        // The run waits 60 s: it is active, and its age grows past 2 s.
+        let age = try await eventually("the waiting run to be 2 s old in the metrics", deadline: .seconds(30)) { () -> Double? in
+            let body = try await stack.get(port: stack.taskResultsPort, "/metrics").body
+            guard sample(body, "baton_active_runs") == 1, let age = sample(body, "baton_oldest_active_run_age_seconds"), age >= 2 else { return nil }
+            return age
+        }
+        #expect(age < 30)
+        let run = try await stack.run(Identifiers.runID(eventID: eventId, jobSlug: "new-user-welcome"))
+        #expect(run?.status.isTerminal == false)
+        try await stack.stop()
+    }
+
     @Test("GET /metrics on each process counts what one event did: accepted, runs started, run events, timers, slices, acked sends")
     func metricsFollowARun() async throws {
         let stack = try await BatonStack.start(label: "metrics")
