@@ -35,6 +35,8 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
     private let buffered = Mutex<[KafkaRecord]>([])
     /// Whether fetching is paused (``pause()``): partitions assigned meanwhile start paused too.
     private let paused = Mutex(false)
+    /// Between a revoke and the next assignment: the group is forming again.
+    private let rejoining = Mutex(false)
 
     /// Joins `groupID` and subscribes to `topics`.
     /// - Parameters:
@@ -220,7 +222,15 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
         let handle = self.handle
         let logger = self.logger
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            pollQueue.async {
+            pollQueue.async { [self] in
+                // Leave a group that is forming only once it formed (up to 5 s): a member that
+                // leaves mid-join can hold the group in rebalance (Tansu 0.6 keeps it as leader).
+                let deadline = ContinuousClock.now + .seconds(5)
+                while rejoining.withLock({ $0 }), ContinuousClock.now < deadline {
+                    guard let event = rd_kafka_queue_poll(consumerQueue.pointer, 100) else { continue }
+                    _ = self.handle(event)
+                    rd_kafka_event_destroy(event)
+                }
                 // rd_kafka_consumer_close serves the revoke of the final rebalance itself when a
                 // rebalance event is pending; we commit first so nothing processed is redone.
                 _ = rd_kafka_commit(handle.pointer, nil, 0)
@@ -332,6 +342,7 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
         let cooperative = String(cString: rd_kafka_rebalance_protocol(handle.pointer)) == "COOPERATIVE"
         if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
             assignment.withLock { $0.formUnion(partitions) }
+            rejoining.withLock { $0 = false }
             logger.info("partitions assigned", metadata: ["kafka.partitions": "\(partitions.map(\.description))"])
             onRebalance?(.assigned(partitions))
             if let offsets = startOffsets?(partitions) {
@@ -350,6 +361,7 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
             if paused.withLock({ $0 }) { _ = rd_kafka_pause_partitions(handle.pointer, list) }
         } else {
             logger.info("partitions revoked", metadata: ["kafka.partitions": "\(partitions.map(\.description))"])
+            rejoining.withLock { $0 = true }
             // Fence first: the application stops work on these partitions, then what it has
             // stored is committed before the partitions move to another member.
             onRebalance?(.revoked(partitions))
