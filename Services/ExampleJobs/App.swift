@@ -79,7 +79,7 @@ struct ExampleJobsMain {
                                  project: config.string(forKey: "baton.project", default: "default"),
                                  environment: config.string(forKey: "baton.environment", default: "default"),
                                  apiKey: config.string(forKey: "baton.api.key", isSecret: true),
-                                 limits: service.limits),
+                                 limits: service.limits, fetchSecrets: service.fetchSecrets),
             jobs: jobs,
             logger: logger)
         var services: [any Service] = []

@@ -18,6 +18,8 @@ struct FetchService: Sendable {
     let http: HTTPClient
     /// Largest response body kept, in bytes.
     let maxBodyBytes: Int
+    /// Opens sealed requests (see `FetchSecrets`).
+    let secrets: FetchSecrets?
     let logger: Logger
 
     /// One round: resume runs of finished fetches, perform the due ones, resume again.
@@ -50,12 +52,32 @@ struct FetchService: Sendable {
 
     func perform(_ fetch: TaskResultStore.DueFetch) async throws {
         let attempt = fetch.attempts + 1
+        // A sealed request that cannot be opened will never be: the fetch ends with the reason.
+        switch opened(fetch.request) {
+        case .success(let plain):
+            try await perform(fetch, plain, attempt: attempt)
+        case .failure(let error):
+            logger.error("background fetch cannot be performed", metadata: ["run.id": "\(fetch.runId)", "error": "\(error)"])
+            try store.completeFetch(fetch, response: BackgroundFetchResponse(status: 0, headers: [:], body: "", error: error.message, attempts: attempt))
+        }
+    }
+
+    /// `request` opened with ``secrets`` when it is sealed.
+    private func opened(_ request: BackgroundFetchRequest) -> Result<BackgroundFetchRequest, FetchSecretsError> {
+        guard let secrets else {
+            guard let sealed = request.sealed else { return .success(request) }
+            return .failure(FetchSecretsError(message: "the request is sealed (key \(sealed.keyID)) and this service has no FETCH_SECRETS_KEYS"))
+        }
+        return Result { () throws(FetchSecretsError) in try secrets.open(request) }
+    }
+
+    private func perform(_ fetch: TaskResultStore.DueFetch, _ plain: BackgroundFetchRequest, attempt: Int) async throws {
         var response: BackgroundFetchResponse
         do {
-            var request = HTTPClientRequest(url: fetch.request.url)
-            request.method = HTTPMethod(rawValue: fetch.request.method.uppercased())
-            for (name, value) in fetch.request.headers { request.headers.add(name: name, value: value) }
-            if let body = fetch.request.body { request.body = .bytes(ByteBuffer(string: body)) }
+            var request = HTTPClientRequest(url: plain.url)
+            request.method = HTTPMethod(rawValue: plain.method.uppercased())
+            for (name, value) in plain.headers { request.headers.add(name: name, value: value) }
+            if let body = plain.body { request.body = .bytes(ByteBuffer(string: body)) }
             let answer = try await http.execute(request, timeout: .seconds(30))
             let body = try await answer.body.collect(upTo: maxBodyBytes)
             var headers: [String: String] = [:]

@@ -441,7 +441,8 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         try await recorder.handle(batch)
     }
     let timers = TimerService(store: store, producer: producer, topics: topics, logger: logger)
-    let fetches = FetchService(store: store, producer: producer, topics: topics, http: .shared, maxBodyBytes: 10 << 20, logger: logger)
+    let fetches = FetchService(store: store, producer: producer, topics: topics, http: .shared, maxBodyBytes: 10 << 20,
+                               secrets: configuration.service.fetchSecrets, logger: logger)
     let reaper = Reaper(store: store, producer: producer, topics: topics, timeout: configuration.progressTimeout,
                         maxReissues: configuration.progressReissues, logger: logger)
     let keys = configuration.service.apiKeys

@@ -44,12 +44,17 @@ public struct JobWorker: Service {
         /// How many slices of one job run at once in this process (slices of one run never run
         /// at once). At the bound the job's consumer pauses its partitions until a slice ends.
         public var maxConcurrentSlices: Int
+        /// The keys that seal background-fetch requests (`FETCH_SECRETS_KEYS`); the task-result
+        /// service needs the same keys to perform them. `nil`: requests travel in clear.
+        public var fetchSecrets: FetchSecrets?
 
         public init(kafka: KafkaConfiguration, topics: Topics = Topics(), taskResultsURL: String?,
                     deliveryTimeout: Duration = .seconds(30), checkpointPatience: Duration = .seconds(60),
                     sliceBudget: Duration = .seconds(30), maxConcurrentSlices: Int = 100,
                     organization: String = "default", project: String = "default",
-                    environment: String = "default", apiKey: String? = nil, limits: Limits = .default) {
+                    environment: String = "default", apiKey: String? = nil, limits: Limits = .default,
+                    fetchSecrets: FetchSecrets? = nil) {
+            self.fetchSecrets = fetchSecrets
             self.sliceBudget = sliceBudget
             self.maxConcurrentSlices = max(1, maxConcurrentSlices)
             self.limits = limits
@@ -141,7 +146,8 @@ public struct JobWorker: Service {
                                executor: SliceExecutor(job: job, registration: registration, producer: producer, topics: topics,
                                                        deadLetters: deadLetters, checkpoints: checkpoints, sliceBudget: configuration.sliceBudget,
                                                        organization: configuration.organization, project: configuration.project,
-                                                       tenant: tenant, limits: configuration.limits, logger: logger),
+                                                       tenant: tenant, limits: configuration.limits,
+                                                       fetchSecrets: configuration.fetchSecrets, logger: logger),
                                logger: logger)
         }
         // A broker that lost the topics (a restarted memory broker), changed their partitions or
@@ -427,7 +433,30 @@ struct SliceExecutor: Sendable {
     let project: String
     let tenant: Tenant
     let limits: Limits
+    /// Seals background-fetch requests (`nil`: they travel in clear; see ``sealingFetchSecrets``).
+    let fetchSecrets: FetchSecrets?
     let logger: Logger
+
+    /// Whether the warning about fetch credentials in clear was logged (once per process).
+    private static let warnedClearCredentials = Mutex(false)
+
+    /// A function sealing the request of a `fetchRequested` event with ``fetchSecrets``, so its
+    /// URL, headers and body are encrypted on the topic and in the store; other events pass.
+    var sealingFetchSecrets: @Sendable (RunEvent.Body) throws -> RunEvent.Body {
+        let secrets = fetchSecrets
+        let logger = logger
+        return { body in
+            guard case .fetchRequested(var fetch) = body else { return body }
+            guard let secrets else {
+                if fetch.request.carriesCredentials, Self.warnedClearCredentials.withLock({ warned in defer { warned = true }; return !warned }) {
+                    logger.warning("a background fetch carries credentials in clear on the task-results topic and in the store: set FETCH_SECRETS_KEYS on job services and the task-result service")
+                }
+                return body
+            }
+            fetch.request = try secrets.seal(fetch.request)
+            return .fetchRequested(fetch)
+        }
+    }
 
     /// Handles one run-topic record. Returns when its effects are durable; throws only when
     /// the broker cannot take them (the record is then not committed and comes back).
@@ -459,8 +488,9 @@ struct SliceExecutor: Sendable {
         let producer = self.producer
         let topic = topics.taskResults
         let runId = command.runId
+        let seal = self.sealingFetchSecrets
         let publish: @Sendable (RunEvent.Body) async throws -> Void = { body in
-            let event = RunEvent(runId: runId, body: body)
+            let event = RunEvent(runId: runId, body: try seal(body))
             try await producer.send(topic: topic, key: runId, value: Array(try BatonJSON.encoder.encode(event)))
         }
         var completed = command.completedTasks
@@ -485,7 +515,7 @@ struct SliceExecutor: Sendable {
             claim = { request in try await client.claim(request) }
         }
         let enqueue: @Sendable (RunEvent.Body) throws -> @Sendable () async throws -> Void = { body in
-            let delivery = try producer.enqueue(topic: topic, key: Array(runId.utf8), value: Array(try BatonJSON.encoder.encode(RunEvent(runId: runId, body: body))))
+            let delivery = try producer.enqueue(topic: topic, key: Array(runId.utf8), value: Array(try BatonJSON.encoder.encode(RunEvent(runId: runId, body: try seal(body)))))
             return { try await delivery.acknowledged() }
         }
         let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: sliceBudget,

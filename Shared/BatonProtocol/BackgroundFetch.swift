@@ -9,6 +9,9 @@ public struct BackgroundFetchRequest: Codable, Sendable, Hashable {
     /// Retry rules by response status: keys are `"429"`, `"500-599"` or `"5xx"`; `"network"`
     /// applies to connection failures. The first rule that matches decides.
     public var retry: [String: RetryPolicy]
+    /// URL, headers and body sealed with a fetch-secrets key (see ``FetchSecrets``): then `url`
+    /// holds only the redacted URL, and `headers` and `body` are empty.
+    public var sealed: SealedFetchSecrets?
 
     public init(url: String, method: String = "GET", headers: [String: String] = [:], body: String? = nil, retry: [String: RetryPolicy] = [:]) {
         self.url = url

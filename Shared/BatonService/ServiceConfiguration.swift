@@ -27,6 +27,9 @@ import Logging
 /// - `store.on.broker.change` (`STORE_ON_BROKER_CHANGE`), `refuse` | `reset` | `rebind`,
 ///   `reset` with the embedded profile, else `refuse`: what a service with a store does at
 ///   start-up when the store was written against another broker (see `BrokerChangePolicy`).
+/// - `fetch.secrets.keys` (`FETCH_SECRETS_KEYS`), secret, none: base64 keys (32 bytes each,
+///   comma-separated; the first seals) that encrypt background-fetch requests on the topic and
+///   in the store; job services and the task-result service need the same keys.
 /// - `auth.keys.file` (`AUTH_KEYS_FILE`), path, none: the API keys file (hashes; made with
 ///   `baton-keys`). Without it the HTTP APIs need no key and act for the default project.
 public struct ServiceConfiguration: Sendable {
@@ -41,6 +44,8 @@ public struct ServiceConfiguration: Sendable {
     public var shutdownDeadline: Duration
     /// What a service with a store does when the broker is not the one it was written against.
     public var brokerChangePolicy: BrokerChangePolicy
+    /// The keys sealing background-fetch requests, if configured.
+    public var fetchSecrets: FetchSecrets?
 
     /// Reads the shared settings.
     /// - Throws: `ValidationError` naming the key whose value is invalid.
@@ -84,6 +89,7 @@ public struct ServiceConfiguration: Sendable {
             throw ValidationError(path: "store.on.broker.change", message: "'\(policyName)' is not a policy; use 'refuse', 'reset' or 'rebind'")
         }
         self.brokerChangePolicy = policy
+        self.fetchSecrets = try FetchSecrets.parse(config.string(forKey: "fetch.secrets.keys", isSecret: true, default: ""))
     }
 
     /// Parses `k=v,k=v` into a dictionary.

@@ -49,3 +49,29 @@ func collectDeadLetters(bootstrapServers: String, keys: Set<String>, deadline: D
     await consumer.close()
     return found
 }
+
+/// The value of the first record of `topic` with key `key` whose value contains `marker`, read
+/// by a new consumer group from the start; `nil` when none came within `deadline`.
+func firstRecordValue(bootstrapServers: String, topic: String, key: String, containing marker: String,
+                      deadline: Duration = .seconds(30)) async throws -> String? {
+    let consumer = try KafkaConsumer(configuration: KafkaConfiguration(bootstrapServers: bootstrapServers, profile: .embeddedBroker),
+                                     groupID: "record-check-\(UUID().uuidString.prefix(6))", topics: [topic], logger: Logger(label: "record-check"))
+    let found = try await withThrowingTaskGroup(of: String?.self) { group in
+        group.addTask {
+            for try await record in consumer where record.keyString == key {
+                let value = String(decoding: record.value, as: UTF8.self)
+                if value.contains(marker) { return value }
+            }
+            return nil
+        }
+        group.addTask {
+            try await Task.sleep(for: deadline)
+            return nil
+        }
+        let first = try await group.next() ?? nil
+        group.cancelAll()
+        return first
+    }
+    await consumer.close()
+    return found
+}

@@ -147,7 +147,7 @@ struct SecurityTests {
         try await stack.stop()
     }
 
-    @Test("planted secrets (API key, Kafka password, fetch Authorization header and URL token) never reach logs or the runs API")
+    @Test("planted secrets (API key, Kafka password, fetch Authorization header and URL token) never reach logs or the runs API; the fetch request is sealed on the topic and in the store")
     func secretsStayOut() async throws {
         let keys = try TestKeys(directory: FileManager.default.temporaryDirectory.appendingPathComponent("baton-keys"))
         let kafkaPassword = "kafka-pw-\(UUID().uuidString)"
@@ -166,6 +166,7 @@ struct SecurityTests {
             let stack = try await BatonStack.start(label: "secrets", environment: [
                 "AUTH_KEYS_FILE": keys.file.path, "LOG_LEVEL": "trace",
                 "KAFKA_PROPERTIES": "sasl.username=baton,sasl.password=\(kafkaPassword)",
+                "FETCH_SECRETS_KEYS": Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString(),
             ])
             try await stack.startExampleJobs(environment: ["BATON_PROJECT": "alpha", "BATON_ENVIRONMENT": "prod", "BATON_API_KEY": keys.alphaProd])
             let eventId = "evt_secret_\(UUID().uuidString.prefix(6))"
@@ -178,6 +179,18 @@ struct SecurityTests {
             // A rejected request with a key-looking header is logged without it.
             _ = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(run.id)", apiKey: keys.alphaProd + "x")
             let api = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs/\(run.id)", apiKey: keys.alphaProd).body
+            // At rest: the fetch request on the task-results topic and in the store is sealed.
+            let record = try await firstRecordValue(bootstrapServers: stack.broker.bootstrapServers, topic: Topics().taskResults,
+                                                    key: run.id, containing: "fetchRequested")
+            #expect(record?.contains("\"sealed\"") == true, "the request on the topic is sealed: \(record ?? "no record")")
+            let query = try ChildProcess(
+                name: "store-read", executable: URL(fileURLWithPath: "/usr/bin/env"),
+                arguments: ["python3", "-c", "import sqlite3, sys\nfor (r,) in sqlite3.connect(sys.argv[1]).execute('SELECT request FROM fetches'): print(r)",
+                            stack.directory.appendingPathComponent("task-results.sqlite").path],
+                logDirectory: stack.logs)
+            _ = try await eventually("the store to be read", deadline: .seconds(20)) { query.isRunning ? nil : true }
+            let stored = query.output()
+            #expect(stored.contains("\"sealed\""), "the request in the store is sealed: \(stored)")
             try await stack.stop()
 
             let logs = stack.allOutput(full: true)
@@ -187,6 +200,8 @@ struct SecurityTests {
                                    ("URL token", urlToken)] {
                 #expect(!logs.contains(secret), "the \(name) is in the logs")
                 #expect(!api.contains(secret), "the \(name) is in the runs API")
+                #expect(record?.contains(secret) == false, "the \(name) is on the task-results topic")
+                #expect(!stored.contains(secret), "the \(name) is in the store")
             }
         }
     }
