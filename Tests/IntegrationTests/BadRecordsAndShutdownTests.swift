@@ -66,7 +66,7 @@ struct BadRecordsAndShutdownTests {
         }
     }
 
-    @Test("poison records (random bytes near the broker's size limit, a thousand headers) on every consumed topic are dead-lettered, trimmed when too large; valid records behind them run and every process keeps serving")
+    @Test("poison records (0 bytes to the broker's size limit, binary and JSON-shaped, a thousand headers) on every consumed topic are dead-lettered, trimmed when too large; valid records behind them run and every process keeps serving")
     func poisonRecords() async throws {
         let stack = try await BatonStack.start(label: "poison")
         try await stack.startExampleJobs(waitSeconds: 0.2, jobs: ["new-user-welcome"])
@@ -78,10 +78,24 @@ struct BadRecordsAndShutdownTests {
         let consumed = [topics.events, topics.jobs, topics.taskResults, topics.runs(jobSlug: "new-user-welcome")]
         var keys: [String] = []
         var runIds: [String] = []
+        // Sizes from 0 to the broker's limit, binary and JSON-shaped (an array: no consumer's
+        // record type), and many headers.
+        let jsonBig = Array(("[" + String(repeating: "1,", count: 499_000) + "1]").utf8)
+        let poisons: [(name: String, value: [UInt8], headers: [KafkaHeader])] = [
+            ("empty", [], []),
+            ("one-byte", [0xff], []),
+            ("binary-64k", Array(big.prefix(65_536)), []),
+            ("json-512k", Array(jsonBig.prefix(262_144)) + Array("1]".utf8), []),
+            ("big", big, []),
+            ("json-big", jsonBig, []),
+            ("headers", Array("{}".utf8), headers),
+            ("big-headers", Array(big.prefix(500_000)), Array(headers.prefix(200))),
+        ]
         for (index, topic) in consumed.enumerated() {
-            try await kafka.send(topic: topic, key: "poison-big-\(index)", value: big)
-            try await kafka.send(topic: topic, key: "poison-headers-\(index)", value: Array("{}".utf8), headers: headers)
-            keys += ["poison-big-\(index)", "poison-headers-\(index)"]
+            for poison in poisons {
+                try await kafka.send(topic: topic, key: "poison-\(poison.name)-\(index)", value: poison.value, headers: poison.headers)
+                keys.append("poison-\(poison.name)-\(index)")
+            }
             runIds.append(try await sendUserCreated(kafka, id: "evt_after_poison_\(index)", user: "p\(index)"))
         }
         try await expectCompleted(stack, runIds)
@@ -90,7 +104,12 @@ struct BadRecordsAndShutdownTests {
         }
         let letters = try await collectDeadLetters(bootstrapServers: stack.broker.bootstrapServers, keys: Set(keys))
         #expect(Set(letters.keys) == Set(keys), "dead letters: \(letters.keys.sorted())\n\(stack.allOutput())")
-        for (key, letter) in letters where key.hasPrefix("poison-big") {
+        // Over 900,000 bytes: trimmed; the others are sent whole.
+        for (key, letter) in letters {
+            let trimmed = key.range(of: #"^poison-(json-)?big-\d+$"#, options: .regularExpression) != nil
+            #expect((letter.reason?.contains("trimmed") == true) == trimmed, "\(key): \(letter.reason ?? "")")
+        }
+        for (key, letter) in letters where key.range(of: #"^poison-(json-)?big-\d+$"#, options: .regularExpression) != nil {
             #expect(letter.reason?.contains("trimmed") == true && letter.reason?.contains("SHA-256") == true, "\(key): \(letter.reason ?? "")")
         }
         await kafka.shutdown()
