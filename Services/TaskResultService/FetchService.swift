@@ -53,22 +53,27 @@ struct FetchService: Sendable {
     func perform(_ fetch: TaskResultStore.DueFetch) async throws {
         let attempt = fetch.attempts + 1
         // A sealed request that cannot be opened will never be: the fetch ends with the reason.
-        switch opened(fetch.request) {
+        switch opened(fetch) {
         case .success(let plain):
             try await perform(fetch, plain, attempt: attempt)
+        case .failure(let error) where error.isMissingKey:
+            // Fixable by configuration (a key rotated in the wrong order): try again later.
+            logger.error("background fetch waits for its key", metadata: ["run.id": "\(fetch.runId)", "error": "\(error)"])
+            try store.rescheduleFetch(fetch, next: Date().addingTimeInterval(60))
         case .failure(let error):
             logger.error("background fetch cannot be performed", metadata: ["run.id": "\(fetch.runId)", "error": "\(error)"])
             try store.completeFetch(fetch, response: BackgroundFetchResponse(status: 0, headers: [:], body: "", error: error.message, attempts: attempt))
         }
     }
 
-    /// `request` opened with ``secrets`` when it is sealed.
-    private func opened(_ request: BackgroundFetchRequest) -> Result<BackgroundFetchRequest, FetchSecretsError> {
+    /// The fetch's request, opened with ``secrets`` when it is sealed.
+    private func opened(_ fetch: TaskResultStore.DueFetch) -> Result<BackgroundFetchRequest, FetchSecretsError> {
         guard let secrets else {
-            guard let sealed = request.sealed else { return .success(request) }
-            return .failure(FetchSecretsError(message: "the request is sealed (key \(sealed.keyID)) and this service has no FETCH_SECRETS_KEYS"))
+            guard let sealed = fetch.request.sealed else { return .success(fetch.request) }
+            return .failure(FetchSecretsError(message: "the request is sealed (key \(sealed.keyID)) and this service has no FETCH_SECRETS_KEYS",
+                                              isMissingKey: true))
         }
-        return Result { () throws(FetchSecretsError) in try secrets.open(request) }
+        return Result { () throws(FetchSecretsError) in try secrets.open(fetch.request, context: "\(fetch.runId)/\(fetch.taskId)") }
     }
 
     private func perform(_ fetch: TaskResultStore.DueFetch, _ plain: BackgroundFetchRequest, attempt: Int) async throws {

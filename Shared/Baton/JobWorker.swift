@@ -181,7 +181,10 @@ public struct JobWorker: Service {
         } catch {
             failure = error
         }
-        for consumer in consumers { await consumer.consumer.close() }
+        // Together: each close may wait for a forming group (see `KafkaConsumer.close()`).
+        await withDiscardingTaskGroup { group in
+            for consumer in consumers { group.addTask { await consumer.consumer.close() } }
+        }
         await producer.shutdown()
         try? await http.shutdown()
         // The caller reports the failure (once): a Baton process logs one critical line.
@@ -442,7 +445,7 @@ struct SliceExecutor: Sendable {
 
     /// A function sealing the request of a `fetchRequested` event with ``fetchSecrets``, so its
     /// URL, headers and body are encrypted on the topic and in the store; other events pass.
-    var sealingFetchSecrets: @Sendable (RunEvent.Body) throws -> RunEvent.Body {
+    func sealingFetchSecrets(runId: String) -> @Sendable (RunEvent.Body) throws -> RunEvent.Body {
         let secrets = fetchSecrets
         let logger = logger
         return { body in
@@ -453,7 +456,7 @@ struct SliceExecutor: Sendable {
                 }
                 return body
             }
-            fetch.request = try secrets.seal(fetch.request)
+            fetch.request = try secrets.seal(fetch.request, context: "\(runId)/\(fetch.taskId)")
             return .fetchRequested(fetch)
         }
     }
@@ -488,7 +491,7 @@ struct SliceExecutor: Sendable {
         let producer = self.producer
         let topic = topics.taskResults
         let runId = command.runId
-        let seal = self.sealingFetchSecrets
+        let seal = sealingFetchSecrets(runId: command.runId)
         let publish: @Sendable (RunEvent.Body) async throws -> Void = { body in
             let event = RunEvent(runId: runId, body: try seal(body))
             try await producer.send(topic: topic, key: runId, value: Array(try BatonJSON.encoder.encode(event)))

@@ -52,6 +52,14 @@ public struct BrokerIdentity: Codable, Sendable, Hashable {
         return result
     }
 
+    /// Whether `observed` is another broker (cluster id or marker differ), not only other
+    /// topic shapes.
+    public func isAnotherBroker(than observed: BrokerIdentity) -> Bool {
+        if let bound = clusterID, let now = observed.clusterID, bound != now { return true }
+        if let bound = marker, let now = observed.marker, bound != now { return true }
+        return false
+    }
+
     /// The identity as stored (JSON).
     public func encoded() -> String {
         let encoder = JSONEncoder()
@@ -63,6 +71,56 @@ public struct BrokerIdentity: Codable, Sendable, Hashable {
     /// - Throws: `DecodingError` when `text` is not one.
     public static func decode(_ text: String) throws -> BrokerIdentity {
         try JSONDecoder().decode(BrokerIdentity.self, from: Data(text.utf8))
+    }
+}
+
+/// What a service with a store does at start-up when the store was written against another
+/// broker, or against other topic shapes (`store.on.broker.change`, `STORE_ON_BROKER_CHANGE`).
+public enum BrokerChangePolicy: String, Sendable, CaseIterable {
+    /// Refuse to start, saying what differs and how to proceed (the production default).
+    case refuse
+    /// Say so, erase the store and start afresh: its runs and offsets are lost (the embedded
+    /// default, where the broker keeps topics in memory and loses them when it restarts). Only
+    /// for another broker (cluster id or marker differ); other topic shapes on the same broker
+    /// keep the store, as `rebind` does.
+    case reset
+    /// Say so and keep the store, bound to the broker as it is now: after a planned change such
+    /// as more partitions, or a cluster restored together with its offsets.
+    case rebind
+}
+
+/// What a service does with its store at start-up, given the identity it was bound to, the one
+/// it sees, and its policy. Pure.
+public enum BrokerBindingAction: Sendable, Hashable {
+    /// The same broker, the same topics: nothing to do.
+    case keep
+    /// Bind (again) without a word: never bound, or only more is known now (e.g. a new topic).
+    case bind
+    /// Refuse to start: these differ.
+    case refuse([String])
+    /// Another broker under `reset`: say so, erase the store and bind it.
+    case erase([String])
+    /// Say so, keep the store and bind it: `rebind`, or other topic shapes on the same broker
+    /// under `reset` (its data is there).
+    case rebind([String])
+
+    /// What differs, for the actions that say so.
+    public var differences: [String]? {
+        switch self {
+        case .keep, .bind: nil
+        case .refuse(let found), .erase(let found), .rebind(let found): found
+        }
+    }
+
+    public static func decide(bound: BrokerIdentity?, observed: BrokerIdentity, policy: BrokerChangePolicy) -> BrokerBindingAction {
+        guard let bound else { return .bind }
+        let differences = bound.differences(from: observed)
+        guard !differences.isEmpty else { return bound == observed ? .keep : .bind }
+        switch policy {
+        case .refuse: return .refuse(differences)
+        case .reset where bound.isAnotherBroker(than: observed): return .erase(differences)
+        case .reset, .rebind: return .rebind(differences)
+        }
     }
 }
 
@@ -102,8 +160,16 @@ extension KafkaProducer {
             for index in 0..<Int(metadata.pointee.topic_cnt) {
                 let topic = metadata.pointee.topics[index]
                 let name = String(cString: topic.topic)
-                if wanted.contains(name), topic.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                guard wanted.contains(name) else { continue }
+                switch topic.err {
+                case RD_KAFKA_RESP_ERR_NO_ERROR:
                     partitions[name] = Int(topic.partition_cnt)
+                case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+                    break  // missing
+                default:
+                    // Not an answer about the topic (leader election, authorization, a broker
+                    // still loading): never read as "missing".
+                    throw kafkaError(.metadata, "metadata of topic '\(name)'", topic.err, retriable: true)
                 }
             }
             var clusterID: String?

@@ -27,10 +27,6 @@ public struct KafkaConfiguration: Sendable, Hashable {
                 "fetch.wait.max.ms": "5",
                 "session.timeout.ms": "2000",
                 "heartbeat.interval.ms": "500",
-                // The rebalance timeout: how long a rebalance waits for a member that joined and
-                // went away (e.g. a process that stopped while the group formed). librdkafka's
-                // 5 minutes would hold every new member of the group that long.
-                "max.poll.interval.ms": "20000",
             ],
             producerProperties: [:],
             // A memory broker that restarts has lost every topic: notice it within a second.

@@ -35,8 +35,8 @@ public final class KafkaConsumer: Sendable, AsyncSequence {
     private let buffered = Mutex<[KafkaRecord]>([])
     /// Whether fetching is paused (``pause()``): partitions assigned meanwhile start paused too.
     private let paused = Mutex(false)
-    /// Between a revoke and the next assignment: the group is forming again.
-    private let rejoining = Mutex(false)
+    /// Until the first assignment, and between a revoke and the next one: the group is forming.
+    private let rejoining = Mutex(true)
 
     /// Joins `groupID` and subscribes to `topics`.
     /// - Parameters:

@@ -25,7 +25,7 @@ public struct FetchSecrets: Sendable {
     public init(base64Keys: [String]) throws(ValidationError) {
         var keys: [(id: String, key: [UInt8])] = []
         for (index, text) in base64Keys.enumerated() {
-            guard let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespaces)), data.count == 32 else {
+            guard let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), data.count == 32 else {
                 throw ValidationError(path: "fetch.secrets.keys[\(index)]",
                                       message: "not base64 of 32 bytes; make one with: head -c 32 /dev/urandom | base64")
             }
@@ -48,12 +48,25 @@ public struct FetchSecrets: Sendable {
         var body: String?
     }
 
+    /// What the seal also authenticates: the task it belongs to, and what stays in clear (the
+    /// method, the retry rules, the redacted URL), so a box cannot be moved to another task or
+    /// its GET turned into a DELETE.
+    static func associatedData(_ request: BackgroundFetchRequest, context: String, keyID: String) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let retry = String(decoding: try encoder.encode(request.retry), as: UTF8.self)
+        return Data("baton-fetch-v1\n\(context)\n\(request.method.uppercased())\n\(request.redactedURL)\n\(retry)\n\(keyID)".utf8)
+    }
+
     /// `request` with its URL, headers and body sealed: in clear it keeps only the method, the
     /// retry rules and the URL without user information, query or fragment.
-    public func seal(_ request: BackgroundFetchRequest) throws -> BackgroundFetchRequest {
+    /// - Parameter context: what the request belongs to (e.g. `runId/taskId`); ``open(_:context:)``
+    ///   needs the same.
+    public func seal(_ request: BackgroundFetchRequest, context: String) throws -> BackgroundFetchRequest {
         guard request.sealed == nil else { return request }
         let secret = try JSONEncoder().encode(Secret(url: request.url, headers: request.headers, body: request.body))
-        let box = try AES.GCM.seal(secret, using: SymmetricKey(data: keys[0].key))
+        let box = try AES.GCM.seal(secret, using: SymmetricKey(data: keys[0].key),
+                                   authenticating: try Self.associatedData(request, context: context, keyID: keys[0].id))
         guard let combined = box.combined else { throw FetchSecretsError(message: "AES-GCM gave no combined box") }
         var sealed = request
         sealed.url = request.redactedURL
@@ -64,18 +77,24 @@ public struct FetchSecrets: Sendable {
     }
 
     /// `request` as it was sealed (unchanged when it is not sealed).
-    /// - Throws: ``FetchSecretsError`` naming the key it needs, or saying the box was altered.
-    public func open(_ request: BackgroundFetchRequest) throws(FetchSecretsError) -> BackgroundFetchRequest {
+    /// - Throws: ``FetchSecretsError`` naming the key it needs (``FetchSecretsError/isMissingKey``),
+    ///   or saying the box was altered, damaged or belongs to another task.
+    public func open(_ request: BackgroundFetchRequest, context: String) throws(FetchSecretsError) -> BackgroundFetchRequest {
         guard let sealed = request.sealed else { return request }
         guard let key = keys.first(where: { $0.id == sealed.keyID })?.key else {
-            throw FetchSecretsError(message: "the request was sealed with key \(sealed.keyID), which this service does not have (it has \(keys.map(\.id).joined(separator: ", "))); add it to FETCH_SECRETS_KEYS")
+            throw FetchSecretsError(message: "the request was sealed with key \(sealed.keyID), which this service does not have (it has \(keys.map(\.id).joined(separator: ", "))); add it to FETCH_SECRETS_KEYS",
+                                    isMissingKey: true)
         }
         let secret: Secret
         do {
             guard let data = Data(base64Encoded: sealed.box) else { throw FetchSecretsError(message: "not base64") }
-            secret = try JSONDecoder().decode(Secret.self, from: try AES.GCM.open(try AES.GCM.SealedBox(combined: data), using: SymmetricKey(data: key)))
+            var clear = request
+            clear.sealed = nil
+            let opened = try AES.GCM.open(try AES.GCM.SealedBox(combined: data), using: SymmetricKey(data: key),
+                                          authenticating: try Self.associatedData(clear, context: context, keyID: sealed.keyID))
+            secret = try JSONDecoder().decode(Secret.self, from: opened)
         } catch {
-            throw FetchSecretsError(message: "the sealed request cannot be opened with key \(sealed.keyID): it was altered or is damaged (\(error))")
+            throw FetchSecretsError(message: "the sealed request cannot be opened with key \(sealed.keyID): it was altered, is damaged or belongs to another task (\(error))")
         }
         var opened = request
         opened.url = secret.url
@@ -89,14 +108,19 @@ public struct FetchSecrets: Sendable {
 /// A sealed background-fetch request could not be sealed or opened.
 public struct FetchSecretsError: Error, Sendable, CustomStringConvertible {
     public var message: String
-    public init(message: String) { self.message = message }
+    /// Whether the service lacks the key (it may be added): the request itself is fine.
+    public var isMissingKey: Bool
+    public init(message: String, isMissingKey: Bool = false) {
+        self.message = message
+        self.isMissingKey = isMissingKey
+    }
     public var description: String { message }
 }
 
 extension FetchSecrets {
     /// Reads `fetch.secrets.keys` text: `nil` when empty.
     public static func parse(_ text: String) throws(ValidationError) -> FetchSecrets? {
-        let keys = text.split(separator: ",").map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        let keys = text.split(separator: ",").map(String.init).filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
         return keys.isEmpty ? nil : try FetchSecrets(base64Keys: keys)
     }
 }

@@ -3,19 +3,6 @@ import BatonProtocol
 import Logging
 import ServiceLifecycle
 
-/// What a service with a store does at start-up when the store was written against another
-/// broker, or against other topic shapes (`store.on.broker.change`, `STORE_ON_BROKER_CHANGE`).
-public enum BrokerChangePolicy: String, Sendable, CaseIterable {
-    /// Refuse to start, saying what differs and how to proceed (the production default).
-    case refuse
-    /// Say so, erase the store and start afresh: its runs and offsets are lost (the embedded
-    /// default, where the broker keeps topics in memory and loses them when it restarts).
-    case reset
-    /// Say so and keep the store, bound to the broker as it is now: after a planned change such
-    /// as more partitions, or a cluster restored together with its offsets.
-    case rebind
-}
-
 /// A store that remembers which broker it was written against.
 public protocol BrokerBoundStore: Sendable {
     /// The identity the store was bound to (``BrokerIdentity/encoded()``), `nil` when never bound.
@@ -39,9 +26,14 @@ public enum BrokerGuard {
         _ store: some BrokerBoundStore, storePath: String, producer: KafkaProducer, markerTopic: String, topics: [String],
         policy: BrokerChangePolicy, logger: Logger
     ) async throws -> BrokerIdentity {
-        let marker = try await producer.brokerMarker(topic: markerTopic)
-        var observed = try await producer.observeBroker(topics: topics + [markerTopic])
-        observed.marker = marker
+        /// What the broker says now; a topic created moments ago may take a moment to show in
+        /// metadata, so a difference is looked at again (3 times, 1 s apart) before it counts.
+        func observe() async throws -> BrokerIdentity {
+            var observed = try await producer.observeBroker(topics: topics + [markerTopic])
+            observed.marker = try await producer.brokerMarker(topic: markerTopic)
+            return observed
+        }
+        var observed = try await observe()
         guard let text = try await store.brokerBinding() else {
             try await store.bindBroker(observed.encoded())
             return observed
@@ -50,28 +42,39 @@ public enum BrokerGuard {
         do {
             bound = try BrokerIdentity.decode(text)
         } catch {
-            throw ValidationError(path: "store.on.broker.change",
-                                  message: "the store at '\(storePath)' holds an unreadable broker binding (\(error)); move the file away to start afresh")
-        }
-        let differences = bound.differences(from: observed)
-        guard !differences.isEmpty else {
-            if bound != observed { try await store.bindBroker(observed.encoded()) }  // e.g. a topic watched since
+            guard policy != .refuse else {
+                throw ValidationError(path: "store.on.broker.change",
+                                      message: "the store at '\(storePath)' holds an unreadable broker binding (\(error)); start with STORE_ON_BROKER_CHANGE=rebind to bind it to this broker, or move the file away to start afresh")
+            }
+            logger.warning("the store's broker binding is unreadable: binding it to this broker (store.on.broker.change=\(policy.rawValue))",
+                           metadata: ["store.path": "\(storePath)", "error": "\(error)"])
+            try await store.bindBroker(observed.encoded())
             return observed
         }
+        var action = BrokerBindingAction.decide(bound: bound, observed: observed, policy: policy)
+        for _ in 0..<3 where action.differences != nil {
+            try await Task.sleep(for: .seconds(1))
+            observed = try await observe()
+            action = BrokerBindingAction.decide(bound: bound, observed: observed, policy: policy)
+        }
         let what = "the broker at \(producer.configuration.bootstrapServers) is not the one the store at '\(storePath)' was written against: "
-            + differences.joined(separator: "; ")
-        switch policy {
+            + (action.differences ?? []).joined(separator: "; ")
+        switch action {
+        case .keep:
+            return observed
+        case .bind:
+            break
         case .refuse:
             throw ValidationError(path: "store.on.broker.change", message: what + """
                 . If the broker's data is gone for good, start with STORE_ON_BROKER_CHANGE=reset (erases this store: \
                 its runs and offsets are lost) or move the file away; after a planned change (more partitions, a cluster \
                 restored with its offsets) use STORE_ON_BROKER_CHANGE=rebind; otherwise point kafka.brokers at the right cluster
                 """)
-        case .reset:
+        case .erase:
             logger.warning("\(what): erasing the store and starting afresh (store.on.broker.change=reset)")
             try await store.eraseAll()
         case .rebind:
-            logger.warning("\(what): keeping the store and binding it to this broker (store.on.broker.change=rebind)")
+            logger.warning("\(what): keeping the store and binding it to this broker (store.on.broker.change=\(policy.rawValue))")
         }
         try await store.bindBroker(observed.encoded())
         return observed

@@ -30,4 +30,22 @@ struct BrokerIdentityTests {
         #expect(try BrokerIdentity.decode(bound.encoded()) == bound)
         #expect(throws: (any Error).self) { try BrokerIdentity.decode("not json") }
     }
+
+    @Test("start-up action: refuse, erase only for another broker, rebind other shapes; keep or bind silently otherwise")
+    func actions() {
+        let another = BrokerIdentity(clusterID: "c1", marker: "m2", partitions: bound.partitions)
+        let reshaped = BrokerIdentity(clusterID: "c1", marker: "m1", partitions: ["baton.events": 6, "baton.task-results": 3])
+        let wider = BrokerIdentity(clusterID: "c1", marker: "m1", partitions: bound.partitions.merging(["baton.jobs": 3]) { a, _ in a })
+        for policy in BrokerChangePolicy.allCases {
+            #expect(BrokerBindingAction.decide(bound: nil, observed: bound, policy: policy) == .bind)
+            #expect(BrokerBindingAction.decide(bound: bound, observed: bound, policy: policy) == .keep)
+            #expect(BrokerBindingAction.decide(bound: bound, observed: wider, policy: policy) == .bind, "a topic seen since is bound silently")
+        }
+        #expect(BrokerBindingAction.decide(bound: bound, observed: another, policy: .refuse) == .refuse(["the broker's marker record differs (its data was lost or it is another broker)"]))
+        #expect(BrokerBindingAction.decide(bound: bound, observed: another, policy: .reset).differences?.count == 1)
+        if case .erase = BrokerBindingAction.decide(bound: bound, observed: another, policy: .reset) {} else { Issue.record("another broker under reset erases") }
+        if case .rebind = BrokerBindingAction.decide(bound: bound, observed: reshaped, policy: .reset) {} else { Issue.record("other shapes under reset keep the store") }
+        if case .rebind = BrokerBindingAction.decide(bound: bound, observed: another, policy: .rebind) {} else { Issue.record("rebind keeps the store") }
+        if case .refuse = BrokerBindingAction.decide(bound: bound, observed: reshaped, policy: .refuse) {} else { Issue.record("refuse refuses shapes too") }
+    }
 }
