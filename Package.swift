@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
@@ -67,11 +68,20 @@ let package = Package(
             path: "Shared/BatonKafka",
             swiftSettings: swiftSettings
         ),
+        // The domain core: the rules that decide state (pure, no I/O) and the store protocols.
+        .target(
+            name: "BatonDomain",
+            dependencies: ["BatonProtocol"],
+            path: "Shared/BatonDomain",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "BatonStore",
             dependencies: [
-                "BatonProtocol",
+                "BatonProtocol", "BatonDomain",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Shared/BatonStore",
             swiftSettings: swiftSettings
@@ -200,7 +210,13 @@ let package = Package(
         ),
         .testTarget(
             name: "BatonStoreTests",
-            dependencies: ["BatonStore", "BatonProtocol"],
+            dependencies: ["BatonStore", "BatonProtocol", "BatonDomain", "BatonTesting",
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BatonDomainTests",
+            dependencies: ["BatonDomain", "BatonProtocol"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,3 +1,4 @@
+import BatonDomain
 import BatonProtocol
 import Foundation
 import GRDB
@@ -6,7 +7,7 @@ import GRDB
 ///
 /// Every `apply` is idempotent: applying the same run event twice (redelivery after a crash)
 /// changes nothing the second time.
-public final class TaskResultStore: Sendable {
+public final class TaskResultStore: DeduplicationStore, Sendable {
     private let pool: DatabasePool
 
     /// A durable timer that is due: resuming `runId` completes wait task `taskId`.
@@ -253,10 +254,7 @@ public final class TaskResultStore: Sendable {
                 WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
                 """).execute(arguments: [try Self.json(completed.output), now, event.runId, completed.taskId])
             if let key = completed.deduplicationKey {
-                try db.cachedStatement(sql: """
-                    UPDATE deduplication_keys SET status = 'COMPLETED', output = ?, error = NULL, updated_at = ?
-                    WHERE scoped_key = ? AND status != 'COMPLETED'
-                    """).execute(arguments: [try Self.json(completed.output), now, key])
+                try Self.deduplicationCompleted(db, key, output: completed.output, now: Date(millisecondsSince1970: now))
             }
             try setStatus(.executing)
         case .taskFailed(let failed):
@@ -267,10 +265,8 @@ public final class TaskResultStore: Sendable {
                 WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
                 """).execute(arguments: [failed.error, failed.attempt, failed.attempt, event.runId, failed.taskId])
             if failed.retryAt == nil, let key = failed.deduplicationKey {
-                try db.cachedStatement(sql: """
-                    UPDATE deduplication_keys SET status = 'FAILED', error = ?, updated_at = ?
-                    WHERE scoped_key = ? AND run_id = ? AND task_id = ? AND status = 'RUNNING'
-                    """).execute(arguments: [failed.error, now, key, event.runId, failed.taskId])
+                try Self.deduplicationFailed(db, key, runId: event.runId, taskId: failed.taskId, error: failed.error,
+                                             now: Date(millisecondsSince1970: now))
             }
             if let retryAt = failed.retryAt {
                 // One timer per attempt: a replayed failure of the same attempt schedules nothing new.
@@ -450,30 +446,55 @@ public final class TaskResultStore: Sendable {
     /// a claim older than `lease` whose holder never finished is taken over.
     public func claim(_ request: DeduplicationClaimRequest, lease: Duration = .seconds(300), now: Date = Date()) async throws -> DeduplicationClaim {
         try await pool.write { db in
-            let time = now.millisecondsSince1970
-            func take() throws -> DeduplicationClaim {
-                try db.cachedStatement(sql: """
-                    INSERT INTO deduplication_keys (scoped_key, run_id, task_id, status, claimed_at, updated_at)
-                    VALUES (?, ?, ?, 'RUNNING', ?, ?)
-                    ON CONFLICT(scoped_key) DO UPDATE SET run_id = excluded.run_id, task_id = excluded.task_id, status = 'RUNNING',
-                        output = NULL, error = NULL, claimed_at = excluded.claimed_at, updated_at = excluded.updated_at
-                    """).execute(arguments: [request.scopedKey, request.runId, request.taskId, time, time])
-                return DeduplicationClaim(outcome: .execute)
-            }
-            guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM deduplication_keys WHERE scoped_key = ?"), arguments: [request.scopedKey]) else {
-                return try take()
-            }
-            switch row["status"] as String {
-            case "COMPLETED":
-                return DeduplicationClaim(outcome: .completed, output: try Self.decodeJSON(row["output"]) ?? .null)
-            case "FAILED":
-                return request.skipFailure ? DeduplicationClaim(outcome: .failed, error: row["error"]) : try take()
-            default:
-                let holder = (row["run_id"] as String) == request.runId && (row["task_id"] as String) == request.taskId
-                let lapsed = time - (row["claimed_at"] as Int64) > Int64((lease / .milliseconds(1)).rounded())
-                return holder || lapsed ? try take() : DeduplicationClaim(outcome: .busy)
-            }
+            // SQLite has one writer at a time: the read and the write below are one atomic step.
+            let decision = DeduplicationRules.claim(request, existing: try Self.deduplicationRecord(db, request.scopedKey), now: now, lease: lease)
+            if let record = decision.write { try Self.writeDeduplicationRecord(db, request.scopedKey, record) }
+            return decision.answer
         }
+    }
+
+    /// Records that the task holding `scopedKey` completed (as applying its `taskCompleted` does).
+    public func recordCompleted(scopedKey: String, output: JSONValue, now: Date = Date()) async throws {
+        try await pool.write { db in try Self.deduplicationCompleted(db, scopedKey, output: output, now: now) }
+    }
+
+    /// Records that the task holding `scopedKey` failed for good (as applying its final `taskFailed` does).
+    public func recordFailed(scopedKey: String, runId: String, taskId: String, error: String, now: Date = Date()) async throws {
+        try await pool.write { db in try Self.deduplicationFailed(db, scopedKey, runId: runId, taskId: taskId, error: error, now: now) }
+    }
+
+    private static func deduplicationCompleted(_ db: Database, _ key: String, output: JSONValue, now: Date) throws {
+        if let record = DeduplicationRules.completed(try deduplicationRecord(db, key), output: output, now: now) {
+            try writeDeduplicationRecord(db, key, record)
+        }
+    }
+
+    private static func deduplicationFailed(_ db: Database, _ key: String, runId: String, taskId: String, error: String, now: Date) throws {
+        if let record = DeduplicationRules.failed(try deduplicationRecord(db, key), runId: runId, taskId: taskId, error: error, now: now) {
+            try writeDeduplicationRecord(db, key, record)
+        }
+    }
+
+    private static func deduplicationRecord(_ db: Database, _ key: String) throws -> DeduplicationRecord? {
+        guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM deduplication_keys WHERE scoped_key = ?"), arguments: [key]) else {
+            return nil
+        }
+        guard let status = DeduplicationRecord.Status(rawValue: row["status"]) else {
+            throw StoreError("deduplication key '\(key)' has an unknown status '\(row["status"] as String)'")
+        }
+        return DeduplicationRecord(runId: row["run_id"], taskId: row["task_id"], status: status, output: try decodeJSON(row["output"]),
+                                   error: row["error"], claimedAt: Date(millisecondsSince1970: row["claimed_at"]),
+                                   updatedAt: Date(millisecondsSince1970: row["updated_at"]))
+    }
+
+    private static func writeDeduplicationRecord(_ db: Database, _ key: String, _ record: DeduplicationRecord) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO deduplication_keys (scoped_key, run_id, task_id, status, output, error, claimed_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(scoped_key) DO UPDATE SET run_id = excluded.run_id, task_id = excluded.task_id, status = excluded.status,
+                output = excluded.output, error = excluded.error, claimed_at = excluded.claimed_at, updated_at = excluded.updated_at
+            """).execute(arguments: [key, record.runId, record.taskId, record.status.rawValue, try record.output.map(json), record.error,
+                                     record.claimedAt.millisecondsSince1970, record.updatedAt.millisecondsSince1970])
     }
 
     /// The SQL list of terminal statuses, e.g. `('COMPLETED', 'FAILED', …)`, derived from

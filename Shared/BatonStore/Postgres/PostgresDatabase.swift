@@ -1,0 +1,108 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A PostgreSQL database of Baton (postgres-nio's connection pool), with its migrations.
+///
+/// Run ``run()`` in a long-running task (a service) for as long as the database is used: the
+/// pool opens and keeps its connections there.
+public final class PostgresDatabase: Sendable {
+    let client: PostgresClient
+    let logger: Logger
+
+    /// Settings: where the server is and how many connections to keep.
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        public var username: String
+        public var password: String?
+        public var database: String
+        /// Most connections the pool opens.
+        public var maximumConnections: Int
+        /// `true`: require TLS (verifying the server's certificate); `false`: no TLS.
+        public var requireTLS: Bool
+
+        public init(host: String, port: Int = 5432, username: String, password: String? = nil, database: String,
+                    maximumConnections: Int = 10, requireTLS: Bool = false) {
+            self.host = host
+            self.port = port
+            self.username = username
+            self.password = password
+            self.database = database
+            self.maximumConnections = maximumConnections
+            self.requireTLS = requireTLS
+        }
+
+        /// Reads `postgres://user:password@host:port/database?sslmode=require&pool=10`.
+        /// - Throws: `StoreError` naming what is wrong.
+        public init(url: String) throws {
+            guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme ?? ""),
+                  let host = components.host, !host.isEmpty else {
+                throw StoreError("'\(Self.redacted(url))' is not a postgres:// URL (postgres://user:password@host:5432/database)")
+            }
+            let database = String(components.path.drop { $0 == "/" })
+            guard !database.isEmpty else { throw StoreError("the store URL '\(Self.redacted(url))' names no database") }
+            let query = Dictionary(components.queryItems?.map { ($0.name, $0.value ?? "") } ?? [], uniquingKeysWith: { _, last in last })
+            let pool = Int(query["pool"] ?? "10") ?? 0
+            guard pool >= 1 else { throw StoreError("the store URL's pool must be a positive number, got '\(query["pool"] ?? "")'") }
+            self.init(host: host, port: components.port ?? 5432, username: components.user ?? "postgres",
+                      password: components.password, database: database, maximumConnections: pool,
+                      requireTLS: ["require", "verify-full"].contains(query["sslmode"] ?? ""))
+        }
+
+        /// `url` without its password.
+        static func redacted(_ url: String) -> String {
+            guard var components = URLComponents(string: url), components.password != nil else { return url }
+            components.password = "…"
+            return components.string ?? url
+        }
+    }
+
+    /// A migration: an identifier (never changed once shipped) and its SQL.
+    struct Migration: Sendable {
+        let id: String
+        let sql: String
+    }
+
+    public init(configuration: Configuration, logger: Logger) {
+        var client = PostgresClient.Configuration(
+            host: configuration.host, port: configuration.port, username: configuration.username,
+            password: configuration.password, database: configuration.database,
+            tls: configuration.requireTLS ? .require(.makeClientConfiguration()) : .disable)
+        client.options.maximumConnections = configuration.maximumConnections
+        self.client = PostgresClient(configuration: client, backgroundLogger: logger)
+        self.logger = logger
+    }
+
+    /// Keeps the pool's connections; returns when the task is cancelled.
+    public func run() async {
+        await client.run()
+    }
+
+    /// Applies the migrations not applied yet, in order, each in its own transaction. Several
+    /// instances may start at once: an advisory lock lets one migrate at a time.
+    func migrate(_ migrations: [Migration], lockKey: Int64) async throws {
+        try await client.withConnection { connection in
+            try await connection.query("SELECT pg_advisory_lock(\(lockKey))", logger: logger)
+            do {
+                try await connection.query("""
+                    CREATE TABLE IF NOT EXISTS baton_migrations (id TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
+                    """, logger: logger)
+                var applied: Set<String> = []
+                for try await id in try await connection.query("SELECT id FROM baton_migrations", logger: logger).decode(String.self) {
+                    applied.insert(id)
+                }
+                for migration in migrations where !applied.contains(migration.id) {
+                    try await connection.withTransaction(logger: logger) { connection in
+                        try await connection.query(PostgresQuery(unsafeSQL: migration.sql), logger: logger)
+                        try await connection.query("INSERT INTO baton_migrations (id) VALUES (\(migration.id))", logger: logger)
+                    }
+                }
+            } catch {
+                _ = try? await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger)
+                throw error
+            }
+            try await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger)
+        }
+    }
+}
