@@ -7,7 +7,7 @@ import GRDB
 ///
 /// Every `apply` is idempotent: applying the same run event twice (redelivery after a crash)
 /// changes nothing the second time.
-public final class TaskResultStore: DeduplicationStore, Sendable {
+public final class TaskResultStore: DeduplicationStore, TimerStore, Sendable {
     private let pool: DatabasePool
 
     /// A durable timer that is due: resuming `runId` completes wait task `taskId`.
@@ -116,6 +116,11 @@ public final class TaskResultStore: DeduplicationStore, Sendable {
         migrator.registerMigration("v3 broker binding") { db in
             // Which broker (and topic shapes) the store was written against.
             try BrokerBindingTable.create(db)
+        }
+        migrator.registerMigration("v4 timer leases") { db in
+            // Which instance fires a due timer, until when (see `TimerRules`).
+            try db.execute(sql: "ALTER TABLE timers ADD COLUMN lease_owner TEXT")
+            try db.execute(sql: "ALTER TABLE timers ADD COLUMN lease_until INTEGER")
         }
         return migrator
     }
@@ -350,17 +355,72 @@ public final class TaskResultStore: DeduplicationStore, Sendable {
                           completedTasks: completed)
     }
 
+    /// Schedules a timer (as applying a wait, a retry back-off or a yield does).
+    public func schedule(runId: String, taskId: String, dueAt: Date) async throws {
+        try await pool.write { db in
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)")
+                .execute(arguments: [runId, taskId, dueAt.millisecondsSince1970])
+        }
+    }
+
+    /// Claims due timers for `owner` with a lease (see `TimerRules`): one writer at a time, so
+    /// each timer goes to one claimant.
+    public func claimDueTimers(owner: String, now: Date = Date(), lease: Duration, limit: Int = 100) async throws -> [ClaimedTimer] {
+        // The store keeps milliseconds: decide at the same precision.
+        let now = Date(millisecondsSince1970: now.millisecondsSince1970)
+        return try await pool.write { db in
+            let time = now.millisecondsSince1970
+            var claimed: [ClaimedTimer] = []
+            let rows = try Row.fetchAll(try db.cachedStatement(sql: """
+                SELECT run_id, task_id, due_at, fired, lease_owner, lease_until FROM timers
+                WHERE fired = 0 AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?
+                """), arguments: [time, time, limit])
+            for row in rows {
+                let timer = Self.timerRecord(row)
+                guard TimerRules.isClaimable(timer, now: now) else { continue }
+                let record = TimerRules.claimed(timer, by: owner, now: now, lease: lease)
+                try db.cachedStatement(sql: "UPDATE timers SET lease_owner = ?, lease_until = ? WHERE run_id = ? AND task_id = ?")
+                    .execute(arguments: [record.leaseOwner, record.leaseUntil?.millisecondsSince1970, record.runId, record.taskId])
+                claimed.append(ClaimedTimer(runId: timer.runId, taskId: timer.taskId, dueAt: timer.dueAt))
+            }
+            return claimed
+        }
+    }
+
+    /// Marks the claimed `timers` that `owner` still holds fired, with their wait tasks
+    /// completed, in one transaction.
+    public func markFired(_ timers: [ClaimedTimer], owner: String) async throws {
+        let now = Date()
+        try await pool.write { db in
+            for timer in timers {
+                guard let row = try Row.fetchOne(try db.cachedStatement(sql: """
+                    SELECT run_id, task_id, due_at, fired, lease_owner, lease_until FROM timers WHERE run_id = ? AND task_id = ?
+                    """), arguments: [timer.runId, timer.taskId]),
+                    TimerRules.fired(Self.timerRecord(row), by: owner) != nil else { continue }
+                try Self.markFired(db, runId: timer.runId, taskId: timer.taskId, now: now)
+            }
+        }
+    }
+
+    private static func timerRecord(_ row: Row) -> TimerRecord {
+        TimerRecord(runId: row["run_id"], taskId: row["task_id"], dueAt: Date(millisecondsSince1970: row["due_at"]),
+                    fired: (row["fired"] as Int64) != 0, leaseOwner: row["lease_owner"],
+                    leaseUntil: (row["lease_until"] as Int64?).map(Date.init(millisecondsSince1970:)))
+    }
+
+    private static func markFired(_ db: Database, runId: String, taskId: String, now: Date) throws {
+        try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND task_id = ?").execute(arguments: [runId, taskId])
+        try db.cachedStatement(sql: """
+            UPDATE tasks SET status = 'COMPLETED', output = 'null', completed_at = ? WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
+            """).execute(arguments: [now.millisecondsSince1970, runId, taskId])
+        try db.cachedStatement(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = ?").execute(arguments: [RunStatus.queued.rawValue, now.millisecondsSince1970, runId, RunStatus.waiting.rawValue])
+    }
+
     /// Marks `timers` fired and their wait tasks completed (after their resume commands were
     /// acknowledged), in one transaction.
     public func markFired(_ timers: [DueTimer], at now: Date = Date()) throws {
         try pool.write { db in
-            for timer in timers {
-                try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND task_id = ?").execute(arguments: [timer.runId, timer.taskId])
-                try db.cachedStatement(sql: """
-                    UPDATE tasks SET status = 'COMPLETED', output = 'null', completed_at = ? WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-                    """).execute(arguments: [now.millisecondsSince1970, timer.runId, timer.taskId])
-                try db.cachedStatement(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = ?").execute(arguments: [RunStatus.queued.rawValue, now.millisecondsSince1970, timer.runId, RunStatus.waiting.rawValue])
-            }
+            for timer in timers { try Self.markFired(db, runId: timer.runId, taskId: timer.taskId, now: now) }
         }
     }
 

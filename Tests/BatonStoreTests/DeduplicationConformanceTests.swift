@@ -13,21 +13,28 @@ enum StoreBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     var testDescription: String { rawValue }
 }
 
-/// Runs `body` with a fresh store of `backend` (a new SQLite file, or a new database on the
-/// test process's PostgreSQL server), then releases it.
-func withDeduplicationStore(_ backend: StoreBackend, _ body: (any DeduplicationStore) async throws -> Void) async throws {
+/// Runs `body` with a fresh store of `backend`: a new SQLite file (`sqlite` picks the protocol
+/// view of the task-result store), or a new database on the test process's PostgreSQL server
+/// (`postgres` opens the store on it); then releases it.
+func withStore<Store>(_ backend: StoreBackend, sqlite: (TaskResultStore) -> Store,
+                      postgres: (PostgresDatabase) async throws -> Store, _ body: (Store) async throws -> Void) async throws {
     switch backend {
     case .sqlite:
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("baton-store-\(UUID().uuidString.prefix(8))")
-        try await body(try TaskResultStore(path: directory.appendingPathComponent("task-results.sqlite").path))
+        try await body(sqlite(try TaskResultStore(path: directory.appendingPathComponent("task-results.sqlite").path)))
     case .postgres:
         let database = PostgresDatabase(configuration: try .init(url: try await PostgresServer.freshDatabase()), logger: Logger(label: "postgres"))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await database.run() }
             defer { group.cancelAll() }
-            try await body(try await PostgresDeduplicationStore(database: database))
+            try await body(try await postgres(database))
         }
     }
+}
+
+func withDeduplicationStore(_ backend: StoreBackend, _ body: (any DeduplicationStore) async throws -> Void) async throws {
+    try await withStore(backend, sqlite: { $0 as any DeduplicationStore },
+                        postgres: { try await PostgresDeduplicationStore(database: $0) }, body)
 }
 
 @Suite("Deduplication store conformance: SQLite and PostgreSQL decide alike", .serialized)

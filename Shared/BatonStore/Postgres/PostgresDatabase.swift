@@ -58,10 +58,11 @@ public final class PostgresDatabase: Sendable {
         }
     }
 
-    /// A migration: an identifier (never changed once shipped) and its SQL.
+    /// A migration: an identifier (never changed once shipped) and its SQL statements (one per
+    /// string: the extended protocol runs one statement per query).
     struct Migration: Sendable {
         let id: String
-        let sql: String
+        let statements: [String]
     }
 
     public init(configuration: Configuration, logger: Logger) {
@@ -94,7 +95,9 @@ public final class PostgresDatabase: Sendable {
                 }
                 for migration in migrations where !applied.contains(migration.id) {
                     try await connection.withTransaction(logger: logger) { connection in
-                        try await connection.query(PostgresQuery(unsafeSQL: migration.sql), logger: logger)
+                        for statement in migration.statements {
+                            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                        }
                         try await connection.query("INSERT INTO baton_migrations (id) VALUES (\(migration.id))", logger: logger)
                     }
                 }

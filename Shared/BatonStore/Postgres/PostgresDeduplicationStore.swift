@@ -11,7 +11,7 @@ public struct PostgresDeduplicationStore: DeduplicationStore {
     let database: PostgresDatabase
 
     static let migrations: [PostgresDatabase.Migration] = [
-        .init(id: "deduplication v1 keys", sql: """
+        .init(id: "deduplication v1 keys", statements: ["""
             CREATE TABLE deduplication_keys (
                 scoped_key TEXT PRIMARY KEY,
                 run_id TEXT NOT NULL,
@@ -22,7 +22,7 @@ public struct PostgresDeduplicationStore: DeduplicationStore {
                 claimed_at BIGINT NOT NULL,
                 updated_at BIGINT NOT NULL
             )
-            """),
+            """]),
     ]
 
     /// Opens the store, applying its migrations.

@@ -1,0 +1,76 @@
+import Foundation
+
+/// A durable timer as a store holds it: a wait, a retry back-off or a yield of a run, due at a
+/// time, and which instance of the task-result service holds it while firing it.
+public struct TimerRecord: Sendable, Hashable {
+    public var runId: String
+    public var taskId: String
+    public var dueAt: Date
+    public var fired: Bool
+    /// The instance firing it, until `leaseUntil`.
+    public var leaseOwner: String?
+    public var leaseUntil: Date?
+
+    public init(runId: String, taskId: String, dueAt: Date, fired: Bool = false, leaseOwner: String? = nil, leaseUntil: Date? = nil) {
+        self.runId = runId
+        self.taskId = taskId
+        self.dueAt = dueAt
+        self.fired = fired
+        self.leaseOwner = leaseOwner
+        self.leaseUntil = leaseUntil
+    }
+}
+
+/// A timer an instance claimed: it sends the run's resume command, then marks it fired.
+public struct ClaimedTimer: Sendable, Hashable {
+    public var runId: String
+    public var taskId: String
+    public var dueAt: Date
+
+    public init(runId: String, taskId: String, dueAt: Date) {
+        self.runId = runId
+        self.taskId = taskId
+        self.dueAt = dueAt
+    }
+}
+
+/// The rules of timers shared by several task-result instances, as pure functions: an
+/// instance claims a due timer with a lease, fires it (sends the resume command) and marks it
+/// fired. An instance that dies holding a lease loses it when the lease ends, and another one
+/// takes the timer over (at least once: a run's keyed tasks make a second resume harmless).
+public enum TimerRules {
+    /// Whether `timer` may be claimed at `now`: due, not fired, and not leased (or its lease ended).
+    public static func isClaimable(_ timer: TimerRecord, now: Date) -> Bool {
+        guard !timer.fired, timer.dueAt <= now else { return false }
+        guard let until = timer.leaseUntil else { return true }
+        return until < now
+    }
+
+    /// `timer` claimed by `owner` until `now + lease`.
+    public static func claimed(_ timer: TimerRecord, by owner: String, now: Date, lease: Duration) -> TimerRecord {
+        var record = timer
+        record.leaseOwner = owner
+        record.leaseUntil = now.addingTimeInterval(Double(lease / .milliseconds(1)) / 1000)
+        return record
+    }
+
+    /// `timer` after `owner` fired it (`nil`: unchanged, because another instance holds it now
+    /// or it is fired already; that one marks it).
+    public static func fired(_ timer: TimerRecord, by owner: String) -> TimerRecord? {
+        guard !timer.fired, timer.leaseOwner == owner else { return nil }
+        var record = timer
+        record.fired = true
+        return record
+    }
+}
+
+/// Where timers live, for one or several task-result instances.
+public protocol TimerStore: Sendable {
+    /// Schedules run `runId`'s timer `taskId` at `dueAt` (once: scheduling it again changes nothing).
+    func schedule(runId: String, taskId: String, dueAt: Date) async throws
+    /// Claims up to `limit` timers due at `now` for `owner`, leased for `lease`, oldest first;
+    /// each claimable timer is given to one claimant only.
+    func claimDueTimers(owner: String, now: Date, lease: Duration, limit: Int) async throws -> [ClaimedTimer]
+    /// Marks `timers` fired, those `owner` still holds (see ``TimerRules/fired(_:by:)``).
+    func markFired(_ timers: [ClaimedTimer], owner: String) async throws
+}
