@@ -47,11 +47,7 @@ public struct PostgresTimerStore: TimerStore {
                 WHERE NOT fired AND due_at <= \(time) AND (lease_until IS NULL OR lease_until < \(time))
                 ORDER BY due_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
                 """, logger: logger)
-            var candidates: [TimerRecord] = []
-            for try await (runId, taskId, dueAt, fired, leaseOwner, leaseUntil) in rows.decode((String, String, Int64, Bool, String?, Int64?).self) {
-                candidates.append(TimerRecord(runId: runId, taskId: taskId, dueAt: Date(millisecondsSince1970: dueAt), fired: fired,
-                                              leaseOwner: leaseOwner, leaseUntil: leaseUntil.map(Date.init(millisecondsSince1970:))))
-            }
+            let candidates = try await Self.records(rows)
             var claimed: [ClaimedTimer] = []
             for timer in candidates where TimerRules.isClaimable(timer, now: now) {
                 let record = TimerRules.claimed(timer, by: owner, now: now, lease: lease)
@@ -73,14 +69,19 @@ public struct PostgresTimerStore: TimerStore {
                     SELECT run_id, task_id, due_at, fired, lease_owner, lease_until FROM timers
                     WHERE run_id = \(timer.runId) AND task_id = \(timer.taskId) FOR UPDATE
                     """, logger: logger)
-                var current: TimerRecord?
-                for try await (runId, taskId, dueAt, fired, leaseOwner, leaseUntil) in rows.decode((String, String, Int64, Bool, String?, Int64?).self) {
-                    current = TimerRecord(runId: runId, taskId: taskId, dueAt: Date(millisecondsSince1970: dueAt), fired: fired,
-                                          leaseOwner: leaseOwner, leaseUntil: leaseUntil.map(Date.init(millisecondsSince1970:)))
-                }
-                guard let current, TimerRules.fired(current, by: owner) != nil else { continue }
+                guard let current = try await Self.records(rows).first, TimerRules.fired(current, by: owner) != nil else { continue }
                 try await connection.query("UPDATE timers SET fired = true WHERE run_id = \(timer.runId) AND task_id = \(timer.taskId)", logger: logger)
             }
         }
+    }
+
+    /// Timer records of rows selected as `run_id, task_id, due_at, fired, lease_owner, lease_until`.
+    private static func records(_ rows: PostgresRowSequence) async throws -> [TimerRecord] {
+        var records: [TimerRecord] = []
+        for try await (runId, taskId, dueAt, fired, leaseOwner, leaseUntil) in rows.decode((String, String, Int64, Bool, String?, Int64?).self) {
+            records.append(TimerRecord(runId: runId, taskId: taskId, dueAt: Date(millisecondsSince1970: dueAt), fired: fired,
+                                       leaseOwner: leaseOwner, leaseUntil: leaseUntil.map(Date.init(millisecondsSince1970:))))
+        }
+        return records
     }
 }
