@@ -154,7 +154,7 @@ let package = Package(
         .executableTarget(
             name: "TaskResultService",
             dependencies: [
-                "BatonService", "BatonProtocol", "BatonKafka", "BatonStore",
+                "BatonService", "BatonProtocol", "BatonKafka", "BatonStore", "BatonDomain",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import BatonDomain
 import BatonKafka
 import BatonProtocol
 import BatonService
@@ -24,6 +25,8 @@ import Tracing
 /// - `runs.progress.reissues` (`RUNS_PROGRESS_REISSUES`), int, 3: resume commands re-issued for a
 ///   stuck run before it is marked `TIMED_OUT`;
 /// - `reaper.interval.ms` (`REAPER_INTERVAL_MS`), int, 5000: how often stuck runs are looked for;
+/// - `task.results.instance` (`TASK_RESULTS_INSTANCE`), string, host name, process id and a
+///   random suffix: this instance's name, under which it claims due timers;
 /// - `runs.age.interval.ms` (`RUNS_AGE_INTERVAL_MS`), int, 15000: how often the metrics
 ///   `baton_active_runs` and `baton_oldest_active_run_age_seconds` are measured (a scan of runs).
 struct TaskResultConfiguration: Sendable {
@@ -36,6 +39,8 @@ struct TaskResultConfiguration: Sendable {
     var progressReissues: Int
     var reaperInterval: Duration
     var runsAgeInterval: Duration
+    /// This instance's name: it holds the timers it claims under it.
+    var instance: String
     init(config: ConfigReader) throws(ValidationError) {
         self.service = try ServiceConfiguration(config: config, serviceName: "baton-task-results")
         self.http = try HTTPListenerConfiguration(config: config, defaultPort: 8082)
@@ -57,6 +62,10 @@ struct TaskResultConfiguration: Sendable {
         let age = config.int(forKey: "runs.age.interval.ms", default: 15_000)
         guard age > 0 else { throw ValidationError(path: "runs.age.interval.ms", message: "must be positive, got \(age)") }
         self.runsAgeInterval = .milliseconds(age)
+        let instance = config.string(forKey: "task.results.instance",
+                                     default: "\(ProcessInfo.processInfo.hostName)-\(getpid())-\(UUID().uuidString.prefix(8).lowercased())")
+        guard !instance.isEmpty else { throw ValidationError(path: "task.results.instance", message: "must not be empty") }
+        self.instance = instance
     }
 }
 
@@ -376,14 +385,18 @@ struct TimerService: Sendable {
     let store: TaskResultStore
     let producer: KafkaProducer
     let topics: Topics
+    /// This instance, as the holder of the timers it claims.
+    let owner: String
+    /// How long a claim holds: past it, another instance fires the timer (at least once).
+    let lease: Duration
     let logger: Logger
 
-
-    /// Sends the resume command of every due timer at once, awaits their acknowledgements,
-    /// then marks them fired in one transaction. At least once: a crash in between resends;
-    /// the run's keyed tasks make a duplicate resume harmless.
+    /// Claims the due timers (one instance per timer, see `TimerRules`), sends their resume
+    /// commands at once, awaits the acknowledgements, then marks them fired in one transaction.
+    /// At least once: a crash in between resends after the lease; the run's keyed tasks make a
+    /// duplicate resume harmless.
     func fireDueTimers() async throws {
-        let due = try store.dueTimers()
+        let due = try await store.claimDueTimers(owner: owner, lease: lease)
         guard !due.isEmpty else { return }
         var sent: [(timer: TaskResultStore.DueTimer, delivery: KafkaProducer.Delivery?)] = []
         for timer in due {
@@ -398,7 +411,7 @@ struct TimerService: Sendable {
             try await delivery.acknowledged()
             logger.info("run resumed", metadata: ["run.id": "\(timer.runId)", "timer.due": "\(timer.dueAt)"])
         }
-        try store.markFired(due)
+        try await store.markFired(due, owner: owner)
         Counter(label: "baton_timers_fired_total").increment(by: due.count)
     }
 }
@@ -440,7 +453,8 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     let consumerService = BatchConsumerService(consumer: consumer, maxBatch: .max, logger: logger) { batch in
         try await recorder.handle(batch)
     }
-    let timers = TimerService(store: store, producer: producer, topics: topics, logger: logger)
+    let timers = TimerService(store: store, producer: producer, topics: topics, owner: configuration.instance,
+                              lease: .seconds(60), logger: logger)
     let fetches = FetchService(store: store, producer: producer, topics: topics, http: .shared, maxBodyBytes: 10 << 20,
                                secrets: configuration.service.fetchSecrets, logger: logger)
     let reaper = Reaper(store: store, producer: producer, topics: topics, timeout: configuration.progressTimeout,

@@ -11,11 +11,7 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, Sendable {
     private let pool: DatabasePool
 
     /// A durable timer that is due: resuming `runId` completes wait task `taskId`.
-    public struct DueTimer: Sendable, Hashable {
-        public var runId: String
-        public var taskId: String
-        public var dueAt: Date
-    }
+    public typealias DueTimer = ClaimedTimer
 
     /// Opens (creating when needed) the SQLite file at `path`.
     public init(path: String) throws {
@@ -313,17 +309,6 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, Sendable {
         return true
     }
 
-    /// Timers due at `now` that have not fired, oldest first.
-    public func dueTimers(now: Date = Date(), limit: Int = 100) throws -> [DueTimer] {
-        try pool.read { db in
-            try Row.fetchAll(try db.cachedStatement(sql: """
-                SELECT run_id, task_id, due_at FROM timers WHERE fired = 0 AND due_at <= ? ORDER BY due_at LIMIT ?
-                """), arguments: [now.millisecondsSince1970, limit]).map {
-                DueTimer(runId: $0["run_id"], taskId: $0["task_id"], dueAt: Date(millisecondsSince1970: $0["due_at"]))
-            }
-        }
-    }
-
     /// The earliest due time of a timer that has not fired.
     public func nextTimerDue() throws -> Date? {
         try pool.read { db in
@@ -368,8 +353,15 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, Sendable {
     public func claimDueTimers(owner: String, now: Date = Date(), lease: Duration, limit: Int = 100) async throws -> [ClaimedTimer] {
         // The store keeps milliseconds: decide at the same precision.
         let now = Date(millisecondsSince1970: now.millisecondsSince1970)
+        let time = now.millisecondsSince1970
+        // Most polls find nothing: look first without taking the write lock.
+        let anyDue = try await pool.read { db in
+            try Bool.fetchOne(try db.cachedStatement(sql: """
+                SELECT EXISTS (SELECT 1 FROM timers WHERE fired = 0 AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?))
+                """), arguments: [time, time]) ?? false
+        }
+        guard anyDue else { return [] }
         return try await pool.write { db in
-            let time = now.millisecondsSince1970
             var claimed: [ClaimedTimer] = []
             let rows = try Row.fetchAll(try db.cachedStatement(sql: """
                 SELECT run_id, task_id, due_at, fired, lease_owner, lease_until FROM timers
@@ -414,14 +406,6 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, Sendable {
             UPDATE tasks SET status = 'COMPLETED', output = 'null', completed_at = ? WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
             """).execute(arguments: [now.millisecondsSince1970, runId, taskId])
         try db.cachedStatement(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = ?").execute(arguments: [RunStatus.queued.rawValue, now.millisecondsSince1970, runId, RunStatus.waiting.rawValue])
-    }
-
-    /// Marks `timers` fired and their wait tasks completed (after their resume commands were
-    /// acknowledged), in one transaction.
-    public func markFired(_ timers: [DueTimer], at now: Date = Date()) throws {
-        try pool.write { db in
-            for timer in timers { try Self.markFired(db, runId: timer.runId, taskId: timer.taskId, now: now) }
-        }
     }
 
     /// Cancels run `id` unless it already finished: no further slice will run, pending timers

@@ -88,7 +88,9 @@ struct TracingTests {
             #expect(names.contains("/api/v1/events"), "the ingester's request span: \(names.sorted())")
             #expect(names.contains("baton.events publish") && names.contains("baton.events process"), "\(names.sorted())")
             #expect(names.contains("task look up user") && names.contains("task send welcome e-mail"), "\(names.sorted())")
-            #expect(inTrace.filter { $0.name == "slice new-user-welcome" }.count == 2, "the first slice and the one after the wait")
+            // The first slice and the one after the wait; a rebalance under load (the embedded
+            // profile's 2 s session timeout) may fence a slice and add its re-run, in the trace too.
+            #expect(inTrace.filter { $0.name == "slice new-user-welcome" }.count >= 2, "the first slice and the one after the wait")
             try await stack.stop()
         }
     }
