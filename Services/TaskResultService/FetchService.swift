@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import BatonDomain
 import BatonKafka
 import BatonProtocol
 import BatonStore
@@ -20,6 +21,10 @@ struct FetchService: Sendable {
     let maxBodyBytes: Int
     /// Opens sealed requests (see `FetchSecrets`).
     let secrets: FetchSecrets?
+    /// This instance, as the holder of the fetches it claims (see `FetchRules`).
+    let owner: String
+    /// How long a claim holds: past it, another instance performs the fetch.
+    let lease: Duration
     let logger: Logger
 
     /// One round: resume runs of finished fetches, perform the due ones, resume again.
@@ -43,7 +48,7 @@ struct FetchService: Sendable {
 
     func performDue() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for fetch in try store.dueFetches() {
+            for fetch in try await store.claimDueFetches(owner: owner, lease: lease) {
                 group.addTask { try await perform(fetch) }
             }
             try await group.waitForAll()
@@ -59,10 +64,10 @@ struct FetchService: Sendable {
         case .failure(let error) where error.isMissingKey:
             // Fixable by configuration (a key rotated in the wrong order): try again later.
             logger.error("background fetch waits for its key", metadata: ["run.id": "\(fetch.runId)", "error": "\(error)"])
-            try store.rescheduleFetch(fetch, next: Date().addingTimeInterval(60))
+            try await store.rescheduleFetch(fetch, owner: owner, next: Date().addingTimeInterval(60))
         case .failure(let error):
             logger.error("background fetch cannot be performed", metadata: ["run.id": "\(fetch.runId)", "error": "\(error)"])
-            try store.completeFetch(fetch, response: BackgroundFetchResponse(status: 0, headers: [:], body: "", error: error.message, attempts: attempt))
+            try await store.completeFetch(fetch, owner: owner, response: BackgroundFetchResponse(status: 0, headers: [:], body: "", error: error.message, attempts: attempt))
         }
     }
 
@@ -95,12 +100,15 @@ struct FetchService: Sendable {
            let policy = fetch.request.retryPolicy(forStatus: response.status == 0 ? nil : response.status) {
             var generator = SystemRandomNumberGenerator()
             if let delay = policy.delayMilliseconds(afterAttempt: attempt, using: &generator) {
-                try store.rescheduleFetch(fetch, next: Date().addingTimeInterval(Double(delay) / 1000))
+                try await store.rescheduleFetch(fetch, owner: owner, next: Date().addingTimeInterval(Double(delay) / 1000))
                 logger.debug("background fetch retried", metadata: ["run.id": "\(fetch.runId)", "status": "\(response.status)", "delay.ms": "\(delay)"])
                 return
             }
         }
-        try store.completeFetch(fetch, response: response)
+        guard try await store.completeFetch(fetch, owner: owner, response: response) else {
+            logger.warning("background fetch finished after its lease ended; another instance's outcome counts", metadata: ["run.id": "\(fetch.runId)"])
+            return
+        }
         logger.info("background fetch finished", metadata: ["run.id": "\(fetch.runId)", "status": "\(response.status)", "attempts": "\(attempt)"])
     }
 }

@@ -26,7 +26,7 @@ import Tracing
 ///   stuck run before it is marked `TIMED_OUT`;
 /// - `reaper.interval.ms` (`REAPER_INTERVAL_MS`), int, 5000: how often stuck runs are looked for;
 /// - `task.results.instance` (`TASK_RESULTS_INSTANCE`), string, host name, process id and a
-///   random suffix: this instance's name, under which it claims due timers;
+///   random suffix: this instance's name, under which it claims due timers and fetches;
 /// - `runs.age.interval.ms` (`RUNS_AGE_INTERVAL_MS`), int, 15000: how often the metrics
 ///   `baton_active_runs` and `baton_oldest_active_run_age_seconds` are measured (a scan of runs).
 struct TaskResultConfiguration: Sendable {
@@ -456,7 +456,8 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     let timers = TimerService(store: store, producer: producer, topics: topics, owner: configuration.instance,
                               lease: .seconds(60), logger: logger)
     let fetches = FetchService(store: store, producer: producer, topics: topics, http: .shared, maxBodyBytes: 10 << 20,
-                               secrets: configuration.service.fetchSecrets, logger: logger)
+                               secrets: configuration.service.fetchSecrets, owner: configuration.instance,
+                               lease: .seconds(120), logger: logger)
     let reaper = Reaper(store: store, producer: producer, topics: topics, timeout: configuration.progressTimeout,
                         maxReissues: configuration.progressReissues, logger: logger)
     let keys = configuration.service.apiKeys

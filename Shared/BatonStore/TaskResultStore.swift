@@ -7,7 +7,7 @@ import GRDB
 ///
 /// Every `apply` is idempotent: applying the same run event twice (redelivery after a crash)
 /// changes nothing the second time.
-public final class TaskResultStore: DeduplicationStore, TimerStore, Sendable {
+public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, Sendable {
     private let pool: DatabasePool
 
     /// A durable timer that is due: resuming `runId` completes wait task `taskId`.
@@ -117,6 +117,11 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, Sendable {
             // Which instance fires a due timer, until when (see `TimerRules`).
             try db.execute(sql: "ALTER TABLE timers ADD COLUMN lease_owner TEXT")
             try db.execute(sql: "ALTER TABLE timers ADD COLUMN lease_until INTEGER")
+        }
+        migrator.registerMigration("v5 fetch leases") { db in
+            // Which instance performs a due fetch, until when (see `FetchRules`).
+            try db.execute(sql: "ALTER TABLE fetches ADD COLUMN lease_owner TEXT")
+            try db.execute(sql: "ALTER TABLE fetches ADD COLUMN lease_until INTEGER")
         }
         return migrator
     }
@@ -423,46 +428,91 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, Sendable {
     }
 
     /// A background fetch that is due.
-    public struct DueFetch: Sendable, Hashable {
-        public var runId: String
-        public var taskId: String
-        public var request: BackgroundFetchRequest
-        /// Requests already made.
-        public var attempts: Int
-    }
+    public typealias DueFetch = ClaimedFetch
 
     /// Background fetches due at `now` whose run has not finished, oldest first.
-    public func dueFetches(now: Date = Date(), limit: Int = 50) throws -> [DueFetch] {
-        try pool.read { db in
-            try Row.fetchAll(try db.cachedStatement(sql: """
-                SELECT f.run_id, f.task_id, f.request, f.attempts FROM fetches f JOIN runs r ON r.id = f.run_id
-                WHERE f.done = 0 AND f.next_attempt_at <= ? AND r.status NOT IN \(Self.terminalPlaceholders)
+    public func claimDueFetches(owner: String, now: Date = Date(), lease: Duration, limit: Int = 50) async throws -> [ClaimedFetch] {
+        // The store keeps milliseconds: decide at the same precision.
+        let now = Date(millisecondsSince1970: now.millisecondsSince1970)
+        let time = now.millisecondsSince1970
+        let anyDue = try await pool.read { db in
+            try Bool.fetchOne(try db.cachedStatement(sql: """
+                SELECT EXISTS (SELECT 1 FROM fetches WHERE done = 0 AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?))
+                """), arguments: [time, time]) ?? false
+        }
+        guard anyDue else { return [] }
+        return try await pool.write { db in
+            var claimed: [ClaimedFetch] = []
+            let rows = try Row.fetchAll(try db.cachedStatement(sql: """
+                SELECT f.run_id, f.task_id, f.request, f.attempts, f.next_attempt_at, f.done, f.lease_owner, f.lease_until, r.status
+                FROM fetches f JOIN runs r ON r.id = f.run_id
+                WHERE f.done = 0 AND f.next_attempt_at <= ? AND (f.lease_until IS NULL OR f.lease_until < ?)
                 ORDER BY f.next_attempt_at LIMIT ?
-                """), arguments: StatementArguments([now.millisecondsSince1970]) + Self.terminalArguments + [limit]).map {
-                DueFetch(runId: $0["run_id"], taskId: $0["task_id"],
-                         request: try BatonJSON.decoder.decode(BackgroundFetchRequest.self, from: Data(($0["request"] as String).utf8)),
-                         attempts: $0["attempts"])
+                """), arguments: [time, time, limit])
+            for row in rows {
+                let fetch = Self.fetchRecord(row)
+                guard FetchRules.isClaimable(fetch, now: now) else { continue }
+                let record = FetchRules.claimed(fetch, by: owner, now: now, lease: lease)
+                try db.cachedStatement(sql: "UPDATE fetches SET lease_owner = ?, lease_until = ? WHERE run_id = ? AND task_id = ?")
+                    .execute(arguments: [record.leaseOwner, record.leaseUntil?.millisecondsSince1970, record.runId, record.taskId])
+                claimed.append(ClaimedFetch(runId: fetch.runId, taskId: fetch.taskId,
+                                            request: try BatonJSON.decoder.decode(BackgroundFetchRequest.self, from: Data((row["request"] as String).utf8)),
+                                            attempts: fetch.attempts))
             }
+            return claimed
         }
     }
 
+    /// Records run `runId`'s fetch `taskId`, due at `now` (as applying `fetchRequested` does).
+    public func scheduleFetch(runId: String, taskId: String, request: BackgroundFetchRequest, now: Date = Date()) async throws {
+        try await pool.write { db in
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO fetches (run_id, task_id, request, next_attempt_at) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [runId, taskId, try Self.json(request), now.millisecondsSince1970])
+        }
+    }
+
+    private static func fetchRecord(_ row: Row) -> FetchRecord {
+        FetchRecord(runId: row["run_id"], taskId: row["task_id"], attempts: row["attempts"],
+                    nextAttemptAt: Date(millisecondsSince1970: row["next_attempt_at"]), done: (row["done"] as Int64) != 0,
+                    runEnded: (row["status"] as String?).map { RunStatus(rawValue: $0).isTerminal } ?? true,
+                    leaseOwner: row["lease_owner"], leaseUntil: (row["lease_until"] as Int64?).map(Date.init(millisecondsSince1970:)))
+    }
+
+    /// The fetch's record (with whether its run ended), read in `db`.
+    private static func fetchRecord(_ db: Database, runId: String, taskId: String) throws -> FetchRecord? {
+        try Row.fetchOne(try db.cachedStatement(sql: """
+            SELECT f.run_id, f.task_id, f.attempts, f.next_attempt_at, f.done, f.lease_owner, f.lease_until, r.status
+            FROM fetches f LEFT JOIN runs r ON r.id = f.run_id WHERE f.run_id = ? AND f.task_id = ?
+            """), arguments: [runId, taskId]).map(fetchRecord)
+    }
+
     /// Records a failed attempt of `fetch`; the next is due at `next`.
-    public func rescheduleFetch(_ fetch: DueFetch, next: Date) throws {
-        try pool.write { db in
-            try db.cachedStatement(sql: "UPDATE fetches SET attempts = attempts + 1, next_attempt_at = ? WHERE run_id = ? AND task_id = ?").execute(arguments: [next.millisecondsSince1970, fetch.runId, fetch.taskId])
-            try db.cachedStatement(sql: "UPDATE tasks SET attempts = ? WHERE run_id = ? AND task_id = ?").execute(arguments: [fetch.attempts + 1, fetch.runId, fetch.taskId])
+    @discardableResult
+    public func rescheduleFetch(_ fetch: ClaimedFetch, owner: String, next: Date) async throws -> Bool {
+        try await pool.write { db in
+            guard let current = try Self.fetchRecord(db, runId: fetch.runId, taskId: fetch.taskId),
+                  let record = FetchRules.rescheduled(current, by: owner, next: next) else { return false }
+            try db.cachedStatement(sql: """
+                UPDATE fetches SET attempts = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE run_id = ? AND task_id = ?
+                """).execute(arguments: [record.attempts, next.millisecondsSince1970, fetch.runId, fetch.taskId])
+            try db.cachedStatement(sql: "UPDATE tasks SET attempts = ? WHERE run_id = ? AND task_id = ?").execute(arguments: [record.attempts, fetch.runId, fetch.taskId])
+            return true
         }
     }
 
     /// Stores `response` as the output of the fetch's task (completed) and marks the fetch
     /// done; its run is then resumed by ``fetchResumes()`` / ``markFetchResumed(runId:taskId:)``.
-    public func completeFetch(_ fetch: DueFetch, response: BackgroundFetchResponse, at now: Date = Date()) throws {
-        try pool.write { db in
+    @discardableResult
+    public func completeFetch(_ fetch: ClaimedFetch, owner: String, response: BackgroundFetchResponse, now: Date = Date()) async throws -> Bool {
+        try await pool.write { db in
+            guard let current = try Self.fetchRecord(db, runId: fetch.runId, taskId: fetch.taskId),
+                  FetchRules.completed(current, by: owner, attempts: response.attempts) != nil else { return false }
             try db.cachedStatement(sql: "UPDATE fetches SET done = 1, attempts = ? WHERE run_id = ? AND task_id = ?").execute(arguments: [response.attempts, fetch.runId, fetch.taskId])
             try db.cachedStatement(sql: """
                 UPDATE tasks SET status = 'COMPLETED', output = ?, completed_at = ?, attempts = ? WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
                 """).execute(arguments: [try Self.json(response), now.millisecondsSince1970, response.attempts, fetch.runId, fetch.taskId])
             try db.cachedStatement(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = ?").execute(arguments: [RunStatus.queued.rawValue, now.millisecondsSince1970, fetch.runId, RunStatus.waiting.rawValue])
+            return true
         }
     }
 
