@@ -146,7 +146,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "RunDispatcher",
-            dependencies: ["BatonService", "BatonProtocol", "BatonKafka", "BatonStore",
+            dependencies: ["BatonService", "BatonProtocol", "BatonKafka", "BatonStore", "BatonDomain",
                            .product(name: "Metrics", package: "swift-metrics")],
             path: "Services/RunDispatcher",
             swiftSettings: swiftSettings

@@ -1,3 +1,4 @@
+import BatonDomain
 import BatonKafka
 import BatonProtocol
 import BatonService
@@ -209,12 +210,14 @@ struct Dispatcher: Sendable {
 /// in between delivers again, which starts nothing new: dispatch is idempotent).
 struct DelayedDelivery: Sendable {
     let dispatcher: Dispatcher
+    /// This instance, as the holder of the events it claims for delivery.
+    let owner: String
     let logger: Logger
 
     func deliverDue() async throws {
-        for event in try dispatcher.store.dueDelayed() {
+        for event in try await dispatcher.store.claimDueDelayed(owner: owner, lease: .seconds(60)) {
             try await dispatcher.dispatch(event)
-            try dispatcher.store.markDelivered(eventID: event.tenant.scoped(event.id))
+            try await dispatcher.store.markDelivered(id: event.tenant.scoped(event.id), owner: owner)
             try dispatcher.store.markEventDispatched(eventID: event.tenant.scoped(event.id))
             Counter(label: "baton_events_delivered_late_total").increment()
             logger.info("delayed event delivered", metadata: ["event.id": "\(event.id)"])
@@ -367,7 +370,7 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
                                          BrokerWatchService(BrokerWatch(producer: producer, topics: watched, baseline: broker,
                                                                         interval: kafka.profile.brokerCheckInterval, logger: logger)),
                                          PeriodicService("delivering delayed events", every: .milliseconds(100), logger: logger) {
-                                             try await DelayedDelivery(dispatcher: dispatcher, logger: logger).deliverDue()
+                                             try await DelayedDelivery(dispatcher: dispatcher, owner: configuration.instance, logger: logger).deliverDue()
                                          },
                                          PeriodicService("firing schedules", every: .milliseconds(100), logger: logger) {
                                              try await ScheduleService(dispatcher: dispatcher, owns: ownsSchedule, logger: logger).fireDue()

@@ -1,9 +1,10 @@
+import BatonDomain
 import BatonProtocol
 import Foundation
 import GRDB
 
 /// The run dispatcher's state: known jobs and the (event, job) pairs already dispatched.
-public final class DispatcherStore: Sendable {
+public final class DispatcherStore: DelayedEventStore, Sendable {
     private let pool: DatabasePool
 
     /// Opens (creating when needed) the SQLite file at `path`.
@@ -78,6 +79,11 @@ public final class DispatcherStore: Sendable {
             // Which broker (and topic shapes) the store was written against.
             try BrokerBindingTable.create(db)
         }
+        migrator.registerMigration("v5 delayed event leases") { db in
+            // Which instance delivers a due delayed event, until when (see `DelayedEventRules`).
+            try db.execute(sql: "ALTER TABLE delayed_events ADD COLUMN lease_owner TEXT")
+            try db.execute(sql: "ALTER TABLE delayed_events ADD COLUMN lease_until INTEGER")
+        }
         return migrator
     }
 
@@ -113,17 +119,14 @@ public final class DispatcherStore: Sendable {
     public func commit(_ effects: BatchEffects, at now: Date = Date()) async throws {
         let time = now.millisecondsSince1970
         let seen = try effects.firstSeen.map { (id: $0.tenant.scoped($0.id), json: String(decoding: try BatonJSON.encoder.encode($0), as: UTF8.self)) }
-        let held = try effects.held.map {
-            (id: $0.tenant.scoped($0.id), json: String(decoding: try BatonJSON.encoder.encode($0), as: UTF8.self),
-             due: ($0.deliverAt ?? now).millisecondsSince1970)
-        }
+
         // GRDB's async write suspends the caller instead of blocking a cooperative thread.
         try await pool.write { db in
             for event in seen {
                 try db.cachedStatement(sql: "INSERT OR IGNORE INTO events (event_id, event, received_at) VALUES (?, ?, ?)").execute(arguments: [event.id, event.json, time])
             }
-            for event in held {
-                try Self.hold(db, id: event.id, json: event.json, due: event.due, now: time)
+            for event in effects.held {
+                try Self.hold(db, id: event.tenant.scoped(event.id), event: event, now: now)
             }
             for run in effects.runsStarted {
                 try db.cachedStatement(sql: "INSERT OR IGNORE INTO dispatched (event_id, job_slug, run_id, dispatched_at) VALUES (?, ?, ?, ?)").execute(arguments: [run.eventID, run.jobSlug, run.runID, time])
@@ -230,35 +233,77 @@ public final class DispatcherStore: Sendable {
     /// an event canceled before it arrived stays canceled. Held events are keyed by
     /// `event.tenant.scoped(event.id)`: the `eventID` of the other methods.
     public func hold(_ event: EventEnvelope) throws {
-        let json = String(decoding: try BatonJSON.encoder.encode(event), as: UTF8.self)
-        let due = (event.deliverAt ?? Date()).millisecondsSince1970
-        try pool.write { db in
-            try Self.hold(db, id: event.tenant.scoped(event.id), json: json, due: due, now: Date().millisecondsSince1970)
+        try pool.write { db in try Self.hold(db, id: event.tenant.scoped(event.id), event: event, now: Date()) }
+    }
+
+    public func hold(_ event: EventEnvelope, id: String, now: Date = Date()) async throws {
+        try await pool.write { db in try Self.hold(db, id: id, event: event, now: now) }
+    }
+
+    private static func hold(_ db: Database, id: String, event: EventEnvelope, now: Date) throws {
+        if let record = DelayedEventRules.held(try delayedRecord(db, id: id), id: id, event: event, now: now) {
+            try writeDelayed(db, record)
         }
     }
 
-    private static func hold(_ db: Database, id: String, json: String, due: Int64, now: Int64) throws {
+    private static func delayedRecord(_ db: Database, id: String) throws -> DelayedEventRecord? {
+        try Row.fetchOne(try db.cachedStatement(sql: """
+            SELECT event_id, event, deliver_at, status, lease_owner, lease_until, updated_at FROM delayed_events WHERE event_id = ?
+            """), arguments: [id]).map(delayedRecord)
+    }
+
+    private static func delayedRecord(_ row: Row) throws -> DelayedEventRecord {
+        guard let status = DelayedEventRecord.Status(rawValue: row["status"]) else {
+            throw StoreError("delayed event '\(row["event_id"] as String)' has an unknown status '\(row["status"] as String)'")
+        }
+        return DelayedEventRecord(id: row["event_id"], event: try (row["event"] as String?).map { try BatonJSON.decoder.decode(EventEnvelope.self, from: Data($0.utf8)) },
+                                  deliverAt: Date(millisecondsSince1970: row["deliver_at"]), status: status, leaseOwner: row["lease_owner"],
+                                  leaseUntil: (row["lease_until"] as Int64?).map(Date.init(millisecondsSince1970:)),
+                                  updatedAt: Date(millisecondsSince1970: row["updated_at"]))
+    }
+
+    private static func writeDelayed(_ db: Database, _ record: DelayedEventRecord) throws {
+        let json = try record.event.map { String(decoding: try BatonJSON.encoder.encode($0), as: UTF8.self) }
         try db.cachedStatement(sql: """
-            INSERT INTO delayed_events (event_id, event, deliver_at, status, updated_at) VALUES (?, ?, ?, 'PENDING', ?)
-            ON CONFLICT(event_id) DO UPDATE SET event = COALESCE(delayed_events.event, excluded.event)
-            """).execute(arguments: [id, json, due, now])
+            INSERT INTO delayed_events (event_id, event, deliver_at, status, lease_owner, lease_until, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(event_id) DO UPDATE SET event = excluded.event, deliver_at = excluded.deliver_at, status = excluded.status,
+                lease_owner = excluded.lease_owner, lease_until = excluded.lease_until, updated_at = excluded.updated_at
+            """).execute(arguments: [record.id, json, record.deliverAt.millisecondsSince1970, record.status.rawValue, record.leaseOwner,
+                                     record.leaseUntil?.millisecondsSince1970, record.updatedAt.millisecondsSince1970])
     }
 
-    /// Held events due at `now`, oldest first.
-    public func dueDelayed(now: Date = Date(), limit: Int = 100) throws -> [EventEnvelope] {
-        try pool.read { db in
-            try String.fetchAll(try db.cachedStatement(sql: """
-                SELECT event FROM delayed_events WHERE status = 'PENDING' AND event IS NOT NULL AND deliver_at <= ? ORDER BY deliver_at LIMIT ?
-                """), arguments: [now.millisecondsSince1970, limit]).map {
-                try BatonJSON.decoder.decode(EventEnvelope.self, from: Data($0.utf8))
+    /// Claims due held events for delivery by `owner` (see `DelayedEventRules`).
+    public func claimDueDelayed(owner: String, now: Date = Date(), lease: Duration, limit: Int = 100) async throws -> [EventEnvelope] {
+        // The store keeps milliseconds: decide at the same precision.
+        let now = Date(millisecondsSince1970: now.millisecondsSince1970)
+        let time = now.millisecondsSince1970
+        let anyDue = try await pool.read { db in
+            try Bool.fetchOne(try db.cachedStatement(sql: """
+                SELECT EXISTS (SELECT 1 FROM delayed_events WHERE status = 'PENDING' AND deliver_at <= ? AND (lease_until IS NULL OR lease_until < ?))
+                """), arguments: [time, time]) ?? false
+        }
+        guard anyDue else { return [] }
+        return try await pool.write { db in
+            var claimed: [EventEnvelope] = []
+            for row in try Row.fetchAll(try db.cachedStatement(sql: """
+                SELECT event_id, event, deliver_at, status, lease_owner, lease_until, updated_at FROM delayed_events
+                WHERE status = 'PENDING' AND deliver_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY deliver_at LIMIT ?
+                """), arguments: [time, time, limit]) {
+                let record = try Self.delayedRecord(row)
+                guard DelayedEventRules.isClaimable(record, now: now), let event = record.event else { continue }
+                try Self.writeDelayed(db, DelayedEventRules.claimed(record, by: owner, now: now, lease: lease))
+                claimed.append(event)
             }
+            return claimed
         }
     }
 
-    /// Records that held event `eventID` was delivered (after its runs were started).
-    public func markDelivered(eventID: String) throws {
-        try pool.write { db in
-            try db.cachedStatement(sql: "UPDATE delayed_events SET status = 'DELIVERED', updated_at = ? WHERE event_id = ? AND status = 'PENDING'").execute(arguments: [Date().millisecondsSince1970, eventID])
+    /// Records that `owner` delivered held event `id` (after its runs were started).
+    public func markDelivered(id: String, owner: String, now: Date = Date()) async throws {
+        try await pool.write { db in
+            if let record = try Self.delayedRecord(db, id: id), let delivered = DelayedEventRules.delivered(record, by: owner, now: now) {
+                try Self.writeDelayed(db, delivered)
+            }
         }
     }
 
@@ -267,14 +312,17 @@ public final class DispatcherStore: Sendable {
     /// whether this call canceled it.
     public func cancelDelayed(eventID: String) throws -> (status: DelayedStatus, canceled: Bool) {
         try pool.write { db in
-            let now = Date().millisecondsSince1970
-            if let status = try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM delayed_events WHERE event_id = ?"), arguments: [eventID]) {
-                guard status == DelayedStatus.pending.rawValue else { return (DelayedStatus(rawValue: status), false) }
-                try db.cachedStatement(sql: "UPDATE delayed_events SET status = 'CANCELED', updated_at = ? WHERE event_id = ?").execute(arguments: [now, eventID])
-                return (.canceled, true)
-            }
-            try db.cachedStatement(sql: "INSERT INTO delayed_events (event_id, event, deliver_at, status, updated_at) VALUES (?, NULL, ?, 'CANCELED', ?)").execute(arguments: [eventID, now, now])
-            return (.canceled, true)
+            let decision = DelayedEventRules.canceled(try Self.delayedRecord(db, id: eventID), id: eventID, now: Date())
+            if let record = decision.write { try Self.writeDelayed(db, record) }
+            return (DelayedStatus(rawValue: decision.status.rawValue), decision.canceled)
+        }
+    }
+
+    public func cancelDelayed(id: String, now: Date = Date()) async throws -> (status: DelayedEventRecord.Status, canceled: Bool) {
+        try await pool.write { db in
+            let decision = DelayedEventRules.canceled(try Self.delayedRecord(db, id: id), id: id, now: now)
+            if let record = decision.write { try Self.writeDelayed(db, record) }
+            return (decision.status, decision.canceled)
         }
     }
 
@@ -282,6 +330,13 @@ public final class DispatcherStore: Sendable {
     public func delayedStatus(eventID: String) throws -> DelayedStatus? {
         try pool.read { db in
             try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM delayed_events WHERE event_id = ?"), arguments: [eventID]).map(DelayedStatus.init(rawValue:))
+        }
+    }
+
+    public func delayedEventStatus(id: String) async throws -> DelayedEventRecord.Status? {
+        try await pool.read { db in
+            try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM delayed_events WHERE event_id = ?"), arguments: [id])
+                .flatMap(DelayedEventRecord.Status.init(rawValue:))
         }
     }
 

@@ -78,6 +78,6 @@ struct DispatcherStoreTests {
         try await store.commit(older)
         #expect(try store.consumedOffsets(topic: "baton.events") == [0: 43, 2: 8])
         #expect(try store.seenEvent(eventID: "b1")?.event.payload == .null, "dispatched: its payload is not kept")
-        #expect(try store.dueDelayed(now: Date().addingTimeInterval(7200)).map(\.id) == ["b2"])
+        #expect(try await store.claimDueDelayed(owner: "test", now: Date().addingTimeInterval(7200), lease: .seconds(60)).map(\.id) == ["b2"])
     }
 }

@@ -1,0 +1,33 @@
+import BatonDomain
+import BatonProtocol
+import Foundation
+import Testing
+
+@Suite("Delayed event rules (pure)")
+struct DelayedEventRulesTests {
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    @Test("hold, cancel, claim and deliver")
+    func rules() {
+        let event = EventEnvelope(id: "e", name: "n", deliverAt: now.addingTimeInterval(10))
+        let held = DelayedEventRules.held(nil, id: "t/e", event: event, now: now)
+        #expect(held?.status == .pending && held?.deliverAt == now.addingTimeInterval(10))
+        #expect(DelayedEventRules.held(held, id: "t/e", event: event, now: now) == nil, "a second hold changes nothing")
+        let tombstone = DelayedEventRules.canceled(nil, id: "t/e", now: now)
+        #expect(tombstone.write?.status == .canceled && tombstone.write?.event == nil && tombstone.canceled)
+        let arrived = DelayedEventRules.held(tombstone.write, id: "t/e", event: event, now: now)
+        #expect(arrived?.status == .canceled && arrived?.event == event, "canceled first: kept, never delivered")
+        #expect(!DelayedEventRules.isClaimable(arrived!, now: now.addingTimeInterval(20)))
+
+        #expect(!DelayedEventRules.isClaimable(held!, now: now), "not due")
+        #expect(DelayedEventRules.isClaimable(held!, now: now.addingTimeInterval(10)))
+        let claimed = DelayedEventRules.claimed(held!, by: "a", now: now.addingTimeInterval(10), lease: .seconds(30))
+        #expect(!DelayedEventRules.isClaimable(claimed, now: now.addingTimeInterval(40)))
+        #expect(DelayedEventRules.isClaimable(claimed, now: now.addingTimeInterval(40.001)))
+        #expect(DelayedEventRules.delivered(claimed, by: "b", now: now) == nil)
+        let delivered = DelayedEventRules.delivered(claimed, by: "a", now: now)
+        #expect(delivered?.status == .delivered)
+        let late = DelayedEventRules.canceled(delivered, id: "t/e", now: now)
+        #expect(late.write == nil && late.status == .delivered && !late.canceled)
+    }
+}
