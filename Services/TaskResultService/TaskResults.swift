@@ -25,8 +25,9 @@ import Tracing
 /// - `runs.progress.reissues` (`RUNS_PROGRESS_REISSUES`), int, 3: resume commands re-issued for a
 ///   stuck run before it is marked `TIMED_OUT`;
 /// - `reaper.interval.ms` (`REAPER_INTERVAL_MS`), int, 5000: how often stuck runs are looked for;
-/// - `task.results.instance` (`TASK_RESULTS_INSTANCE`), string, host name, process id and a
-///   random suffix: this instance's name, under which it claims due timers and fetches;
+/// - `task.results.instance` (`TASK_RESULTS_INSTANCE`), string, derived from host name and
+///   store path: this instance's name, under which it claims due timers and fetches (give each
+///   instance sharing a store its own);
 /// - `runs.age.interval.ms` (`RUNS_AGE_INTERVAL_MS`), int, 15000: how often the metrics
 ///   `baton_active_runs` and `baton_oldest_active_run_age_seconds` are measured (a scan of runs).
 struct TaskResultConfiguration: Sendable {
@@ -62,8 +63,11 @@ struct TaskResultConfiguration: Sendable {
         let age = config.int(forKey: "runs.age.interval.ms", default: 15_000)
         guard age > 0 else { throw ValidationError(path: "runs.age.interval.ms", message: "must be positive, got \(age)") }
         self.runsAgeInterval = .milliseconds(age)
+        // Stable across restarts of the same process (host and store), so a restarted instance
+        // retakes its own claims at once instead of waiting for their leases to end.
+        let absolute = URL(fileURLWithPath: storePath).standardizedFileURL.path
         let instance = config.string(forKey: "task.results.instance",
-                                     default: "\(ProcessInfo.processInfo.hostName)-\(getpid())-\(UUID().uuidString.prefix(8).lowercased())")
+                                     default: Identifiers.digest(["task-results", ProcessInfo.processInfo.hostName, absolute], length: 16))
         guard !instance.isEmpty else { throw ValidationError(path: "task.results.instance", message: "must not be empty") }
         self.instance = instance
     }

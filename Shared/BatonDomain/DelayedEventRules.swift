@@ -60,11 +60,11 @@ public enum DelayedEventRules {
         return (record, .canceled, true)
     }
 
-    /// Whether `record` may be claimed for delivery at `now`: pending, its event here, due, and
-    /// not leased (or the lease ended).
-    public static func isClaimable(_ record: DelayedEventRecord, now: Date) -> Bool {
+    /// Whether `owner` may claim `record` for delivery at `now`: pending, its event here, due,
+    /// and not leased, its lease ended, or leased to `owner` itself (see `TimerRules`).
+    public static func isClaimable(_ record: DelayedEventRecord, by owner: String, now: Date) -> Bool {
         guard record.status == .pending, record.event != nil, record.deliverAt <= now else { return false }
-        guard let until = record.leaseUntil else { return true }
+        guard let until = record.leaseUntil, record.leaseOwner != owner else { return true }
         return until < now
     }
 

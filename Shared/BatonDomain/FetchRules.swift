@@ -47,11 +47,11 @@ public struct ClaimedFetch: Sendable, Hashable {
 /// an instance claims a due fetch with a lease, performs it, and completes or reschedules it;
 /// only the holder's outcome counts. A holder that dies loses the fetch when its lease ends.
 public enum FetchRules {
-    /// Whether `fetch` may be claimed at `now`: not done, its run not ended, its attempt due,
-    /// and not leased (or the lease ended).
-    public static func isClaimable(_ fetch: FetchRecord, now: Date) -> Bool {
+    /// Whether `owner` may claim `fetch` at `now`: not done, its run not ended, its attempt
+    /// due, and not leased, its lease ended, or leased to `owner` itself (see `TimerRules`).
+    public static func isClaimable(_ fetch: FetchRecord, by owner: String, now: Date) -> Bool {
         guard !fetch.done, !fetch.runEnded, fetch.nextAttemptAt <= now else { return false }
-        guard let until = fetch.leaseUntil else { return true }
+        guard let until = fetch.leaseUntil, fetch.leaseOwner != owner else { return true }
         return until < now
     }
 
@@ -92,6 +92,8 @@ public protocol FetchStore: Sendable {
     func scheduleFetch(runId: String, taskId: String, request: BackgroundFetchRequest, now: Date) async throws
     /// Claims up to `limit` due fetches for `owner`, leased for `lease`; each to one claimant.
     func claimDueFetches(owner: String, now: Date, lease: Duration, limit: Int) async throws -> [ClaimedFetch]
+    /// Marks the fetches of run `runId` as belonging to an ended run: never performed again.
+    func endFetches(runId: String) async throws
     /// Reschedules a claimed fetch after a failed attempt; `false` when `owner` no longer holds it.
     func rescheduleFetch(_ fetch: ClaimedFetch, owner: String, next: Date) async throws -> Bool
     /// Stores the response of a claimed fetch as its task's output; `false` when `owner` no

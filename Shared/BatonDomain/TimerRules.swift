@@ -39,10 +39,12 @@ public struct ClaimedTimer: Sendable, Hashable {
 /// fired. An instance that dies holding a lease loses it when the lease ends, and another one
 /// takes the timer over (at least once: a run's keyed tasks make a second resume harmless).
 public enum TimerRules {
-    /// Whether `timer` may be claimed at `now`: due, not fired, and not leased (or its lease ended).
-    public static func isClaimable(_ timer: TimerRecord, now: Date) -> Bool {
+    /// Whether `owner` may claim `timer` at `now`: due, not fired, and not leased, its lease
+    /// ended, or leased to `owner` itself (an instance retakes its own claims at once: after a
+    /// failed round, or restarted under the same name).
+    public static func isClaimable(_ timer: TimerRecord, by owner: String, now: Date) -> Bool {
         guard !timer.fired, timer.dueAt <= now else { return false }
-        guard let until = timer.leaseUntil else { return true }
+        guard let until = timer.leaseUntil, timer.leaseOwner != owner else { return true }
         return until < now
     }
 
@@ -71,6 +73,8 @@ public protocol TimerStore: Sendable {
     /// Claims up to `limit` timers due at `now` for `owner`, leased for `lease`, oldest first;
     /// each claimable timer is given to one claimant only.
     func claimDueTimers(owner: String, now: Date, lease: Duration, limit: Int) async throws -> [ClaimedTimer]
+    /// Drops the pending timers of run `runId` (it ended: canceled or timed out).
+    func cancelTimers(runId: String) async throws
     /// Marks `timers` fired, those `owner` still holds (see ``TimerRules/fired(_:by:)``).
     func markFired(_ timers: [ClaimedTimer], owner: String) async throws
 }

@@ -279,18 +279,18 @@ public final class DispatcherStore: DelayedEventStore, Sendable {
         let time = now.millisecondsSince1970
         let anyDue = try await pool.read { db in
             try Bool.fetchOne(try db.cachedStatement(sql: """
-                SELECT EXISTS (SELECT 1 FROM delayed_events WHERE status = 'PENDING' AND deliver_at <= ? AND (lease_until IS NULL OR lease_until < ?))
-                """), arguments: [time, time]) ?? false
+                SELECT EXISTS (SELECT 1 FROM delayed_events WHERE status = 'PENDING' AND deliver_at <= ? AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?))
+                """), arguments: [time, time, owner]) ?? false
         }
         guard anyDue else { return [] }
         return try await pool.write { db in
             var claimed: [EventEnvelope] = []
             for row in try Row.fetchAll(try db.cachedStatement(sql: """
                 SELECT event_id, event, deliver_at, status, lease_owner, lease_until, updated_at FROM delayed_events
-                WHERE status = 'PENDING' AND deliver_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY deliver_at LIMIT ?
-                """), arguments: [time, time, limit]) {
+                WHERE status = 'PENDING' AND deliver_at <= ? AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?) ORDER BY deliver_at LIMIT ?
+                """), arguments: [time, time, owner, limit]) {
                 let record = try Self.delayedRecord(row)
-                guard DelayedEventRules.isClaimable(record, now: now), let event = record.event else { continue }
+                guard DelayedEventRules.isClaimable(record, by: owner, now: now), let event = record.event else { continue }
                 try Self.writeDelayed(db, DelayedEventRules.claimed(record, by: owner, now: now, lease: lease))
                 claimed.append(event)
             }

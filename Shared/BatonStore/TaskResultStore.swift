@@ -362,19 +362,19 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
         // Most polls find nothing: look first without taking the write lock.
         let anyDue = try await pool.read { db in
             try Bool.fetchOne(try db.cachedStatement(sql: """
-                SELECT EXISTS (SELECT 1 FROM timers WHERE fired = 0 AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?))
-                """), arguments: [time, time]) ?? false
+                SELECT EXISTS (SELECT 1 FROM timers WHERE fired = 0 AND due_at <= ? AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?))
+                """), arguments: [time, time, owner]) ?? false
         }
         guard anyDue else { return [] }
         return try await pool.write { db in
             var claimed: [ClaimedTimer] = []
             let rows = try Row.fetchAll(try db.cachedStatement(sql: """
                 SELECT run_id, task_id, due_at, fired, lease_owner, lease_until FROM timers
-                WHERE fired = 0 AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?
-                """), arguments: [time, time, limit])
+                WHERE fired = 0 AND due_at <= ? AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?) ORDER BY due_at LIMIT ?
+                """), arguments: [time, time, owner, limit])
             for row in rows {
                 let timer = Self.timerRecord(row)
-                guard TimerRules.isClaimable(timer, now: now) else { continue }
+                guard TimerRules.isClaimable(timer, by: owner, now: now) else { continue }
                 let record = TimerRules.claimed(timer, by: owner, now: now, lease: lease)
                 try db.cachedStatement(sql: "UPDATE timers SET lease_owner = ?, lease_until = ? WHERE run_id = ? AND task_id = ?")
                     .execute(arguments: [record.leaseOwner, record.leaseUntil?.millisecondsSince1970, record.runId, record.taskId])
@@ -437,8 +437,10 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
         let time = now.millisecondsSince1970
         let anyDue = try await pool.read { db in
             try Bool.fetchOne(try db.cachedStatement(sql: """
-                SELECT EXISTS (SELECT 1 FROM fetches WHERE done = 0 AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?))
-                """), arguments: [time, time]) ?? false
+                SELECT EXISTS (SELECT 1 FROM fetches f JOIN runs r ON r.id = f.run_id
+                    WHERE f.done = 0 AND f.next_attempt_at <= ? AND (f.lease_until IS NULL OR f.lease_until < ? OR f.lease_owner = ?)
+                    AND r.status NOT IN \(Self.terminalPlaceholders))
+                """), arguments: StatementArguments([time, time] as [any DatabaseValueConvertible]) + [owner] + Self.terminalArguments) ?? false
         }
         guard anyDue else { return [] }
         return try await pool.write { db in
@@ -446,12 +448,13 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
             let rows = try Row.fetchAll(try db.cachedStatement(sql: """
                 SELECT f.run_id, f.task_id, f.request, f.attempts, f.next_attempt_at, f.done, f.lease_owner, f.lease_until, r.status
                 FROM fetches f JOIN runs r ON r.id = f.run_id
-                WHERE f.done = 0 AND f.next_attempt_at <= ? AND (f.lease_until IS NULL OR f.lease_until < ?)
+                WHERE f.done = 0 AND f.next_attempt_at <= ? AND (f.lease_until IS NULL OR f.lease_until < ? OR f.lease_owner = ?)
+                AND r.status NOT IN \(Self.terminalPlaceholders)
                 ORDER BY f.next_attempt_at LIMIT ?
-                """), arguments: [time, time, limit])
+                """), arguments: StatementArguments([time, time] as [any DatabaseValueConvertible]) + [owner] + Self.terminalArguments + [limit])
             for row in rows {
                 let fetch = Self.fetchRecord(row)
-                guard FetchRules.isClaimable(fetch, now: now) else { continue }
+                guard FetchRules.isClaimable(fetch, by: owner, now: now) else { continue }
                 let record = FetchRules.claimed(fetch, by: owner, now: now, lease: lease)
                 try db.cachedStatement(sql: "UPDATE fetches SET lease_owner = ?, lease_until = ? WHERE run_id = ? AND task_id = ?")
                     .execute(arguments: [record.leaseOwner, record.leaseUntil?.millisecondsSince1970, record.runId, record.taskId])
@@ -462,6 +465,17 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
             return claimed
         }
     }
+
+    /// Drops the pending timers of run `runId` (as canceling or timing it out does).
+    public func cancelTimers(runId: String) async throws {
+        try await pool.write { db in
+            try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND fired = 0").execute(arguments: [runId])
+        }
+    }
+
+    /// Nothing to record here: a fetch's run is read with it, and an ended run's fetches are
+    /// never claimed.
+    public func endFetches(runId: String) async throws {}
 
     /// Records run `runId`'s fetch `taskId`, due at `now` (as applying `fetchRequested` does).
     public func scheduleFetch(runId: String, taskId: String, request: BackgroundFetchRequest, now: Date = Date()) async throws {

@@ -93,4 +93,20 @@ struct DelayedEventConformanceTests {
             #expect(try await a.delayedEventStatus(id: "t/dead") == .delivered)
         }
     }
+
+    @Test("a first hold and a first cancel of one id racing on two instances: the event is never delivered", arguments: StoreBackend.allCases)
+    func holdCancelRace(_ backend: StoreBackend) async throws {
+        try await withTwoDelayedEventStores(backend) { (a: any DelayedEventStore, b: any DelayedEventStore) async throws in
+            let ids = (0..<30).map { "race\($0)" }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for id in ids {
+                    group.addTask { try await a.hold(event(id), id: "t/\(id)", now: now) }
+                    group.addTask { _ = try await b.cancelDelayed(id: "t/\(id)", now: now) }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await a.claimDueDelayed(owner: "a", now: now.addingTimeInterval(1), lease: .seconds(30), limit: 100).isEmpty)
+            for id in ids { #expect(try await b.delayedEventStatus(id: "t/\(id)") == .canceled, "\(id)") }
+        }
+    }
 }

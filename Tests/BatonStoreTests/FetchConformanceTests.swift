@@ -5,16 +5,26 @@ import Foundation
 import Synchronization
 import Testing
 
-/// A fetch store, and how a test makes a run exist for it (the SQLite store performs fetches
-/// only of runs it knows that have not ended; the PostgreSQL fetch store has no runs yet).
-func withFetchStore(_ backend: StoreBackend, _ body: (any FetchStore, _ createRun: @Sendable (String) async throws -> Void) async throws -> Void) async throws {
-    try await withStore(backend, sqlite: { store -> (any FetchStore, @Sendable (String) async throws -> Void) in
-        (store, { runId in
+/// How a test makes a fetch's run exist, and end.
+struct RunControl: Sendable {
+    let create: @Sendable (String) async throws -> Void
+    let end: @Sendable (String) async throws -> Void
+}
+
+/// A fetch store, and how a test makes runs exist and end for it: the SQLite store reads the
+/// run with its fetch; the PostgreSQL fetch store is told (`endFetches`).
+func withFetchStore(_ backend: StoreBackend, _ body: (any FetchStore, RunControl) async throws -> Void) async throws {
+    try await withStore(backend, sqlite: { store -> (any FetchStore, RunControl) in
+        (store, RunControl(create: { runId in
             try store.apply(RunEvent(runId: runId, body: .runCreated(.init(jobSlug: "j", jobVersion: "1.0.0", event: EventEnvelope(id: "e-\(runId)", name: "n")))))
-        })
+        }, end: { runId in
+            try store.apply(RunEvent(runId: runId, body: .runCompleted(.init(output: .null))))
+            try await store.endFetches(runId: runId)
+        }))
     }, postgres: { database in
-        (try await PostgresFetchStore(database: database), { _ in })
-    }) { store, createRun in try await body(store, createRun) }
+        let store = try await PostgresFetchStore(database: database)
+        return (store, RunControl(create: { _ in }, end: { runId in try await store.endFetches(runId: runId) }))
+    }) { store, runs in try await body(store, runs) }
 }
 
 @Suite("Fetch store conformance: one performer per due fetch, leases taken over, on SQLite and PostgreSQL", .serialized)
@@ -24,9 +34,9 @@ struct FetchConformanceTests {
 
     @Test("three instances racing over 120 due fetches perform each exactly once", arguments: StoreBackend.allCases)
     func race(_ backend: StoreBackend) async throws {
-        try await withFetchStore(backend) { store, createRun in
+        try await withFetchStore(backend) { store, runs in
             for index in 0..<120 {
-                try await createRun("run-\(index)")
+                try await runs.create("run-\(index)")
                 try await store.scheduleFetch(runId: "run-\(index)", taskId: "fetch", request: request, now: now)
             }
             let done = FiredCount()
@@ -58,8 +68,8 @@ struct FetchConformanceTests {
 
     @Test("a retry releases the fetch until its next attempt; a dead holder's fetch is taken over after the lease and its late outcome is dropped", arguments: StoreBackend.allCases)
     func retriesAndLeases(_ backend: StoreBackend) async throws {
-        try await withFetchStore(backend) { store, createRun in
-            try await createRun("r")
+        try await withFetchStore(backend) { store, runs in
+            try await runs.create("r")
             try await store.scheduleFetch(runId: "r", taskId: "f", request: request, now: now)
             let first = try await store.claimDueFetches(owner: "a", now: now, lease: .seconds(60), limit: 10)
             #expect(first.map(\.attempts) == [0] && first.first?.request == request)
@@ -76,6 +86,20 @@ struct FetchConformanceTests {
             let final = BackgroundFetchResponse(status: 200, headers: [:], body: "c", attempts: 2)
             #expect(try await store.completeFetch(third[0], owner: "c", response: final, now: now))
             #expect(try await store.claimDueFetches(owner: "d", now: now.addingTimeInterval(3600), lease: .seconds(60), limit: 10).isEmpty)
+        }
+    }
+
+    @Test("fetches of ended runs are never performed, and many of them do not hold up a live one", arguments: StoreBackend.allCases)
+    func endedRuns(_ backend: StoreBackend) async throws {
+        try await withFetchStore(backend) { store, runs in
+            for index in 0..<60 {
+                try await runs.create("ended-\(index)")
+                try await store.scheduleFetch(runId: "ended-\(index)", taskId: "f", request: request, now: now.addingTimeInterval(-10))
+                try await runs.end("ended-\(index)")
+            }
+            try await runs.create("live")
+            try await store.scheduleFetch(runId: "live", taskId: "f", request: request, now: now)
+            #expect(try await store.claimDueFetches(owner: "a", now: now, lease: .seconds(60), limit: 50).map(\.runId) == ["live"])
         }
     }
 }

@@ -76,4 +76,19 @@ struct TimerConformanceTests {
             #expect(try await store.claimDueTimers(owner: "a", now: now.addingTimeInterval(60), lease: .seconds(30), limit: 10).count == 1)
         }
     }
+
+    @Test("an instance retakes its own claim at once; a canceled run's timers are never claimed", arguments: StoreBackend.allCases)
+    func retakeAndCancel(_ backend: StoreBackend) async throws {
+        try await withTimerStore(backend) { (store: any TimerStore) async throws in
+            try await store.schedule(runId: "r1", taskId: "w", dueAt: now)
+            #expect(try await store.claimDueTimers(owner: "a", now: now, lease: .seconds(60), limit: 10).count == 1)
+            // Its round failed before marking: the next round (or a restart under the same name) retakes it.
+            #expect(try await store.claimDueTimers(owner: "b", now: now.addingTimeInterval(1), lease: .seconds(60), limit: 10).isEmpty)
+            #expect(try await store.claimDueTimers(owner: "a", now: now.addingTimeInterval(1), lease: .seconds(60), limit: 10).count == 1)
+            try await store.schedule(runId: "r2", taskId: "w", dueAt: now)
+            try await store.cancelTimers(runId: "r2")
+            #expect(try await store.claimDueTimers(owner: "c", now: now.addingTimeInterval(3600), lease: .seconds(60), limit: 10).map(\.runId) == ["r1"],
+                    "r1 (a's lease ended), never r2")
+        }
+    }
 }

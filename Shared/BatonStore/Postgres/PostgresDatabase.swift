@@ -80,9 +80,14 @@ public final class PostgresDatabase: Sendable {
         await client.run()
     }
 
+    /// The advisory lock every Baton migration takes ("baton"): one migrates at a time, whichever
+    /// store or instance.
+    static let migrationLock: Int64 = 0x6261_746f_6e
+
     /// Applies the migrations not applied yet, in order, each in its own transaction. Several
-    /// instances may start at once: an advisory lock lets one migrate at a time.
-    func migrate(_ migrations: [Migration], lockKey: Int64) async throws {
+    /// stores and instances may start at once: an advisory lock lets one migrate at a time.
+    func migrate(_ migrations: [Migration]) async throws {
+        let lockKey = Self.migrationLock
         try await client.withConnection { connection in
             try await connection.query("SELECT pg_advisory_lock(\(lockKey))", logger: logger)
             do {

@@ -28,7 +28,7 @@ public struct PostgresDeduplicationStore: DeduplicationStore {
     /// Opens the store, applying its migrations.
     public init(database: PostgresDatabase) async throws {
         self.database = database
-        try await database.migrate(Self.migrations, lockKey: 0x6261_746f_6e01)  // "baton" 1
+        try await database.migrate(Self.migrations)
     }
 
     public func claim(_ request: DeduplicationClaimRequest, lease: Duration, now: Date) async throws -> DeduplicationClaim {

@@ -27,7 +27,7 @@ public struct PostgresDelayedEventStore: DelayedEventStore {
     /// Opens the store, applying its migrations.
     public init(database: PostgresDatabase) async throws {
         self.database = database
-        try await database.migrate(Self.migrations, lockKey: 0x6261_746f_6e04)  // "baton" 4
+        try await database.migrate(Self.migrations)
     }
 
     public func hold(_ event: EventEnvelope, id: String, now: Date) async throws {
@@ -58,11 +58,11 @@ public struct PostgresDelayedEventStore: DelayedEventStore {
         return try await database.client.withTransaction(logger: logger) { connection in
             let rows = try await connection.query("""
                 SELECT \(unescaped: Self.columns) FROM delayed_events
-                WHERE status = 'PENDING' AND deliver_at <= \(time) AND (lease_until IS NULL OR lease_until < \(time))
+                WHERE status = 'PENDING' AND deliver_at <= \(time) AND (lease_until IS NULL OR lease_until < \(time) OR lease_owner = \(owner))
                 ORDER BY deliver_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
                 """, logger: logger)
             var claimed: [EventEnvelope] = []
-            for record in try await Self.records(rows) where DelayedEventRules.isClaimable(record, now: now) {
+            for record in try await Self.records(rows) where DelayedEventRules.isClaimable(record, by: owner, now: now) {
                 guard let event = record.event else { continue }
                 try await Self.write(DelayedEventRules.claimed(record, by: owner, now: now, lease: lease), connection, logger)
                 claimed.append(event)
@@ -72,7 +72,7 @@ public struct PostgresDelayedEventStore: DelayedEventStore {
     }
 
     public func markDelivered(id: String, owner: String, now: Date) async throws {
-        try await withLocked(id) { existing, connection, logger in
+        try await withLocked(id, placeholder: false) { existing, connection, logger in
             if let existing, let record = DelayedEventRules.delivered(existing, by: owner, now: now) {
                 try await Self.write(record, connection, logger)
             }
@@ -84,13 +84,16 @@ public struct PostgresDelayedEventStore: DelayedEventStore {
     /// Runs `body` with the record of `id` (`nil`: none), its row locked until the transaction
     /// ends. An id never seen gets a placeholder row (status `NEW`, not a record) first, so a
     /// first hold and a concurrent first cancel serialise on it instead of both deciding alone.
-    private func withLocked<T: Sendable>(_ id: String, _ body: (DelayedEventRecord?, PostgresConnection, Logger) async throws -> T) async throws -> T {
+    private func withLocked<T: Sendable>(_ id: String, placeholder: Bool = true,
+                                         _ body: (DelayedEventRecord?, PostgresConnection, Logger) async throws -> T) async throws -> T {
         let logger = database.logger
         return try await database.client.withTransaction(logger: logger) { connection in
-            try await connection.query("""
-                INSERT INTO delayed_events (event_id, deliver_at, status, updated_at) VALUES (\(id), 0, 'NEW', 0)
-                ON CONFLICT (event_id) DO NOTHING
-                """, logger: logger)
+            if placeholder {
+                try await connection.query("""
+                    INSERT INTO delayed_events (event_id, deliver_at, status, updated_at) VALUES (\(id), 0, 'NEW', 0)
+                    ON CONFLICT (event_id) DO NOTHING
+                    """, logger: logger)
+            }
             let rows = try await connection.query("SELECT \(unescaped: Self.columns) FROM delayed_events WHERE event_id = \(id) FOR UPDATE",
                                                   logger: logger)
             return try await body(try await Self.records(rows).first, connection, logger)

@@ -22,15 +22,16 @@ public struct PostgresFetchStore: FetchStore {
                 response TEXT,
                 lease_owner TEXT,
                 lease_until BIGINT,
+                run_ended BOOLEAN NOT NULL DEFAULT false,
                 PRIMARY KEY (run_id, task_id)
             )
-            """, "CREATE INDEX fetches_due ON fetches (next_attempt_at) WHERE NOT done"]),
+            """, "CREATE INDEX fetches_due ON fetches (next_attempt_at) WHERE NOT done AND NOT run_ended"]),
     ]
 
     /// Opens the store, applying its migrations.
     public init(database: PostgresDatabase) async throws {
         self.database = database
-        try await database.migrate(Self.migrations, lockKey: 0x6261_746f_6e03)  // "baton" 3
+        try await database.migrate(Self.migrations)
     }
 
     public func scheduleFetch(runId: String, taskId: String, request: BackgroundFetchRequest, now: Date) async throws {
@@ -48,12 +49,12 @@ public struct PostgresFetchStore: FetchStore {
         let time = now.millisecondsSince1970
         return try await database.client.withTransaction(logger: logger) { connection in
             let rows = try await connection.query("""
-                SELECT run_id, task_id, attempts, next_attempt_at, done, lease_owner, lease_until, request FROM fetches
-                WHERE NOT done AND next_attempt_at <= \(time) AND (lease_until IS NULL OR lease_until < \(time))
+                SELECT run_id, task_id, attempts, next_attempt_at, done, lease_owner, lease_until, request, run_ended FROM fetches
+                WHERE NOT done AND NOT run_ended AND next_attempt_at <= \(time) AND (lease_until IS NULL OR lease_until < \(time) OR lease_owner = \(owner))
                 ORDER BY next_attempt_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
                 """, logger: logger)
             var claimed: [ClaimedFetch] = []
-            for (fetch, request) in try await Self.records(rows) where FetchRules.isClaimable(fetch, now: now) {
+            for (fetch, request) in try await Self.records(rows) where FetchRules.isClaimable(fetch, by: owner, now: now) {
                 let record = FetchRules.claimed(fetch, by: owner, now: now, lease: lease)
                 try await connection.query("""
                     UPDATE fetches SET lease_owner = \(record.leaseOwner), lease_until = \(record.leaseUntil?.millisecondsSince1970)
@@ -65,6 +66,10 @@ public struct PostgresFetchStore: FetchStore {
             }
             return claimed
         }
+    }
+
+    public func endFetches(runId: String) async throws {
+        try await database.client.query("UPDATE fetches SET run_ended = true WHERE run_id = \(runId)", logger: database.logger)
     }
 
     public func rescheduleFetch(_ fetch: ClaimedFetch, owner: String, next: Date) async throws -> Bool {
@@ -96,7 +101,7 @@ public struct PostgresFetchStore: FetchStore {
         let logger = database.logger
         return try await database.client.withTransaction(logger: logger) { connection in
             let rows = try await connection.query("""
-                SELECT run_id, task_id, attempts, next_attempt_at, done, lease_owner, lease_until, request FROM fetches
+                SELECT run_id, task_id, attempts, next_attempt_at, done, lease_owner, lease_until, request, run_ended FROM fetches
                 WHERE run_id = \(fetch.runId) AND task_id = \(fetch.taskId) FOR UPDATE
                 """, logger: logger)
             guard let current = try await Self.records(rows).first?.record else { return false }
@@ -105,13 +110,13 @@ public struct PostgresFetchStore: FetchStore {
     }
 
     /// Records (and request JSON) of rows selected as
-    /// `run_id, task_id, attempts, next_attempt_at, done, lease_owner, lease_until, request`.
+    /// `run_id, task_id, attempts, next_attempt_at, done, lease_owner, lease_until, request, run_ended`.
     private static func records(_ rows: PostgresRowSequence) async throws -> [(record: FetchRecord, request: String)] {
         var records: [(record: FetchRecord, request: String)] = []
-        for try await (runId, taskId, attempts, nextAttemptAt, done, leaseOwner, leaseUntil, request)
-            in rows.decode((String, String, Int32, Int64, Bool, String?, Int64?, String).self) {
+        for try await (runId, taskId, attempts, nextAttemptAt, done, leaseOwner, leaseUntil, request, runEnded)
+            in rows.decode((String, String, Int32, Int64, Bool, String?, Int64?, String, Bool).self) {
             records.append((FetchRecord(runId: runId, taskId: taskId, attempts: Int(attempts),
-                                        nextAttemptAt: Date(millisecondsSince1970: nextAttemptAt), done: done,
+                                        nextAttemptAt: Date(millisecondsSince1970: nextAttemptAt), done: done, runEnded: runEnded,
                                         leaseOwner: leaseOwner, leaseUntil: leaseUntil.map(Date.init(millisecondsSince1970:))), request))
         }
         return records

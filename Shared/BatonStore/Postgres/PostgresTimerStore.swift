@@ -26,7 +26,7 @@ public struct PostgresTimerStore: TimerStore {
     /// Opens the store, applying its migrations.
     public init(database: PostgresDatabase) async throws {
         self.database = database
-        try await database.migrate(Self.migrations, lockKey: 0x6261_746f_6e02)  // "baton" 2
+        try await database.migrate(Self.migrations)
     }
 
     public func schedule(runId: String, taskId: String, dueAt: Date) async throws {
@@ -44,12 +44,12 @@ public struct PostgresTimerStore: TimerStore {
         return try await database.client.withTransaction(logger: logger) { connection in
             let rows = try await connection.query("""
                 SELECT run_id, task_id, due_at, fired, lease_owner, lease_until FROM timers
-                WHERE NOT fired AND due_at <= \(time) AND (lease_until IS NULL OR lease_until < \(time))
+                WHERE NOT fired AND due_at <= \(time) AND (lease_until IS NULL OR lease_until < \(time) OR lease_owner = \(owner))
                 ORDER BY due_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
                 """, logger: logger)
             let candidates = try await Self.records(rows)
             var claimed: [ClaimedTimer] = []
-            for timer in candidates where TimerRules.isClaimable(timer, now: now) {
+            for timer in candidates where TimerRules.isClaimable(timer, by: owner, now: now) {
                 let record = TimerRules.claimed(timer, by: owner, now: now, lease: lease)
                 try await connection.query("""
                     UPDATE timers SET lease_owner = \(record.leaseOwner), lease_until = \(record.leaseUntil?.millisecondsSince1970)
@@ -59,6 +59,10 @@ public struct PostgresTimerStore: TimerStore {
             }
             return claimed
         }
+    }
+
+    public func cancelTimers(runId: String) async throws {
+        try await database.client.query("UPDATE timers SET fired = true WHERE run_id = \(runId) AND NOT fired", logger: database.logger)
     }
 
     public func markFired(_ timers: [ClaimedTimer], owner: String) async throws {
