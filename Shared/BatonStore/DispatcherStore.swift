@@ -4,7 +4,7 @@ import Foundation
 import GRDB
 
 /// The run dispatcher's state: known jobs and the (event, job) pairs already dispatched.
-public final class DispatcherStore: DelayedEventStore, Sendable {
+public final class DispatcherStore: DelayedEventStore, ConsumedOffsetStore, Sendable {
     private let pool: DatabasePool
 
     /// Opens (creating when needed) the SQLite file at `path`.
@@ -85,6 +85,11 @@ public final class DispatcherStore: DelayedEventStore, Sendable {
             try db.execute(sql: "ALTER TABLE delayed_events ADD COLUMN lease_until INTEGER")
         }
         return migrator
+    }
+
+    /// Moves each partition's next offset of `topic` forward (never back), in one transaction.
+    public func advanceOffsets(topic: String, to next: [Int32: Int64]) async throws {
+        try await pool.write { db in try ConsumerOffsetsTable.advance(db, topic: topic, to: next) }
     }
 
     /// The broker identity the store is bound to (JSON), `nil` when never bound.

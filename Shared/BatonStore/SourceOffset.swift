@@ -1,3 +1,4 @@
+import BatonDomain
 import Foundation
 import GRDB
 
@@ -26,12 +27,21 @@ enum ConsumerOffsetsTable {
         return result
     }
 
-    /// Moves `partition`'s next offset to `next` unless it is already further.
+    /// Moves `partition`'s next offset to `next` unless it is already further
+    /// (``ConsumedOffsetRules/advanced(_:to:)``).
     static func advance(_ db: Database, topic: String, partition: Int32, to next: Int64) throws {
+        let current = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT next_offset FROM consumer_offsets WHERE topic = ? AND partition = ?"),
+                                         arguments: [topic, partition])
+        guard let advanced = ConsumedOffsetRules.advanced(current, to: next) else { return }
         try db.cachedStatement(sql: """
             INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES (?, ?, ?)
-            ON CONFLICT(topic, partition) DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset)
-            """).execute(arguments: [topic, partition, next])
+            ON CONFLICT(topic, partition) DO UPDATE SET next_offset = excluded.next_offset
+            """).execute(arguments: [topic, partition, advanced])
+    }
+
+    /// Advances several partitions of `topic` (see ``advance(_:topic:partition:to:)``).
+    static func advance(_ db: Database, topic: String, to next: [Int32: Int64]) throws {
+        for (partition, offset) in next { try advance(db, topic: topic, partition: partition, to: offset) }
     }
 }
 

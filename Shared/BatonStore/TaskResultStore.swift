@@ -7,7 +7,7 @@ import GRDB
 ///
 /// Every `apply` is idempotent: applying the same run event twice (redelivery after a crash)
 /// changes nothing the second time.
-public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, Sendable {
+public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, ConsumedOffsetStore, Sendable {
     private let pool: DatabasePool
 
     /// A durable timer that is due: resuming `runId` completes wait task `taskId`.
@@ -124,6 +124,11 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
             try db.execute(sql: "ALTER TABLE fetches ADD COLUMN lease_until INTEGER")
         }
         return migrator
+    }
+
+    /// Moves each partition's next offset of `topic` forward (never back), in one transaction.
+    public func advanceOffsets(topic: String, to next: [Int32: Int64]) async throws {
+        try await pool.write { db in try ConsumerOffsetsTable.advance(db, topic: topic, to: next) }
     }
 
     /// The broker identity the store is bound to (JSON), `nil` when never bound.

@@ -114,11 +114,13 @@ public final class PostgresServer: Sendable {
         return try await task.value
     }
 
-    /// A new empty database on the shared server; returns its URL.
+    /// A new empty database on the shared server; returns its URL. Databases are created one
+    /// at a time: concurrent `CREATE DATABASE`s copying `template1` fail ("being accessed by
+    /// other users").
     public static func freshDatabase() async throws -> String {
         let server = try await shared()
         let name = "t_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))"
-        try await server.createDatabase(name)
+        try await DatabaseCreation.shared.run { try await server.createDatabase(name) }
         return server.url(database: name)
     }
 
@@ -131,5 +133,21 @@ public final class PostgresServer: Sendable {
     public func stop() async throws {
         guard process.isRunning else { return }
         try await process.kill9()
+    }
+}
+
+/// Runs database creations one at a time, in the order they were asked for.
+actor DatabaseCreation {
+    static let shared = DatabaseCreation()
+    private var tail: Task<Void, Never>?
+
+    func run(_ body: @escaping @Sendable () async throws -> Void) async throws {
+        let previous = tail
+        let next = Task { () async throws -> Void in
+            await previous?.value
+            try await body()
+        }
+        tail = Task { _ = try? await next.value }
+        try await next.value
     }
 }

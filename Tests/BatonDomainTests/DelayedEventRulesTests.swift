@@ -31,3 +31,14 @@ struct DelayedEventRulesTests {
         #expect(late.write == nil && late.status == .delivered && !late.canceled)
     }
 }
+
+@Suite("Consumed offset rules (pure)")
+struct ConsumedOffsetRulesTests {
+    @Test("offsets start anywhere and only move forward")
+    func rules() {
+        #expect(ConsumedOffsetRules.advanced(nil, to: 7) == 7)
+        #expect(ConsumedOffsetRules.advanced(7, to: 9) == 9)
+        #expect(ConsumedOffsetRules.advanced(9, to: 9) == nil)
+        #expect(ConsumedOffsetRules.advanced(9, to: 3) == nil, "a redelivered batch never rewinds")
+    }
+}
