@@ -322,7 +322,14 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
                                          topics: [topics.jobs], logger: logger)
     let jobsService = ConsumerService(consumer: jobsConsumer, logger: logger) { record in
         try await dispatcher.handle(record)
-        try await jobsConsumer.commit(record)
+        do {
+            try await jobsConsumer.commit(record)
+        } catch let error as KafkaError where error.isRetriable {
+            // A rebalance took the partition (assignment lost, rebalance in progress): not a
+            // reason to stop. Applying a registration is idempotent; it may be read again.
+            logger.warning("job registration applied but its offset not committed; it may be read again",
+                           metadata: ["error": "\(error)"])
+        }
     }
     let keys = configuration.service.apiKeys
     keys.logState(logger)

@@ -18,9 +18,12 @@ public struct PeriodicService: Service {
     }
 
     public func run() async throws {
-        while !Task.isShuttingDownGracefully {
+        // Cancelled (the group is going down without a graceful shutdown): stop, never spin.
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 try await work()
+            } catch is CancellationError {
+                return
             } catch {
                 logger.error("\(name) failed; retrying", metadata: ["error": "\(error)"])
             }
