@@ -41,8 +41,21 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Sends SIGKILL and waits until the process is gone.
     public func kill9() async throws {
-        kill(process.processIdentifier, SIGKILL)
-        _ = try await eventually("\(name) to exit after SIGKILL", deadline: .seconds(10)) { process.isRunning ? nil : true }
+        let pid = process.processIdentifier
+        kill(pid, SIGKILL)
+        // Dead once the kernel says so (a zombie waiting to be reaped counts): Foundation's own
+        // bookkeeping of `isRunning` can lag under load.
+        _ = try await eventually("\(name) to exit after SIGKILL", deadline: .seconds(30)) {
+            !process.isRunning || Self.isDead(pid) ? true : nil
+        }
+    }
+
+    /// Whether process `pid` is gone or a zombie, as /proc tells.
+    static func isDead(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+        // "pid (name) S …": the state follows the last ')'.
+        guard let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first == "Z"
     }
 
     /// Sends SIGTERM and waits (up to `deadline`) for the exit status.

@@ -7,21 +7,8 @@ import Testing
 
 /// Two handles on one store's consumed offsets, as two instances of a service would have.
 func withTwoOffsetStores(_ backend: StoreBackend, _ body: (any ConsumedOffsetStore, any ConsumedOffsetStore) async throws -> Void) async throws {
-    switch backend {
-    case .sqlite:
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("baton-store-\(UUID().uuidString.prefix(8))/task-results.sqlite").path
-        try await body(try TaskResultStore(path: path), try TaskResultStore(path: path))
-    case .postgres:
-        let url = try await PostgresServer.freshDatabase()
-        let first = PostgresDatabase(configuration: try .init(url: url), logger: Logger(label: "postgres-1"))
-        let second = PostgresDatabase(configuration: try .init(url: url), logger: Logger(label: "postgres-2"))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await first.run() }
-            group.addTask { await second.run() }
-            defer { group.cancelAll() }
-            try await body(try await PostgresConsumedOffsetStore(database: first), try await PostgresConsumedOffsetStore(database: second))
-        }
-    }
+    try await withTwoStores(backend, sqlite: { try TaskResultStore(path: $0) as any ConsumedOffsetStore },
+                            postgres: { try await PostgresConsumedOffsetStore(database: $0) }, body)
 }
 
 @Suite("Consumed offsets conformance: shared, never going back, on SQLite and PostgreSQL", .serialized)

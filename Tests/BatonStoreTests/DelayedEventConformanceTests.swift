@@ -7,13 +7,15 @@ import Logging
 import Synchronization
 import Testing
 
-/// Two handles on one delayed-event store, as two dispatcher instances would have: the same
-/// SQLite file opened twice, or two connection pools on one PostgreSQL database.
-func withTwoDelayedEventStores(_ backend: StoreBackend, _ body: (any DelayedEventStore, any DelayedEventStore) async throws -> Void) async throws {
+/// Two handles on one store, as two instances of a service would have: the same SQLite file
+/// opened twice (`sqlite` opens it), or two connection pools on one PostgreSQL database
+/// (`postgres` opens the store on each).
+func withTwoStores<Store>(_ backend: StoreBackend, sqlite: (String) throws -> Store,
+                          postgres: (PostgresDatabase) async throws -> Store, _ body: (Store, Store) async throws -> Void) async throws {
     switch backend {
     case .sqlite:
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("baton-store-\(UUID().uuidString.prefix(8))/dispatcher.sqlite").path
-        try await body(try DispatcherStore(path: path), try DispatcherStore(path: path))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("baton-store-\(UUID().uuidString.prefix(8))/store.sqlite").path
+        try await body(try sqlite(path), try sqlite(path))
     case .postgres:
         let url = try await PostgresServer.freshDatabase()
         let first = PostgresDatabase(configuration: try .init(url: url), logger: Logger(label: "postgres-1"))
@@ -22,9 +24,14 @@ func withTwoDelayedEventStores(_ backend: StoreBackend, _ body: (any DelayedEven
             group.addTask { await first.run() }
             group.addTask { await second.run() }
             defer { group.cancelAll() }
-            try await body(try await PostgresDelayedEventStore(database: first), try await PostgresDelayedEventStore(database: second))
+            try await body(try await postgres(first), try await postgres(second))
         }
     }
+}
+
+func withTwoDelayedEventStores(_ backend: StoreBackend, _ body: (any DelayedEventStore, any DelayedEventStore) async throws -> Void) async throws {
+    try await withTwoStores(backend, sqlite: { try DispatcherStore(path: $0) as any DelayedEventStore },
+                            postgres: { try await PostgresDelayedEventStore(database: $0) }, body)
 }
 
 @Suite("Delayed event store conformance: any instance holds or cancels, one delivers, on SQLite and PostgreSQL", .serialized)
