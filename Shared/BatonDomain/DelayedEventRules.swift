@@ -64,15 +64,14 @@ public enum DelayedEventRules {
     /// and not leased, its lease ended, or leased to `owner` itself (see `TimerRules`).
     public static func isClaimable(_ record: DelayedEventRecord, by owner: String, now: Date) -> Bool {
         guard record.status == .pending, record.event != nil, record.deliverAt <= now else { return false }
-        guard let until = record.leaseUntil, record.leaseOwner != owner else { return true }
-        return until < now
+        return LeaseRules.isFree(owner: record.leaseOwner, until: record.leaseUntil, for: owner, now: now)
     }
 
     /// `record` claimed for delivery by `owner` until `now + lease`.
     public static func claimed(_ record: DelayedEventRecord, by owner: String, now: Date, lease: Duration) -> DelayedEventRecord {
         var claimed = record
         claimed.leaseOwner = owner
-        claimed.leaseUntil = now.addingTimeInterval(Double(lease / .milliseconds(1)) / 1000)
+        claimed.leaseUntil = LeaseRules.end(from: now, lease: lease)
         return claimed
     }
 

@@ -51,15 +51,14 @@ public enum FetchRules {
     /// due, and not leased, its lease ended, or leased to `owner` itself (see `TimerRules`).
     public static func isClaimable(_ fetch: FetchRecord, by owner: String, now: Date) -> Bool {
         guard !fetch.done, !fetch.runEnded, fetch.nextAttemptAt <= now else { return false }
-        guard let until = fetch.leaseUntil, fetch.leaseOwner != owner else { return true }
-        return until < now
+        return LeaseRules.isFree(owner: fetch.leaseOwner, until: fetch.leaseUntil, for: owner, now: now)
     }
 
     /// `fetch` claimed by `owner` until `now + lease`.
     public static func claimed(_ fetch: FetchRecord, by owner: String, now: Date, lease: Duration) -> FetchRecord {
         var record = fetch
         record.leaseOwner = owner
-        record.leaseUntil = now.addingTimeInterval(Double(lease / .milliseconds(1)) / 1000)
+        record.leaseUntil = LeaseRules.end(from: now, lease: lease)
         return record
     }
 

@@ -44,15 +44,14 @@ public enum TimerRules {
     /// failed round, or restarted under the same name).
     public static func isClaimable(_ timer: TimerRecord, by owner: String, now: Date) -> Bool {
         guard !timer.fired, timer.dueAt <= now else { return false }
-        guard let until = timer.leaseUntil, timer.leaseOwner != owner else { return true }
-        return until < now
+        return LeaseRules.isFree(owner: timer.leaseOwner, until: timer.leaseUntil, for: owner, now: now)
     }
 
     /// `timer` claimed by `owner` until `now + lease`.
     public static func claimed(_ timer: TimerRecord, by owner: String, now: Date, lease: Duration) -> TimerRecord {
         var record = timer
         record.leaseOwner = owner
-        record.leaseUntil = now.addingTimeInterval(Double(lease / .milliseconds(1)) / 1000)
+        record.leaseUntil = LeaseRules.end(from: now, lease: lease)
         return record
     }
 

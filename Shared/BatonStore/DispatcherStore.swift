@@ -282,12 +282,9 @@ public final class DispatcherStore: DelayedEventStore, ConsumedOffsetStore, Send
         // The store keeps milliseconds: decide at the same precision.
         let now = Date(millisecondsSince1970: now.millisecondsSince1970)
         let time = now.millisecondsSince1970
-        let anyDue = try await pool.read { db in
-            try Bool.fetchOne(try db.cachedStatement(sql: """
+        guard try await SQLiteDatabase.exists(pool, """
                 SELECT EXISTS (SELECT 1 FROM delayed_events WHERE status = 'PENDING' AND deliver_at <= ? AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?))
-                """), arguments: [time, time, owner]) ?? false
-        }
-        guard anyDue else { return [] }
+                """, [time, time, owner]) else { return [] }
         return try await pool.write { db in
             var claimed: [EventEnvelope] = []
             for row in try Row.fetchAll(try db.cachedStatement(sql: """

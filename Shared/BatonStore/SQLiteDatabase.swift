@@ -12,6 +12,12 @@ enum SQLiteDatabase {
         try migrator.migrate(pool)
         return pool
     }
+
+    /// Whether `sql` (a `SELECT EXISTS (…)`) finds a row, read without taking the write lock: a
+    /// claim looks first, since most polls find nothing due.
+    static func exists(_ pool: DatabasePool, _ sql: String, _ arguments: StatementArguments) async throws -> Bool {
+        try await pool.read { db in try Bool.fetchOne(try db.cachedStatement(sql: sql), arguments: arguments) ?? false }
+    }
 }
 
 extension Date {

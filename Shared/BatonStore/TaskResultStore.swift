@@ -365,12 +365,9 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
         let now = Date(millisecondsSince1970: now.millisecondsSince1970)
         let time = now.millisecondsSince1970
         // Most polls find nothing: look first without taking the write lock.
-        let anyDue = try await pool.read { db in
-            try Bool.fetchOne(try db.cachedStatement(sql: """
+        guard try await SQLiteDatabase.exists(pool, """
                 SELECT EXISTS (SELECT 1 FROM timers WHERE fired = 0 AND due_at <= ? AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?))
-                """), arguments: [time, time, owner]) ?? false
-        }
-        guard anyDue else { return [] }
+                """, [time, time, owner]) else { return [] }
         return try await pool.write { db in
             var claimed: [ClaimedTimer] = []
             let rows = try Row.fetchAll(try db.cachedStatement(sql: """
@@ -440,14 +437,11 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
         // The store keeps milliseconds: decide at the same precision.
         let now = Date(millisecondsSince1970: now.millisecondsSince1970)
         let time = now.millisecondsSince1970
-        let anyDue = try await pool.read { db in
-            try Bool.fetchOne(try db.cachedStatement(sql: """
+        guard try await SQLiteDatabase.exists(pool, """
                 SELECT EXISTS (SELECT 1 FROM fetches f JOIN runs r ON r.id = f.run_id
                     WHERE f.done = 0 AND f.next_attempt_at <= ? AND (f.lease_until IS NULL OR f.lease_until < ? OR f.lease_owner = ?)
                     AND r.status NOT IN \(Self.terminalPlaceholders))
-                """), arguments: StatementArguments([time, time] as [any DatabaseValueConvertible]) + [owner] + Self.terminalArguments) ?? false
-        }
-        guard anyDue else { return [] }
+                """, StatementArguments([time, time] as [any DatabaseValueConvertible]) + [owner] + Self.terminalArguments) else { return [] }
         return try await pool.write { db in
             var claimed: [ClaimedFetch] = []
             let rows = try Row.fetchAll(try db.cachedStatement(sql: """
