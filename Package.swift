@@ -89,7 +89,7 @@ let package = Package(
         .target(
             name: "BatonService",
             dependencies: [
-                "BatonProtocol", "BatonKafka",
+                "BatonProtocol", "BatonKafka", "BatonStore",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

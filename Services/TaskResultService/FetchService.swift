@@ -13,7 +13,7 @@ import BatonService
 /// it by the request's per-status rules, stores the response as the task's output and resumes
 /// the run. The job service is not blocked meanwhile: its slice ended when it asked.
 struct FetchService: Sendable {
-    let store: TaskResultStore
+    let store: any TaskResultStoring
     let producer: KafkaProducer
     let topics: Topics
     let http: HTTPClient
@@ -37,18 +37,18 @@ struct FetchService: Sendable {
     /// Sends the resume command of every finished fetch not resumed yet (also after a crash
     /// between storing a response and sending the command).
     func resumeFinished() async throws {
-        for pending in try store.fetchResumes() {
+        for pending in try await store.fetchResumes(limit: 50) {
             if let command = pending.command {
-                try await producer.send(command, topics: topics, continuingTrace: try store.traceParent(runId: command.runId))
+                try await producer.send(command, topics: topics, continuingTrace: try await store.traceParent(runId: command.runId))
                 logger.info("run resumed after background fetch", metadata: ["run.id": "\(pending.runId)"])
             }
-            try store.markFetchResumed(runId: pending.runId, taskId: pending.taskId)
+            try await store.markFetchResumed(runId: pending.runId, taskId: pending.taskId)
         }
     }
 
     func performDue() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for fetch in try await store.claimDueFetches(owner: owner, lease: lease) {
+            for fetch in try await store.claimDueFetches(owner: owner, now: Date(), lease: lease, limit: 50) {
                 group.addTask { try await perform(fetch) }
             }
             try await group.waitForAll()
@@ -67,7 +67,7 @@ struct FetchService: Sendable {
             try await store.rescheduleFetch(fetch, owner: owner, next: Date().addingTimeInterval(60))
         case .failure(let error):
             logger.error("background fetch cannot be performed", metadata: ["run.id": "\(fetch.runId)", "error": "\(error)"])
-            try await store.completeFetch(fetch, owner: owner, response: BackgroundFetchResponse(status: 0, headers: [:], body: "", error: error.message, attempts: attempt))
+            try await store.completeFetch(fetch, owner: owner, response: BackgroundFetchResponse(status: 0, headers: [:], body: "", error: error.message, attempts: attempt), now: Date())
         }
     }
 
@@ -105,7 +105,7 @@ struct FetchService: Sendable {
                 return
             }
         }
-        guard try await store.completeFetch(fetch, owner: owner, response: response) else {
+        guard try await store.completeFetch(fetch, owner: owner, response: response, now: Date()) else {
             logger.warning("background fetch finished after its lease ended; another instance's outcome counts", metadata: ["run.id": "\(fetch.runId)"])
             return
         }

@@ -14,6 +14,9 @@ import Synchronization
 import Tracing
 
 /// Settings of `baton-task-results`: the shared keys (see `ServiceConfiguration`) plus
+/// - `store.url` (`STORE_URL`), string, unset: a `postgres://user:password@host:5432/database?pool=10&sslmode=require`
+///   URL puts the state in PostgreSQL, shared by every instance given the same URL; unset, the
+///   state is in the SQLite file `store.path` (one instance per file);
 /// - `store.path` (`STORE_PATH`), string, `data/task-results.sqlite`: the SQLite file;
 /// - `http.host` / `http.port` (`HTTP_PORT`), default `127.0.0.1:8082`: the runs API
 ///   (`GET /api/v1/runs/{id}`, `GET /api/v1/runs?eventId=<id>`);
@@ -34,6 +37,8 @@ struct TaskResultConfiguration: Sendable {
     var service: ServiceConfiguration
     var http: HTTPListenerConfiguration
     var storePath: String
+    /// The PostgreSQL store's settings, when `store.url` is set.
+    var postgres: PostgresDatabase.Configuration?
     var timerPoll: Duration
     var checkpointTimeout: Duration
     var progressTimeout: Duration
@@ -46,6 +51,7 @@ struct TaskResultConfiguration: Sendable {
         self.service = try ServiceConfiguration(config: config, serviceName: "baton-task-results")
         self.http = try HTTPListenerConfiguration(config: config, defaultPort: 8082)
         self.storePath = config.string(forKey: "store.path", default: "data/task-results.sqlite")
+        self.postgres = try StoreLocation.postgres(config: config)
         let poll = config.int(forKey: "timers.poll.ms", default: 100)
         guard poll > 0 else { throw ValidationError(path: "timers.poll.ms", message: "must be positive, got \(poll)") }
         self.timerPoll = .milliseconds(poll)
@@ -65,9 +71,8 @@ struct TaskResultConfiguration: Sendable {
         self.runsAgeInterval = .milliseconds(age)
         // Stable across restarts of the same process (host and store), so a restarted instance
         // retakes its own claims at once instead of waiting for their leases to end.
-        let absolute = URL(fileURLWithPath: storePath).standardizedFileURL.path
         let instance = config.string(forKey: "task.results.instance",
-                                     default: Identifiers.digest(["task-results", ProcessInfo.processInfo.hostName, absolute], length: 16))
+                                     default: StoreLocation.defaultInstance("task-results", storePath: storePath, postgres: postgres))
         guard !instance.isEmpty else { throw ValidationError(path: "task.results.instance", message: "must not be empty") }
         self.instance = instance
     }
@@ -77,7 +82,7 @@ struct TaskResultConfiguration: Sendable {
 /// offsets (so reprocessing after a crash changes nothing, and the store can tell how far it
 /// has read: see `ReadBarrier`).
 struct RunEventRecorder: Sendable {
-    let store: TaskResultStore
+    let store: any TaskResultStoring
     let deadLetters: DeadLetterQueue
     /// Told the new offsets after each transaction, to wake checkpoint requests waiting for them.
     let applied: AppliedOffsets
@@ -87,17 +92,17 @@ struct RunEventRecorder: Sendable {
     let logger: Logger
 
     func handle(_ batch: [KafkaRecord]) async throws {
-        var records: [TaskResultStore.ConsumedRecord] = []
+        var records: [ConsumedRunEvent] = []
         records.reserveCapacity(batch.count)
         for record in batch {
-            let source = TaskResultStore.SourceOffset(topic: record.topic, partition: record.partition, offset: record.offset)
             // Continues the producer's trace (when a tracer is bootstrapped).
             let event = try await withSpan("\(record.topic) process", context: record.traceContext, ofKind: .consumer) { span in
                 span.attributes["messaging.system"] = "kafka"
                 span.attributes["messaging.kafka.offset"] = Int(record.offset)
                 return try await deadLetters.decode(record, as: "RunEvent", { try RunEvent.decode(from: $0.value, maxDepth: maxDepth) })
             }
-            records.append(.init(event: event, source: source, traceParent: record.traceParent))
+            records.append(ConsumedRunEvent(event: event, topic: record.topic, partition: record.partition, offset: record.offset,
+                                            traceParent: record.traceParent))
         }
         let unknown = try await store.apply(records)
         for runId in unknown {
@@ -208,6 +213,11 @@ final class AppliedOffsets: Sendable {
 /// recorder applies everything one poll fetched in one transaction (no cap), and librdkafka
 /// hands a fetched batch to the application whole: once the batch's first record is applied,
 /// so is the rest of it. Real Kafka brokers report the watermark past the last record.
+///
+/// With several instances (a shared PostgreSQL store), the run's partition may belong to another
+/// instance: this one then asks the store how far it has applied that partition (every instance
+/// writes its offsets with its state), every `storePoll` until the watermark is reached. What
+/// this instance applied itself it learns at once, without asking.
 struct ReadBarrier: Sendable {
     let topic: String
     /// Partitions of the task-results topic (read at start).
@@ -216,16 +226,35 @@ struct ReadBarrier: Sendable {
     let watermarks: WatermarkQueries
     let reads: CheckpointReads
     let timeout: Duration
+    /// The store, asked how far a partition another instance owns is applied.
+    let store: any ConsumedOffsetStore
+    /// How often the store is asked while waiting for a partition this instance does not apply.
+    var storePoll: Duration = .milliseconds(20)
 
     func checkpoint(runId: String) async throws -> RunCheckpoint {
         let deadline = ContinuousClock.now + timeout
         let partition = KafkaPartitioner.partition(of: runId.utf8, partitionCount: partitionCount)
         let watermark = try await watermarks.highWatermark(partition: partition)
-        guard await applied.wait(partition: partition, reaching: watermark, until: deadline) else {
+        guard try await caughtUp(partition: partition, watermark: watermark, deadline: deadline) else {
             throw APIError(status: .serviceUnavailable, code: "not_caught_up",
                            message: "the task-result store has not caught up with \(topic)[\(partition)] up to offset \(watermark) within \(timeout); retry")
         }
         return try await reads.checkpoint(runId: runId)
+    }
+
+    /// Whether the store applied `partition` up to `watermark` before `deadline`: as this
+    /// instance applied it (woken at once) or as the store says (any instance applied it).
+    private func caughtUp(partition: Int32, watermark: Int64, deadline: ContinuousClock.Instant) async throws -> Bool {
+        while true {
+            let round = min(deadline, ContinuousClock.now + storePoll)
+            if await applied.wait(partition: partition, reaching: watermark, until: round) { return true }
+            let stored = try await store.consumedOffsets(topic: topic)[partition] ?? 0
+            if stored >= watermark {
+                applied.advance([partition: stored])
+                return true
+            }
+            if ContinuousClock.now >= deadline { return false }
+        }
     }
 }
 
@@ -238,10 +267,10 @@ final class CheckpointReads: Sendable {
         var running = false
     }
 
-    private let store: TaskResultStore
+    private let store: any RunStore
     private let state = Mutex(State())
 
-    init(store: TaskResultStore) {
+    init(store: any RunStore) {
         self.store = store
     }
 
@@ -343,32 +372,40 @@ final class WatermarkQueries: Sendable {
 /// Finds runs that stopped making progress (a lost command, a dead job service, a job version no
 /// service runs): re-issues their resume command, and after `maxReissues` marks them
 /// `TIMED_OUT` with the reason. Re-issuing is safe: the slice's checkpoint replays what completed.
+///
+/// One instance reaps at a time: it holds the duty `reaper` with a lease it renews each round
+/// (``DutyLeaseRules``), so a stuck run is re-issued once, not once per instance; when that
+/// instance dies, another takes the duty over once the lease ends.
 struct Reaper: Sendable {
-    let store: TaskResultStore
+    let store: any TaskResultStoring
     let producer: KafkaProducer
     let topics: Topics
     let timeout: Duration
     let maxReissues: Int
+    /// This instance, as the holder of the duty.
+    let owner: String
+    /// How long the duty holds without renewal (longer than the interval between rounds).
+    let lease: Duration
     let logger: Logger
 
-
     func reap(now: Date = Date()) async throws {
-        for stuck in try store.stuckRuns(before: now.addingTimeInterval(-(timeout / .seconds(1)))) {
-            if stuck.reissues < maxReissues, let command = try store.resumeCommand(runId: stuck.runId) {
+        guard try await store.acquireDuty("reaper", owner: owner, now: now, lease: lease) else { return }
+        for stuck in try await store.stuckRuns(before: now.addingTimeInterval(-(timeout / .seconds(1))), limit: 100) {
+            if stuck.reissues < maxReissues, let command = try await store.resumeCommand(runId: stuck.runId, counting: nil) {
                 do {
                     try await producer.createTopics([TopicSpec(name: topics.runs(jobSlug: command.jobSlug))], timeout: .seconds(5))
-                    try await producer.send(command, topics: topics, continuingTrace: try store.traceParent(runId: command.runId))
+                    try await producer.send(command, topics: topics, continuingTrace: try await store.traceParent(runId: command.runId))
                     logger.warning("stuck run: resume command re-issued", metadata: [
                         "run.id": "\(stuck.runId)", "run.status": "\(stuck.status)", "reissue": "\(stuck.reissues + 1)"])
                 } catch {
                     logger.error("stuck run: re-issuing its resume command failed", metadata: ["run.id": "\(stuck.runId)", "error": "\(error)"])
                 }
                 // Counted either way, so a run whose command cannot be sent still times out.
-                try store.recordReissue(runId: stuck.runId)
+                try await store.recordReissue(runId: stuck.runId, at: Date())
                 Counter(label: "baton_stuck_runs_reissued_total").increment()
             } else {
                 let reason = "no progress for \(timeout) after \(stuck.reissues) re-issued resume commands; is a job service running job '\(stuck.jobSlug)' version \(stuck.jobVersion)?"
-                try store.timeOut(runId: stuck.runId, reason: reason, lastProgress: stuck.lastProgress)
+                try await store.timeOut(runId: stuck.runId, reason: reason, lastProgress: stuck.lastProgress, at: Date())
                 Counter(label: "baton_runs_timed_out_total").increment()
                 logger.error("run timed out", metadata: ["run.id": "\(stuck.runId)", "reason": "\(reason)"])
             }
@@ -386,7 +423,7 @@ struct CancelRunResponse: Codable, Sendable {
 
 /// Fires durable timers: when a wait is due, sends the run's resume command.
 struct TimerService: Sendable {
-    let store: TaskResultStore
+    let store: any TaskResultStoring
     let producer: KafkaProducer
     let topics: Topics
     /// This instance, as the holder of the timers it claims.
@@ -400,13 +437,13 @@ struct TimerService: Sendable {
     /// At least once: a crash in between resends after the lease; the run's keyed tasks make a
     /// duplicate resume harmless.
     func fireDueTimers() async throws {
-        let due = try await store.claimDueTimers(owner: owner, lease: lease)
+        let due = try await store.claimDueTimers(owner: owner, now: Date(), lease: lease, limit: 100)
         guard !due.isEmpty else { return }
-        var sent: [(timer: TaskResultStore.DueTimer, delivery: KafkaProducer.Delivery?)] = []
+        var sent: [(timer: ClaimedTimer, delivery: KafkaProducer.Delivery?)] = []
         for timer in due {
             var delivery: KafkaProducer.Delivery?
-            if let command = try store.resumeCommand(for: timer) {
-                delivery = try await producer.enqueue(command, topics: topics, continuingTrace: try store.traceParent(runId: command.runId))
+            if let command = try await store.resumeCommand(runId: timer.runId, counting: timer.taskId) {
+                delivery = try await producer.enqueue(command, topics: topics, continuingTrace: try await store.traceParent(runId: command.runId))
             }
             sent.append((timer, delivery))
         }
@@ -420,21 +457,32 @@ struct TimerService: Sendable {
     }
 }
 
+/// Everything the task-result service keeps, on SQLite (one instance) or PostgreSQL (any number).
+typealias TaskResultStoring = RunStore & TimerStore & FetchStore & DeduplicationStore & ConsumedOffsetStore & DutyLeaseStore & BrokerBoundStore
+
 extension TaskResultStore: BrokerBoundStore {}
+extension PostgresTaskResultStore: BrokerBoundStore {}
 
 /// Builds the task-result process: its consumer, the timer loop and the runs API.
 func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let kafka = configuration.service.kafka
     let topics = configuration.service.topics
-    let store = try TaskResultStore(path: configuration.storePath)
+    // PostgreSQL's connection pool runs as the first service (so it stops last).
+    let pool = configuration.postgres.map { PostgresPoolService(configuration: $0, logger: logger) }
+    let store: any TaskResultStoring = if let pool {
+        try await PostgresTaskResultStore(database: pool.database)
+    } else {
+        try TaskResultStore(path: configuration.storePath)
+    }
+    let storeName = configuration.postgres.map(\.description) ?? configuration.storePath
     let producer = try KafkaProducer(configuration: kafka, options: .init(lingerMilliseconds: 0), logger: logger)
     try await producer.createTopics([TopicSpec(name: topics.taskResults), TopicSpec(name: topics.deadLetter)])
     // The store belongs to one broker: check (and on a new broker, act on the policy) before
     // reading anything from it.
     let watched = [topics.taskResults, topics.deadLetter, topics.broker]
-    let broker = try await BrokerGuard.bind(store, storePath: configuration.storePath, producer: producer, markerTopic: topics.broker,
+    let broker = try await BrokerGuard.bind(store, storePath: storeName, producer: producer, markerTopic: topics.broker,
                                             topics: watched, policy: configuration.service.brokerChangePolicy, logger: logger)
-    let applied = AppliedOffsets(initial: try store.consumedOffsets(topic: topics.taskResults))
+    let applied = AppliedOffsets(initial: try await store.consumedOffsets(topic: topics.taskResults))
     let recorder = RunEventRecorder(
         store: store,
         deadLetters: DeadLetterQueue(producer: producer, topic: topics.deadLetter, consumerName: "baton-task-results", logger: logger),
@@ -446,13 +494,13 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     if consumerKafka.properties["queued.min.messages"] == nil { consumerKafka.properties["queued.min.messages"] = "2000" }
     let consumer = try KafkaConsumer(
         configuration: consumerKafka, groupID: "\(topics.prefix).task-results", topics: [topics.taskResults], logger: logger,
-        startOffsets: KafkaConsumer.startingAtStoredOffsets({ try store.consumedOffsets(topic: topics.taskResults) }, failed: { error in
+        startOffsets: KafkaConsumer.startingAtStoredOffsets({ try blockingOutsideCooperativePool { try await store.consumedOffsets(topic: topics.taskResults) } }, failed: { error in
             logger.error("stored offsets unreadable: starting at the group's committed offsets", metadata: ["error": "\(error)"])
         }))
     let barrier = ReadBarrier(topic: topics.taskResults,
                               partitionCount: try await producer.partitionCount(topic: topics.taskResults),
                               applied: applied, watermarks: WatermarkQueries(producer: producer, topic: topics.taskResults),
-                              reads: CheckpointReads(store: store), timeout: configuration.checkpointTimeout)
+                              reads: CheckpointReads(store: store), timeout: configuration.checkpointTimeout, store: store)
     // The store holds the offsets (in each batch's transaction).
     let consumerService = BatchConsumerService(consumer: consumer, maxBatch: .max, logger: logger) { batch in
         try await recorder.handle(batch)
@@ -463,7 +511,8 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
                                secrets: configuration.service.fetchSecrets, owner: configuration.instance,
                                lease: .seconds(120), logger: logger)
     let reaper = Reaper(store: store, producer: producer, topics: topics, timeout: configuration.progressTimeout,
-                        maxReissues: configuration.progressReissues, logger: logger)
+                        maxReissues: configuration.progressReissues, owner: configuration.instance,
+                        lease: max(.seconds(30), configuration.reaperInterval * 3), logger: logger)
     let keys = configuration.service.apiKeys
     keys.logState(logger)
     let oldestActiveRun = Gauge(label: "baton_oldest_active_run_age_seconds")
@@ -473,8 +522,8 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     @Sendable func runNotFound(_ id: String) -> APIError {
         APIError(status: .notFound, code: "run_not_found", message: "no run with id '\(id)'", path: "id")
     }
-    @Sendable func requireOwnRun(_ id: String, _ tenant: Tenant) throws {
-        guard try store.tenant(ofRun: id) == tenant else {
+    @Sendable func requireOwnRun(_ id: String, _ tenant: Tenant) async throws {
+        guard try await store.tenant(ofRun: id) == tenant else {
             throw runNotFound(id)
         }
     }
@@ -484,7 +533,7 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         let id = try context.parameters.require("id")
         let checkpoint = try await barrier.checkpoint(runId: id)
         // After the barrier, so a run created just now is known.
-        if keys.isEnabled { try requireOwnRun(id, tenant) }
+        if keys.isEnabled { try await requireOwnRun(id, tenant) }
         return try jsonResponse(checkpoint)
     }
     router.post("/internal/v1/deduplication/claim") { request, _ in
@@ -497,7 +546,7 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
             throw APIError(error)
         }
         if keys.isEnabled {
-            try requireOwnRun(claim.runId, tenant)
+            try await requireOwnRun(claim.runId, tenant)
             // Project- and job-scoped keys name their project (`proj:<org>/<project>:…`): a
             // key may claim only its own project's.
             // and every key names its environment (`<org>@<environment>` outside the default one).
@@ -514,13 +563,13 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
                 throw APIError(status: .forbidden, code: "forbidden", message: "the deduplication key belongs to another project or environment", path: "$.scopedKey")
             }
         }
-        return try jsonResponse(try await store.claim(claim))
+        return try jsonResponse(try await store.claim(claim, lease: .seconds(300), now: Date()))
     }
     router.post("/api/v1/runs/:id/cancel") { request, context in
         let tenant = try keys.tenant(of: request)
         let id = try context.parameters.require("id")
-        try requireOwnRun(id, tenant)
-        guard let result = try store.cancel(runId: id) else {
+        try await requireOwnRun(id, tenant)
+        guard let result = try await store.cancel(runId: id, at: Date()) else {
             throw runNotFound(id)
         }
         logger.info("run cancel requested", metadata: ["run.id": "\(id)", "canceled": "\(result.canceled)"])
@@ -530,30 +579,34 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         let tenant = try keys.tenant(of: request)
         let ids: [String]
         if let eventId = request.uri.queryParameters.get("eventId"), !eventId.isEmpty {
-            ids = try store.runIDs(eventId: eventId)
+            ids = try await store.runIDs(eventId: eventId)
         } else if let status = request.uri.queryParameters.get("status"), !status.isEmpty {
             let wanted = RunStatus(rawValue: status.uppercased())
             guard RunStatus.all.contains(wanted) else {
                 throw APIError(status: .unprocessableContent, code: "invalid_field",
                                message: "'\(status)' is not a run status; use one of \(RunStatus.all.map(\.rawValue).joined(separator: ", "))", path: "status")
             }
-            ids = try store.runIDs(status: wanted)
+            ids = try await store.runIDs(status: wanted, limit: 100)
         } else {
             throw APIError(status: .badRequest, code: "missing_parameter",
                            message: "give the event whose runs to list (?eventId=<id>) or a status (?status=TIMED_OUT)", path: "eventId")
         }
-        return try jsonResponse(["runs": try ids.compactMap { try store.run(id: $0) }.filter { $0.tenant == tenant }])
+        var runs: [RunDetails] = []
+        for id in ids {
+            if let run = try await store.run(id: id), run.tenant == tenant { runs.append(run) }
+        }
+        return try jsonResponse(["runs": runs])
     }
     router.get("/api/v1/runs/:id") { request, context in
         let tenant = try keys.tenant(of: request)
         let id = try context.parameters.require("id")
-        guard let run = try store.run(id: id), run.tenant == tenant else {
+        guard let run = try await store.run(id: id), run.tenant == tenant else {
             throw runNotFound(id)
         }
         return try jsonResponse(run)
     }
     return serviceApplication(name: "baton-task-results", http: configuration.http, router: router,
-                              services: [
+                              services: (pool.map { [$0 as any Service] } ?? []) + [
                                   ProducerService(producer: producer), consumerService,
                                   BrokerWatchService(BrokerWatch(producer: producer, topics: watched, baseline: broker,
                                                                  interval: kafka.profile.brokerCheckInterval, logger: logger)),

@@ -94,8 +94,10 @@ public protocol FetchStore: Sendable {
     /// Marks the fetches of run `runId` as belonging to an ended run: never performed again.
     func endFetches(runId: String) async throws
     /// Reschedules a claimed fetch after a failed attempt; `false` when `owner` no longer holds it.
+    @discardableResult
     func rescheduleFetch(_ fetch: ClaimedFetch, owner: String, next: Date) async throws -> Bool
     /// Stores the response of a claimed fetch as its task's output; `false` when `owner` no
     /// longer holds it (the response is dropped).
+    @discardableResult
     func completeFetch(_ fetch: ClaimedFetch, owner: String, response: BackgroundFetchResponse, now: Date) async throws -> Bool
 }

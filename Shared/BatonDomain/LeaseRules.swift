@@ -16,3 +16,35 @@ enum LeaseRules {
         now.addingTimeInterval(Double(lease / .milliseconds(1)) / 1000)
     }
 }
+
+/// A named lease on a duty only one instance performs at a time (e.g. looking for stuck runs):
+/// the holder renews it each round; when it dies, another instance takes the duty over once the
+/// lease ends.
+public struct DutyLease: Sendable, Hashable {
+    public var name: String
+    public var owner: String
+    public var until: Date
+
+    public init(name: String, owner: String, until: Date) {
+        self.name = name
+        self.owner = owner
+        self.until = until
+    }
+}
+
+/// The rules of duty leases, as pure functions.
+public enum DutyLeaseRules {
+    /// The lease after `claimant` asks for duty `name` at `now` for `lease`: taken or renewed
+    /// when free (never held, ended, or its own); `nil` while another instance holds it.
+    public static func acquire(_ current: DutyLease?, name: String, by claimant: String, now: Date, lease: Duration) -> DutyLease? {
+        guard LeaseRules.isFree(owner: current?.owner, until: current?.until, for: claimant, now: now) else { return nil }
+        return DutyLease(name: name, owner: claimant, until: LeaseRules.end(from: now, lease: lease))
+    }
+}
+
+/// Where duty leases live, shared by the instances of a service.
+public protocol DutyLeaseStore: Sendable {
+    /// Takes or renews duty `name` for `owner` (see ``DutyLeaseRules/acquire(_:name:by:now:lease:)``);
+    /// `true` when `owner` holds it until `now + lease`.
+    func acquireDuty(_ name: String, owner: String, now: Date, lease: Duration) async throws -> Bool
+}

@@ -19,9 +19,3 @@ enum SQLiteDatabase {
         try await pool.read { db in try Bool.fetchOne(try db.cachedStatement(sql: sql), arguments: arguments) ?? false }
     }
 }
-
-extension Date {
-    /// Milliseconds since 1970, the time format of every store column.
-    var millisecondsSince1970: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
-    init(millisecondsSince1970 value: Int64) { self.init(timeIntervalSince1970: Double(value) / 1000) }
-}

@@ -80,3 +80,31 @@ enum BrokerBindingTable {
         }
     }
 }
+
+/// The `duty_leases` table: which instance performs a duty only one performs at a time, until
+/// when (see ``BatonDomain/DutyLeaseRules``).
+enum DutyLeasesTable {
+    static func create(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE duty_leases (
+                name TEXT PRIMARY KEY NOT NULL,
+                owner TEXT NOT NULL,
+                lease_until INTEGER NOT NULL
+            );
+            """)
+    }
+
+    /// Takes or renews duty `name` for `owner` in `db` (a write transaction: one writer decides).
+    static func acquire(_ db: Database, name: String, owner: String, now: Date, lease: Duration) throws -> Bool {
+        let now = Date(millisecondsSince1970: now.millisecondsSince1970)
+        let current = try Row.fetchOne(try db.cachedStatement(sql: "SELECT owner, lease_until FROM duty_leases WHERE name = ?"), arguments: [name]).map {
+            DutyLease(name: name, owner: $0["owner"], until: Date(millisecondsSince1970: $0["lease_until"]))
+        }
+        guard let lease = DutyLeaseRules.acquire(current, name: name, by: owner, now: now, lease: lease) else { return false }
+        try db.cachedStatement(sql: """
+            INSERT INTO duty_leases (name, owner, lease_until) VALUES (?, ?, ?)
+            ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until
+            """).execute(arguments: [name, lease.owner, lease.until.millisecondsSince1970])
+        return true
+    }
+}

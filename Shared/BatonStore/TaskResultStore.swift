@@ -7,7 +7,7 @@ import GRDB
 ///
 /// Every `apply` is idempotent: applying the same run event twice (redelivery after a crash)
 /// changes nothing the second time.
-public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, ConsumedOffsetStore, Sendable {
+public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, FetchStore, ConsumedOffsetStore, DutyLeaseStore, Sendable {
     private let pool: DatabasePool
 
     /// A durable timer that is due: resuming `runId` completes wait task `taskId`.
@@ -123,7 +123,16 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
             try db.execute(sql: "ALTER TABLE fetches ADD COLUMN lease_owner TEXT")
             try db.execute(sql: "ALTER TABLE fetches ADD COLUMN lease_until INTEGER")
         }
+        migrator.registerMigration("v6 duty leases") { db in
+            // Which instance performs a duty only one performs at a time (see `DutyLeaseRules`).
+            try DutyLeasesTable.create(db)
+        }
         return migrator
+    }
+
+    /// Takes or renews duty `name` for `owner` (see ``DutyLeaseRules``).
+    public func acquireDuty(_ name: String, owner: String, now: Date = Date(), lease: Duration) async throws -> Bool {
+        try await pool.write { db in try DutyLeasesTable.acquire(db, name: name, owner: owner, now: now, lease: lease) }
     }
 
     /// Moves each partition's next offset of `topic` forward (never back), in one transaction.
@@ -143,64 +152,130 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
     /// Where a record came from (see ``BatonStore/SourceOffset``).
     public typealias SourceOffset = BatonStore.SourceOffset
 
-    /// Applies one run event and, in the same transaction, records that `source` was consumed.
-    /// Returns `false` when the event's run is unknown (only the offset is stored).
+    /// Applies one run event and, in the same transaction, records that `source` was consumed
+    /// (when given). Returns `false` when the event's run is unknown.
     @discardableResult
-    public func apply(_ event: RunEvent, source: SourceOffset? = nil) throws -> Bool {
-        try pool.write { db -> Bool in
-            if let source { try Self.recordOffset(db, source) }
-            return try Self.apply(event, db)
-        }
-    }
-
-    /// One consumed record of the task-results topic, for ``apply(_:)``.
-    public struct ConsumedRecord: Sendable {
-        /// The run event it holds; `nil` for a record that was dead-lettered (only its offset counts).
-        public var event: RunEvent?
-        public var source: SourceOffset
-        /// The W3C `traceparent` the record carried (kept for a `runCreated`: resumes continue it).
-        public var traceParent: String?
-        public init(event: RunEvent?, source: SourceOffset, traceParent: String? = nil) {
-            self.event = event
-            self.source = source
-            self.traceParent = traceParent
-        }
+    public func apply(_ event: RunEvent, source: SourceOffset? = nil) async throws -> Bool {
+        let offsets = source.map { [$0.topic: [$0.partition: $0.offset + 1]] } ?? [:]
+        return try await apply([(event, nil)], offsets: offsets).isEmpty
     }
 
     /// Applies `records` (one poll's worth) in one transaction, with their offsets. Returns the
     /// ids of runs whose events were ignored because the run is unknown.
-    public func apply(_ records: [ConsumedRecord]) async throws -> [String] {
+    public func apply(_ records: [ConsumedRunEvent]) async throws -> [String] {
+        var offsets: [String: [Int32: Int64]] = [:]
+        for record in records {
+            offsets[record.topic, default: [:]][record.partition] = max(offsets[record.topic]?[record.partition] ?? 0, record.offset + 1)
+        }
+        return try await apply(records.compactMap { record in record.event.map { ($0, record.traceParent) } }, offsets: offsets)
+    }
+
+    /// Applies `events` (with the trace each came in) and advances the consumed `offsets` (the
+    /// next offset of each partition), in one transaction.
+    private func apply(_ events: [(event: RunEvent, traceParent: String?)], offsets: [String: [Int32: Int64]]) async throws -> [String] {
         // GRDB's async write suspends the caller instead of blocking a cooperative thread.
         try await pool.write { db -> [String] in
             var unknown: [String] = []
-            var latest: [SourceOffset: Int64] = [:]
-            for record in records {
-                let partition = SourceOffset(topic: record.source.topic, partition: record.source.partition, offset: 0)
-                latest[partition] = max(latest[partition] ?? -1, record.source.offset)
-                guard let event = record.event else { continue }
-                if try !Self.apply(event, db) {
+            // Each run's status as the writes so far left it (read once per run per batch).
+            var statuses: [String: RunStatus?] = [:]
+            for (event, traceParent) in events {
+                let status = try statuses[event.runId] ?? Self.status(db, runId: event.runId)
+                guard let writes = RunRules.apply(event, status: status, traceParent: traceParent) else {
                     unknown.append(event.runId)
-                } else if case .runCreated = event.body, let traceParent = record.traceParent {
-                    try db.cachedStatement(sql: "UPDATE runs SET trace_parent = ? WHERE id = ? AND trace_parent IS NULL").execute(arguments: [traceParent, event.runId])
+                    continue
                 }
+                try Self.execute(writes, runId: event.runId, db)
+                // One writer at a time: what this transaction read is still true.
+                statuses[event.runId] = .some(RunRules.status(after: writes, from: status))
             }
-            for (partition, offset) in latest {
-                try Self.recordOffset(db, SourceOffset(topic: partition.topic, partition: partition.partition, offset: offset))
-            }
+            for (topic, next) in offsets { try ConsumerOffsetsTable.advance(db, topic: topic, to: next) }
             return unknown
         }
     }
 
+    private static func status(_ db: Database, runId: String) throws -> RunStatus? {
+        try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM runs WHERE id = ?"), arguments: [runId]).map(RunStatus.init(rawValue:))
+    }
+
+    private static func runState(_ db: Database, runId: String) throws -> RunState? {
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT status, updated_at FROM runs WHERE id = ?"), arguments: [runId]).map {
+            RunState(status: RunStatus(rawValue: $0["status"]), lastProgress: Date(millisecondsSince1970: $0["updated_at"]))
+        }
+    }
+
+    /// Performs `writes` (decided by ``RunRules``) on run `runId`.
+    private static func execute(_ writes: [RunWrite], runId: String, _ db: Database) throws {
+        for write in writes {
+            switch write {
+            case .createRun(let created, let traceParent, let at):
+                try db.cachedStatement(sql: """
+                    INSERT OR IGNORE INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """).execute(arguments: [runId, created.jobSlug, created.jobVersion, created.event.id, try json(created.event),
+                                             RunStatus.queued.rawValue, at.millisecondsSince1970, at.millisecondsSince1970, traceParent])
+            case .addTask(let taskId, let key, let parent, let name, let status, let at):
+                // Tables keep their rowid: insertion order is the tasks' order in the run.
+                try db.cachedStatement(sql: """
+                    INSERT OR IGNORE INTO tasks (run_id, task_id, key, parent_task_id, name, status, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """).execute(arguments: [runId, taskId, key, parent, name, status.rawValue, at.millisecondsSince1970])
+            case .startAttempt(let taskId, let attempt, let name, let properties):
+                try db.cachedStatement(sql: """
+                    UPDATE tasks SET attempts = MAX(attempts, ?), name = COALESCE(?, name), properties = COALESCE(?, properties), status = 'RUNNING'
+                    WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
+                    """).execute(arguments: [attempt, name, try properties.map(json), runId, taskId])
+            case .completeTask(let taskId, let output, let attempts, let at):
+                let (minimum, exact): (Int, Int?) = switch attempts {
+                case .atLeast(let count): (count, nil)
+                case .exactly(let count): (count, count)
+                }
+                try db.cachedStatement(sql: """
+                    UPDATE tasks SET status = 'COMPLETED', output = ?, error = NULL, completed_at = ?, attempts = COALESCE(?, MAX(attempts, ?))
+                    WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
+                    """).execute(arguments: [try json(output), at.millisecondsSince1970, exact, minimum, runId, taskId])
+            case .failAttempt(let taskId, let error, let attempt):
+                try db.cachedStatement(sql: """
+                    UPDATE tasks SET status = 'ERRORED', error = ?, attempts = MAX(attempts, ?), failures = MAX(failures, ?)
+                    WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
+                    """).execute(arguments: [error, attempt, attempt, runId, taskId])
+            case .setWaitUntil(let taskId, let until):
+                try db.cachedStatement(sql: "UPDATE tasks SET wait_until = COALESCE(wait_until, ?), attempts = 1 WHERE run_id = ? AND task_id = ?")
+                    .execute(arguments: [until.millisecondsSince1970, runId, taskId])
+            case .scheduleTimer(let taskId, let dueAt):
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)")
+                    .execute(arguments: [runId, taskId, dueAt.millisecondsSince1970])
+            case .scheduleFetch(let taskId, let request, let at):
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO fetches (run_id, task_id, request, next_attempt_at) VALUES (?, ?, ?, ?)")
+                    .execute(arguments: [runId, taskId, try json(request), at.millisecondsSince1970])
+            case .addLog(let taskId, let level, let message, let properties, let at):
+                try db.cachedStatement(sql: """
+                    INSERT OR IGNORE INTO logs (run_id, task_id, level, message, properties, logged_at) VALUES (?, ?, ?, ?, ?, ?)
+                    """).execute(arguments: [runId, taskId, level, message, try properties.map(json), at.millisecondsSince1970])
+            case .setStatus(let status, let at):
+                try db.cachedStatement(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?")
+                    .execute(arguments: [status.rawValue, at.millisecondsSince1970, runId])
+            case .finish(let status, let output, let error, let at):
+                try db.cachedStatement(sql: "UPDATE runs SET status = ?, output = ?, error = ?, updated_at = ?, completed_at = ? WHERE id = ?")
+                    .execute(arguments: [status.rawValue, try output.map(json), error, at.millisecondsSince1970, at.millisecondsSince1970, runId])
+            case .deduplicationCompleted(let key, let output, let at):
+                try deduplicationCompleted(db, key, output: output, now: at)
+            case .deduplicationFailed(let key, let taskId, let error, let at):
+                try deduplicationFailed(db, key, runId: runId, taskId: taskId, error: error, now: at)
+            case .dropTimers:
+                try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND fired = 0").execute(arguments: [runId])
+            }
+        }
+    }
+
     /// The W3C `traceparent` run `runId` was created in, if one was recorded.
-    public func traceParent(runId: String) throws -> String? {
-        try pool.read { db in
+    public func traceParent(runId: String) async throws -> String? {
+        try await pool.read { db in
             try String.fetchOne(try db.cachedStatement(sql: "SELECT trace_parent FROM runs WHERE id = ?"), arguments: [runId])
         }
     }
 
     /// The next offset to read of each partition of `topic`, as far as this store has consumed.
-    public func consumedOffsets(topic: String) throws -> [Int32: Int64] {
-        try pool.read { db in try ConsumerOffsetsTable.read(db, topic: topic) }
+    public func consumedOffsets(topic: String) async throws -> [Int32: Int64] {
+        try await pool.read { db in try ConsumerOffsetsTable.read(db, topic: topic) }
     }
 
     /// The checkpoints of `runIds`: each run's status and completed tasks (`status` is `nil` for
@@ -224,114 +299,10 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
                              slice: try Int.fetchOne(try db.cachedStatement(sql: "SELECT slices FROM runs WHERE id = ?"), arguments: [runId]) ?? 1)
     }
 
-    private static func recordOffset(_ db: Database, _ source: SourceOffset) throws {
-        try ConsumerOffsetsTable.advance(db, topic: source.topic, partition: source.partition, to: source.offset + 1)
-    }
-
-    private static func apply(_ event: RunEvent, _ db: Database) throws -> Bool {
-        let now = event.occurredAt.millisecondsSince1970
-        if case .runCreated(let created) = event.body {
-            try db.cachedStatement(sql: """
-                INSERT OR IGNORE INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [event.runId, created.jobSlug, created.jobVersion, created.event.id, try Self.json(created.event),
-                                 RunStatus.queued.rawValue, now, now])
-            return true
-        }
-        guard let status = try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM runs WHERE id = ?"), arguments: [event.runId]) else {
-            return false
-        }
-        let terminal = RunStatus(rawValue: status).isTerminal
-        func setStatus(_ newStatus: RunStatus) throws {
-            guard !terminal else { return }
-            try db.cachedStatement(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?").execute(arguments: [newStatus.rawValue, now, event.runId])
-        }
-        switch event.body {
-        case .runCreated:
-            break
-        case .taskStarted(let started):
-            try Self.insertTask(db, runId: event.runId, taskId: started.taskId, key: started.key,
-                                parent: started.parentTaskId, name: started.name, status: .running, now: now)
-            try db.cachedStatement(sql: """
-                UPDATE tasks SET attempts = MAX(attempts, ?), name = COALESCE(?, name), properties = COALESCE(?, properties), status = 'RUNNING'
-                WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-                """).execute(arguments: [started.attempt, started.name, try started.properties.map(Self.json), event.runId, started.taskId])
-            try setStatus(.executing)
-        case .taskCompleted(let completed):
-            try Self.insertTask(db, runId: event.runId, taskId: completed.taskId, key: completed.key,
-                                parent: completed.parentTaskId, name: nil, status: .running, now: now)
-            try db.cachedStatement(sql: """
-                UPDATE tasks SET status = 'COMPLETED', output = ?, error = NULL, completed_at = ?, attempts = MAX(attempts, 1)
-                WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-                """).execute(arguments: [try Self.json(completed.output), now, event.runId, completed.taskId])
-            if let key = completed.deduplicationKey {
-                try Self.deduplicationCompleted(db, key, output: completed.output, now: Date(millisecondsSince1970: now))
-            }
-            try setStatus(.executing)
-        case .taskFailed(let failed):
-            try Self.insertTask(db, runId: event.runId, taskId: failed.taskId, key: failed.key,
-                                parent: failed.parentTaskId, name: nil, status: .running, now: now)
-            try db.cachedStatement(sql: """
-                UPDATE tasks SET status = 'ERRORED', error = ?, attempts = MAX(attempts, ?), failures = MAX(failures, ?)
-                WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-                """).execute(arguments: [failed.error, failed.attempt, failed.attempt, event.runId, failed.taskId])
-            if failed.retryAt == nil, let key = failed.deduplicationKey {
-                try Self.deduplicationFailed(db, key, runId: event.runId, taskId: failed.taskId, error: failed.error,
-                                             now: Date(millisecondsSince1970: now))
-            }
-            if let retryAt = failed.retryAt {
-                // One timer per attempt: a replayed failure of the same attempt schedules nothing new.
-                try db.cachedStatement(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)").execute(arguments: [event.runId, "\(failed.taskId)#retry\(failed.attempt)", retryAt.millisecondsSince1970])
-                try setStatus(.waiting)
-            }
-        case .waitRequested(let wait):
-            try Self.insertTask(db, runId: event.runId, taskId: wait.taskId, key: wait.key,
-                                parent: wait.parentTaskId, name: "wait", status: .waiting, now: now)
-            let until = wait.until.millisecondsSince1970
-            try db.cachedStatement(sql: """
-                UPDATE tasks SET wait_until = COALESCE(wait_until, ?), attempts = 1
-                WHERE run_id = ? AND task_id = ?
-                """).execute(arguments: [until, event.runId, wait.taskId])
-            // The first request fixes the due time; a replayed request keeps it.
-            try db.cachedStatement(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)").execute(arguments: [event.runId, wait.taskId, until])
-            try setStatus(.waiting)
-        case .logged(let line):
-            try db.cachedStatement(sql: """
-                INSERT OR IGNORE INTO logs (run_id, task_id, level, message, properties, logged_at)
-                VALUES (?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [event.runId, line.taskId, line.level, line.message,
-                                 try line.properties.map(Self.json), now])
-        case .yielded(let yielded):
-            try db.cachedStatement(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)").execute(arguments: [event.runId, "yield#\(yielded.yieldId)", now])
-            try setStatus(.queued)
-        case .fetchRequested(let fetch):
-            try Self.insertTask(db, runId: event.runId, taskId: fetch.taskId, key: fetch.key,
-                                parent: fetch.parentTaskId, name: fetch.request.displayName, status: .waiting, now: now)
-            try db.cachedStatement(sql: "INSERT OR IGNORE INTO fetches (run_id, task_id, request, next_attempt_at) VALUES (?, ?, ?, ?)").execute(arguments: [event.runId, fetch.taskId, try Self.json(fetch.request), now])
-            try setStatus(.waiting)
-        case .runCompleted(let completed):
-            guard !terminal else { break }
-            try db.cachedStatement(sql: "UPDATE runs SET status = ?, output = ?, error = NULL, updated_at = ?, completed_at = ? WHERE id = ?").execute(arguments: [RunStatus.completed.rawValue, try Self.json(completed.output), now, now, event.runId])
-        case .runFailed(let failed):
-            guard !terminal else { break }
-            try db.cachedStatement(sql: "UPDATE runs SET status = ?, error = ?, updated_at = ?, completed_at = ? WHERE id = ?").execute(arguments: [failed.status.rawValue, failed.error, now, now, event.runId])
-        }
-        return true
-    }
-
-    /// The earliest due time of a timer that has not fired.
-    public func nextTimerDue() throws -> Date? {
-        try pool.read { db in
-            try Int64.fetchOne(try db.cachedStatement(sql: "SELECT MIN(due_at) FROM timers WHERE fired = 0")).map(Date.init(millisecondsSince1970:))
-        }
-    }
-
-    /// The command that resumes the run of `timer`, with the timer's wait counted as completed.
-    /// `nil` when the run is unknown or already finished.
-    public func resumeCommand(for timer: DueTimer) throws -> RunCommand? {
-        try pool.read { db in
-            try Self.resumeCommand(db, runId: timer.runId, counting: timer.taskId)
-        }
+    /// The command that resumes `runId` now, with `taskId` (a wait about to end) counted as
+    /// completed; `nil` when the run is unknown or ended.
+    public func resumeCommand(runId: String, counting taskId: String?) async throws -> RunCommand? {
+        try await pool.read { db in try Self.resumeCommand(db, runId: runId, counting: taskId) }
     }
 
     /// The resume command of `runId` with its completed tasks (and `taskId`, a wait about to be
@@ -396,7 +367,10 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
                     SELECT run_id, task_id, due_at, fired, lease_owner, lease_until FROM timers WHERE run_id = ? AND task_id = ?
                     """), arguments: [timer.runId, timer.taskId]),
                     TimerRules.fired(Self.timerRecord(row), by: owner) != nil else { continue }
-                try Self.markFired(db, runId: timer.runId, taskId: timer.taskId, now: now)
+                try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND task_id = ?").execute(arguments: [timer.runId, timer.taskId])
+                try Self.execute(RunRules.waitEnded(taskId: timer.taskId, output: .null, attempts: .atLeast(1),
+                                                    status: try Self.status(db, runId: timer.runId), at: now),
+                                 runId: timer.runId, db)
             }
         }
     }
@@ -407,25 +381,14 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
                     leaseUntil: (row["lease_until"] as Int64?).map(Date.init(millisecondsSince1970:)))
     }
 
-    private static func markFired(_ db: Database, runId: String, taskId: String, now: Date) throws {
-        try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND task_id = ?").execute(arguments: [runId, taskId])
-        try db.cachedStatement(sql: """
-            UPDATE tasks SET status = 'COMPLETED', output = 'null', completed_at = ? WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-            """).execute(arguments: [now.millisecondsSince1970, runId, taskId])
-        try db.cachedStatement(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = ?").execute(arguments: [RunStatus.queued.rawValue, now.millisecondsSince1970, runId, RunStatus.waiting.rawValue])
-    }
-
     /// Cancels run `id` unless it already finished: no further slice will run, pending timers
     /// are dropped. Returns the run's status afterwards and whether this call canceled it;
     /// `nil` for an unknown run.
-    public func cancel(runId: String, at now: Date = Date()) throws -> (status: RunStatus, canceled: Bool)? {
-        try pool.write { db in
-            guard let status = try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM runs WHERE id = ?"), arguments: [runId]).map(RunStatus.init(rawValue:))
-            else { return nil }
-            guard !status.isTerminal else { return (status, false) }
-            try db.cachedStatement(sql: "UPDATE runs SET status = ?, updated_at = ?, completed_at = ? WHERE id = ?").execute(arguments: [RunStatus.canceled.rawValue, now.millisecondsSince1970, now.millisecondsSince1970, runId])
-            try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND fired = 0").execute(arguments: [runId])
-            return (.canceled, true)
+    public func cancel(runId: String, at now: Date = Date()) async throws -> RunRules.Cancellation? {
+        try await pool.write { db in
+            let cancellation = RunRules.cancel(status: try Self.status(db, runId: runId), at: now)
+            if let cancellation { try Self.execute(cancellation.writes, runId: runId, db) }
+            return cancellation
         }
     }
 
@@ -521,28 +484,28 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
             guard let current = try Self.fetchRecord(db, runId: fetch.runId, taskId: fetch.taskId),
                   FetchRules.completed(current, by: owner, attempts: response.attempts) != nil else { return false }
             try db.cachedStatement(sql: "UPDATE fetches SET done = 1, attempts = ? WHERE run_id = ? AND task_id = ?").execute(arguments: [response.attempts, fetch.runId, fetch.taskId])
-            try db.cachedStatement(sql: """
-                UPDATE tasks SET status = 'COMPLETED', output = ?, completed_at = ?, attempts = ? WHERE run_id = ? AND task_id = ? AND status != 'COMPLETED'
-                """).execute(arguments: [try Self.json(response), now.millisecondsSince1970, response.attempts, fetch.runId, fetch.taskId])
-            try db.cachedStatement(sql: "UPDATE runs SET status = ?, updated_at = ? WHERE id = ? AND status = ?").execute(arguments: [RunStatus.queued.rawValue, now.millisecondsSince1970, fetch.runId, RunStatus.waiting.rawValue])
+            let output = try BatonJSON.decoder.decode(JSONValue.self, from: try BatonJSON.encoder.encode(response))
+            try Self.execute(RunRules.waitEnded(taskId: fetch.taskId, output: output, attempts: .exactly(response.attempts),
+                                                status: try Self.status(db, runId: fetch.runId), at: now),
+                             runId: fetch.runId, db)
             return true
         }
     }
 
     /// Finished fetches whose run has not been sent its resume command yet, with that command
     /// (`nil` when the run finished meanwhile: just mark it resumed).
-    public func fetchResumes(limit: Int = 50) throws -> [(runId: String, taskId: String, command: RunCommand?)] {
-        try pool.read { db in
+    public func fetchResumes(limit: Int = 50) async throws -> [FetchResume] {
+        try await pool.read { db in
             try Row.fetchAll(try db.cachedStatement(sql: "SELECT run_id, task_id FROM fetches WHERE done = 1 AND resumed = 0 LIMIT ?"), arguments: [limit]).map {
                 let runId: String = $0["run_id"]
-                return (runId, $0["task_id"], try Self.resumeCommand(db, runId: runId))
+                return FetchResume(runId: runId, taskId: $0["task_id"], command: try Self.resumeCommand(db, runId: runId))
             }
         }
     }
 
     /// Records that the run of a finished fetch was sent its resume command.
-    public func markFetchResumed(runId: String, taskId: String) throws {
-        try pool.write { db in
+    public func markFetchResumed(runId: String, taskId: String) async throws {
+        try await pool.write { db in
             try db.cachedStatement(sql: "UPDATE fetches SET resumed = 1 WHERE run_id = ? AND task_id = ?").execute(arguments: [runId, taskId])
         }
     }
@@ -611,21 +574,13 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
     static let terminalPlaceholders = "(" + RunStatus.terminal.map { _ in "?" }.joined(separator: ", ") + ")"
     static let terminalArguments = StatementArguments(RunStatus.terminal.map(\.rawValue))
 
-    /// A run that is queued or executing but has made no progress since `lastProgress`.
-    public struct StuckRun: Sendable, Hashable {
-        public var runId: String
-        public var jobSlug: String
-        public var jobVersion: String
-        public var status: RunStatus
-        public var lastProgress: Date
-        /// Resume commands re-issued for it so far.
-        public var reissues: Int
-    }
+    /// A run that is queued or executing but has made no progress (see ``BatonDomain/StuckRun``).
+    public typealias StuckRun = BatonDomain.StuckRun
 
     /// Runs queued or executing with no progress since before `cutoff` (waiting runs are not
     /// stuck: their timer or fetch is their progress).
-    public func stuckRuns(before cutoff: Date, limit: Int = 100) throws -> [StuckRun] {
-        try pool.read { db in
+    public func stuckRuns(before cutoff: Date, limit: Int = 100) async throws -> [StuckRun] {
+        try await pool.read { db in
             try Row.fetchAll(try db.cachedStatement(sql: """
                 SELECT id, job_slug, job_version, status, updated_at, reissues FROM runs
                 WHERE status IN ('QUEUED', 'EXECUTING') AND updated_at < ? ORDER BY updated_at LIMIT ?
@@ -636,25 +591,18 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
         }
     }
 
-    /// The command that resumes `runId` now (`nil` when unknown or finished).
-    public func resumeCommand(runId: String) throws -> RunCommand? {
-        try pool.read { db in try Self.resumeCommand(db, runId: runId) }
-    }
-
     /// Records that a resume command was re-issued for a stuck run (its deadline starts again).
-    public func recordReissue(runId: String, at now: Date = Date()) throws {
-        try pool.write { db in
+    public func recordReissue(runId: String, at now: Date = Date()) async throws {
+        try await pool.write { db in
             try db.cachedStatement(sql: "UPDATE runs SET reissues = reissues + 1, updated_at = ? WHERE id = ?").execute(arguments: [now.millisecondsSince1970, runId])
         }
     }
 
     /// Ends a stuck run as `TIMED_OUT` with `reason`, unless it made progress meanwhile.
-    public func timeOut(runId: String, reason: String, lastProgress: Date, at now: Date = Date()) throws {
-        try pool.write { db in
-            try db.cachedStatement(sql: """
-                UPDATE runs SET status = ?, error = ?, updated_at = ?, completed_at = ? WHERE id = ? AND updated_at = ? AND status IN ('QUEUED', 'EXECUTING')
-                """).execute(arguments: [RunStatus.timedOut.rawValue, reason, now.millisecondsSince1970, now.millisecondsSince1970, runId, lastProgress.millisecondsSince1970])
-            try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND fired = 0").execute(arguments: [runId])
+    public func timeOut(runId: String, reason: String, lastProgress: Date, at now: Date = Date()) async throws {
+        try await pool.write { db in
+            try Self.execute(RunRules.timeOut(try Self.runState(db, runId: runId), seenWithProgress: lastProgress, reason: reason, at: now),
+                             runId: runId, db)
         }
     }
 
@@ -670,23 +618,23 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
     }
 
     /// Ids of the runs with `status`, most recently updated first.
-    public func runIDs(status: RunStatus, limit: Int = 100) throws -> [String] {
-        try pool.read { db in
+    public func runIDs(status: RunStatus, limit: Int = 100) async throws -> [String] {
+        try await pool.read { db in
             try String.fetchAll(try db.cachedStatement(sql: "SELECT id FROM runs WHERE status = ? ORDER BY updated_at DESC LIMIT ?"), arguments: [status.rawValue, limit])
         }
     }
 
     /// Ids of the runs that event `eventId` started, oldest first.
-    public func runIDs(eventId: String) throws -> [String] {
-        try pool.read { db in
+    public func runIDs(eventId: String) async throws -> [String] {
+        try await pool.read { db in
             try String.fetchAll(try db.cachedStatement(sql: "SELECT id FROM runs WHERE event_id = ? ORDER BY created_at, id"), arguments: [eventId])
         }
     }
 
     /// The tenant of run `id` (from its event), without loading its tasks and logs; `nil` for
     /// an unknown run.
-    public func tenant(ofRun id: String) throws -> Tenant? {
-        try pool.read { db in
+    public func tenant(ofRun id: String) async throws -> Tenant? {
+        try await pool.read { db in
             try String.fetchOne(try db.cachedStatement(sql: "SELECT event FROM runs WHERE id = ?"), arguments: [id]).map {
                 try BatonJSON.decoder.decode(EventEnvelope.self, from: Data($0.utf8)).tenant
             }
@@ -694,8 +642,8 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
     }
 
     /// The run with `id`, its tasks and log lines.
-    public func run(id: String) throws -> RunDetails? {
-        try pool.read { db in
+    public func run(id: String) async throws -> RunDetails? {
+        try await pool.read { db in
             guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM runs WHERE id = ?"), arguments: [id]) else { return nil }
             let event = try BatonJSON.decoder.decode(EventEnvelope.self, from: Data((row["event"] as String).utf8))
             let tasks = try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM tasks WHERE run_id = ? ORDER BY rowid"), arguments: [id]).map { task in
@@ -734,15 +682,6 @@ public final class TaskResultStore: DeduplicationStore, TimerStore, FetchStore, 
             CompletedTask(taskId: $0["task_id"], key: $0["message"], output: .null)
         }
         return tasks + logs
-    }
-
-    private static func insertTask(_ db: Database, runId: String, taskId: String, key: String, parent: String?, name: String?,
-                                   status: TaskStatus, now: Int64) throws {
-        // Tables keep their rowid: insertion order is the tasks' order in the run.
-        try db.cachedStatement(sql: """
-            INSERT OR IGNORE INTO tasks (run_id, task_id, key, parent_task_id, name, status, started_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [runId, taskId, key, parent, name, status.rawValue, now])
     }
 
     private static func json(_ value: some Encodable) throws -> String {

@@ -34,8 +34,8 @@ struct DeduplicationStoreTests {
         let store = try store()
         #expect(try await store.claim(request("r1")).outcome == .execute)
         #expect(try await store.claim(request("r1")).outcome == .execute)  // same run and task: re-execution after a crash
-        try store.apply(created("r1"))
-        try store.apply(RunEvent(runId: "r1", body: .taskCompleted(.init(taskId: "t", key: "k", parentTaskId: nil, output: "done", deduplicationKey: "proj:o/p:k"))))
+        try await store.apply(created("r1"))
+        try await store.apply(RunEvent(runId: "r1", body: .taskCompleted(.init(taskId: "t", key: "k", parentTaskId: nil, output: "done", deduplicationKey: "proj:o/p:k"))))
         let later = try await store.claim(request("r2"))
         #expect(later.outcome == .completed)
         #expect(later.output == "done")
@@ -45,12 +45,12 @@ struct DeduplicationStoreTests {
     func failure() async throws {
         let store = try store()
         #expect(try await store.claim(request("r1")).outcome == .execute)
-        try store.apply(created("r1"))
+        try await store.apply(created("r1"))
         // A failure with a retry pending keeps the key held.
-        try store.apply(RunEvent(runId: "r1", body: .taskFailed(.init(taskId: "t", key: "k", parentTaskId: nil, error: "e1", attempt: 1,
+        try await store.apply(RunEvent(runId: "r1", body: .taskFailed(.init(taskId: "t", key: "k", parentTaskId: nil, error: "e1", attempt: 1,
                                                                        retryAt: Date().addingTimeInterval(60), deduplicationKey: "proj:o/p:k"))))
         #expect(try await store.claim(request("r2")).outcome == .busy)
-        try store.apply(RunEvent(runId: "r1", body: .taskFailed(.init(taskId: "t", key: "k", parentTaskId: nil, error: "boom", attempt: 2,
+        try await store.apply(RunEvent(runId: "r1", body: .taskFailed(.init(taskId: "t", key: "k", parentTaskId: nil, error: "boom", attempt: 2,
                                                                        deduplicationKey: "proj:o/p:k"))))
         let skipped = try await store.claim(request("r2", skipFailure: true))
         #expect(skipped.outcome == .failed)

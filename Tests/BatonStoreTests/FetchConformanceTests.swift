@@ -16,9 +16,9 @@ struct RunControl: Sendable {
 func withFetchStore(_ backend: StoreBackend, _ body: (any FetchStore, RunControl) async throws -> Void) async throws {
     try await withStore(backend, sqlite: { store -> (any FetchStore, RunControl) in
         (store, RunControl(create: { runId in
-            try store.apply(RunEvent(runId: runId, body: .runCreated(.init(jobSlug: "j", jobVersion: "1.0.0", event: EventEnvelope(id: "e-\(runId)", name: "n")))))
+            try await store.apply(RunEvent(runId: runId, body: .runCreated(.init(jobSlug: "j", jobVersion: "1.0.0", event: EventEnvelope(id: "e-\(runId)", name: "n")))))
         }, end: { runId in
-            try store.apply(RunEvent(runId: runId, body: .runCompleted(.init(output: .null))))
+            try await store.apply(RunEvent(runId: runId, body: .runCompleted(.init(output: .null))))
             try await store.endFetches(runId: runId)
         }))
     }, postgres: { database in

@@ -34,24 +34,26 @@ public struct PostgresConsumedOffsetStore: ConsumedOffsetStore {
     }
 
     public func advanceOffsets(topic: String, to next: [Int32: Int64]) async throws {
-        let logger = database.logger
-        try await database.client.withTransaction(logger: logger) { connection in
-            // In partition order, so two instances advancing the same partitions never deadlock.
-            for (partition, offset) in next.sorted(by: { $0.key < $1.key }) {
+        try await database.transaction { connection, logger in try await Self.advance(topic: topic, to: next, connection, logger) }
+    }
+
+    /// Advances `topic`'s partitions in the caller's transaction (see ``advanceOffsets(topic:to:)``).
+    static func advance(topic: String, to next: [Int32: Int64], _ connection: PostgresConnection, _ logger: Logger) async throws {
+        // In partition order, so two instances advancing the same partitions never deadlock.
+        for (partition, offset) in next.sorted(by: { $0.key < $1.key }) {
+            try await connection.query("""
+                INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES (\(topic), \(partition), -1)
+                ON CONFLICT (topic, partition) DO NOTHING
+                """, logger: logger)
+            let rows = try await connection.query("""
+                SELECT next_offset FROM consumer_offsets WHERE topic = \(topic) AND partition = \(partition) FOR UPDATE
+                """, logger: logger)
+            var current: Int64?
+            for try await value in rows.decode(Int64.self) { current = value < 0 ? nil : value }
+            if let advanced = ConsumedOffsetRules.advanced(current, to: offset) {
                 try await connection.query("""
-                    INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES (\(topic), \(partition), -1)
-                    ON CONFLICT (topic, partition) DO NOTHING
+                    UPDATE consumer_offsets SET next_offset = \(advanced) WHERE topic = \(topic) AND partition = \(partition)
                     """, logger: logger)
-                let rows = try await connection.query("""
-                    SELECT next_offset FROM consumer_offsets WHERE topic = \(topic) AND partition = \(partition) FOR UPDATE
-                    """, logger: logger)
-                var current: Int64?
-                for try await value in rows.decode(Int64.self) { current = value < 0 ? nil : value }
-                if let advanced = ConsumedOffsetRules.advanced(current, to: offset) {
-                    try await connection.query("""
-                        UPDATE consumer_offsets SET next_offset = \(advanced) WHERE topic = \(topic) AND partition = \(partition)
-                        """, logger: logger)
-                }
             }
         }
     }

@@ -11,7 +11,7 @@ public final class PostgresDatabase: Sendable {
     let logger: Logger
 
     /// Settings: where the server is and how many connections to keep.
-    public struct Configuration: Sendable {
+    public struct Configuration: Sendable, CustomStringConvertible {
         public var host: String
         public var port: Int
         public var username: String
@@ -49,6 +49,9 @@ public final class PostgresDatabase: Sendable {
                       password: components.password, database: database, maximumConnections: pool,
                       requireTLS: ["require", "verify-full"].contains(query["sslmode"] ?? ""))
         }
+
+        /// Where the database is, without the password: `postgres://user@host:port/database`.
+        public var description: String { "postgres://\(username)@\(host):\(port)/\(database)" }
 
         /// `url` without its password.
         static func redacted(_ url: String) -> String {
@@ -112,5 +115,29 @@ public final class PostgresDatabase: Sendable {
             }
             try await connection.query("SELECT pg_advisory_unlock(\(lockKey))", logger: logger)
         }
+    }
+
+    /// Runs `body` in a transaction, again (up to 5 times) when PostgreSQL aborted it to break a
+    /// deadlock or a serialization conflict with another instance: those abort one transaction
+    /// whole, so running it again is safe.
+    func transaction<T: Sendable>(_ body: (PostgresConnection, Logger) async throws -> T) async throws -> T {
+        let logger = logger
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await client.withTransaction(logger: logger) { connection in try await body(connection, logger) }
+            } catch let error as PostgresTransactionError where attempt < 5 && Self.isConflict(error) {
+                logger.debug("transaction aborted by a conflict with another one: running it again", metadata: ["attempt": "\(attempt)"])
+                try await Task.sleep(for: .milliseconds(5 * attempt))
+            }
+        }
+    }
+
+    /// Whether the transaction was aborted by a deadlock (40P01) or a serialization failure (40001).
+    private static func isConflict(_ error: PostgresTransactionError) -> Bool {
+        guard let failure = (error.closureError ?? error.commitError) as? PSQLError,
+              let state = failure.serverInfo?[.sqlState] else { return false }
+        return state == "40P01" || state == "40001"
     }
 }

@@ -66,7 +66,7 @@ public struct PostgresDeduplicationStore: DeduplicationStore {
 
     /// The key's record, its row locked until the transaction ends; `nil` when never claimed
     /// (a concurrent first claim waits on the row lock of the placeholder `INSERT`).
-    private static func lockedRecord(_ key: String, placeholder: Bool, _ connection: PostgresConnection,
+    static func lockedRecord(_ key: String, placeholder: Bool, _ connection: PostgresConnection,
                                      _ logger: Logger) async throws -> DeduplicationRecord? {
         if placeholder {
             // The placeholder makes the first claimants serialize on one row; its status 'NEW'
@@ -94,7 +94,7 @@ public struct PostgresDeduplicationStore: DeduplicationStore {
         return nil
     }
 
-    private static func write(_ key: String, _ record: DeduplicationRecord, _ connection: PostgresConnection, _ logger: Logger) async throws {
+    static func write(_ key: String, _ record: DeduplicationRecord, _ connection: PostgresConnection, _ logger: Logger) async throws {
         let output = try record.output.map { String(decoding: try BatonJSON.encoder.encode($0), as: UTF8.self) }
         try await connection.query("""
             UPDATE deduplication_keys SET run_id = \(record.runId), task_id = \(record.taskId), status = \(record.status.rawValue),

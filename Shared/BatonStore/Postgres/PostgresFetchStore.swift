@@ -84,27 +84,37 @@ public struct PostgresFetchStore: FetchStore {
     }
 
     public func completeFetch(_ fetch: ClaimedFetch, owner: String, response: BackgroundFetchResponse, now: Date) async throws -> Bool {
+        try await database.transaction { connection, logger in try await Self.complete(fetch, owner: owner, response: response, connection, logger) }
+    }
+
+    /// Stores `response` with the fetch, done, in the caller's transaction, when `owner` still
+    /// holds it (``FetchRules/completed(_:by:attempts:)``); `false` otherwise.
+    static func complete(_ fetch: ClaimedFetch, owner: String, response: BackgroundFetchResponse, _ connection: PostgresConnection,
+                         _ logger: Logger) async throws -> Bool {
         let json = String(decoding: try BatonJSON.encoder.encode(response), as: UTF8.self)
-        return try await withLocked(fetch) { current, connection, logger in
-            guard FetchRules.completed(current, by: owner, attempts: response.attempts) != nil else { return false }
-            try await connection.query("""
-                UPDATE fetches SET done = true, attempts = \(response.attempts), response = \(json)
-                WHERE run_id = \(fetch.runId) AND task_id = \(fetch.taskId)
-                """, logger: logger)
-            return true
-        }
+        guard let current = try await lockedRecord(fetch, connection, logger),
+              FetchRules.completed(current, by: owner, attempts: response.attempts) != nil else { return false }
+        try await connection.query("""
+            UPDATE fetches SET done = true, attempts = \(response.attempts), response = \(json)
+            WHERE run_id = \(fetch.runId) AND task_id = \(fetch.taskId)
+            """, logger: logger)
+        return true
+    }
+
+    /// The fetch's record, its row locked until the transaction ends; `nil` when there is no such fetch.
+    private static func lockedRecord(_ fetch: ClaimedFetch, _ connection: PostgresConnection, _ logger: Logger) async throws -> FetchRecord? {
+        let rows = try await connection.query("""
+            SELECT run_id, task_id, attempts, next_attempt_at, done, lease_owner, lease_until, request, run_ended FROM fetches
+            WHERE run_id = \(fetch.runId) AND task_id = \(fetch.taskId) FOR UPDATE
+            """, logger: logger)
+        return try await records(rows).first?.record
     }
 
     /// Runs `body` with the fetch's record, its row locked until the transaction ends; `false`
     /// when there is no such fetch.
     private func withLocked(_ fetch: ClaimedFetch, _ body: (FetchRecord, PostgresConnection, Logger) async throws -> Bool) async throws -> Bool {
-        let logger = database.logger
-        return try await database.client.withTransaction(logger: logger) { connection in
-            let rows = try await connection.query("""
-                SELECT run_id, task_id, attempts, next_attempt_at, done, lease_owner, lease_until, request, run_ended FROM fetches
-                WHERE run_id = \(fetch.runId) AND task_id = \(fetch.taskId) FOR UPDATE
-                """, logger: logger)
-            guard let current = try await Self.records(rows).first?.record else { return false }
+        try await database.transaction { connection, logger in
+            guard let current = try await Self.lockedRecord(fetch, connection, logger) else { return false }
             return try await body(current, connection, logger)
         }
     }

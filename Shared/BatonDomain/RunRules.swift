@@ -1,0 +1,271 @@
+import BatonProtocol
+import Foundation
+
+/// One change to a store's runs, tasks, logs, timers, fetches or deduplication keys, as decided
+/// by ``RunRules``. A store executes the writes it is given, in order, in one transaction;
+/// every write is idempotent, so executing the same list twice changes nothing the second time.
+public enum RunWrite: Sendable, Hashable {
+    /// Creates the run, queued, unless it exists.
+    case createRun(RunEvent.RunCreated, traceParent: String?, at: Date)
+    /// Adds the task unless it exists: the first event about a task fixes its key, parent and start.
+    case addTask(taskId: String, key: String, parentTaskId: String?, name: String?, status: TaskStatus, at: Date)
+    /// An attempt of a task that has not completed started: it runs, with at least `attempt`
+    /// attempts, and takes `name` and `properties` when given.
+    case startAttempt(taskId: String, attempt: Int, name: String?, properties: JSONValue?)
+    /// The task completed with `output`, unless it already had (its first output stays).
+    case completeTask(taskId: String, output: JSONValue, attempts: Attempts, at: Date)
+    /// An attempt of a task that has not completed failed with `error`.
+    case failAttempt(taskId: String, error: String, attempt: Int)
+    /// The wait task is due at `until` (the first request fixes it; a replay keeps it).
+    case setWaitUntil(taskId: String, until: Date)
+    /// A timer of the run, unless one with this id exists (waits, retry back-offs, yields).
+    case scheduleTimer(taskId: String, dueAt: Date)
+    /// A background fetch of the run, due at `at`, unless one with this id exists.
+    case scheduleFetch(taskId: String, request: BackgroundFetchRequest, at: Date)
+    /// A log line, unless one with this id exists.
+    case addLog(taskId: String, level: String, message: String, properties: JSONValue?, at: Date)
+    /// The run's status becomes `status` (the rules only ask while the run has not ended).
+    case setStatus(RunStatus, at: Date)
+    /// The run ends with `status`, its output or error.
+    case finish(RunStatus, output: JSONValue?, error: String?, at: Date)
+    /// The deduplication key's task completed (see ``DeduplicationRules/completed(_:output:now:)``).
+    case deduplicationCompleted(scopedKey: String, output: JSONValue, at: Date)
+    /// The deduplication key's task failed for good (see ``DeduplicationRules/failed(_:runId:taskId:error:now:)``).
+    case deduplicationFailed(scopedKey: String, taskId: String, error: String, at: Date)
+    /// The run's pending timers are dropped.
+    case dropTimers
+
+    /// How a completion counts attempts.
+    public enum Attempts: Sendable, Hashable {
+        /// At least this many (a completion after failures keeps their count).
+        case atLeast(Int)
+        /// Exactly this many (a background fetch reports its own).
+        case exactly(Int)
+    }
+}
+
+/// What the store knows of a run when a rule is asked about it.
+public struct RunState: Sendable, Hashable {
+    public var status: RunStatus
+    /// When the run last made progress (its `updated_at`).
+    public var lastProgress: Date
+
+    public init(status: RunStatus, lastProgress: Date) {
+        self.status = status
+        self.lastProgress = lastProgress
+    }
+}
+
+/// The rules of runs and tasks, as pure functions of a run's state and what happened: each
+/// returns the writes a store performs (``RunWrite``). No rule reads or writes anything itself.
+///
+/// A run is created `QUEUED`, becomes `EXECUTING` as its tasks run, `WAITING` on a wait, a
+/// retry back-off or a fetch, `QUEUED` again when those end, and finally one of the terminal
+/// statuses (``RunStatus/terminal``), which no later event changes. Task events of an ended run
+/// are still recorded (a slice that was running when the run was canceled reports what it did).
+public enum RunRules {
+    /// The writes that applying `event` asks for, given the run's current status (`nil`: the
+    /// store does not know the run). `nil` when the event is about an unknown run and is ignored.
+    public static func apply(_ event: RunEvent, status: RunStatus?, traceParent: String? = nil) -> [RunWrite]? {
+        // The store keeps milliseconds: decide at the same precision.
+        let now = Date(millisecondsSince1970: event.occurredAt.millisecondsSince1970)
+        if case .runCreated(let created) = event.body {
+            return [.createRun(created, traceParent: traceParent, at: now)]
+        }
+        guard let status else { return nil }
+        let ended = status.isTerminal
+        func becoming(_ newStatus: RunStatus) -> [RunWrite] { ended ? [] : [.setStatus(newStatus, at: now)] }
+        switch event.body {
+        case .runCreated:
+            return []
+        case .taskStarted(let started):
+            return [.addTask(taskId: started.taskId, key: started.key, parentTaskId: started.parentTaskId, name: started.name, status: .running, at: now),
+                    .startAttempt(taskId: started.taskId, attempt: started.attempt, name: started.name, properties: started.properties)]
+                + becoming(.executing)
+        case .taskCompleted(let completed):
+            var writes: [RunWrite] = [
+                .addTask(taskId: completed.taskId, key: completed.key, parentTaskId: completed.parentTaskId, name: nil, status: .running, at: now),
+                .completeTask(taskId: completed.taskId, output: completed.output, attempts: .atLeast(1), at: now)]
+            if let key = completed.deduplicationKey {
+                writes.append(.deduplicationCompleted(scopedKey: key, output: completed.output, at: now))
+            }
+            return writes + becoming(.executing)
+        case .taskFailed(let failed):
+            var writes: [RunWrite] = [
+                .addTask(taskId: failed.taskId, key: failed.key, parentTaskId: failed.parentTaskId, name: nil, status: .running, at: now),
+                .failAttempt(taskId: failed.taskId, error: failed.error, attempt: failed.attempt)]
+            guard let retryAt = failed.retryAt else {
+                if let key = failed.deduplicationKey {
+                    writes.append(.deduplicationFailed(scopedKey: key, taskId: failed.taskId, error: failed.error, at: now))
+                }
+                return writes
+            }
+            // One timer per attempt: a replayed failure of the same attempt schedules nothing new.
+            return writes + [.scheduleTimer(taskId: retryTimerID(taskId: failed.taskId, attempt: failed.attempt), dueAt: retryAt)]
+                + becoming(.waiting)
+        case .waitRequested(let wait):
+            return [.addTask(taskId: wait.taskId, key: wait.key, parentTaskId: wait.parentTaskId, name: "wait", status: .waiting, at: now),
+                    .setWaitUntil(taskId: wait.taskId, until: wait.until),
+                    .scheduleTimer(taskId: wait.taskId, dueAt: wait.until)]
+                + becoming(.waiting)
+        case .logged(let line):
+            return [.addLog(taskId: line.taskId, level: line.level, message: line.message, properties: line.properties, at: now)]
+        case .yielded(let yielded):
+            return [.scheduleTimer(taskId: "yield#\(yielded.yieldId)", dueAt: now)] + becoming(.queued)
+        case .fetchRequested(let fetch):
+            return [.addTask(taskId: fetch.taskId, key: fetch.key, parentTaskId: fetch.parentTaskId, name: fetch.request.displayName,
+                             status: .waiting, at: now),
+                    .scheduleFetch(taskId: fetch.taskId, request: fetch.request, at: now)]
+                + becoming(.waiting)
+        case .runCompleted(let completed):
+            return ended ? [] : [.finish(.completed, output: completed.output, error: nil, at: now)]
+        case .runFailed(let failed):
+            return ended ? [] : [.finish(failed.status, output: nil, error: failed.error, at: now)]
+        }
+    }
+
+    /// The id of the timer that retries `taskId` after failed attempt `attempt`.
+    public static func retryTimerID(taskId: String, attempt: Int) -> String { "\(taskId)#retry\(attempt)" }
+
+    /// The run's status after `writes`, from `status` (`nil`: unknown run).
+    public static func status(after writes: [RunWrite], from status: RunStatus?) -> RunStatus? {
+        var current = status
+        for write in writes {
+            switch write {
+            case .createRun: if current == nil { current = .queued }
+            case .setStatus(let new, _), .finish(let new, _, _, _): current = new
+            default: break
+            }
+        }
+        return current
+    }
+
+    /// The writes that end a wait (a timer fired, or a background fetch finished with `output`):
+    /// the task completes, and a run that was waiting is queued to resume.
+    public static func waitEnded(taskId: String, output: JSONValue, attempts: RunWrite.Attempts, status: RunStatus?, at now: Date) -> [RunWrite] {
+        [.completeTask(taskId: taskId, output: output, attempts: attempts, at: now)]
+            + (status == .waiting ? [.setStatus(.queued, at: now)] : [])
+    }
+
+    /// The outcome of canceling a run.
+    public struct Cancellation: Sendable, Hashable {
+        /// The run's status afterwards.
+        public var status: RunStatus
+        /// Whether this cancel ended it (`false`: it had already ended).
+        public var canceled: Bool
+        public var writes: [RunWrite]
+    }
+
+    /// Canceling a run in `status`: it ends `CANCELED` and its timers are dropped, unless it had
+    /// already ended. `nil` for an unknown run.
+    public static func cancel(status: RunStatus?, at now: Date) -> Cancellation? {
+        guard let status else { return nil }
+        guard !status.isTerminal else { return Cancellation(status: status, canceled: false, writes: []) }
+        return Cancellation(status: .canceled, canceled: true, writes: [.finish(.canceled, output: nil, error: nil, at: now), .dropTimers])
+    }
+
+    /// Whether a run is stuck at `now`: queued or executing (waiting runs have a timer or a fetch
+    /// as their progress) with no progress since before `cutoff`.
+    public static func isStuck(_ run: RunState, cutoff: Date) -> Bool {
+        [RunStatus.queued, .executing].contains(run.status) && run.lastProgress < cutoff
+    }
+
+    /// Timing out a stuck run seen with `lastProgress`: it ends `TIMED_OUT` with `reason` and its
+    /// timers are dropped, unless it made progress since (or ended) meanwhile.
+    public static func timeOut(_ run: RunState?, seenWithProgress lastProgress: Date, reason: String, at now: Date) -> [RunWrite] {
+        guard let run, [RunStatus.queued, .executing].contains(run.status),
+              run.lastProgress.millisecondsSince1970 == lastProgress.millisecondsSince1970 else { return [] }
+        return [.finish(.timedOut, output: nil, error: reason, at: now), .dropTimers]
+    }
+}
+
+/// A run that is queued or executing but has made no progress since `lastProgress`.
+public struct StuckRun: Sendable, Hashable {
+    public var runId: String
+    public var jobSlug: String
+    public var jobVersion: String
+    public var status: RunStatus
+    public var lastProgress: Date
+    /// Resume commands re-issued for it so far.
+    public var reissues: Int
+
+    public init(runId: String, jobSlug: String, jobVersion: String, status: RunStatus, lastProgress: Date, reissues: Int) {
+        self.runId = runId
+        self.jobSlug = jobSlug
+        self.jobVersion = jobVersion
+        self.status = status
+        self.lastProgress = lastProgress
+        self.reissues = reissues
+    }
+}
+
+/// A consumed record of the task-results topic, for ``RunStore/apply(_:)``.
+public struct ConsumedRunEvent: Sendable {
+    /// The run event it holds; `nil` for a record that was dead-lettered (only its offset counts).
+    public var event: RunEvent?
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    /// The W3C `traceparent` the record carried (kept for a `runCreated`: resumes continue it).
+    public var traceParent: String?
+
+    public init(event: RunEvent?, topic: String, partition: Int32, offset: Int64, traceParent: String? = nil) {
+        self.event = event
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.traceParent = traceParent
+    }
+}
+
+/// A finished background fetch whose run has not been resumed yet.
+public struct FetchResume: Sendable, Hashable {
+    public var runId: String
+    public var taskId: String
+    /// The resume command (`nil` when the run ended meanwhile: only mark it resumed).
+    public var command: RunCommand?
+
+    public init(runId: String, taskId: String, command: RunCommand?) {
+        self.runId = runId
+        self.taskId = taskId
+        self.command = command
+    }
+}
+
+/// Where runs, their tasks and log lines live, for one or several task-result instances. Every
+/// change goes through ``RunRules``.
+public protocol RunStore: Sendable {
+    /// Applies `records` (one poll's worth) in one transaction, with their offsets. Returns the
+    /// ids of runs whose events were ignored because the run is unknown.
+    func apply(_ records: [ConsumedRunEvent]) async throws -> [String]
+    /// The checkpoints of `runIds` (an id may repeat), each counting a slice of a run that has
+    /// not ended.
+    func checkpoints(runIds: [String]) async throws -> [RunCheckpoint]
+    /// The command that resumes `runId` now, with `taskId` (a wait about to end) counted as
+    /// completed; `nil` when the run is unknown or ended.
+    func resumeCommand(runId: String, counting taskId: String?) async throws -> RunCommand?
+    /// The W3C `traceparent` the run was created in, if one was recorded.
+    func traceParent(runId: String) async throws -> String?
+    /// Cancels the run unless it ended (``RunRules/cancel(status:at:)``); `nil` when unknown.
+    func cancel(runId: String, at now: Date) async throws -> RunRules.Cancellation?
+    /// Runs stuck at `cutoff` (``RunRules/isStuck(_:cutoff:)``), longest stuck first.
+    func stuckRuns(before cutoff: Date, limit: Int) async throws -> [StuckRun]
+    /// Records that a resume command was re-issued for a stuck run (its deadline starts again).
+    func recordReissue(runId: String, at now: Date) async throws
+    /// Ends a stuck run as `TIMED_OUT` (``RunRules/timeOut(_:seenWithProgress:reason:at:)``).
+    func timeOut(runId: String, reason: String, lastProgress: Date, at now: Date) async throws
+    /// When the oldest run that has not ended was created, and how many have not ended.
+    func activeRuns() async throws -> (oldest: Date?, count: Int)
+    /// Ids of the runs with `status`, most recently updated first.
+    func runIDs(status: RunStatus, limit: Int) async throws -> [String]
+    /// Ids of the runs event `eventId` started, oldest first.
+    func runIDs(eventId: String) async throws -> [String]
+    /// The tenant of run `id` (from its event); `nil` for an unknown run.
+    func tenant(ofRun id: String) async throws -> Tenant?
+    /// The run with its tasks and log lines.
+    func run(id: String) async throws -> RunDetails?
+    /// Finished background fetches whose run was not sent its resume command yet.
+    func fetchResumes(limit: Int) async throws -> [FetchResume]
+    /// Records that the run of a finished fetch was sent its resume command.
+    func markFetchResumed(runId: String, taskId: String) async throws
+}

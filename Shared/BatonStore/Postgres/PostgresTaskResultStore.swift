@@ -1,0 +1,608 @@
+import BatonDomain
+import BatonProtocol
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The task-result service's state in PostgreSQL, shared by any number of instances: runs,
+/// tasks and log lines (every change decided by ``RunRules``), timers, background fetches,
+/// deduplication keys, consumed offsets, the broker binding and duty leases.
+///
+/// Instances write concurrently. A transaction that changes runs locks their rows first, in id
+/// order (`SELECT … ORDER BY id FOR UPDATE`), so what it read stays true until it commits and
+/// two instances never wait for each other in a cycle; PostgreSQL breaks any other deadlock by
+/// aborting one transaction, which is then run again whole.
+public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, DeduplicationStore, ConsumedOffsetStore, DutyLeaseStore {
+    let database: PostgresDatabase
+    private let timers: PostgresTimerStore
+    private let fetches: PostgresFetchStore
+    private let deduplication: PostgresDeduplicationStore
+    private let offsets: PostgresConsumedOffsetStore
+
+    static let migrations: [PostgresDatabase.Migration] = [
+        .init(id: "task results v1 runs tasks logs", statements: [
+            """
+            CREATE TABLE runs (
+                id TEXT PRIMARY KEY,
+                job_slug TEXT NOT NULL,
+                job_version TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                event TEXT NOT NULL,
+                status TEXT NOT NULL,
+                output TEXT,
+                error TEXT,
+                slices INTEGER NOT NULL DEFAULT 0,
+                reissues INTEGER NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                completed_at BIGINT,
+                trace_parent TEXT
+            )
+            """,
+            "CREATE INDEX runs_by_event ON runs (event_id)",
+            "CREATE INDEX runs_by_status ON runs (status, updated_at)",
+            """
+            CREATE TABLE tasks (
+                run_id TEXT NOT NULL,
+                task_id TEXT NOT NULL,
+                seq BIGSERIAL,
+                key TEXT NOT NULL,
+                parent_task_id TEXT,
+                name TEXT,
+                properties TEXT,
+                status TEXT NOT NULL,
+                output TEXT,
+                error TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                failures INTEGER NOT NULL DEFAULT 0,
+                started_at BIGINT,
+                completed_at BIGINT,
+                wait_until BIGINT,
+                PRIMARY KEY (run_id, task_id)
+            )
+            """,
+            """
+            CREATE TABLE logs (
+                run_id TEXT NOT NULL,
+                task_id TEXT NOT NULL,
+                seq BIGSERIAL,
+                level TEXT NOT NULL,
+                message TEXT NOT NULL,
+                properties TEXT,
+                logged_at BIGINT NOT NULL,
+                PRIMARY KEY (run_id, task_id)
+            )
+            """,
+            // Whether a finished fetch's run was sent its resume command.
+            "ALTER TABLE fetches ADD COLUMN resumed BOOLEAN NOT NULL DEFAULT false",
+            "CREATE INDEX fetches_to_resume ON fetches (run_id) WHERE done AND NOT resumed",
+        ]),
+    ] + PostgresSharedTables.migrations
+
+    /// Opens the store, applying its migrations.
+    public init(database: PostgresDatabase) async throws {
+        self.database = database
+        self.timers = try await PostgresTimerStore(database: database)
+        self.fetches = try await PostgresFetchStore(database: database)
+        self.deduplication = try await PostgresDeduplicationStore(database: database)
+        self.offsets = try await PostgresConsumedOffsetStore(database: database)
+        try await database.migrate(Self.migrations)
+    }
+
+    // MARK: - Runs
+
+    public func apply(_ records: [ConsumedRunEvent]) async throws -> [String] {
+        var next: [String: [Int32: Int64]] = [:]
+        for record in records {
+            next[record.topic, default: [:]][record.partition] = max(next[record.topic]?[record.partition] ?? 0, record.offset + 1)
+        }
+        let events = records.compactMap { record in record.event.map { (event: $0, traceParent: record.traceParent) } }
+        return try await database.transaction { connection, logger in
+            var statuses = try await Self.lockRuns(Set(events.map(\.event.runId)), connection, logger)
+            var unknown: [String] = []
+            for (event, traceParent) in events {
+                let status = statuses[event.runId]
+                guard let writes = RunRules.apply(event, status: status, traceParent: traceParent) else {
+                    unknown.append(event.runId)
+                    continue
+                }
+                let created = try await Self.execute(writes, runId: event.runId, connection, logger)
+                if status == nil, !created, case .runCreated = event.body {
+                    // Another instance created it meanwhile (its lock is ours now).
+                    statuses[event.runId] = try await Self.lockRuns([event.runId], connection, logger)[event.runId]
+                } else {
+                    statuses[event.runId] = RunRules.status(after: writes, from: status)
+                }
+            }
+            for (topic, partitions) in next { try await PostgresConsumedOffsetStore.advance(topic: topic, to: partitions, connection, logger) }
+            return unknown
+        }
+    }
+
+    /// Locks the rows of the known runs among `ids`, in id order, and returns their statuses.
+    private static func lockRuns(_ ids: Set<String>, _ connection: PostgresConnection, _ logger: Logger) async throws -> [String: RunStatus] {
+        guard !ids.isEmpty else { return [:] }
+        let rows = try await connection.query("SELECT id, status FROM runs WHERE id = ANY(\(ids.sorted())) ORDER BY id FOR UPDATE", logger: logger)
+        var statuses: [String: RunStatus] = [:]
+        for try await (id, status) in rows.decode((String, String).self) { statuses[id] = RunStatus(rawValue: status) }
+        return statuses
+    }
+
+    /// The locked run's state (see ``lockRuns(_:_:_:)``).
+    private static func lockedState(_ runId: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> RunState? {
+        let rows = try await connection.query("SELECT status, updated_at FROM runs WHERE id = \(runId) FOR UPDATE", logger: logger)
+        for try await (status, updatedAt) in rows.decode((String, Int64).self) {
+            return RunState(status: RunStatus(rawValue: status), lastProgress: Date(millisecondsSince1970: updatedAt))
+        }
+        return nil
+    }
+
+    /// Performs `writes` (decided by ``RunRules``) on run `runId`; `true` when they created it.
+    @discardableResult
+    private static func execute(_ writes: [RunWrite], runId: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
+        var created = false
+        for write in writes {
+            switch write {
+            case .createRun(let run, let traceParent, let at):
+                let rows = try await connection.query("""
+                    INSERT INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent)
+                    VALUES (\(runId), \(run.jobSlug), \(run.jobVersion), \(run.event.id), \(try json(run.event)), \(RunStatus.queued.rawValue),
+                            \(at.millisecondsSince1970), \(at.millisecondsSince1970), \(traceParent))
+                    ON CONFLICT (id) DO NOTHING RETURNING id
+                    """, logger: logger)
+                for try await _ in rows.decode(String.self) { created = true }
+            case .addTask(let taskId, let key, let parent, let name, let status, let at):
+                try await connection.query("""
+                    INSERT INTO tasks (run_id, task_id, key, parent_task_id, name, status, started_at)
+                    VALUES (\(runId), \(taskId), \(key), \(parent), \(name), \(status.rawValue), \(at.millisecondsSince1970))
+                    ON CONFLICT (run_id, task_id) DO NOTHING
+                    """, logger: logger)
+            case .startAttempt(let taskId, let attempt, let name, let properties):
+                try await connection.query("""
+                    UPDATE tasks SET attempts = GREATEST(attempts, \(attempt)), name = COALESCE(\(name), name),
+                        properties = COALESCE(\(try properties.map(json)), properties), status = 'RUNNING'
+                    WHERE run_id = \(runId) AND task_id = \(taskId) AND status != 'COMPLETED'
+                    """, logger: logger)
+            case .completeTask(let taskId, let output, let attempts, let at):
+                let (minimum, exact): (Int, Int?) = switch attempts {
+                case .atLeast(let count): (count, nil)
+                case .exactly(let count): (count, count)
+                }
+                try await connection.query("""
+                    UPDATE tasks SET status = 'COMPLETED', output = \(try json(output)), error = NULL, completed_at = \(at.millisecondsSince1970),
+                        attempts = COALESCE(\(exact), GREATEST(attempts, \(minimum)))
+                    WHERE run_id = \(runId) AND task_id = \(taskId) AND status != 'COMPLETED'
+                    """, logger: logger)
+            case .failAttempt(let taskId, let error, let attempt):
+                try await connection.query("""
+                    UPDATE tasks SET status = 'ERRORED', error = \(error), attempts = GREATEST(attempts, \(attempt)), failures = GREATEST(failures, \(attempt))
+                    WHERE run_id = \(runId) AND task_id = \(taskId) AND status != 'COMPLETED'
+                    """, logger: logger)
+            case .setWaitUntil(let taskId, let until):
+                try await connection.query("""
+                    UPDATE tasks SET wait_until = COALESCE(wait_until, \(until.millisecondsSince1970)), attempts = 1
+                    WHERE run_id = \(runId) AND task_id = \(taskId)
+                    """, logger: logger)
+            case .scheduleTimer(let taskId, let dueAt):
+                try await connection.query("""
+                    INSERT INTO timers (run_id, task_id, due_at) VALUES (\(runId), \(taskId), \(dueAt.millisecondsSince1970))
+                    ON CONFLICT (run_id, task_id) DO NOTHING
+                    """, logger: logger)
+            case .scheduleFetch(let taskId, let request, let at):
+                try await connection.query("""
+                    INSERT INTO fetches (run_id, task_id, request, next_attempt_at) VALUES (\(runId), \(taskId), \(try json(request)), \(at.millisecondsSince1970))
+                    ON CONFLICT (run_id, task_id) DO NOTHING
+                    """, logger: logger)
+            case .addLog(let taskId, let level, let message, let properties, let at):
+                try await connection.query("""
+                    INSERT INTO logs (run_id, task_id, level, message, properties, logged_at)
+                    VALUES (\(runId), \(taskId), \(level), \(message), \(try properties.map(json)), \(at.millisecondsSince1970))
+                    ON CONFLICT (run_id, task_id) DO NOTHING
+                    """, logger: logger)
+            case .setStatus(let status, let at):
+                try await connection.query("UPDATE runs SET status = \(status.rawValue), updated_at = \(at.millisecondsSince1970) WHERE id = \(runId)", logger: logger)
+            case .finish(let status, let output, let error, let at):
+                try await connection.query("""
+                    UPDATE runs SET status = \(status.rawValue), output = \(try output.map(json)), error = \(error),
+                        updated_at = \(at.millisecondsSince1970), completed_at = \(at.millisecondsSince1970)
+                    WHERE id = \(runId)
+                    """, logger: logger)
+                // An ended run's fetches are never performed.
+                try await connection.query("UPDATE fetches SET run_ended = true WHERE run_id = \(runId)", logger: logger)
+            case .deduplicationCompleted(let key, let output, let at):
+                if let record = DeduplicationRules.completed(
+                    try await PostgresDeduplicationStore.lockedRecord(key, placeholder: false, connection, logger), output: output, now: at) {
+                    try await PostgresDeduplicationStore.write(key, record, connection, logger)
+                }
+            case .deduplicationFailed(let key, let taskId, let error, let at):
+                if let record = DeduplicationRules.failed(
+                    try await PostgresDeduplicationStore.lockedRecord(key, placeholder: false, connection, logger),
+                    runId: runId, taskId: taskId, error: error, now: at) {
+                    try await PostgresDeduplicationStore.write(key, record, connection, logger)
+                }
+            case .dropTimers:
+                try await connection.query("UPDATE timers SET fired = true WHERE run_id = \(runId) AND NOT fired", logger: logger)
+            }
+        }
+        return created
+    }
+
+    public func checkpoints(runIds: [String]) async throws -> [RunCheckpoint] {
+        try await database.transaction { connection, logger in
+            _ = try await Self.lockRuns(Set(runIds), connection, logger)
+            var checkpoints: [RunCheckpoint] = []
+            for runId in runIds {
+                let rows = try await connection.query("""
+                    UPDATE runs SET slices = slices + CASE WHEN status = ANY(\(RunStatus.terminal.map(\.rawValue))) THEN 0 ELSE 1 END
+                    WHERE id = \(runId) RETURNING status, slices
+                    """, logger: logger)
+                var run: (status: String, slices: Int32)?
+                for try await row in rows.decode((String, Int32).self) { run = row }
+                guard let run else {
+                    checkpoints.append(RunCheckpoint(runId: runId, status: nil, completedTasks: []))
+                    continue
+                }
+                var failed: [String: Int] = [:]
+                for try await (taskId, failures) in try await connection.query("""
+                    SELECT task_id, failures FROM tasks WHERE run_id = \(runId) AND status != 'COMPLETED' AND failures > 0
+                    """, logger: logger).decode((String, Int32).self) {
+                    failed[taskId] = Int(failures)
+                }
+                checkpoints.append(RunCheckpoint(runId: runId, status: RunStatus(rawValue: run.status),
+                                                 completedTasks: try await Self.completedTasks(runId, connection, logger),
+                                                 failedAttempts: failed, slice: Int(run.slices)))
+            }
+            return checkpoints
+        }
+    }
+
+    /// The run's completed tasks and log lines (a log line counts as a completed task keyed by
+    /// its message), in the order they were first recorded.
+    private static func completedTasks(_ runId: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> [CompletedTask] {
+        var tasks: [CompletedTask] = []
+        for try await (taskId, key, output) in try await connection.query("""
+            SELECT task_id, key, output FROM tasks WHERE run_id = \(runId) AND status = 'COMPLETED' ORDER BY seq
+            """, logger: logger).decode((String, String, String?).self) {
+            tasks.append(CompletedTask(taskId: taskId, key: key, output: try decodeJSON(output) ?? .null))
+        }
+        for try await (taskId, message) in try await connection.query("""
+            SELECT task_id, message FROM logs WHERE run_id = \(runId) ORDER BY seq
+            """, logger: logger).decode((String, String).self) {
+            tasks.append(CompletedTask(taskId: taskId, key: message, output: .null))
+        }
+        return tasks
+    }
+
+    public func resumeCommand(runId: String, counting taskId: String?) async throws -> RunCommand? {
+        try await database.client.withConnection { connection in
+            try await Self.resumeCommand(runId: runId, counting: taskId, connection, database.logger)
+        }
+    }
+
+    private static func resumeCommand(runId: String, counting taskId: String? = nil, _ connection: PostgresConnection,
+                                      _ logger: Logger) async throws -> RunCommand? {
+        var run: (slug: String, version: String, event: String, status: String)?
+        for try await row in try await connection.query("SELECT job_slug, job_version, event, status FROM runs WHERE id = \(runId)", logger: logger)
+            .decode((String, String, String, String).self) {
+            run = row
+        }
+        guard let run, !RunStatus(rawValue: run.status).isTerminal else { return nil }
+        var completed = try await completedTasks(runId, connection, logger)
+        if let taskId, !completed.contains(where: { $0.taskId == taskId }) {
+            for try await key in try await connection.query("SELECT key FROM tasks WHERE run_id = \(runId) AND task_id = \(taskId)", logger: logger)
+                .decode(String.self) {
+                completed.append(CompletedTask(taskId: taskId, key: key, output: .null))
+            }
+        }
+        return RunCommand(kind: .resume, runId: runId, jobSlug: run.slug, jobVersion: run.version,
+                          event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(run.event.utf8)), completedTasks: completed)
+    }
+
+    public func traceParent(runId: String) async throws -> String? {
+        for try await value in try await database.client.query("SELECT trace_parent FROM runs WHERE id = \(runId)", logger: database.logger)
+            .decode(String?.self) {
+            return value
+        }
+        return nil
+    }
+
+    public func cancel(runId: String, at now: Date) async throws -> RunRules.Cancellation? {
+        try await database.transaction { connection, logger in
+            let cancellation = RunRules.cancel(status: try await Self.lockedState(runId, connection, logger)?.status, at: now)
+            if let cancellation { try await Self.execute(cancellation.writes, runId: runId, connection, logger) }
+            return cancellation
+        }
+    }
+
+    public func stuckRuns(before cutoff: Date, limit: Int) async throws -> [StuckRun] {
+        var stuck: [StuckRun] = []
+        for try await (id, slug, version, status, updatedAt, reissues) in try await database.client.query("""
+            SELECT id, job_slug, job_version, status, updated_at, reissues FROM runs
+            WHERE status IN ('QUEUED', 'EXECUTING') AND updated_at < \(cutoff.millisecondsSince1970) ORDER BY updated_at LIMIT \(limit)
+            """, logger: database.logger).decode((String, String, String, String, Int64, Int32).self) {
+            stuck.append(StuckRun(runId: id, jobSlug: slug, jobVersion: version, status: RunStatus(rawValue: status),
+                                  lastProgress: Date(millisecondsSince1970: updatedAt), reissues: Int(reissues)))
+        }
+        return stuck
+    }
+
+    public func recordReissue(runId: String, at now: Date) async throws {
+        try await database.client.query("UPDATE runs SET reissues = reissues + 1, updated_at = \(now.millisecondsSince1970) WHERE id = \(runId)",
+                                        logger: database.logger)
+    }
+
+    public func timeOut(runId: String, reason: String, lastProgress: Date, at now: Date) async throws {
+        _ = try await database.transaction { connection, logger in
+            try await Self.execute(RunRules.timeOut(try await Self.lockedState(runId, connection, logger), seenWithProgress: lastProgress,
+                                                    reason: reason, at: now),
+                                   runId: runId, connection, logger)
+        }
+    }
+
+    public func activeRuns() async throws -> (oldest: Date?, count: Int) {
+        for try await (oldest, count) in try await database.client.query("""
+            SELECT MIN(created_at), COUNT(*) FROM runs WHERE NOT (status = ANY(\(RunStatus.terminal.map(\.rawValue))))
+            """, logger: database.logger).decode((Int64?, Int64).self) {
+            return (oldest.map(Date.init(millisecondsSince1970:)), Int(count))
+        }
+        return (nil, 0)
+    }
+
+    public func runIDs(status: RunStatus, limit: Int) async throws -> [String] {
+        try await strings(database.client.query("SELECT id FROM runs WHERE status = \(status.rawValue) ORDER BY updated_at DESC LIMIT \(limit)",
+                                                logger: database.logger))
+    }
+
+    public func runIDs(eventId: String) async throws -> [String] {
+        try await strings(database.client.query("SELECT id FROM runs WHERE event_id = \(eventId) ORDER BY created_at, id", logger: database.logger))
+    }
+
+    private func strings(_ rows: PostgresRowSequence) async throws -> [String] {
+        var values: [String] = []
+        for try await value in rows.decode(String.self) { values.append(value) }
+        return values
+    }
+
+    public func tenant(ofRun id: String) async throws -> Tenant? {
+        for try await event in try await database.client.query("SELECT event FROM runs WHERE id = \(id)", logger: database.logger).decode(String.self) {
+            return try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(event.utf8)).tenant
+        }
+        return nil
+    }
+
+    public func run(id: String) async throws -> RunDetails? {
+        try await database.client.withConnection { connection in
+            let logger = database.logger
+            var found: (slug: String, version: String, status: String, output: String?, error: String?, event: String,
+                        created: Int64, updated: Int64, completed: Int64?)?
+            for try await row in try await connection.query("""
+                SELECT job_slug, job_version, status, output, error, event, created_at, updated_at, completed_at FROM runs WHERE id = \(id)
+                """, logger: logger).decode((String, String, String, String?, String?, String, Int64, Int64, Int64?).self) {
+                found = row
+            }
+            guard let run = found else { return nil }
+            let event = try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(run.event.utf8))
+            var tasks: [RunDetails.TaskDetails] = []
+            for try await (taskId, key, parent, name, properties, status, output, error, attempts, started, completed, waitUntil)
+                in try await connection.query("""
+                    SELECT task_id, key, parent_task_id, name, properties, status, output, error, attempts, started_at, completed_at, wait_until
+                    FROM tasks WHERE run_id = \(id) ORDER BY seq
+                    """, logger: logger)
+                .decode((String, String, String?, String?, String?, String, String?, String?, Int32, Int64?, Int64?, Int64?).self) {
+                tasks.append(RunDetails.TaskDetails(
+                    id: taskId, key: key, parentId: parent, name: name, properties: try Self.decodeJSON(properties),
+                    status: TaskStatus(rawValue: status), output: try Self.decodeJSON(output), error: error, attempts: Int(attempts),
+                    startedAt: started.map(Date.init(millisecondsSince1970:)), completedAt: completed.map(Date.init(millisecondsSince1970:)),
+                    waitUntil: waitUntil.map(Date.init(millisecondsSince1970:))))
+            }
+            var logs: [RunDetails.LogLine] = []
+            for try await (level, message, properties, loggedAt) in try await connection.query("""
+                SELECT level, message, properties, logged_at FROM logs WHERE run_id = \(id) ORDER BY seq
+                """, logger: logger).decode((String, String, String?, Int64).self) {
+                logs.append(RunDetails.LogLine(level: level, message: message, properties: try Self.decodeJSON(properties),
+                                               loggedAt: Date(millisecondsSince1970: loggedAt)))
+            }
+            return RunDetails(
+                id: id, jobId: run.slug, jobVersion: run.version, status: RunStatus(rawValue: run.status),
+                output: try Self.decodeJSON(run.output), error: run.error,
+                event: .init(id: event.id, name: event.name, timestamp: event.timestamp), tasks: tasks, logs: logs,
+                createdAt: Date(millisecondsSince1970: run.created), updatedAt: Date(millisecondsSince1970: run.updated),
+                completedAt: run.completed.map(Date.init(millisecondsSince1970:)), tenant: event.tenant)
+        }
+    }
+
+    public func fetchResumes(limit: Int) async throws -> [FetchResume] {
+        try await database.client.withConnection { connection in
+            let logger = database.logger
+            var finished: [(String, String)] = []
+            for try await row in try await connection.query("""
+                SELECT run_id, task_id FROM fetches WHERE done AND NOT resumed LIMIT \(limit)
+                """, logger: logger).decode((String, String).self) {
+                finished.append(row)
+            }
+            var resumes: [FetchResume] = []
+            for (runId, taskId) in finished {
+                resumes.append(FetchResume(runId: runId, taskId: taskId, command: try await Self.resumeCommand(runId: runId, connection, logger)))
+            }
+            return resumes
+        }
+    }
+
+    public func markFetchResumed(runId: String, taskId: String) async throws {
+        try await database.client.query("UPDATE fetches SET resumed = true WHERE run_id = \(runId) AND task_id = \(taskId)", logger: database.logger)
+    }
+
+    // MARK: - Timers
+
+    public func schedule(runId: String, taskId: String, dueAt: Date) async throws {
+        try await timers.schedule(runId: runId, taskId: taskId, dueAt: dueAt)
+    }
+
+    public func claimDueTimers(owner: String, now: Date, lease: Duration, limit: Int) async throws -> [ClaimedTimer] {
+        try await timers.claimDueTimers(owner: owner, now: now, lease: lease, limit: limit)
+    }
+
+    public func cancelTimers(runId: String) async throws {
+        try await timers.cancelTimers(runId: runId)
+    }
+
+    /// Marks the timers `owner` still holds fired and ends their waits (``RunRules/waitEnded(taskId:output:attempts:status:at:)``),
+    /// in one transaction.
+    public func markFired(_ timers: [ClaimedTimer], owner: String) async throws {
+        let now = Date()
+        try await database.transaction { connection, logger in
+            let statuses = try await Self.lockRuns(Set(timers.map(\.runId)), connection, logger)
+            for timer in timers.sorted(by: { ($0.runId, $0.taskId) < ($1.runId, $1.taskId) }) {
+                var holder: (fired: Bool, owner: String?)?
+                for try await row in try await connection.query("""
+                    SELECT fired, lease_owner FROM timers WHERE run_id = \(timer.runId) AND task_id = \(timer.taskId) FOR UPDATE
+                    """, logger: logger).decode((Bool, String?).self) {
+                    holder = row
+                }
+                guard let holder, TimerRules.fired(TimerRecord(runId: timer.runId, taskId: timer.taskId, dueAt: timer.dueAt, fired: holder.fired,
+                                                               leaseOwner: holder.owner), by: owner) != nil else { continue }
+                try await connection.query("UPDATE timers SET fired = true WHERE run_id = \(timer.runId) AND task_id = \(timer.taskId)", logger: logger)
+                try await Self.execute(RunRules.waitEnded(taskId: timer.taskId, output: .null, attempts: .atLeast(1),
+                                                          status: statuses[timer.runId], at: now),
+                                       runId: timer.runId, connection, logger)
+            }
+        }
+    }
+
+    // MARK: - Fetches
+
+    public func scheduleFetch(runId: String, taskId: String, request: BackgroundFetchRequest, now: Date) async throws {
+        try await fetches.scheduleFetch(runId: runId, taskId: taskId, request: request, now: now)
+    }
+
+    public func claimDueFetches(owner: String, now: Date, lease: Duration, limit: Int) async throws -> [ClaimedFetch] {
+        try await fetches.claimDueFetches(owner: owner, now: now, lease: lease, limit: limit)
+    }
+
+    public func endFetches(runId: String) async throws {
+        try await fetches.endFetches(runId: runId)
+    }
+
+    public func rescheduleFetch(_ fetch: ClaimedFetch, owner: String, next: Date) async throws -> Bool {
+        guard try await fetches.rescheduleFetch(fetch, owner: owner, next: next) else { return false }
+        // For display: the task shows the attempts made so far.
+        try await database.client.query("""
+            UPDATE tasks SET attempts = \(fetch.attempts + 1) WHERE run_id = \(fetch.runId) AND task_id = \(fetch.taskId)
+            """, logger: database.logger)
+        return true
+    }
+
+    /// Stores `response` with the fetch (done) and ends its wait, in one transaction; the run is
+    /// then resumed by ``fetchResumes(limit:)`` / ``markFetchResumed(runId:taskId:)``.
+    public func completeFetch(_ fetch: ClaimedFetch, owner: String, response: BackgroundFetchResponse, now: Date) async throws -> Bool {
+        let output = try BatonJSON.decoder.decode(JSONValue.self, from: try BatonJSON.encoder.encode(response))
+        return try await database.transaction { connection, logger in
+            let status = try await Self.lockRuns([fetch.runId], connection, logger)[fetch.runId]
+            guard try await PostgresFetchStore.complete(fetch, owner: owner, response: response, connection, logger) else { return false }
+            try await Self.execute(RunRules.waitEnded(taskId: fetch.taskId, output: output, attempts: .exactly(response.attempts), status: status, at: now),
+                                   runId: fetch.runId, connection, logger)
+            return true
+        }
+    }
+
+    // MARK: - Deduplication, offsets, broker, duties
+
+    public func claim(_ request: DeduplicationClaimRequest, lease: Duration, now: Date) async throws -> DeduplicationClaim {
+        try await deduplication.claim(request, lease: lease, now: now)
+    }
+
+    public func recordCompleted(scopedKey: String, output: JSONValue, now: Date) async throws {
+        try await deduplication.recordCompleted(scopedKey: scopedKey, output: output, now: now)
+    }
+
+    public func recordFailed(scopedKey: String, runId: String, taskId: String, error: String, now: Date) async throws {
+        try await deduplication.recordFailed(scopedKey: scopedKey, runId: runId, taskId: taskId, error: error, now: now)
+    }
+
+    public func consumedOffsets(topic: String) async throws -> [Int32: Int64] {
+        try await offsets.consumedOffsets(topic: topic)
+    }
+
+    public func advanceOffsets(topic: String, to next: [Int32: Int64]) async throws {
+        try await offsets.advanceOffsets(topic: topic, to: next)
+    }
+
+    public func acquireDuty(_ name: String, owner: String, now: Date, lease: Duration) async throws -> Bool {
+        try await PostgresSharedTables.acquireDuty(database, name: name, owner: owner, now: now, lease: lease)
+    }
+
+    /// The broker identity the store is bound to (JSON), `nil` when never bound.
+    public func brokerBinding() async throws -> String? { try await PostgresSharedTables.brokerBinding(database) }
+
+    /// Binds the store to broker identity `identity` (JSON).
+    public func bindBroker(_ identity: String) async throws { try await PostgresSharedTables.bindBroker(database, identity) }
+
+    /// Erases everything the task-result tables hold (after the broker they were written
+    /// against was lost), keeping the schema.
+    public func eraseAll() async throws {
+        try await database.transaction { connection, logger in
+            for table in ["runs", "tasks", "logs", "timers", "fetches", "deduplication_keys", "consumer_offsets", "broker_binding", "duty_leases"] {
+                try await connection.query(PostgresQuery(unsafeSQL: "DELETE FROM \(table)"), logger: logger)
+            }
+        }
+    }
+
+    // MARK: - Helpers
+
+    private static func json(_ value: some Encodable) throws -> String {
+        String(decoding: try BatonJSON.encoder.encode(value), as: UTF8.self)
+    }
+
+    private static func decodeJSON(_ text: String?) throws -> JSONValue? {
+        guard let text else { return nil }
+        return try BatonJSON.decoder.decode(JSONValue.self, from: Data(text.utf8))
+    }
+}
+
+/// Tables every PostgreSQL store of a service keeps: the broker binding and duty leases.
+enum PostgresSharedTables {
+    static let migrations: [PostgresDatabase.Migration] = [
+        .init(id: "shared v1 broker binding and duty leases", statements: [
+            """
+            CREATE TABLE IF NOT EXISTS broker_binding (id INTEGER PRIMARY KEY CHECK (id = 1), identity TEXT NOT NULL, bound_at BIGINT NOT NULL)
+            """,
+            "CREATE TABLE IF NOT EXISTS duty_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, lease_until BIGINT NOT NULL)",
+        ]),
+    ]
+
+    static func brokerBinding(_ database: PostgresDatabase) async throws -> String? {
+        for try await identity in try await database.client.query("SELECT identity FROM broker_binding WHERE id = 1", logger: database.logger)
+            .decode(String.self) {
+            return identity
+        }
+        return nil
+    }
+
+    static func bindBroker(_ database: PostgresDatabase, _ identity: String) async throws {
+        try await database.client.query("""
+            INSERT INTO broker_binding (id, identity, bound_at) VALUES (1, \(identity), \(Date().millisecondsSince1970))
+            ON CONFLICT (id) DO UPDATE SET identity = EXCLUDED.identity, bound_at = EXCLUDED.bound_at
+            """, logger: database.logger)
+    }
+
+    /// Takes or renews duty `name` for `owner` (``DutyLeaseRules``), the lease's row locked.
+    static func acquireDuty(_ database: PostgresDatabase, name: String, owner: String, now: Date, lease: Duration) async throws -> Bool {
+        let now = Date(millisecondsSince1970: now.millisecondsSince1970)
+        return try await database.transaction { connection, logger in
+            try await connection.query("""
+                INSERT INTO duty_leases (name, owner, lease_until) VALUES (\(name), '', 0) ON CONFLICT (name) DO NOTHING
+                """, logger: logger)
+            var current: DutyLease?
+            for try await (holder, until) in try await connection.query("""
+                SELECT owner, lease_until FROM duty_leases WHERE name = \(name) FOR UPDATE
+                """, logger: logger).decode((String, Int64).self) where !holder.isEmpty {
+                current = DutyLease(name: name, owner: holder, until: Date(millisecondsSince1970: until))
+            }
+            guard let taken = DutyLeaseRules.acquire(current, name: name, by: owner, now: now, lease: lease) else { return false }
+            try await connection.query("""
+                UPDATE duty_leases SET owner = \(taken.owner), lease_until = \(taken.until.millisecondsSince1970) WHERE name = \(name)
+                """, logger: logger)
+            return true
+        }
+    }
+}
