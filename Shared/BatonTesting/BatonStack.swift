@@ -40,6 +40,8 @@ public final class BatonStack: Sendable {
     public var jobServices: [ChildProcess] { startedJobServices.withLock { $0.map(\.process) } }
     public let http: HTTPClient
     private let commonEnvironment: [String: String]
+    /// Extra settings of each service's processes (e.g. a shared store for one role).
+    private let roleEnvironment: [Role: [String: String]]
 
     /// The jobs `baton-example-jobs` registers.
     public static let exampleJobSlugs = ["new-user-welcome", "many-steps", "flaky", "fan-out", "parallel", "welcome-once", "fetch", "github-stars", "user-audit", "chaos-flow", "chaos-child", "monthly-report"]
@@ -48,11 +50,13 @@ public final class BatonStack: Sendable {
     public var outbox: URL { directory.appendingPathComponent("outbox.txt") }
     public var logs: URL { directory.appendingPathComponent("logs") }
 
-    private init(broker: TansuBroker, directory: URL, ports: (Int, Int, Int), environment: [String: String]) throws {
+    private init(broker: TansuBroker, directory: URL, ports: (Int, Int, Int), environment: [String: String],
+                 roleEnvironment: [Role: [String: String]]) throws {
         self.currentBroker = Mutex(broker)
         self.directory = directory
         (ingesterPort, dispatcherPort, taskResultsPort) = ports
         self.commonEnvironment = environment
+        self.roleEnvironment = roleEnvironment
         // The shared client needs no shutdown, so a test that fails before `stop()` cannot
         // crash the test process in the client's deinit.
         http = .shared
@@ -75,12 +79,29 @@ public final class BatonStack: Sendable {
     /// `extra`, without making it the stack's current one: for a test that watches it fail.
     public func launch(_ role: Role, extra: [String: String] = [:]) throws -> ChildProcess {
         let executable = ["task-results": "baton-task-results", "dispatcher": "baton-dispatcher", "ingester": "baton-ingester"][role.rawValue]!
-        var environment = commonEnvironment.merging(["HTTP_PORT": "\(port(of: role))"]) { _, n in n }.merging(extra) { _, n in n }
+        var environment = commonEnvironment.merging(["HTTP_PORT": "\(port(of: role))"]) { _, n in n }
         switch role {
         case .taskResults, .dispatcher: environment["STORE_PATH"] = directory.appendingPathComponent("\(role.rawValue).sqlite").path
         case .ingester: environment["DISPATCHER_URL"] = "http://127.0.0.1:\(dispatcherPort)"
         }
+        environment.merge(roleEnvironment[role] ?? [:]) { _, n in n }
+        environment.merge(extra) { _, n in n }
         return try ChildProcess(name: role.rawValue, executable: TestEnvironment.executable(executable), environment: environment, logDirectory: logs)
+    }
+
+    /// Starts one more instance of the task-result service, with the stack's settings for it
+    /// (give them a shared `STORE_URL`) plus `extra`, on a port of its own; waits until it answers.
+    @discardableResult
+    public func startExtraTaskResults(name: String, extra: [String: String] = [:]) async throws -> (process: ChildProcess, port: Int) {
+        let port = try freeLoopbackPort()
+        let environment = commonEnvironment.merging(["HTTP_PORT": "\(port)",
+                                                     "STORE_PATH": directory.appendingPathComponent("\(name).sqlite").path]) { _, n in n }
+            .merging(roleEnvironment[.taskResults] ?? [:]) { _, n in n }.merging(extra) { _, n in n }
+        let process = try ChildProcess(name: name, executable: TestEnvironment.executable("baton-task-results"), environment: environment,
+                                       logDirectory: logs)
+        startedJobServices.withLock { $0.append((process, [:])) }  // stopped with the job services
+        try await awaitHealthy(process, port: port)
+        return (process, port)
     }
 
     /// Waits until `process` answers `/health` on `port`; fails at once, with its output, when
@@ -185,7 +206,9 @@ public final class BatonStack: Sendable {
 
     /// Starts Tansu and the three services, and waits until they answer.
     /// - Parameter environment: extra settings for every Baton process.
-    public static func start(label: String, environment: [String: String] = [:]) async throws -> BatonStack {
+    /// - Parameter roleEnvironment: extra settings for the processes of one service.
+    public static func start(label: String, environment: [String: String] = [:],
+                             roleEnvironment: [Role: [String: String]] = [:]) async throws -> BatonStack {
         let directory = try TestEnvironment.temporaryDirectory(label)
         let broker = try await TansuBroker.start(logDirectory: directory.appendingPathComponent("logs"))
         let env = [
@@ -193,7 +216,8 @@ public final class BatonStack: Sendable {
             "KAFKA_TOPIC_PARTITIONS": "2", "LOG_LEVEL": "debug",
         ].merging(environment) { _, new in new }
         let stack = try BatonStack(broker: broker, directory: directory,
-                                   ports: (try freeLoopbackPort(), try freeLoopbackPort(), try freeLoopbackPort()), environment: env)
+                                   ports: (try freeLoopbackPort(), try freeLoopbackPort(), try freeLoopbackPort()), environment: env,
+                                   roleEnvironment: roleEnvironment)
         for role in Role.allCases {
             try await stack.awaitHealthy(stack.process(role), port: stack.port(of: role))
         }
