@@ -12,6 +12,9 @@ import ServiceLifecycle
 import Tracing
 
 /// Settings of `baton-dispatcher`: the shared keys (see `ServiceConfiguration`) plus
+/// - `store.url` (`STORE_URL`), string, unset: a `postgres://user:password@host:5432/database?pool=10&sslmode=require`
+///   URL puts the state in PostgreSQL, shared by every instance given the same URL (a database
+///   of its own: not the task-result service's); unset, the SQLite file `store.path`;
 /// - `store.path` (`STORE_PATH`), string, `data/dispatcher.sqlite`: the SQLite file;
 /// - `http.host` / `http.port` (`HTTP_PORT`), default `127.0.0.1:8081`: `/health`, `/api/v1/jobs`;
 /// - `dispatcher.instance` (`DISPATCHER_INSTANCE`), string, derived from host name and store
@@ -22,6 +25,8 @@ struct DispatcherConfiguration: Sendable {
     var service: ServiceConfiguration
     var http: HTTPListenerConfiguration
     var storePath: String
+    /// The PostgreSQL store's settings, when `store.url` is set.
+    var postgres: PostgresDatabase.Configuration?
     var instance: String
     /// How long dispatched event ids are remembered; `nil`: forever.
     var retention: Duration?
@@ -30,9 +35,10 @@ struct DispatcherConfiguration: Sendable {
         self.service = try ServiceConfiguration(config: config, serviceName: "baton-dispatcher")
         self.http = try HTTPListenerConfiguration(config: config, defaultPort: 8081)
         self.storePath = config.string(forKey: "store.path", default: "data/dispatcher.sqlite")
-        let absolute = URL(fileURLWithPath: storePath).standardizedFileURL.path
+        let postgres = try StoreLocation.postgres(config: config)
+        self.postgres = postgres
         self.instance = config.string(forKey: "dispatcher.instance",
-                                      default: Identifiers.digest(["dispatcher", ProcessInfo.processInfo.hostName, absolute], length: 16))
+                                      default: StoreLocation.defaultInstance("dispatcher", storePath: storePath, postgres: postgres))
         guard !instance.isEmpty, instance.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
             throw ValidationError(path: "dispatcher.instance", message: "'\(instance)' may hold only letters, digits and dashes")
         }
@@ -44,7 +50,7 @@ struct DispatcherConfiguration: Sendable {
 
 /// Matches events to jobs and starts one run per (event, job).
 struct Dispatcher: Sendable {
-    let store: DispatcherStore
+    let store: any DispatcherBackend
     let producer: KafkaProducer
     let topics: Topics
     let deadLetters: DeadLetterQueue
@@ -58,13 +64,13 @@ struct Dispatcher: Sendable {
             guard let registration = try await deadLetters.decode(record, as: "JobRegistration", { try JobRegistration.decode(from: $0.value, maxDepth: limits.nestingDepth) })
             else { return }
             do {
-                try store.upsert(registration)
-            } catch let conflict as DispatcherStore.JobOwnershipConflict {
+                try await store.upsert(registration)
+            } catch let conflict as JobOwnershipConflict {
                 try await deadLetters.send(record, reason: conflict.description)
                 return
             }
             try await producer.createTopics([TopicSpec(name: topics.runs(jobSlug: registration.slug))])
-            try store.syncSchedule(registration)
+            try await store.syncSchedule(registration, now: Date())
             logger.info("job registered", metadata: ["job.slug": "\(registration.slug)", "job.version": "\(registration.version)"])
             return
         }
@@ -75,12 +81,12 @@ struct Dispatcher: Sendable {
     /// event are started (all run records sent at once, then all commands), and what that
     /// changed is written in one transaction with the records' offsets.
     func handleEvents(_ records: [KafkaRecord]) async throws {
-        var effects = DispatcherStore.BatchEffects()
+        var effects = DispatchBatch()
         var runs: [PlannedRun] = []
         /// First events of this batch by tenant-scoped id (a resend in the same batch).
         var firstInBatch: [String: EventEnvelope] = [:]
         for record in records {
-            effects.consumed.append(SourceOffset(topic: record.topic, partition: record.partition, offset: record.offset))
+            effects.consumed(topic: record.topic, partition: record.partition, offset: record.offset)
             // Continues the producer's trace (when a tracer is bootstrapped); the commands sent
             // for the event carry this span's context.
             try await withSpan("\(record.topic) process", context: record.traceContext, ofKind: .consumer) { span in
@@ -91,7 +97,7 @@ struct Dispatcher: Sendable {
         }
         try await start(runs)
         effects.runsStarted = runs.map { ($0.event.id, $0.job.slug, $0.runId) }
-        try await store.commit(effects)
+        try await store.commit(effects, at: Date())
         for run in runs {
             Counter(label: "baton_runs_started_total", dimensions: [("job", run.job.slug)]).increment()
             logger.info("run started", metadata: ["run.id": "\(run.runId)", "job.slug": "\(run.job.slug)", "event.id": "\(run.event.id)"])
@@ -108,11 +114,11 @@ struct Dispatcher: Sendable {
 
     /// Decides what one events record does: nothing (a resend after its runs started, a bad
     /// record dead-lettered), a hold until its delivery time, or runs to start.
-    private func plan(_ record: KafkaRecord, into effects: inout DispatcherStore.BatchEffects, runs: inout [PlannedRun],
+    private func plan(_ record: KafkaRecord, into effects: inout DispatchBatch, runs: inout [PlannedRun],
                       firstInBatch: inout [String: EventEnvelope]) async throws {
         guard let received = try await deadLetters.decode(record, as: "EventEnvelope", { try EventEnvelope.decode(from: $0.value, maxDepth: limits.nestingDepth) })
         else { return }
-        if let slug = received.invoke, try store.job(slug: slug)?.tenant != received.tenant {
+        if let slug = received.invoke, try await store.job(slug: slug)?.tenant != received.tenant {
             try await deadLetters.send(record, reason: "invoke of unknown job '\(slug)': register it first")
             return
         }
@@ -127,7 +133,7 @@ struct Dispatcher: Sendable {
             logger.info("event id seen before: the first event with it wins", metadata: [
                 "event.id": "\(first.id)", "first.dispatched": "false", "offset": "\(record.partition)/\(record.offset)"])
             return
-        } else if let seen = try store.seenEvent(eventID: scopedID) {
+        } else if let seen = try await store.seenEvent(eventID: scopedID) {
             Counter(label: "baton_events_resent_total", dimensions: [("service", "dispatcher")]).increment()
             logger.info("event id seen before: the first event with it wins", metadata: [
                 "event.id": "\(seen.event.id)", "first.dispatched": "\(seen.dispatched)", "offset": "\(record.partition)/\(record.offset)"])
@@ -144,27 +150,32 @@ struct Dispatcher: Sendable {
             logger.info("event held until its delivery time", metadata: ["event.id": "\(event.id)", "deliver.at": "\(deliverAt)"])
             return
         }
-        if try store.delayedStatus(eventID: scopedID) == .canceled {
+        if try await store.delayedEventStatus(id: scopedID) == .canceled {
             effects.eventsDispatched.append(scopedID)
             logger.info("canceled event dropped", metadata: ["event.id": "\(event.id)"])
             return
         }
-        runs += try runsToStart(for: event)
+        runs += try await runsToStart(for: event)
         effects.eventsDispatched.append(scopedID)
     }
 
     /// The runs `event` starts that were not started yet.
-    private func runsToStart(for event: EventEnvelope) throws -> [PlannedRun] {
-        let jobs = try event.invoke.map { slug in
-            try store.job(slug: slug).flatMap { $0.tenant == event.tenant ? [$0] : nil } ?? []
-        } ?? store.matchingJobs(for: event)
+    private func runsToStart(for event: EventEnvelope) async throws -> [PlannedRun] {
+        let jobs: [JobRegistration]
+        if let slug = event.invoke {
+            jobs = try await store.job(slug: slug).flatMap { $0.tenant == event.tenant ? [$0] : nil } ?? []
+        } else {
+            jobs = try await store.matchingJobs(for: event)
+        }
         if jobs.isEmpty {
             logger.debug("no job matches event", metadata: ["event.id": "\(event.id)", "event.name": "\(event.name)"])
         }
         let context = ServiceContext.current ?? .topLevel
-        return try jobs.filter { try !store.wasDispatched(eventID: event.id, jobSlug: $0.slug) }.map {
-            PlannedRun(event: event, job: $0, runId: Identifiers.runID(eventID: event.id, jobSlug: $0.slug), context: context)
+        var runs: [PlannedRun] = []
+        for job in jobs where try await !store.wasDispatched(eventID: event.id, jobSlug: job.slug) {
+            runs.append(PlannedRun(event: event, job: job, runId: Identifiers.runID(eventID: event.id, jobSlug: job.slug), context: context))
         }
+        return runs
     }
 
     /// Sends the run record of every run, then (once all are acknowledged) every execute
@@ -196,10 +207,10 @@ struct Dispatcher: Sendable {
     /// Starts the run of every matching job not started yet for `event` (delayed events and
     /// schedule ticks).
     func dispatch(_ event: EventEnvelope) async throws {
-        let runs = try runsToStart(for: event)
+        let runs = try await runsToStart(for: event)
         try await start(runs)
         for run in runs {
-            try store.markDispatched(eventID: event.id, jobSlug: run.job.slug, runID: run.runId)
+            try await store.markDispatched(eventID: event.id, jobSlug: run.job.slug, runID: run.runId)
             Counter(label: "baton_runs_started_total", dimensions: [("job", run.job.slug)]).increment()
             logger.info("run started", metadata: ["run.id": "\(run.runId)", "job.slug": "\(run.job.slug)", "event.id": "\(event.id)"])
         }
@@ -215,10 +226,10 @@ struct DelayedDelivery: Sendable {
     let logger: Logger
 
     func deliverDue() async throws {
-        for event in try await dispatcher.store.claimDueDelayed(owner: owner, lease: .seconds(60)) {
+        for event in try await dispatcher.store.claimDueDelayed(owner: owner, now: Date(), lease: .seconds(60), limit: 100) {
             try await dispatcher.dispatch(event)
-            try await dispatcher.store.markDelivered(id: event.tenant.scoped(event.id), owner: owner)
-            try dispatcher.store.markEventDispatched(eventID: event.tenant.scoped(event.id))
+            try await dispatcher.store.markDelivered(id: event.tenant.scoped(event.id), owner: owner, now: Date())
+            try await dispatcher.store.markEventDispatched(eventID: event.tenant.scoped(event.id), at: Date())
             Counter(label: "baton_events_delivered_late_total").increment()
             logger.info("delayed event delivered", metadata: ["event.id": "\(event.id)"])
         }
@@ -241,16 +252,16 @@ struct ScheduleService: Sendable {
     let logger: Logger
 
     func fireDue(now: Date = Date()) async throws {
-        for schedule in try dispatcher.store.dueSchedules(now: now) where owns(schedule.jobSlug) {
+        for schedule in try await dispatcher.store.dueSchedules(now: now) where owns(schedule.jobSlug) {
             let tick = schedule.due
             let payload = try JSONValue(encoding: ScheduledPayload(ts: tick, lastTimestamp: schedule.lastTick))
-            let tenant = try dispatcher.store.job(slug: schedule.jobSlug)?.tenant ?? .default
+            let tenant = try await dispatcher.store.job(slug: schedule.jobSlug)?.tenant ?? .default
             let event = EventEnvelope(id: "sched_\(schedule.jobSlug)_\(Int64((tick.timeIntervalSince1970 * 1000).rounded()))",
                                       name: JobTrigger.scheduledEventName, source: "schedule", payload: payload, timestamp: tick,
                                       invoke: schedule.jobSlug, tenant: tenant)
             try await dispatcher.dispatch(event)
             guard let next = schedule.trigger.nextTick(after: max(tick, now)) else { continue }
-            try dispatcher.store.advanceSchedule(jobSlug: schedule.jobSlug, fired: tick, next: next)
+            try await dispatcher.store.advanceSchedule(jobSlug: schedule.jobSlug, fired: tick, next: next)
             logger.info("scheduled run started", metadata: ["job.slug": "\(schedule.jobSlug)", "tick": "\(tick)", "next": "\(next)"])
         }
     }
@@ -276,13 +287,24 @@ struct EventStatusResponse: Codable, Sendable {
     var delayedStatus: String?
 }
 
+/// Everything the dispatcher keeps, on SQLite (one instance) or PostgreSQL (any number).
+typealias DispatcherBackend = DispatcherStoring & BrokerBoundStore
+
 extension DispatcherStore: BrokerBoundStore {}
+extension PostgresDispatcherStore: BrokerBoundStore {}
 
 /// Builds the dispatcher process: its consumer, and an HTTP listener for health and jobs.
 func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let kafka = configuration.service.kafka
     let topics = configuration.service.topics
-    let store = try DispatcherStore(path: configuration.storePath)
+    // PostgreSQL's connection pool runs as the first service (so it stops last).
+    let pool = configuration.postgres.map { PostgresPoolService(configuration: $0, logger: logger) }
+    let store: any DispatcherBackend = if let pool {
+        try await PostgresDispatcherStore(database: pool.database)
+    } else {
+        try DispatcherStore(path: configuration.storePath)
+    }
+    let storeName = configuration.postgres.map(\.description) ?? configuration.storePath
     let producer = try KafkaProducer(configuration: kafka, options: .init(lingerMilliseconds: 0), logger: logger)
     try await producer.createTopics([
         TopicSpec(name: topics.events), TopicSpec(name: topics.taskResults), TopicSpec(name: topics.deadLetter),
@@ -291,7 +313,7 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
     // The store belongs to one broker, and schedules to the events topic's partition count:
     // check both (and on a change, act on the policy) before reading anything from the store.
     let watched = [topics.events, topics.taskResults, topics.deadLetter, topics.jobs, topics.broker]
-    let broker = try await BrokerGuard.bind(store, storePath: configuration.storePath, producer: producer, markerTopic: topics.broker,
+    let broker = try await BrokerGuard.bind(store, storePath: storeName, producer: producer, markerTopic: topics.broker,
                                             topics: watched, policy: configuration.service.brokerChangePolicy, logger: logger)
     let dispatcher = Dispatcher(
         store: store, producer: producer, topics: topics,
@@ -302,7 +324,7 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
     // The store keeps the events topic's offsets (written with each batch): start where it left off.
     let consumer = try KafkaConsumer(
         configuration: kafka, groupID: "\(topics.prefix).dispatcher", topics: [topics.events], logger: logger,
-        startOffsets: KafkaConsumer.startingAtStoredOffsets({ try store.consumedOffsets(topic: topics.events) }, failed: { error in
+        startOffsets: KafkaConsumer.startingAtStoredOffsets({ try blockingOutsideCooperativePool { try await store.consumedOffsets(topic: topics.events) } }, failed: { error in
             logger.error("stored offsets unreadable: starting at the group's committed offsets", metadata: ["error": "\(error)"])
         }))
     // Schedules follow the events topic's partitions: its count is bound with the store, and a
@@ -336,12 +358,12 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
     let router = serviceRouter()
     router.get("/api/v1/jobs") { request, _ in
         let tenant = try keys.tenant(of: request)
-        return try jsonResponse(["jobs": try store.jobs(of: keys.isEnabled ? tenant : nil)])
+        return try jsonResponse(["jobs": try await store.jobs(of: keys.isEnabled ? tenant : nil)])
     }
     router.get("/api/v1/jobs/:slug") { request, context in
         let tenant = try keys.tenant(of: request)
         let slug = try context.parameters.require("slug")
-        guard let job = try store.job(slug: slug) else {
+        guard let job = try await store.job(slug: slug) else {
             throw APIError(status: .notFound, code: "job_not_found", message: "no job '\(slug)' is registered", path: "id")
         }
         guard job.tenant == tenant else {
@@ -354,7 +376,7 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
         let tenant = try keys.tenant(of: request)
         let raw = try context.parameters.require("id")
         let id = raw.removingPercentEncoding ?? raw
-        let result = try store.cancelDelayed(eventID: tenant.scoped(id))
+        let result = try await store.cancelDelayed(id: tenant.scoped(id), now: Date())
         logger.info("delayed event cancel requested", metadata: ["event.id": "\(id)", "tenant": "\(tenant)", "canceled": "\(result.canceled)"])
         return try jsonResponse(CancelEventResponse(id: id, canceled: result.canceled, status: result.status.rawValue))
     }
@@ -363,8 +385,8 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
         let raw = try context.parameters.require("id")
         let id = raw.removingPercentEncoding ?? raw
         let scoped = tenant.scoped(id)
-        let seen = try store.seenEvent(eventID: scoped)
-        let delayed = try store.delayedStatus(eventID: scoped)
+        let seen = try await store.seenEvent(eventID: scoped)
+        let delayed = try await store.delayedEventStatus(id: scoped)
         guard seen != nil || delayed != nil else {
             throw APIError(status: .notFound, code: "event_not_found", message: "the dispatcher has not received an event '\(id)'", path: "id")
         }
@@ -372,7 +394,7 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
                                                     delayedStatus: delayed?.rawValue))
     }
     return serviceApplication(name: "baton-dispatcher", http: configuration.http, router: router,
-                              services: [ProducerService(producer: producer), jobsService, consumerService,
+                              services: (pool.map { [$0 as any Service] } ?? []) + [ProducerService(producer: producer), jobsService, consumerService,
                                          // A changed partition count would move schedule ownership: stop instead.
                                          BrokerWatchService(BrokerWatch(producer: producer, topics: watched, baseline: broker,
                                                                         interval: kafka.profile.brokerCheckInterval, logger: logger)),
@@ -384,7 +406,7 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
                                          },
                                          PeriodicService("forgetting old event ids", every: .seconds(3600), logger: logger) {
                                              guard let retention = configuration.retention else { return }
-                                             let removed = try store.prune(before: Date().addingTimeInterval(-(retention / .seconds(1))))
+                                             let removed = try await store.prune(before: Date().addingTimeInterval(-(retention / .seconds(1))))
                                              if removed > 0 { logger.info("old event ids forgotten", metadata: ["rows": "\(removed)"]) }
                                          }], keys: keys, logger: logger)
 }

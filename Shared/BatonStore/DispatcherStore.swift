@@ -4,7 +4,7 @@ import Foundation
 import GRDB
 
 /// The run dispatcher's state: known jobs and the (event, job) pairs already dispatched.
-public final class DispatcherStore: DelayedEventStore, ConsumedOffsetStore, Sendable {
+public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable {
     private let pool: DatabasePool
 
     /// Opens (creating when needed) the SQLite file at `path`.
@@ -84,7 +84,16 @@ public final class DispatcherStore: DelayedEventStore, ConsumedOffsetStore, Send
             try db.execute(sql: "ALTER TABLE delayed_events ADD COLUMN lease_owner TEXT")
             try db.execute(sql: "ALTER TABLE delayed_events ADD COLUMN lease_until INTEGER")
         }
+        migrator.registerMigration("v6 duty leases") { db in
+            // Which instance performs a duty only one performs at a time (see `DutyLeaseRules`).
+            try DutyLeasesTable.create(db)
+        }
         return migrator
+    }
+
+    /// Takes or renews duty `name` for `owner` (see ``DutyLeaseRules``).
+    public func acquireDuty(_ name: String, owner: String, now: Date = Date(), lease: Duration) async throws -> Bool {
+        try await pool.write { db in try DutyLeasesTable.acquire(db, name: name, owner: owner, now: now, lease: lease) }
     }
 
     /// Moves each partition's next offset of `topic` forward (never back), in one transaction.
@@ -101,27 +110,17 @@ public final class DispatcherStore: DelayedEventStore, ConsumedOffsetStore, Send
     /// Erases everything the store holds (after the broker it was written against was lost).
     public func eraseAll() async throws { try await BrokerBindingTable.eraseAll(pool, migrator: migrator) }
 
-    /// What one batch of consumed events changed, written in one transaction with the offsets
-    /// consumed (see ``commit(_:)``).
-    public struct BatchEffects: Sendable {
-        /// Events seen for the first time (first one wins, as ``firstSeen(_:at:)``).
-        public var firstSeen: [EventEnvelope] = []
-        /// Events held until their delivery time (as ``hold(_:)``).
-        public var held: [EventEnvelope] = []
-        /// Runs started: (event id, job slug, run id), as ``markDispatched(eventID:jobSlug:runID:)``.
-        public var runsStarted: [(eventID: String, jobSlug: String, runID: String)] = []
-        /// Tenant-scoped ids of events whose runs all started (or that were dropped as canceled).
-        public var eventsDispatched: [String] = []
-        /// The consumed records' positions: each partition's next offset becomes one past its
-        /// highest offset here.
-        public var consumed: [SourceOffset] = []
-        public init() {}
-    }
+    /// What one batch of consumed events changed (see ``BatonDomain/DispatchBatch``).
+    public typealias BatchEffects = DispatchBatch
+    /// The first event seen with an id (see ``BatonDomain/SeenEvent``).
+    public typealias SeenEvent = BatonDomain.SeenEvent
+    /// A scheduled job whose next tick is due (see ``BatonDomain/DueSchedule``).
+    public typealias DueSchedule = BatonDomain.DueSchedule
 
     /// Writes `effects` in one transaction: reprocessing the same records after a crash before
     /// it changes nothing twice (every write is idempotent), and after it nothing at all (the
     /// consumer starts past them).
-    public func commit(_ effects: BatchEffects, at now: Date = Date()) async throws {
+    public func commit(_ effects: DispatchBatch, at now: Date = Date()) async throws {
         let time = now.millisecondsSince1970
         let seen = try effects.firstSeen.map { (id: $0.tenant.scoped($0.id), json: String(decoding: try BatonJSON.encoder.encode($0), as: UTF8.self)) }
 
@@ -139,54 +138,18 @@ public final class DispatcherStore: DelayedEventStore, ConsumedOffsetStore, Send
             for id in effects.eventsDispatched {
                 try Self.markEventDispatched(db, eventID: id, time: time)
             }
-            var next: [SourceOffset: Int64] = [:]
-            for source in effects.consumed {
-                let partition = SourceOffset(topic: source.topic, partition: source.partition, offset: 0)
-                next[partition] = max(next[partition] ?? 0, source.offset + 1)
-            }
-            for (partition, offset) in next {
-                try ConsumerOffsetsTable.advance(db, topic: partition.topic, partition: partition.partition, to: offset)
-            }
+            for (topic, next) in effects.consumed { try ConsumerOffsetsTable.advance(db, topic: topic, to: next) }
         }
     }
 
     /// The next offset to read of each partition of `topic`, as far as this store has consumed.
-    public func consumedOffsets(topic: String) throws -> [Int32: Int64] {
-        try pool.read { db in try ConsumerOffsetsTable.read(db, topic: topic) }
-    }
-
-    /// The first event seen with an id, and whether its runs were all started.
-    public struct SeenEvent: Sendable, Hashable {
-        /// The first envelope that arrived with this id; later ones with the same id are resends.
-        public var event: EventEnvelope
-        /// Whether every run the event starts was started (or it was dropped as canceled).
-        public var dispatched: Bool
-        /// Whether an event with this id had arrived before (``firstSeen(_:at:)`` only).
-        public var arrivedBefore: Bool
-
-        public init(event: EventEnvelope, dispatched: Bool, arrivedBefore: Bool = false) {
-            self.event = event
-            self.dispatched = dispatched
-            self.arrivedBefore = arrivedBefore
-        }
-    }
-
-    /// Records `event` unless an event with its id (in its tenant) was seen before, and returns
-    /// the first one seen. Sending an id again is idempotent: the first event wins.
-    public func firstSeen(_ event: EventEnvelope, at now: Date = Date()) throws -> SeenEvent {
-        let json = String(decoding: try BatonJSON.encoder.encode(event), as: UTF8.self)
-        let id = event.tenant.scoped(event.id)
-        return try pool.write { db in
-            try db.cachedStatement(sql: "INSERT OR IGNORE INTO events (event_id, event, received_at) VALUES (?, ?, ?)").execute(arguments: [id, json, now.millisecondsSince1970])
-            var seen = try Self.seenEvent(db, id: id)!
-            seen.arrivedBefore = db.changesCount == 0
-            return seen
-        }
+    public func consumedOffsets(topic: String) async throws -> [Int32: Int64] {
+        try await pool.read { db in try ConsumerOffsetsTable.read(db, topic: topic) }
     }
 
     /// The first event seen with `eventID` (tenant-scoped), if any.
-    public func seenEvent(eventID: String) throws -> SeenEvent? {
-        try pool.read { db in try Self.seenEvent(db, id: eventID) }
+    public func seenEvent(eventID: String) async throws -> SeenEvent? {
+        try await pool.read { db in try Self.seenEvent(db, id: eventID) }
     }
 
     private static func seenEvent(_ db: Database, id: String) throws -> SeenEvent? {
@@ -199,23 +162,21 @@ public final class DispatcherStore: DelayedEventStore, ConsumedOffsetStore, Send
     /// Records that event `eventID` (tenant-scoped) started all its runs: a resend starts none.
     /// The stored event keeps what a resend is answered with (id, name, timestamp, deliverAt);
     /// its payload and context are dropped (the runs have them).
-    public func markEventDispatched(eventID: String, at now: Date = Date()) throws {
-        try pool.write { db in try Self.markEventDispatched(db, eventID: eventID, time: now.millisecondsSince1970) }
+    public func markEventDispatched(eventID: String, at now: Date = Date()) async throws {
+        try await pool.write { db in try Self.markEventDispatched(db, eventID: eventID, time: now.millisecondsSince1970) }
     }
 
     private static func markEventDispatched(_ db: Database, eventID: String, time: Int64) throws {
-        guard var seen = try Self.seenEvent(db, id: eventID), !seen.dispatched else { return }
-        seen.event.payload = .null
-        seen.event.context = nil
-        try db.cachedStatement(sql: "UPDATE events SET dispatched_at = ?, event = ? WHERE event_id = ?").execute(arguments: [time, String(decoding: try BatonJSON.encoder.encode(seen.event), as: UTF8.self), eventID])
+        guard let seen = try Self.seenEvent(db, id: eventID), let stored = DispatchRules.dispatched(seen) else { return }
+        try db.cachedStatement(sql: "UPDATE events SET dispatched_at = ?, event = ? WHERE event_id = ?").execute(arguments: [time, String(decoding: try BatonJSON.encoder.encode(stored), as: UTF8.self), eventID])
     }
 
     /// Forgets events dispatched, and delayed events delivered or canceled, before `cutoff`: a
     /// record with such an id is a new event again. Returns how many rows went.
     @discardableResult
-    public func prune(before cutoff: Date) throws -> Int {
+    public func prune(before cutoff: Date) async throws -> Int {
         let cutoff = cutoff.millisecondsSince1970
-        return try pool.write { db in
+        return try await pool.write { db in
             try db.cachedStatement(sql: "DELETE FROM events WHERE dispatched_at < ?").execute(arguments: [cutoff])
             var removed = db.changesCount
             try db.cachedStatement(sql: "DELETE FROM dispatched WHERE dispatched_at < ?").execute(arguments: [cutoff])
@@ -225,22 +186,9 @@ public final class DispatcherStore: DelayedEventStore, ConsumedOffsetStore, Send
         }
     }
 
-    /// What became of a delayed event.
-    public struct DelayedStatus: RawRepresentable, Codable, Sendable, Hashable {
-        public var rawValue: String
-        public init(rawValue: String) { self.rawValue = rawValue }
-        public static let pending = DelayedStatus(rawValue: "PENDING")
-        public static let delivered = DelayedStatus(rawValue: "DELIVERED")
-        public static let canceled = DelayedStatus(rawValue: "CANCELED")
-    }
-
     /// Holds `event` until its `deliverAt`. A second hold of the same id changes nothing, and
     /// an event canceled before it arrived stays canceled. Held events are keyed by
-    /// `event.tenant.scoped(event.id)`: the `eventID` of the other methods.
-    public func hold(_ event: EventEnvelope) throws {
-        try pool.write { db in try Self.hold(db, id: event.tenant.scoped(event.id), event: event, now: Date()) }
-    }
-
+    /// `event.tenant.scoped(event.id)`: the `id` of the other methods.
     public func hold(_ event: EventEnvelope, id: String, now: Date = Date()) async throws {
         try await pool.write { db in try Self.hold(db, id: id, event: event, now: now) }
     }
@@ -309,17 +257,9 @@ public final class DispatcherStore: DelayedEventStore, ConsumedOffsetStore, Send
         }
     }
 
-    /// Cancels delayed event `eventID` unless it was delivered. An id not seen yet is recorded
-    /// as canceled, so the event is dropped when it arrives. Returns the status afterwards and
+    /// Cancels delayed event `id` unless it was delivered. An id not seen yet is recorded as
+    /// canceled, so the event is dropped when it arrives. Returns the status afterwards and
     /// whether this call canceled it.
-    public func cancelDelayed(eventID: String) throws -> (status: DelayedStatus, canceled: Bool) {
-        try pool.write { db in
-            let decision = DelayedEventRules.canceled(try Self.delayedRecord(db, id: eventID), id: eventID, now: Date())
-            if let record = decision.write { try Self.writeDelayed(db, record) }
-            return (DelayedStatus(rawValue: decision.status.rawValue), decision.canceled)
-        }
-    }
-
     public func cancelDelayed(id: String, now: Date = Date()) async throws -> (status: DelayedEventRecord.Status, canceled: Bool) {
         try await pool.write { db in
             let decision = DelayedEventRules.canceled(try Self.delayedRecord(db, id: id), id: id, now: now)
@@ -328,13 +268,7 @@ public final class DispatcherStore: DelayedEventStore, ConsumedOffsetStore, Send
         }
     }
 
-    /// The status of delayed event `eventID`, if it is one.
-    public func delayedStatus(eventID: String) throws -> DelayedStatus? {
-        try pool.read { db in
-            try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM delayed_events WHERE event_id = ?"), arguments: [eventID]).map(DelayedStatus.init(rawValue:))
-        }
-    }
-
+    /// The status of delayed event `id`, if it is one.
     public func delayedEventStatus(id: String) async throws -> DelayedEventRecord.Status? {
         try await pool.read { db in
             try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM delayed_events WHERE event_id = ?"), arguments: [id])
@@ -342,27 +276,16 @@ public final class DispatcherStore: DelayedEventStore, ConsumedOffsetStore, Send
         }
     }
 
-    /// A registration refused because its slug belongs to another tenant.
-    public struct JobOwnershipConflict: Error, CustomStringConvertible {
-        public var slug: String
-        public var owner: Tenant
-        public var claimant: Tenant
-        public var description: String {
-            "job '\(slug)' belongs to \(owner); a registration from \(claimant) conflicts with it: give the job another id"
-        }
-    }
+    /// A registration refused because its slug belongs to another tenant (see ``BatonDomain/JobOwnershipConflict``).
+    public typealias JobOwnershipConflict = BatonDomain.JobOwnershipConflict
 
     /// Records (or replaces) a job registration.
     /// - Throws: ``JobOwnershipConflict`` when the slug is registered by another tenant.
-    public func upsert(_ registration: JobRegistration) throws {
+    public func upsert(_ registration: JobRegistration) async throws {
         let json = String(decoding: try BatonJSON.encoder.encode(registration), as: UTF8.self)
-        try pool.write { db in
-            if let existing = try String.fetchOne(try db.cachedStatement(sql: "SELECT registration FROM jobs WHERE slug = ?"), arguments: [registration.slug]) {
-                let owner = try BatonJSON.decoder.decode(JobRegistration.self, from: Data(existing.utf8)).tenant
-                guard owner == registration.tenant else {
-                    throw JobOwnershipConflict(slug: registration.slug, owner: owner, claimant: registration.tenant)
-                }
-            }
+        try await pool.write { db in
+            let existing = try String.fetchOne(try db.cachedStatement(sql: "SELECT registration FROM jobs WHERE slug = ?"), arguments: [registration.slug])
+            try DispatchRules.checkOwnership(registration, existing: try existing.map { try BatonJSON.decoder.decode(JobRegistration.self, from: Data($0.utf8)) })
             try db.cachedStatement(sql: """
                 INSERT INTO jobs (slug, version, event_name, registration, updated_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT(slug) DO UPDATE SET version = excluded.version, event_name = excluded.event_name,
@@ -372,35 +295,34 @@ public final class DispatcherStore: DelayedEventStore, ConsumedOffsetStore, Send
         }
     }
 
-    /// A scheduled job whose next tick is due.
-    public struct DueSchedule: Sendable, Hashable {
-        public var jobSlug: String
-        public var trigger: JobTrigger
-        public var due: Date
-        public var lastTick: Date?
-    }
-
     /// Keeps the schedule of `registration` in step: a new or changed schedule starts from `now`,
     /// an unchanged one keeps its next tick, a job that is no longer scheduled loses it.
-    public func syncSchedule(_ registration: JobRegistration, now: Date = Date()) throws {
-        try pool.write { db in
-            guard registration.trigger.isSchedule, let next = registration.trigger.nextTick(after: now) else {
+    public func syncSchedule(_ registration: JobRegistration, now: Date = Date()) async throws {
+        try await pool.write { db in
+            let current = try String.fetchOne(try db.cachedStatement(sql: "SELECT trigger FROM schedules WHERE job_slug = ?"), arguments: [registration.slug])
+            switch DispatchRules.syncSchedule(registration, current: try current.map { try BatonJSON.decoder.decode(JobTrigger.self, from: Data($0.utf8)) }, now: now) {
+            case .keep:
+                return
+            case .remove:
                 try db.cachedStatement(sql: "DELETE FROM schedules WHERE job_slug = ?").execute(arguments: [registration.slug])
                 return
+            case .set(let trigger, let next):
+                try Self.setSchedule(db, slug: registration.slug, trigger: trigger, next: next)
             }
-            let trigger = String(decoding: try BatonJSON.encoder.encode(registration.trigger), as: UTF8.self)
-            let current = try String.fetchOne(try db.cachedStatement(sql: "SELECT trigger FROM schedules WHERE job_slug = ?"), arguments: [registration.slug])
-            guard current != trigger else { return }
-            try db.cachedStatement(sql: """
-                INSERT INTO schedules (job_slug, trigger, next_due) VALUES (?, ?, ?)
-                ON CONFLICT(job_slug) DO UPDATE SET trigger = excluded.trigger, next_due = excluded.next_due
-                """).execute(arguments: [registration.slug, trigger, next.millisecondsSince1970])
         }
     }
 
+    private static func setSchedule(_ db: Database, slug: String, trigger: JobTrigger, next: Date) throws {
+            let trigger = String(decoding: try BatonJSON.encoder.encode(trigger), as: UTF8.self)
+            try db.cachedStatement(sql: """
+                INSERT INTO schedules (job_slug, trigger, next_due) VALUES (?, ?, ?)
+                ON CONFLICT(job_slug) DO UPDATE SET trigger = excluded.trigger, next_due = excluded.next_due
+                """).execute(arguments: [slug, trigger, next.millisecondsSince1970])
+    }
+
     /// Schedules whose next tick is due at `now`.
-    public func dueSchedules(now: Date = Date()) throws -> [DueSchedule] {
-        try pool.read { db in
+    public func dueSchedules(now: Date = Date()) async throws -> [DueSchedule] {
+        try await pool.read { db in
             try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM schedules WHERE next_due <= ? ORDER BY next_due"), arguments: [now.millisecondsSince1970]).map {
                 DueSchedule(jobSlug: $0["job_slug"],
                             trigger: try BatonJSON.decoder.decode(JobTrigger.self, from: Data(($0["trigger"] as String).utf8)),
@@ -411,15 +333,15 @@ public final class DispatcherStore: DelayedEventStore, ConsumedOffsetStore, Send
     }
 
     /// Records that the tick at `fired` ran; the next is due at `next`.
-    public func advanceSchedule(jobSlug: String, fired: Date, next: Date) throws {
-        try pool.write { db in
+    public func advanceSchedule(jobSlug: String, fired: Date, next: Date) async throws {
+        try await pool.write { db in
             try db.cachedStatement(sql: "UPDATE schedules SET last_tick = ?, next_due = ? WHERE job_slug = ? AND next_due = ?").execute(arguments: [fired.millisecondsSince1970, next.millisecondsSince1970, jobSlug, fired.millisecondsSince1970])
         }
     }
 
     /// Every registered job; only `tenant`'s when given.
-    public func jobs(of tenant: Tenant? = nil) throws -> [JobRegistration] {
-        try pool.read { db in
+    public func jobs(of tenant: Tenant? = nil) async throws -> [JobRegistration] {
+        try await pool.read { db in
             try String.fetchAll(try db.cachedStatement(sql: "SELECT registration FROM jobs ORDER BY slug")).map {
                 try BatonJSON.decoder.decode(JobRegistration.self, from: Data($0.utf8))
             }
@@ -427,8 +349,8 @@ public final class DispatcherStore: DelayedEventStore, ConsumedOffsetStore, Send
     }
 
     /// The job with `slug`, if registered.
-    public func job(slug: String) throws -> JobRegistration? {
-        try pool.read { db in
+    public func job(slug: String) async throws -> JobRegistration? {
+        try await pool.read { db in
             try String.fetchOne(try db.cachedStatement(sql: "SELECT registration FROM jobs WHERE slug = ?"), arguments: [slug]).map {
                 try BatonJSON.decoder.decode(JobRegistration.self, from: Data($0.utf8))
             }
@@ -436,8 +358,8 @@ public final class DispatcherStore: DelayedEventStore, ConsumedOffsetStore, Send
     }
 
     /// Jobs of the event's tenant whose trigger matches `event`.
-    public func matchingJobs(for event: EventEnvelope) throws -> [JobRegistration] {
-        let candidates = try pool.read { db in
+    public func matchingJobs(for event: EventEnvelope) async throws -> [JobRegistration] {
+        let candidates = try await pool.read { db in
             try String.fetchAll(try db.cachedStatement(sql: "SELECT registration FROM jobs WHERE event_name = ? ORDER BY slug"), arguments: [event.name])
         }
         return try candidates
@@ -446,15 +368,15 @@ public final class DispatcherStore: DelayedEventStore, ConsumedOffsetStore, Send
     }
 
     /// Whether the run of `jobSlug` for `eventID` was already dispatched.
-    public func wasDispatched(eventID: String, jobSlug: String) throws -> Bool {
-        try pool.read { db in
+    public func wasDispatched(eventID: String, jobSlug: String) async throws -> Bool {
+        try await pool.read { db in
             try Bool.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM dispatched WHERE event_id = ? AND job_slug = ?"), arguments: [eventID, jobSlug]) ?? false
         }
     }
 
     /// Records that the run of `jobSlug` for `eventID` was dispatched.
-    public func markDispatched(eventID: String, jobSlug: String, runID: String) throws {
-        try pool.write { db in
+    public func markDispatched(eventID: String, jobSlug: String, runID: String) async throws {
+        try await pool.write { db in
             try db.cachedStatement(sql: "INSERT OR IGNORE INTO dispatched (event_id, job_slug, run_id, dispatched_at) VALUES (?, ?, ?, ?)").execute(arguments: [eventID, jobSlug, runID, Date().millisecondsSince1970])
         }
     }

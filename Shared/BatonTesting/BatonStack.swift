@@ -184,15 +184,17 @@ public final class BatonStack: Sendable {
         return (try await startExampleJobs(environment: environment, jobs: jobs), status)
     }
 
-    /// Starts one more dispatcher instance (its own store and port) and waits until it answers.
+    /// Starts one more dispatcher instance (its own port; its own SQLite store unless the
+    /// stack's dispatcher settings share one) and waits until it answers.
     @discardableResult
-    public func startExtraDispatcher() async throws -> (process: ChildProcess, port: Int) {
+    public func startExtraDispatcher(extra: [String: String] = [:]) async throws -> (process: ChildProcess, port: Int) {
         let port = try freeLoopbackPort()
         let name = "dispatcher-\(UUID().uuidString.prefix(4))"
         let process = try ChildProcess(
             name: name, executable: TestEnvironment.executable("baton-dispatcher"),
             environment: commonEnvironment.merging(["HTTP_PORT": "\(port)",
-                                                    "STORE_PATH": directory.appendingPathComponent("\(name).sqlite").path]) { _, n in n },
+                                                    "STORE_PATH": directory.appendingPathComponent("\(name).sqlite").path]) { _, n in n }
+                .merging(roleEnvironment[.dispatcher] ?? [:]) { _, n in n }.merging(extra) { _, n in n },
             logDirectory: logs)
         startedJobServices.withLock { $0.append((process, [:])) }  // stopped with the job services
         try await awaitHealthy(process, port: port)

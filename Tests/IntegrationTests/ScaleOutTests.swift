@@ -90,4 +90,41 @@ struct ScaleOutTests {
             try await stack.stop()
         }
     }
+
+    @Test("an event cancel sent to either of two dispatchers on one PostgreSQL stops the delayed event, whichever instance holds it")
+    func cancelOnEitherDispatcher() async throws {
+        let store = try await PostgresServer.freshDatabase()
+        let stack = try await BatonStack.start(label: "two-dispatchers", roleEnvironment: [.dispatcher: ["STORE_URL": store, "DISPATCHER_INSTANCE": "d-0"]])
+        let second = try await stack.startExtraDispatcher(extra: ["DISPATCHER_INSTANCE": "d-1"])
+        try await stack.startExampleJobs(waitSeconds: 0, jobs: ["new-user-welcome"])
+        // Ten delayed events over both partitions of the events topic, so each instance holds some.
+        let ids = (0..<10).map { "evt_two_dispatchers_\($0)_\(UUID().uuidString.prefix(6))" }
+        for id in ids {
+            #expect(try await stack.sendEvent(#"{"id":"\#(id)","name":"user.created","deliverAfter":5,"payload":{"id":"u","name":"U","email":"u@example.com"}}"#).status == 202)
+        }
+        for id in ids {
+            _ = try await eventually("event \(id) to be held", deadline: .seconds(30)) { () -> Bool? in
+                try await stack.get(port: second.port, "/api/v1/events/\(id)").body.contains(#""delayedStatus":"PENDING""#) ? true : nil
+            }
+        }
+        // Cancel five at the first dispatcher and three at the second; two are left to run.
+        for (index, id) in ids.prefix(8).enumerated() {
+            let port = index < 5 ? stack.dispatcherPort : second.port
+            let answer = try await stack.delete(port: port, "/api/v1/events/\(id)")
+            #expect(answer.status == 200 && answer.body.contains(#""canceled":true"#), "\(answer.body)")
+        }
+        for id in ids.suffix(2) {
+            let run = try await stack.finishedRun(Identifiers.runID(eventID: id, jobSlug: "new-user-welcome"), deadline: .seconds(60))
+            #expect(run.status == .completed)
+        }
+        // Due before the two that ran: had any been delivered, its run would exist by now.
+        for id in ids.prefix(8) {
+            #expect(try await stack.run(Identifiers.runID(eventID: id, jobSlug: "new-user-welcome")) == nil, "canceled event \(id) started a run")
+            for port in [stack.dispatcherPort, second.port] {
+                #expect(try await stack.get(port: port, "/api/v1/events/\(id)").body.contains(#""delayedStatus":"CANCELED""#))
+            }
+        }
+        try second.process.requireRunning()
+        try await stack.stop()
+    }
 }

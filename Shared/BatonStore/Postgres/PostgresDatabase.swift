@@ -9,6 +9,8 @@ import PostgresNIO
 public final class PostgresDatabase: Sendable {
     let client: PostgresClient
     let logger: Logger
+    /// The database's name (for messages).
+    let name: String
 
     /// Settings: where the server is and how many connections to keep.
     public struct Configuration: Sendable, CustomStringConvertible {
@@ -76,6 +78,7 @@ public final class PostgresDatabase: Sendable {
         client.options.maximumConnections = configuration.maximumConnections
         self.client = PostgresClient(configuration: client, backgroundLogger: logger)
         self.logger = logger
+        self.name = configuration.database
     }
 
     /// Keeps the pool's connections; returns when the task is cancelled.
@@ -127,9 +130,15 @@ public final class PostgresDatabase: Sendable {
             attempt += 1
             do {
                 return try await client.withTransaction(logger: logger) { connection in try await body(connection, logger) }
-            } catch let error as PostgresTransactionError where attempt < 5 && Self.isConflict(error) {
-                logger.debug("transaction aborted by a conflict with another one: running it again", metadata: ["attempt": "\(attempt)"])
-                try await Task.sleep(for: .milliseconds(5 * attempt))
+            } catch let error as PostgresTransactionError {
+                if attempt < 5 && Self.isConflict(error) {
+                    logger.debug("transaction aborted by a conflict with another one: running it again", metadata: ["attempt": "\(attempt)"])
+                    try await Task.sleep(for: .milliseconds(5 * attempt))
+                    continue
+                }
+                // The body's own error (e.g. a rule refusing a change), once rolled back, as it was thrown.
+                if let thrown = error.closureError, error.rollbackError == nil { throw thrown }
+                throw error
             }
         }
     }

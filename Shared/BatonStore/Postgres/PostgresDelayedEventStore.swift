@@ -31,9 +31,13 @@ public struct PostgresDelayedEventStore: DelayedEventStore {
     }
 
     public func hold(_ event: EventEnvelope, id: String, now: Date) async throws {
-        try await withLocked(id) { existing, connection, logger in
-            if let record = DelayedEventRules.held(existing, id: id, event: event, now: now) { try await Self.write(record, connection, logger) }
-        }
+        try await database.transaction { connection, logger in try await Self.hold(event, id: id, now: now, connection, logger) }
+    }
+
+    /// Holds `event` in the caller's transaction (see ``hold(_:id:now:)``).
+    static func hold(_ event: EventEnvelope, id: String, now: Date, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        let existing = try await lockedRecord(id, placeholder: true, connection, logger)
+        if let record = DelayedEventRules.held(existing, id: id, event: event, now: now) { try await write(record, connection, logger) }
     }
 
     public func cancelDelayed(id: String, now: Date) async throws -> (status: DelayedEventRecord.Status, canceled: Bool) {
@@ -86,18 +90,22 @@ public struct PostgresDelayedEventStore: DelayedEventStore {
     /// first hold and a concurrent first cancel serialise on it instead of both deciding alone.
     private func withLocked<T: Sendable>(_ id: String, placeholder: Bool = true,
                                          _ body: (DelayedEventRecord?, PostgresConnection, Logger) async throws -> T) async throws -> T {
-        let logger = database.logger
-        return try await database.client.withTransaction(logger: logger) { connection in
-            if placeholder {
-                try await connection.query("""
-                    INSERT INTO delayed_events (event_id, deliver_at, status, updated_at) VALUES (\(id), 0, 'NEW', 0)
-                    ON CONFLICT (event_id) DO NOTHING
-                    """, logger: logger)
-            }
-            let rows = try await connection.query("SELECT \(unescaped: Self.columns) FROM delayed_events WHERE event_id = \(id) FOR UPDATE",
-                                                  logger: logger)
-            return try await body(try await Self.records(rows).first, connection, logger)
+        try await database.transaction { connection, logger in
+            try await body(try await Self.lockedRecord(id, placeholder: placeholder, connection, logger), connection, logger)
         }
+    }
+
+    /// The record of `id`, its row locked until the transaction ends (see ``withLocked(_:placeholder:_:)``).
+    private static func lockedRecord(_ id: String, placeholder: Bool, _ connection: PostgresConnection, _ logger: Logger) async throws -> DelayedEventRecord? {
+        if placeholder {
+            try await connection.query("""
+                INSERT INTO delayed_events (event_id, deliver_at, status, updated_at) VALUES (\(id), 0, 'NEW', 0)
+                ON CONFLICT (event_id) DO NOTHING
+                """, logger: logger)
+        }
+        let rows = try await connection.query("SELECT \(unescaped: Self.columns) FROM delayed_events WHERE event_id = \(id) FOR UPDATE",
+                                              logger: logger)
+        return try await records(rows).first
     }
 
     private static func records(_ rows: PostgresRowSequence) async throws -> [DelayedEventRecord] {

@@ -82,6 +82,8 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
     /// Opens the store, applying its migrations.
     public init(database: PostgresDatabase) async throws {
         self.database = database
+        try await PostgresSharedTables.requireOwnDatabase(database, service: "task-result service", otherService: "run dispatcher",
+                                                          otherMigration: PostgresDispatcherStore.migrations[0].id)
         self.timers = try await PostgresTimerStore(database: database)
         self.fetches = try await PostgresFetchStore(database: database)
         self.deduplication = try await PostgresDeduplicationStore(database: database)
@@ -532,16 +534,16 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
     }
 
     /// The broker identity the store is bound to (JSON), `nil` when never bound.
-    public func brokerBinding() async throws -> String? { try await PostgresSharedTables.brokerBinding(database) }
+    public func brokerBinding() async throws -> String? { try await PostgresSharedTables.brokerBinding(database, service: "task-results") }
 
     /// Binds the store to broker identity `identity` (JSON).
-    public func bindBroker(_ identity: String) async throws { try await PostgresSharedTables.bindBroker(database, identity) }
+    public func bindBroker(_ identity: String) async throws { try await PostgresSharedTables.bindBroker(database, service: "task-results", identity) }
 
     /// Erases everything the task-result tables hold (after the broker they were written
     /// against was lost), keeping the schema.
     public func eraseAll() async throws {
         try await database.transaction { connection, logger in
-            for table in ["runs", "tasks", "logs", "timers", "fetches", "deduplication_keys", "consumer_offsets", "broker_binding", "duty_leases"] {
+            for table in ["runs", "tasks", "logs", "timers", "fetches", "deduplication_keys", "consumer_offsets", "broker_bindings", "duty_leases"] {
                 try await connection.query(PostgresQuery(unsafeSQL: "DELETE FROM \(table)"), logger: logger)
             }
         }
@@ -563,26 +565,37 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
 enum PostgresSharedTables {
     static let migrations: [PostgresDatabase.Migration] = [
         .init(id: "shared v1 broker binding and duty leases", statements: [
-            """
-            CREATE TABLE IF NOT EXISTS broker_binding (id INTEGER PRIMARY KEY CHECK (id = 1), identity TEXT NOT NULL, bound_at BIGINT NOT NULL)
-            """,
+            "CREATE TABLE IF NOT EXISTS broker_bindings (service TEXT PRIMARY KEY, identity TEXT NOT NULL, bound_at BIGINT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS duty_leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, lease_until BIGINT NOT NULL)",
         ]),
     ]
 
-    static func brokerBinding(_ database: PostgresDatabase) async throws -> String? {
-        for try await identity in try await database.client.query("SELECT identity FROM broker_binding WHERE id = 1", logger: database.logger)
-            .decode(String.self) {
+    static func brokerBinding(_ database: PostgresDatabase, service: String) async throws -> String? {
+        for try await identity in try await database.client.query("SELECT identity FROM broker_bindings WHERE service = \(service)",
+                                                                  logger: database.logger).decode(String.self) {
             return identity
         }
         return nil
     }
 
-    static func bindBroker(_ database: PostgresDatabase, _ identity: String) async throws {
+    static func bindBroker(_ database: PostgresDatabase, service: String, _ identity: String) async throws {
         try await database.client.query("""
-            INSERT INTO broker_binding (id, identity, bound_at) VALUES (1, \(identity), \(Date().millisecondsSince1970))
-            ON CONFLICT (id) DO UPDATE SET identity = EXCLUDED.identity, bound_at = EXCLUDED.bound_at
+            INSERT INTO broker_bindings (service, identity, bound_at) VALUES (\(service), \(identity), \(Date().millisecondsSince1970))
+            ON CONFLICT (service) DO UPDATE SET identity = EXCLUDED.identity, bound_at = EXCLUDED.bound_at
             """, logger: database.logger)
+    }
+
+    /// Refuses to open a store in a database that holds another service's store (their tables
+    /// would mix): each service gets a database of its own.
+    static func requireOwnDatabase(_ database: PostgresDatabase, service: String, otherService: String, otherMigration: String) async throws {
+        for try await exists in try await database.client.query("SELECT to_regclass('baton_migrations') IS NOT NULL", logger: database.logger)
+            .decode(Bool.self) where !exists {
+            return
+        }
+        for try await _ in try await database.client.query("SELECT id FROM baton_migrations WHERE id = \(otherMigration)", logger: database.logger)
+            .decode(String.self) {
+            throw StoreError("the database '\(database.name)' holds the \(otherService)'s store; give the \(service) a database of its own (e.g. STORE_URL=postgres://…/baton_\(service.replacingOccurrences(of: " ", with: "_").replacingOccurrences(of: "-", with: "_")))")
+        }
     }
 
     /// Takes or renews duty `name` for `owner` (``DutyLeaseRules``), the lease's row locked.

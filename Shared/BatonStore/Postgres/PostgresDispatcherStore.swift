@@ -1,0 +1,298 @@
+import BatonDomain
+import BatonProtocol
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The run dispatcher's state in PostgreSQL, shared by any number of instances: events seen,
+/// runs started, job registrations, schedules, delayed events (with their cancels), consumed
+/// offsets, the broker binding and duty leases. Whichever instance receives a cancel or
+/// consumes an event, they all read and write the same rows; ``DispatchRules`` and
+/// ``DelayedEventRules`` decide every change.
+public struct PostgresDispatcherStore: DispatcherStoring, DutyLeaseStore {
+    let database: PostgresDatabase
+    private let delayed: PostgresDelayedEventStore
+    private let offsets: PostgresConsumedOffsetStore
+
+    static let migrations: [PostgresDatabase.Migration] = [
+        .init(id: "dispatcher v1 events jobs schedules", statements: [
+            """
+            CREATE TABLE events (
+                event_id TEXT PRIMARY KEY,
+                event TEXT NOT NULL,
+                received_at BIGINT NOT NULL,
+                dispatched_at BIGINT
+            )
+            """,
+            "CREATE INDEX events_dispatched ON events (dispatched_at) WHERE dispatched_at IS NOT NULL",
+            """
+            CREATE TABLE dispatched (
+                event_id TEXT NOT NULL,
+                job_slug TEXT NOT NULL,
+                run_id TEXT NOT NULL,
+                dispatched_at BIGINT NOT NULL,
+                PRIMARY KEY (event_id, job_slug)
+            )
+            """,
+            """
+            CREATE TABLE jobs (
+                slug TEXT PRIMARY KEY,
+                version TEXT NOT NULL,
+                event_name TEXT NOT NULL,
+                registration TEXT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX jobs_by_event_name ON jobs (event_name)",
+            """
+            CREATE TABLE schedules (
+                job_slug TEXT PRIMARY KEY,
+                trigger TEXT NOT NULL,
+                next_due BIGINT NOT NULL,
+                last_tick BIGINT
+            )
+            """,
+        ]),
+    ] + PostgresSharedTables.migrations
+
+    /// Opens the store, applying its migrations.
+    /// - Throws: `StoreError` when the database holds the task-result service's store.
+    public init(database: PostgresDatabase) async throws {
+        self.database = database
+        try await PostgresSharedTables.requireOwnDatabase(database, service: "run dispatcher", otherService: "task-result service",
+                                                          otherMigration: PostgresTaskResultStore.migrations[0].id)
+        self.delayed = try await PostgresDelayedEventStore(database: database)
+        self.offsets = try await PostgresConsumedOffsetStore(database: database)
+        try await database.migrate(Self.migrations)
+    }
+
+    public func commit(_ effects: DispatchBatch, at now: Date) async throws {
+        let time = now.millisecondsSince1970
+        let seen = try effects.firstSeen.map { (id: $0.tenant.scoped($0.id), json: try Self.json($0)) }
+        try await database.transaction { connection, logger in
+            for event in seen {
+                try await connection.query("""
+                    INSERT INTO events (event_id, event, received_at) VALUES (\(event.id), \(event.json), \(time)) ON CONFLICT (event_id) DO NOTHING
+                    """, logger: logger)
+            }
+            for event in effects.held {
+                try await PostgresDelayedEventStore.hold(event, id: event.tenant.scoped(event.id), now: now, connection, logger)
+            }
+            for run in effects.runsStarted {
+                try await Self.markDispatched(eventID: run.eventID, jobSlug: run.jobSlug, runID: run.runID, time: time, connection, logger)
+            }
+            for id in effects.eventsDispatched.sorted() {
+                try await Self.markEventDispatched(eventID: id, time: time, connection, logger)
+            }
+            for (topic, next) in effects.consumed {
+                try await PostgresConsumedOffsetStore.advance(topic: topic, to: next, connection, logger)
+            }
+        }
+    }
+
+    public func seenEvent(eventID: String) async throws -> SeenEvent? {
+        try await database.client.withConnection { connection in
+            try await Self.seenEvent(eventID, lock: false, connection, database.logger)
+        }
+    }
+
+    private static func seenEvent(_ id: String, lock: Bool, _ connection: PostgresConnection, _ logger: Logger) async throws -> SeenEvent? {
+        let rows = try await connection.query("""
+            SELECT event, dispatched_at FROM events WHERE event_id = \(id) \(unescaped: lock ? "FOR UPDATE" : "")
+            """, logger: logger)
+        for try await (event, dispatchedAt) in rows.decode((String, Int64?).self) {
+            return SeenEvent(event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(event.utf8)), dispatched: dispatchedAt != nil)
+        }
+        return nil
+    }
+
+    public func markEventDispatched(eventID: String, at now: Date) async throws {
+        try await database.transaction { connection, logger in
+            try await Self.markEventDispatched(eventID: eventID, time: now.millisecondsSince1970, connection, logger)
+        }
+    }
+
+    private static func markEventDispatched(eventID: String, time: Int64, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        guard let seen = try await seenEvent(eventID, lock: true, connection, logger), let stored = DispatchRules.dispatched(seen) else { return }
+        try await connection.query("""
+            UPDATE events SET dispatched_at = \(time), event = \(try json(stored)) WHERE event_id = \(eventID)
+            """, logger: logger)
+    }
+
+    public func prune(before cutoff: Date) async throws -> Int {
+        let cutoff = cutoff.millisecondsSince1970
+        return try await database.transaction { connection, logger in
+            var removed = 0
+            for statement: PostgresQuery in [
+                "DELETE FROM events WHERE dispatched_at < \(cutoff) RETURNING 1",
+                "DELETE FROM dispatched WHERE dispatched_at < \(cutoff) RETURNING 1",
+                "DELETE FROM delayed_events WHERE status NOT IN ('PENDING', 'NEW') AND updated_at < \(cutoff) RETURNING 1",
+            ] {
+                for try await _ in try await connection.query(statement, logger: logger).decode(Int32.self) { removed += 1 }
+            }
+            return removed
+        }
+    }
+
+    public func upsert(_ registration: JobRegistration) async throws {
+        let json = try Self.json(registration)
+        try await database.transaction { connection, logger in
+            // One registration of a slug at a time, whichever instance reads it.
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(registration.slug)))", logger: logger)
+            try DispatchRules.checkOwnership(registration, existing: try await Self.job(registration.slug, connection, logger))
+            try await connection.query("""
+                INSERT INTO jobs (slug, version, event_name, registration, updated_at)
+                VALUES (\(registration.slug), \(registration.version), \(registration.trigger.eventName), \(json), \(Date().millisecondsSince1970))
+                ON CONFLICT (slug) DO UPDATE SET version = EXCLUDED.version, event_name = EXCLUDED.event_name,
+                    registration = EXCLUDED.registration, updated_at = EXCLUDED.updated_at
+                """, logger: logger)
+        }
+    }
+
+    public func syncSchedule(_ registration: JobRegistration, now: Date) async throws {
+        try await database.transaction { connection, logger in
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(registration.slug)))", logger: logger)
+            var current: JobTrigger?
+            for try await trigger in try await connection.query("SELECT trigger FROM schedules WHERE job_slug = \(registration.slug)",
+                                                                logger: logger).decode(String.self) {
+                current = try BatonJSON.decoder.decode(JobTrigger.self, from: Data(trigger.utf8))
+            }
+            switch DispatchRules.syncSchedule(registration, current: current, now: now) {
+            case .keep:
+                break
+            case .remove:
+                try await connection.query("DELETE FROM schedules WHERE job_slug = \(registration.slug)", logger: logger)
+            case .set(let trigger, let next):
+                try await connection.query("""
+                    INSERT INTO schedules (job_slug, trigger, next_due) VALUES (\(registration.slug), \(try Self.json(trigger)), \(next.millisecondsSince1970))
+                    ON CONFLICT (job_slug) DO UPDATE SET trigger = EXCLUDED.trigger, next_due = EXCLUDED.next_due
+                    """, logger: logger)
+            }
+        }
+    }
+
+    public func dueSchedules(now: Date) async throws -> [DueSchedule] {
+        var due: [DueSchedule] = []
+        for try await (slug, trigger, next, last) in try await database.client.query("""
+            SELECT job_slug, trigger, next_due, last_tick FROM schedules WHERE next_due <= \(now.millisecondsSince1970) ORDER BY next_due
+            """, logger: database.logger).decode((String, String, Int64, Int64?).self) {
+            due.append(DueSchedule(jobSlug: slug, trigger: try BatonJSON.decoder.decode(JobTrigger.self, from: Data(trigger.utf8)),
+                                   due: Date(millisecondsSince1970: next), lastTick: last.map(Date.init(millisecondsSince1970:))))
+        }
+        return due
+    }
+
+    public func advanceSchedule(jobSlug: String, fired: Date, next: Date) async throws {
+        try await database.client.query("""
+            UPDATE schedules SET last_tick = \(fired.millisecondsSince1970), next_due = \(next.millisecondsSince1970)
+            WHERE job_slug = \(jobSlug) AND next_due = \(fired.millisecondsSince1970)
+            """, logger: database.logger)
+    }
+
+    public func jobs(of tenant: Tenant?) async throws -> [JobRegistration] {
+        try await registrations(database.client.query("SELECT registration FROM jobs ORDER BY slug", logger: database.logger))
+            .filter { tenant == nil || $0.tenant == tenant }
+    }
+
+    public func job(slug: String) async throws -> JobRegistration? {
+        try await database.client.withConnection { connection in try await Self.job(slug, connection, database.logger) }
+    }
+
+    private static func job(_ slug: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> JobRegistration? {
+        for try await registration in try await connection.query("SELECT registration FROM jobs WHERE slug = \(slug)", logger: logger).decode(String.self) {
+            return try BatonJSON.decoder.decode(JobRegistration.self, from: Data(registration.utf8))
+        }
+        return nil
+    }
+
+    public func matchingJobs(for event: EventEnvelope) async throws -> [JobRegistration] {
+        try await registrations(database.client.query("SELECT registration FROM jobs WHERE event_name = \(event.name) ORDER BY slug",
+                                                      logger: database.logger))
+            .filter { $0.matches(event) }
+    }
+
+    private func registrations(_ rows: PostgresRowSequence) async throws -> [JobRegistration] {
+        var registrations: [JobRegistration] = []
+        for try await json in rows.decode(String.self) {
+            registrations.append(try BatonJSON.decoder.decode(JobRegistration.self, from: Data(json.utf8)))
+        }
+        return registrations
+    }
+
+    public func wasDispatched(eventID: String, jobSlug: String) async throws -> Bool {
+        for try await _ in try await database.client.query("""
+            SELECT 1 FROM dispatched WHERE event_id = \(eventID) AND job_slug = \(jobSlug)
+            """, logger: database.logger).decode(Int32.self) {
+            return true
+        }
+        return false
+    }
+
+    public func markDispatched(eventID: String, jobSlug: String, runID: String) async throws {
+        try await database.client.withConnection { connection in
+            try await Self.markDispatched(eventID: eventID, jobSlug: jobSlug, runID: runID, time: Date().millisecondsSince1970, connection, database.logger)
+        }
+    }
+
+    private static func markDispatched(eventID: String, jobSlug: String, runID: String, time: Int64, _ connection: PostgresConnection,
+                                       _ logger: Logger) async throws {
+        try await connection.query("""
+            INSERT INTO dispatched (event_id, job_slug, run_id, dispatched_at) VALUES (\(eventID), \(jobSlug), \(runID), \(time))
+            ON CONFLICT (event_id, job_slug) DO NOTHING
+            """, logger: logger)
+    }
+
+    // MARK: - Delayed events, offsets, broker, duties
+
+    public func hold(_ event: EventEnvelope, id: String, now: Date) async throws {
+        try await delayed.hold(event, id: id, now: now)
+    }
+
+    public func cancelDelayed(id: String, now: Date) async throws -> (status: DelayedEventRecord.Status, canceled: Bool) {
+        try await delayed.cancelDelayed(id: id, now: now)
+    }
+
+    public func delayedEventStatus(id: String) async throws -> DelayedEventRecord.Status? {
+        try await delayed.delayedEventStatus(id: id)
+    }
+
+    public func claimDueDelayed(owner: String, now: Date, lease: Duration, limit: Int) async throws -> [EventEnvelope] {
+        try await delayed.claimDueDelayed(owner: owner, now: now, lease: lease, limit: limit)
+    }
+
+    public func markDelivered(id: String, owner: String, now: Date) async throws {
+        try await delayed.markDelivered(id: id, owner: owner, now: now)
+    }
+
+    public func consumedOffsets(topic: String) async throws -> [Int32: Int64] {
+        try await offsets.consumedOffsets(topic: topic)
+    }
+
+    public func advanceOffsets(topic: String, to next: [Int32: Int64]) async throws {
+        try await offsets.advanceOffsets(topic: topic, to: next)
+    }
+
+    public func acquireDuty(_ name: String, owner: String, now: Date, lease: Duration) async throws -> Bool {
+        try await PostgresSharedTables.acquireDuty(database, name: name, owner: owner, now: now, lease: lease)
+    }
+
+    /// The broker identity the store is bound to (JSON), `nil` when never bound.
+    public func brokerBinding() async throws -> String? { try await PostgresSharedTables.brokerBinding(database, service: "dispatcher") }
+
+    /// Binds the store to broker identity `identity` (JSON).
+    public func bindBroker(_ identity: String) async throws { try await PostgresSharedTables.bindBroker(database, service: "dispatcher", identity) }
+
+    /// Erases everything the dispatcher's tables hold (after the broker they were written
+    /// against was lost), keeping the schema.
+    public func eraseAll() async throws {
+        try await database.transaction { connection, logger in
+            for table in ["events", "dispatched", "jobs", "schedules", "delayed_events", "consumer_offsets", "broker_bindings", "duty_leases"] {
+                try await connection.query(PostgresQuery(unsafeSQL: "DELETE FROM \(table)"), logger: logger)
+            }
+        }
+    }
+
+    private static func json(_ value: some Encodable) throws -> String {
+        String(decoding: try BatonJSON.encoder.encode(value), as: UTF8.self)
+    }
+}

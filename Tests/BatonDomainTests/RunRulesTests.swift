@@ -1,0 +1,123 @@
+import BatonDomain
+import BatonProtocol
+import Foundation
+import Testing
+
+@Suite("Run rules: what each run event, wait end, cancel and time-out writes (pure)")
+struct RunRulesTests {
+    let now = Date(millisecondsSince1970: 1_790_000_000_000)
+
+    func event(_ body: RunEvent.Body) -> RunEvent { RunEvent(runId: "r", occurredAt: now, body: body) }
+
+    @Test("a run is created whatever the store knows; events of an unknown run are ignored")
+    func creation() {
+        let created = RunEvent.RunCreated(jobSlug: "j", jobVersion: "1.0.0", event: EventEnvelope(id: "e", name: "n"))
+        #expect(RunRules.apply(event(.runCreated(created)), status: nil, traceParent: "tp") == [.createRun(created, traceParent: "tp", at: now)])
+        #expect(RunRules.status(after: [.createRun(created, traceParent: nil, at: now)], from: nil) == .queued)
+        #expect(RunRules.status(after: [.createRun(created, traceParent: nil, at: now)], from: .executing) == .executing, "a replay changes nothing")
+        #expect(RunRules.apply(event(.runCompleted(.init(output: 1))), status: nil) == nil)
+    }
+
+    @Test("task events move a live run (executing, waiting) and are recorded without a status change once it ended")
+    func taskEvents() {
+        let completed = event(.taskCompleted(.init(taskId: "t", key: "k", parentTaskId: nil, output: 1, deduplicationKey: "proj:o/p:k")))
+        let live = RunRules.apply(completed, status: .queued)
+        #expect(live?.last == .setStatus(.executing, at: now))
+        #expect(live?.contains(.deduplicationCompleted(scopedKey: "proj:o/p:k", output: 1, at: now)) == true)
+        let ended = RunRules.apply(completed, status: .canceled)
+        #expect(ended?.contains { if case .setStatus = $0 { true } else { false } } == false)
+        #expect(ended?.contains(.completeTask(taskId: "t", output: 1, attempts: .atLeast(1), at: now)) == true)
+        let wait = RunRules.apply(event(.waitRequested(.init(taskId: "w", key: "nap", parentTaskId: nil, until: now.addingTimeInterval(5)))), status: .executing)
+        #expect(wait?.contains(.scheduleTimer(taskId: "w", dueAt: now.addingTimeInterval(5))) == true)
+        #expect(RunRules.status(after: wait ?? [], from: .executing) == .waiting)
+    }
+
+    @Test("a failure with a retry schedules one timer per attempt and waits; a final failure releases its deduplication key")
+    func failures() {
+        let retry = RunRules.apply(event(.taskFailed(.init(taskId: "t", key: "k", parentTaskId: nil, error: "boom", attempt: 2,
+                                                          retryAt: now.addingTimeInterval(1), deduplicationKey: "proj:o/p:k"))), status: .executing)
+        #expect(retry?.contains(.scheduleTimer(taskId: "t#retry2", dueAt: now.addingTimeInterval(1))) == true)
+        #expect(retry?.contains { if case .deduplicationFailed = $0 { true } else { false } } == false, "a retry is pending: the key stays held")
+        #expect(retry?.last == .setStatus(.waiting, at: now))
+        let final = RunRules.apply(event(.taskFailed(.init(taskId: "t", key: "k", parentTaskId: nil, error: "boom", attempt: 3,
+                                                          deduplicationKey: "proj:o/p:k"))), status: .executing)
+        #expect(final?.last == .deduplicationFailed(scopedKey: "proj:o/p:k", taskId: "t", error: "boom", at: now))
+    }
+
+    @Test("the first end of a run counts; later ones change nothing")
+    func runEnd() {
+        #expect(RunRules.apply(event(.runCompleted(.init(output: 7))), status: .executing) == [.finish(.completed, output: 7, error: nil, at: now)])
+        #expect(RunRules.apply(event(.runCompleted(.init(output: 7))), status: .failed) == [])
+        #expect(RunRules.apply(event(.runFailed(.init(status: .failed, error: "x"))), status: .completed) == [])
+    }
+
+    @Test("a wait that ends completes its task and queues a waiting run, but no other")
+    func waitEnded() {
+        #expect(RunRules.waitEnded(taskId: "w", output: .null, attempts: .atLeast(1), status: .waiting, at: now).last == .setStatus(.queued, at: now))
+        #expect(RunRules.waitEnded(taskId: "w", output: .null, attempts: .atLeast(1), status: .canceled, at: now).count == 1)
+        #expect(RunRules.waitEnded(taskId: "w", output: .null, attempts: .atLeast(1), status: .executing, at: now).count == 1)
+    }
+
+    @Test("cancel ends a live run and drops its timers; an ended run stays as it is; an unknown one is nil")
+    func cancel() {
+        #expect(RunRules.cancel(status: nil, at: now) == nil)
+        let ended = RunRules.cancel(status: .completed, at: now)
+        #expect(ended?.status == .completed && ended?.canceled == false && ended?.writes == [])
+        #expect(RunRules.cancel(status: .waiting, at: now)?.writes == [.finish(.canceled, output: nil, error: nil, at: now), .dropTimers])
+    }
+
+    @Test("a stuck run times out only with the progress it was seen with, and only while queued or executing")
+    func timeOut() {
+        let seen = now.addingTimeInterval(-600)
+        #expect(RunRules.isStuck(RunState(status: .queued, lastProgress: seen), cutoff: now))
+        #expect(!RunRules.isStuck(RunState(status: .waiting, lastProgress: seen), cutoff: now), "a wait is progress")
+        #expect(RunRules.timeOut(RunState(status: .executing, lastProgress: seen), seenWithProgress: seen, reason: "r", at: now)
+            == [.finish(.timedOut, output: nil, error: "r", at: now), .dropTimers])
+        #expect(RunRules.timeOut(RunState(status: .executing, lastProgress: now), seenWithProgress: seen, reason: "r", at: now) == [])
+        #expect(RunRules.timeOut(RunState(status: .completed, lastProgress: seen), seenWithProgress: seen, reason: "r", at: now) == [])
+        #expect(RunRules.timeOut(nil, seenWithProgress: seen, reason: "r", at: now) == [])
+    }
+}
+
+@Suite("Dispatch and duty rules (pure)")
+struct DispatchRulesTests {
+    let now = Date(millisecondsSince1970: 1_790_000_000_000)
+
+    @Test("a dispatched event keeps what a resend is answered with, once")
+    func dispatched() {
+        let event = EventEnvelope(id: "e", name: "n", payload: ["secret": 1], context: ["c": 2])
+        let stored = DispatchRules.dispatched(SeenEvent(event: event, dispatched: false))
+        #expect(stored?.payload == .null && stored?.context == nil && stored?.id == "e")
+        #expect(DispatchRules.dispatched(SeenEvent(event: event, dispatched: true)) == nil)
+    }
+
+    @Test("a job id belongs to the tenant that registered it first")
+    func ownership() throws {
+        let job = try JobRegistration(id: "j", name: "J", version: "1.0.0", trigger: .event(name: "n"))
+        var other = job
+        other.tenant = try Tenant(project: "beta", environment: "prod")
+        try DispatchRules.checkOwnership(job, existing: nil)
+        try DispatchRules.checkOwnership(job, existing: job)
+        #expect(throws: JobOwnershipConflict.self) { try DispatchRules.checkOwnership(other, existing: job) }
+    }
+
+    @Test("a schedule is set when new or changed, kept when unchanged, removed when the job is no longer scheduled")
+    func schedules() throws {
+        var job = try JobRegistration(id: "j", name: "J", version: "1.0.0", trigger: .interval(seconds: 60))
+        let next = try #require(job.trigger.nextTick(after: now))
+        #expect(DispatchRules.syncSchedule(job, current: nil, now: now) == .set(.interval(seconds: 60), next: next))
+        #expect(DispatchRules.syncSchedule(job, current: .interval(seconds: 60), now: now) == .keep)
+        #expect(DispatchRules.syncSchedule(job, current: .interval(seconds: 30), now: now) == .set(.interval(seconds: 60), next: next))
+        job.trigger = .event(name: "n")
+        #expect(DispatchRules.syncSchedule(job, current: .interval(seconds: 60), now: now) == .remove)
+    }
+
+    @Test("a duty is taken when free, renewed by its holder, refused while another holds it, taken over once the lease ended")
+    func duties() {
+        let held = DutyLeaseRules.acquire(nil, name: "reaper", by: "a", now: now, lease: .seconds(30))
+        #expect(held == DutyLease(name: "reaper", owner: "a", until: now.addingTimeInterval(30)))
+        #expect(DutyLeaseRules.acquire(held, name: "reaper", by: "b", now: now.addingTimeInterval(29), lease: .seconds(30)) == nil)
+        #expect(DutyLeaseRules.acquire(held, name: "reaper", by: "a", now: now.addingTimeInterval(29), lease: .seconds(30))?.until == now.addingTimeInterval(59))
+        #expect(DutyLeaseRules.acquire(held, name: "reaper", by: "b", now: now.addingTimeInterval(31), lease: .seconds(30))?.owner == "b")
+    }
+}
