@@ -5,6 +5,9 @@ import Foundation
 /// The payload of `chaos.start`.
 struct ChaosRequest: Codable, Sendable {
     var waitSeconds: Double
+    /// When given, the run performs a background fetch of `<fetchURL>?run=<run id>` (the chaos
+    /// harness counts how often each run's fetch was performed).
+    var fetchURL: String?
 }
 
 /// The payload of `chaos.child`.
@@ -55,13 +58,17 @@ struct SliceMarker {
     }
 }
 
-/// A run with tasks, a durable wait and an event sent to another job: what the chaos harness
+/// A run with tasks, a background fetch, a durable wait and an event sent to another job: what the chaos harness
 /// sends while it kills processes.
 func chaosFlowJob(outbox: URL) -> Job<ChaosRequest, String> {
     Job(id: "chaos-flow", name: "Chaos flow", version: "1.0.0", trigger: .event(name: "chaos.start", payload: ChaosRequest.self)) { request, io, ctx in
         let marker = try SliceMarker.enter(runId: ctx.runId, outbox: outbox)
         defer { marker.leave() }
         let first = try await io.runTask("first step") { _ in try recordExecution("first step", runId: ctx.runId, outbox: outbox) }
+        if let url = request.fetchURL {
+            _ = try await io.backgroundFetch("probe", url: "\(url)?run=\(ctx.runId)",
+                                             retry: ["5xx": RetryPolicy(limit: 5, factor: 1, minTimeoutInMs: 200, maxTimeoutInMs: 200, randomize: false)])
+        }
         try await io.wait("pause", seconds: request.waitSeconds)
         _ = try await io.sendEvent("notify child", name: "chaos.child", payload: ChaosChildRequest(parent: ctx.runId))
         let second = try await io.runTask("second step") { _ in try recordExecution("second step", runId: ctx.runId, outbox: outbox) }

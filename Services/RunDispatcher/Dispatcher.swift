@@ -337,13 +337,16 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
         return consumer.assignedPartitions.contains(TopicPartition(topic: topics.events, partition: partition))
     }
     // Everything one poll returned in one transaction.
+    let outage = configuration.service.storeOutageTolerance
     let consumerService = BatchConsumerService(consumer: consumer, maxBatch: 1000, logger: logger) { batch in
-        try await dispatcher.handleEvents(batch)
+        // Dispatching a batch again starts nothing twice (run ids are derived, every write is
+        // idempotent): while the store restarts, dispatch it again.
+        try await retryingStoreOutage(tolerance: outage, what: "dispatching events", logger: logger) { try await dispatcher.handleEvents(batch) }
     }
     let jobsConsumer = try KafkaConsumer(configuration: kafka, groupID: "\(topics.prefix).dispatcher.jobs.\(configuration.instance)",
                                          topics: [topics.jobs], logger: logger)
     let jobsService = ConsumerService(consumer: jobsConsumer, logger: logger) { record in
-        try await dispatcher.handle(record)
+        try await retryingStoreOutage(tolerance: outage, what: "recording a job registration", logger: logger) { try await dispatcher.handle(record) }
         do {
             try await jobsConsumer.commit(record)
         } catch let error as KafkaError where error.isRetriable {

@@ -502,8 +502,10 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
                               applied: applied, watermarks: WatermarkQueries(producer: producer, topic: topics.taskResults),
                               reads: CheckpointReads(store: store), timeout: configuration.checkpointTimeout, store: store)
     // The store holds the offsets (in each batch's transaction).
+    let outage = configuration.service.storeOutageTolerance
     let consumerService = BatchConsumerService(consumer: consumer, maxBatch: .max, logger: logger) { batch in
-        try await recorder.handle(batch)
+        // Applying a batch is idempotent: while the store restarts, apply it again.
+        try await retryingStoreOutage(tolerance: outage, what: "applying run events", logger: logger) { try await recorder.handle(batch) }
     }
     let timers = TimerService(store: store, producer: producer, topics: topics, owner: configuration.instance,
                               lease: .seconds(60), logger: logger)

@@ -30,6 +30,9 @@ import Logging
 /// - `fetch.secrets.keys` (`FETCH_SECRETS_KEYS`), secret, none: base64 keys (32 bytes each,
 ///   comma-separated; the first seals) that encrypt background-fetch requests on the topic and
 ///   in the store; job services and the task-result service need the same keys.
+/// - `store.outage.tolerance.ms` (`STORE_OUTAGE_TOLERANCE_MS`), int, 30000: how long a consumer
+///   of a service with a store retries its batch while the store fails transiently (a PostgreSQL
+///   restart or failover) before the service stops.
 /// - `auth.keys.file` (`AUTH_KEYS_FILE`), path, none: the API keys file (hashes; made with
 ///   `baton-keys`). Without it the HTTP APIs need no key and act for the default project.
 public struct ServiceConfiguration: Sendable {
@@ -46,6 +49,8 @@ public struct ServiceConfiguration: Sendable {
     public var brokerChangePolicy: BrokerChangePolicy
     /// The keys sealing background-fetch requests, if configured.
     public var fetchSecrets: FetchSecrets?
+    /// How long a consumer retries while its store fails transiently.
+    public var storeOutageTolerance: Duration
 
     /// Reads the shared settings.
     /// - Throws: `ValidationError` naming the key whose value is invalid.
@@ -84,6 +89,11 @@ public struct ServiceConfiguration: Sendable {
         let deadline = config.int(forKey: "shutdown.deadline.ms", default: 30_000)
         guard deadline >= 1 else { throw ValidationError(path: "shutdown.deadline.ms", message: "must be at least 1, got \(deadline)") }
         self.shutdownDeadline = .milliseconds(deadline)
+        let tolerance = config.int(forKey: "store.outage.tolerance.ms", default: 30_000)
+        guard tolerance >= 0 else {
+            throw ValidationError(path: "store.outage.tolerance.ms", message: "must be 0 (stop at once) or more, got \(tolerance)")
+        }
+        self.storeOutageTolerance = .milliseconds(tolerance)
         let policyName = config.string(forKey: "store.on.broker.change", default: profile.isEmbedded ? "reset" : "refuse")
         guard let policy = BrokerChangePolicy(rawValue: policyName) else {
             throw ValidationError(path: "store.on.broker.change", message: "'\(policyName)' is not a policy; use 'refuse', 'reset' or 'rebind'")

@@ -93,15 +93,66 @@ public final class BatonStack: Sendable {
     /// (give them a shared `STORE_URL`) plus `extra`, on a port of its own; waits until it answers.
     @discardableResult
     public func startExtraTaskResults(name: String, extra: [String: String] = [:]) async throws -> (process: ChildProcess, port: Int) {
+        try await startExtra(.taskResults, name: name, extra: extra)
+    }
+
+    /// An instance started besides the stack's own three: how to start it again.
+    private struct ExtraInstance {
+        var process: ChildProcess
+        var role: Role
+        var name: String
+        var port: Int
+        var environment: [String: String]
+    }
+
+    private let extras = Mutex<[ExtraInstance]>([])
+
+    /// The instances started besides the stack's own three (the current process of each).
+    public var extraInstances: [ChildProcess] { extras.withLock { $0.map(\.process) } }
+
+    /// Starts one more instance of service `role` with the stack's settings for it plus `extra`,
+    /// on a port of its own (and its own SQLite file, unless the settings give a shared
+    /// `STORE_URL`); an ingester sends cancels to the stack's dispatcher. Waits until it answers.
+    @discardableResult
+    public func startExtra(_ role: Role, name: String, extra: [String: String] = [:]) async throws -> (process: ChildProcess, port: Int) {
         let port = try freeLoopbackPort()
-        let environment = commonEnvironment.merging(["HTTP_PORT": "\(port)",
-                                                     "STORE_PATH": directory.appendingPathComponent("\(name).sqlite").path]) { _, n in n }
-            .merging(roleEnvironment[.taskResults] ?? [:]) { _, n in n }.merging(extra) { _, n in n }
-        let process = try ChildProcess(name: name, executable: TestEnvironment.executable("baton-task-results"), environment: environment,
-                                       logDirectory: logs)
-        startedJobServices.withLock { $0.append((process, [:])) }  // stopped with the job services
+        var environment = commonEnvironment.merging(["HTTP_PORT": "\(port)"]) { _, n in n }
+        switch role {
+        case .taskResults, .dispatcher: environment["STORE_PATH"] = directory.appendingPathComponent("\(name).sqlite").path
+        case .ingester: environment["DISPATCHER_URL"] = "http://127.0.0.1:\(dispatcherPort)"
+        }
+        environment.merge(roleEnvironment[role] ?? [:]) { _, n in n }
+        environment.merge(extra) { _, n in n }
+        let process = try launchExtra(role, name: name, environment: environment)
+        extras.withLock { $0.append(ExtraInstance(process: process, role: role, name: name, port: port, environment: environment)) }
         try await awaitHealthy(process, port: port)
         return (process, port)
+    }
+
+    private func launchExtra(_ role: Role, name: String, environment: [String: String]) throws -> ChildProcess {
+        let executable = ["task-results": "baton-task-results", "dispatcher": "baton-dispatcher", "ingester": "baton-ingester"][role.rawValue]!
+        return try ChildProcess(name: name, executable: TestEnvironment.executable(executable), environment: environment, logDirectory: logs)
+    }
+
+    /// Stops extra instance `process` with `signal` and starts it again with the same settings
+    /// and port; returns once it answers, with the new process and the old one's exit status
+    /// after SIGTERM.
+    public func restartExtra(_ process: ChildProcess, with signal: StopSignal = .kill) async throws -> (process: ChildProcess, status: Int32?) {
+        guard let instance = extras.withLock({ $0.first { $0.process === process } }) else {
+            throw DeadlineExceeded(what: "extra instance \(process.name) to be known to the stack", deadline: .zero)
+        }
+        let status = try await stop(process, with: signal)
+        let next = try launchExtra(instance.role, name: instance.name, environment: instance.environment)
+        extras.withLock { list in
+            if let index = list.firstIndex(where: { $0.process === process }) { list[index].process = next }
+        }
+        try await awaitHealthy(next, port: instance.port)
+        return (next, status)
+    }
+
+    /// The port of extra instance `process`.
+    public func port(ofExtra process: ChildProcess) -> Int? {
+        extras.withLock { $0.first { $0.process === process }?.port }
     }
 
     /// Waits until `process` answers `/health` on `port`; fails at once, with its output, when
@@ -188,17 +239,7 @@ public final class BatonStack: Sendable {
     /// stack's dispatcher settings share one) and waits until it answers.
     @discardableResult
     public func startExtraDispatcher(extra: [String: String] = [:]) async throws -> (process: ChildProcess, port: Int) {
-        let port = try freeLoopbackPort()
-        let name = "dispatcher-\(UUID().uuidString.prefix(4))"
-        let process = try ChildProcess(
-            name: name, executable: TestEnvironment.executable("baton-dispatcher"),
-            environment: commonEnvironment.merging(["HTTP_PORT": "\(port)",
-                                                    "STORE_PATH": directory.appendingPathComponent("\(name).sqlite").path]) { _, n in n }
-                .merging(roleEnvironment[.dispatcher] ?? [:]) { _, n in n }.merging(extra) { _, n in n },
-            logDirectory: logs)
-        startedJobServices.withLock { $0.append((process, [:])) }  // stopped with the job services
-        try await awaitHealthy(process, port: port)
-        return (process, port)
+        try await startExtra(.dispatcher, name: "dispatcher-\(UUID().uuidString.prefix(4))", extra: extra)
     }
 
     /// `DELETE` `path`.
@@ -318,7 +359,7 @@ public final class BatonStack: Sendable {
     ///   and the broker's), instead of the last 4,000 characters of each running process.
     public func allOutput(full: Bool = false) -> String {
         guard full else {
-            return ([taskResults, dispatcher, ingester] + jobServices).map { "=== \($0.name)\n\($0.output().suffix(4000))" }.joined(separator: "\n")
+            return ([taskResults, dispatcher, ingester] + extraInstances + jobServices).map { "=== \($0.name)\n\($0.output().suffix(4000))" }.joined(separator: "\n")
         }
         let files = (try? FileManager.default.contentsOfDirectory(at: logs, includingPropertiesForKeys: nil)) ?? []
         return files.sorted { $0.path < $1.path }
@@ -328,7 +369,7 @@ public final class BatonStack: Sendable {
 
     /// Stops every process and the HTTP client.
     public func stop() async throws {
-        for process in jobServices + [ingester, dispatcher, taskResults] where process.isRunning {
+        for process in jobServices + extraInstances + [ingester, dispatcher, taskResults] where process.isRunning {
             try await process.kill9()
         }
         if broker.process.isRunning { try await broker.stop() }

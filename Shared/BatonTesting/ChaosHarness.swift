@@ -32,6 +32,12 @@ public struct ChaosReport: Sendable {
     public var timersFiredTwice = 0
     /// Slices of one run that ran at once (seen by the chaos jobs' slice markers).
     public var overlappingSlices = 0
+    /// Runs whose background fetch reached the test server more than once (counted by the server).
+    public var fetchesPerformedTwice = 0
+    /// PostgreSQL restarts during the run (`--store postgres`).
+    public var storeRestarts = 0
+    /// Processes that stopped without being killed (e.g. a service that gave up while the store restarted).
+    public var stoppedOnTheirOwn = 0
     /// Processes SIGKILLed (or SIGTERMed) and restarted.
     public var kills = 0
     public var killed: [String] = []
@@ -42,21 +48,30 @@ public struct ChaosReport: Sendable {
 
     /// The invariant line.
     public var line: String {
-        "runs: \(runs), completed: \(completed), lost events: \(lostEvents), duplicate runs: \(duplicateRuns), re-executed acked tasks: \(reexecutedAckedTasks), timers fired twice: \(timersFiredTwice), overlapping slices: \(overlappingSlices)"
+        "runs: \(runs), completed: \(completed), lost events: \(lostEvents), duplicate runs: \(duplicateRuns), re-executed acked tasks: \(reexecutedAckedTasks), timers fired twice: \(timersFiredTwice), fetches performed twice: \(fetchesPerformedTwice), overlapping slices: \(overlappingSlices)"
             + (terminated ? ", SIGTERMs: \(kills), unclean exits: \(uncleanExits)" : "")
+            + (storeRestarts > 0 ? ", PostgreSQL restarts: \(storeRestarts)" : "")
+            + (stoppedOnTheirOwn > 0 ? ", processes that stopped on their own: \(stoppedOnTheirOwn)" : "")
     }
 
     /// Whether every invariant held.
     public var holds: Bool {
         runs > 0 && completed == runs && lostEvents == 0 && duplicateRuns == 0 && reexecutedAckedTasks == 0 && timersFiredTwice == 0
-            && overlappingSlices == 0 && uncleanExits == 0
+            && fetchesPerformedTwice == 0 && overlappingSlices == 0 && uncleanExits == 0 && stoppedOnTheirOwn == 0
     }
 }
 
 /// Starts the embedded stack (Tansu, the three services, two job services), sends a bounded
-/// stream of `chaos.start` events to 127.0.0.1 — runs with tasks, a wait and an event sent to
-/// another job — and, driven by `seed`, SIGKILLs and restarts random Baton processes at random
-/// times. When the stream has ended and everything has settled it counts the invariants.
+/// stream of `chaos.start` events to 127.0.0.1 — runs with tasks, a background fetch, a wait and
+/// an event sent to another job — and, driven by `seed`, SIGKILLs and restarts random Baton
+/// processes at random times. When the stream has ended and everything has settled it counts
+/// the invariants.
+///
+/// Topology: with `postgres`, the dispatcher and the task-result service keep their state in a
+/// PostgreSQL server of the harness's own (one database each), which is restarted once midway;
+/// with `instances` > 1, each service runs that many instances (the dispatcher and the
+/// task-result service only with `postgres`), events are sent to the ingesters in turn, and any
+/// instance may be killed.
 public struct ChaosHarness: Sendable {
     public var runs: Int
     public var kills: Int
@@ -66,11 +81,18 @@ public struct ChaosHarness: Sendable {
     /// When set, processes get SIGTERM with this shutdown deadline (`SHUTDOWN_DEADLINE_MS`)
     /// instead of SIGKILL: each must drain and exit 0 in time.
     public var shutdownDeadline: Duration?
+    /// Instances of each service.
+    public var instances: Int
+    /// Whether the stores are in PostgreSQL (restarted once midway) instead of SQLite files.
+    public var postgres: Bool
     public var log: @Sendable (String) -> Void
 
     public init(runs: Int, kills: Int, seed: UInt64, waitSeconds: Double = 0.3, settleDeadline: Duration = .seconds(300),
-                shutdownDeadline: Duration? = nil, log: @escaping @Sendable (String) -> Void = { _ in }) {
+                shutdownDeadline: Duration? = nil, instances: Int = 1, postgres: Bool = false,
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.shutdownDeadline = shutdownDeadline
+        self.instances = instances
+        self.postgres = postgres
         self.runs = runs
         self.kills = kills
         self.seed = seed
@@ -91,32 +113,67 @@ public struct ChaosHarness: Sendable {
         } else {
             signal = .kill
         }
-        let stack = try await BatonStack.start(label: "chaos", environment: environment)
-        try await stack.startExampleJobs()
-        try await stack.startExampleJobs()
+        // The stores: SQLite files, or a PostgreSQL of the harness's own with a database per service.
+        var roleEnvironment: [BatonStack.Role: [String: String]] = [:]
+        var server: PostgresServer?
+        if postgres {
+            let started = try await PostgresServer.start(logDirectory: try TestEnvironment.temporaryDirectory("chaos-postgres"))
+            try await started.createDatabase("baton_task_results")
+            try await started.createDatabase("baton_dispatcher")
+            roleEnvironment[.taskResults] = ["STORE_URL": started.url(database: "baton_task_results"), "TASK_RESULTS_INSTANCE": "task-results-0"]
+            roleEnvironment[.dispatcher] = ["STORE_URL": started.url(database: "baton_dispatcher"), "DISPATCHER_INSTANCE": "dispatcher-0"]
+            server = started
+        }
+        let fetches = try await FetchCounter.start()
+        let stack = try await BatonStack.start(label: "chaos", environment: environment, roleEnvironment: roleEnvironment)
+        var targets: [Target] = [.main(.ingester), .main(.dispatcher), .main(.taskResults)]
+        var ingesterPorts = [stack.ingesterPort]
+        var taskResultPorts = [stack.taskResultsPort]
+        for index in 1..<max(1, instances) {
+            let ingester = try await stack.startExtra(.ingester, name: "ingester-\(index)")
+            ingesterPorts.append(ingester.port)
+            targets.append(.extra("ingester-\(index)"))
+            guard postgres else { continue }
+            try await stack.startExtra(.dispatcher, name: "dispatcher-\(index)", extra: ["DISPATCHER_INSTANCE": "dispatcher-\(index)"])
+            let taskResults = try await stack.startExtra(.taskResults, name: "task-results-\(index)", extra: ["TASK_RESULTS_INSTANCE": "task-results-\(index)"])
+            taskResultPorts.append(taskResults.port)
+            targets += [.extra("dispatcher-\(index)"), .extra("task-results-\(index)")]
+        }
+        // Two job services; with several task-result instances, each asks another one for checkpoints.
+        for index in 0..<2 {
+            try await stack.startExampleJobs(environment: ["TASK_RESULTS_URL": "http://127.0.0.1:\(taskResultPorts[index % taskResultPorts.count])"])
+        }
+        targets += [.jobService, .jobService]
         var random = SeededGenerator(seed: seed)
-        let targets = ["ingester", "dispatcher", "task-results", "job service", "job service"]
         var plan = (0..<kills).map { _ in (delay: Int.random(in: 300...1500, using: &random), target: Int.random(in: 0..<targets.count, using: &random)) }
         if shutdownDeadline != nil, kills >= 4 {
             // Drains differ per service: make sure each kind is stopped at least once, in a
             // seeded order.
-            for (index, target) in [0, 1, 2, 3].shuffled(using: &random).enumerated() { plan[index].target = target }
+            let kinds = [0, 1, 2, targets.firstIndex(of: .jobService)!]
+            for (index, target) in kinds.shuffled(using: &random).enumerated() { plan[index].target = target }
         }
         let pace = Duration.milliseconds(max(10, (kills * 2500) / max(1, runs)))
-        log("chaos: seed \(seed), \(runs) runs, \(kills) kills, one event every \(pace)")
+        log("chaos: seed \(seed), \(runs) runs, \(kills) kills, one event every \(pace), \(max(1, instances)) instance(s) per service, "
+            + (postgres ? "PostgreSQL store (restarted once midway)" : "SQLite stores"))
 
-        async let sent = send(stack, pace: pace)
+        async let sent = send(stack, ports: ingesterPorts, fetchURL: fetches.url, pace: pace)
         var report = ChaosReport()
         report.terminated = shutdownDeadline != nil
-        for step in plan {
+        for (number, step) in plan.enumerated() {
             try await Task.sleep(for: .milliseconds(step.delay))
+            if let server, number == plan.count / 2 {
+                try await server.restart()
+                report.storeRestarts += 1
+                log("chaos: restarted PostgreSQL")
+            }
             let target = targets[step.target]
             let status: Int32?
-            switch step.target {
-            case 0: status = try await stack.restart(.ingester, with: signal)
-            case 1: status = try await stack.restart(.dispatcher, with: signal)
-            case 2: status = try await stack.restart(.taskResults, with: signal)
-            default:
+            switch target {
+            case .main(let role): status = try await stack.restart(role, with: signal)
+            case .extra(let name):
+                let process = stack.extraInstances.first { $0.name == name }!
+                status = try await stack.restartExtra(process, with: signal).status
+            case .jobService:
                 let running = stack.jobServices.filter(\.isRunning)
                 status = try await stack.restartJobService(running[step.target % running.count], with: signal).status
             }
@@ -126,25 +183,59 @@ public struct ChaosHarness: Sendable {
                 log("chaos: \(target) " + (status == BatonStack.exitMissedDeadline ? "did not exit by its deadline" : "exited with status \(status)") + " after SIGTERM")
             }
             report.kills += 1
-            report.killed.append(target)
-            log("chaos: \(report.terminated ? "SIGTERMed" : "SIGKILLed") and restarted \(target)" + (status.map { " (exit \($0))" } ?? ""))
+            report.killed.append(target.name)
+            log("chaos: \(report.terminated ? "SIGTERMed" : "SIGKILLed") and restarted \(target.name)" + (status.map { " (exit \($0))" } ?? ""))
+        }
+        if let server, report.storeRestarts == 0 {
+            try await server.restart()
+            report.storeRestarts += 1
+            log("chaos: restarted PostgreSQL")
         }
         let accepted = try await sent
         log("chaos: \(accepted.count) events accepted; waiting for every run to settle")
         try await audit(stack, accepted: accepted, into: &report)
+        for process in [stack.ingester, stack.dispatcher, stack.taskResults] + stack.extraInstances + stack.jobServices where !process.isRunning {
+            report.stoppedOnTheirOwn += 1
+            log("chaos: \(process.name) stopped on its own (exit \(process.terminationStatus)); its log: \(process.logFile.path)")
+        }
+        // Counted by the fetched server, from outside the task-result service.
+        for (run, count) in fetches.requests where count > 1 {
+            report.fetchesPerformedTwice += 1
+            log("chaos: the fetch of run \(run) was performed \(count) times")
+        }
         try await stack.stop()
+        await fetches.stop()
+        try await server?.stop()
         return report
     }
 
-    /// Sends `runs` events, each retried with the same id until the ingester answers 2xx.
-    func send(_ stack: BatonStack, pace: Duration) async throws -> [String] {
+    /// A process the harness kills: one of the stack's own, an extra instance, or a job service.
+    enum Target: Equatable {
+        case main(BatonStack.Role)
+        case extra(String)
+        case jobService
+
+        var name: String {
+            switch self {
+            case .main(let role): role == .taskResults ? "task-results" : role.rawValue
+            case .extra(let name): name
+            case .jobService: "job service"
+            }
+        }
+    }
+
+    /// Sends `runs` events to the ingesters at `ports` in turn, each retried with the same id
+    /// (at the next ingester) until one answers 2xx.
+    func send(_ stack: BatonStack, ports: [Int], fetchURL: String, pace: Duration) async throws -> [String] {
         var accepted: [String] = []
+        var turn = 0
         for index in 0..<runs {
             let id = "evt_chaos_\(seed)_\(index)"
-            let body = #"{"id":"\#(id)","name":"chaos.start","payload":{"waitSeconds":\#(waitSeconds)}}"#
+            let body = #"{"id":"\#(id)","name":"chaos.start","payload":{"waitSeconds":\#(waitSeconds),"fetchURL":"\#(fetchURL)"}}"#
             let deadline = ContinuousClock.now + .seconds(120)
             while ContinuousClock.now < deadline {
-                if let answer = try? await stack.sendEvent(body), answer.status == 202 {
+                turn += 1
+                if let answer = try? await stack.post(port: ports[turn % ports.count], "/api/v1/events", body: body), answer.status == 202 {
                     accepted.append(id)
                     break
                 }

@@ -8,7 +8,9 @@ import Synchronization
 public final class PostgresServer: Sendable {
     public let port: Int
     public let directory: URL
-    let process: ChildProcess
+    private let current: Mutex<ChildProcess>
+    /// The running server process.
+    var process: ChildProcess { current.withLock { $0 } }
     let binaries: URL
     let logDirectory: URL
 
@@ -21,7 +23,7 @@ public final class PostgresServer: Sendable {
     private init(port: Int, directory: URL, process: ChildProcess, binaries: URL, logDirectory: URL) {
         self.port = port
         self.directory = directory
-        self.process = process
+        self.current = Mutex(process)
         self.binaries = binaries
         self.logDirectory = logDirectory
     }
@@ -80,7 +82,13 @@ public final class PostgresServer: Sendable {
         try await run("initdb", ["-D", data.path, "-U", user, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"],
                       binaries: binaries, logDirectory: logDirectory)
         let port = try freeLoopbackPort()
-        let process = try launch("postgres", ["-D", data.path, "-p", "\(port)", "-k", directory.path,
+        let process = try await serve(directory: directory, port: port, binaries: binaries, logDirectory: logDirectory)
+        return PostgresServer(port: port, directory: directory, process: process, binaries: binaries, logDirectory: logDirectory)
+    }
+
+    /// Starts `postgres` on the cluster in `directory`; returns once it accepts connections.
+    private static func serve(directory: URL, port: Int, binaries: URL, logDirectory: URL) async throws -> ChildProcess {
+        let process = try launch("postgres", ["-D", directory.appendingPathComponent("data").path, "-p", "\(port)", "-k", directory.path,
                                               "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
                                               "-c", "full_page_writes=off", "-c", "max_connections=200"],
                                  binaries: binaries, logDirectory: logDirectory)
@@ -88,7 +96,18 @@ public final class PostgresServer: Sendable {
             try process.requireRunning()
             return isListening(port: port) ? true : nil
         }
-        return PostgresServer(port: port, directory: directory, process: process, binaries: binaries, logDirectory: logDirectory)
+        return process
+    }
+
+    /// Restarts the server as an operator would: a fast shutdown (SIGINT: every session is cut,
+    /// in-flight transactions roll back), then the same cluster on the same port again.
+    /// Returns once it accepts connections again.
+    public func restart() async throws {
+        let old = process
+        kill(old.pid, SIGINT)
+        _ = try await eventually("PostgreSQL to shut down", deadline: .seconds(30)) { () -> Bool? in old.isRunning ? nil : true }
+        let next = try await Self.serve(directory: directory, port: port, binaries: binaries, logDirectory: logDirectory)
+        current.withLock { $0 = next }
     }
 
     private static let sharedServer = Mutex<Task<PostgresServer, any Error>?>(nil)

@@ -6,6 +6,8 @@ import Foundation
 /// sends `--runs` events while SIGKILLing and restarting `--kills` random Baton processes, and
 /// prints the invariant line. Exits 1 when an invariant does not hold. With `--sigterm N` the
 /// processes get SIGTERM instead, with an N-second shutdown deadline: each must drain and exit 0.
+/// `--instances 2 --store postgres` runs two instances of each service on one PostgreSQL (which
+/// it restarts once midway) and kills any of them.
 ///
 ///     eval "$(deploy/local/setup --print-env)"
 ///     swift build && BATON_BIN_DIR=$(swift build --show-bin-path) .build/debug/baton-chaos --runs 1000 --kills 40
@@ -25,6 +27,12 @@ struct BatonChaos: AsyncParsableCommand {
     @Option(help: "Seconds each run waits durably.")
     var wait = 0.3
 
+    @Option(help: "Instances of each service (more than 1 needs --store postgres for the dispatcher and the task-result service).")
+    var instances = 1
+
+    @Option(help: "Where the dispatcher and the task-result service keep their state: sqlite (a file each) or postgres (a PostgreSQL server of the harness's own, restarted once midway).")
+    var store = "sqlite"
+
     @Option(name: .customLong("sigterm"), help: "Stop processes with SIGTERM and this shutdown deadline in seconds (they must drain and exit 0 in time) instead of SIGKILL.")
     var sigtermDeadline: Double?
 
@@ -32,6 +40,11 @@ struct BatonChaos: AsyncParsableCommand {
         guard runs >= 1, runs <= 100_000 else { throw ValidationError("--runs must be between 1 and 100000") }
         guard kills >= 0, kills <= 10_000 else { throw ValidationError("--kills must be between 0 and 10000") }
         guard wait >= 0, wait <= 60 else { throw ValidationError("--wait must be between 0 and 60 seconds") }
+        guard ["sqlite", "postgres"].contains(store) else { throw ValidationError("--store must be sqlite or postgres, got '\(store)'") }
+        guard instances >= 1, instances <= 4 else { throw ValidationError("--instances must be between 1 and 4") }
+        guard instances == 1 || store == "postgres" else {
+            throw ValidationError("--instances \(instances) needs --store postgres: a SQLite store serves one dispatcher and one task-result service")
+        }
         if let sigtermDeadline, !(sigtermDeadline > 0 && sigtermDeadline <= 600) {
             throw ValidationError("--sigterm must be between 0 and 600 seconds")
         }
@@ -41,7 +54,8 @@ struct BatonChaos: AsyncParsableCommand {
         let started = ContinuousClock.now
         let report = try await ChaosHarness(runs: runs, kills: kills, seed: seed, waitSeconds: wait,
                                             settleDeadline: .seconds(max(300, runs)),
-                                            shutdownDeadline: sigtermDeadline.map { .milliseconds(Int($0 * 1000)) }, log: { print($0) }).run()
+                                            shutdownDeadline: sigtermDeadline.map { .milliseconds(Int($0 * 1000)) },
+                                            instances: instances, postgres: store == "postgres", log: { print($0) }).run()
         print("killed: \(report.killed.joined(separator: ", "))")
         print(report.line)
         print("seed \(seed), \(ContinuousClock.now - started)")

@@ -14,6 +14,23 @@ struct ChaosTests {
         #expect(report.duplicateRuns == 0)
         #expect(report.reexecutedAckedTasks == 0)
         #expect(report.timersFiredTwice == 0)
+        #expect(report.fetchesPerformedTwice == 0)
+        #expect(report.overlappingSlices == 0)
+    }
+
+    @Test("two instances of each service on one PostgreSQL: 40 runs while 6 random instances are SIGKILLed and PostgreSQL restarts once: nothing lost, duplicated or re-executed")
+    func chaosTwoInstancesOnPostgres() async throws {
+        let report = try await ChaosHarness(runs: 40, kills: 6, seed: 4242, instances: 2, postgres: true, log: { print($0) }).run()
+        print(report.line)
+        #expect(report.kills == 6 && report.storeRestarts == 1)
+        #expect(report.runs >= 80, "every event accepted: \(report.runs / 2) of 40")
+        #expect(report.completed == report.runs)
+        #expect(report.lostEvents == 0)
+        #expect(report.duplicateRuns == 0)
+        #expect(report.reexecutedAckedTasks == 0)
+        #expect(report.timersFiredTwice == 0)
+        #expect(report.fetchesPerformedTwice == 0)
+        #expect(report.overlappingSlices == 0)
     }
 
     @Test("SIGTERM under load: 30 runs while 5 random Baton processes are terminated; each drains and exits 0 within its deadline, nothing lost or duplicated")
