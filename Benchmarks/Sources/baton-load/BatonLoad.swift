@@ -85,6 +85,12 @@ struct BatonLoad: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "LOG_LEVEL of the three services (the job service logs at least at info).")
     var logLevel = "warning"
 
+    @Option(help: "Instances of each service, and job services (more than 1 needs --store postgres).")
+    var instances = 1
+
+    @Option(help: "Where the dispatcher and the task-result service keep their state: sqlite or postgres (a PostgreSQL server of the tool's own on a loopback port).")
+    var store = "sqlite"
+
     @Option(name: .customLong("json"), help: "Also write the raw numbers as JSON to this file.")
     var jsonPath: String?
 
@@ -121,6 +127,10 @@ struct BatonLoad: AsyncParsableCommand {
         try require(senders >= 1, "--senders must be at least 1, got \(senders)")
         try require(burstDeadlineSeconds >= 1, "--burst-deadline must be at least 1 second, got \(burstDeadlineSeconds)")
         try require(floorProduces >= 1 && floorHops >= 1, "--floor-produces and --floor-hops must be at least 1")
+        try require((1...4).contains(instances), "--instances must be between 1 and 4, got \(instances)")
+        try require(["sqlite", "postgres"].contains(store), "--store must be sqlite or postgres, got '\(store)'")
+        try require(instances == 1 || store == "postgres",
+                    "--instances \(instances) needs --store postgres: a SQLite store serves one dispatcher and one task-result service")
         let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
         try require(levels.contains(logLevel), "--log-level must be one of \(levels.joined(separator: ", ")), got '\(logLevel)'")
         var chosen: [Phase] = []
@@ -135,7 +145,7 @@ struct BatonLoad: AsyncParsableCommand {
             runs: runs, tasks: tasks, taskMilliseconds: taskMilliseconds, concurrency: concurrency,
             sequentialRuns: sequentialRuns, warmupRuns: warmupRuns, ioRuns: ioRuns, ioTaskMilliseconds: ioTaskMilliseconds,
             partitions: partitions, phases: chosen, sendVia: sendVia, senders: senders, burstDeadlineSeconds: burstDeadlineSeconds,
-            floorProduces: floorProduces, floorHops: floorHops, logLevel: logLevel,
+            floorProduces: floorProduces, floorHops: floorHops, logLevel: logLevel, instances: instances, store: store,
             binDirectory: ProcessInfo.processInfo.environment["BATON_BIN_DIR"] ?? "")
     }
 }

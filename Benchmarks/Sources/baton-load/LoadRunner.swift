@@ -50,6 +50,8 @@ struct LoadRunner: Sendable {
     let stack: BatonStack
     let settings: LoadSettings
     let logger: Logger
+    /// Every ingester's port: batches go to them in turn.
+    var ingesterPorts: [Int]
 
     /// Starts the stack, runs the phases, reads the peak RSS of every process and stops the
     /// stack, also when a phase fails (then the end of each process's log goes to stderr).
@@ -57,16 +59,38 @@ struct LoadRunner: Sendable {
         var logger = Logger(label: "baton-load")
         logger.logLevel = .warning
         let slices = "\(settings.concurrency)"
-        progress("starting the embedded stack: \(settings.partitions) partitions, \(slices) concurrent slices")
+        progress("starting the embedded stack: \(settings.partitions) partitions, \(slices) concurrent slices, "
+                 + "\(settings.instances) instance(s) of each service, \(settings.store) store")
+        var roleEnvironment: [BatonStack.Role: [String: String]] = [:]
+        var server: PostgresServer?
+        if settings.store == "postgres" {
+            let started = try await PostgresServer.start(logDirectory: try TestEnvironment.temporaryDirectory("load-postgres"))
+            try await started.createDatabase("baton_task_results")
+            try await started.createDatabase("baton_dispatcher")
+            roleEnvironment[.taskResults] = ["STORE_URL": started.url(database: "baton_task_results"), "TASK_RESULTS_INSTANCE": "task-results-0"]
+            roleEnvironment[.dispatcher] = ["STORE_URL": started.url(database: "baton_dispatcher"), "DISPATCHER_INSTANCE": "dispatcher-0"]
+            server = started
+        }
         let stack = try await BatonStack.start(label: "load", environment: [
             "LOG_LEVEL": settings.logLevel, "KAFKA_TOPIC_PARTITIONS": "\(settings.partitions)", "WORKER_MAX_CONCURRENT_SLICES": slices,
-        ])
-        let runner = LoadRunner(stack: stack, settings: settings, logger: logger)
+        ], roleEnvironment: roleEnvironment)
+        var runner = LoadRunner(stack: stack, settings: settings, logger: logger, ingesterPorts: [stack.ingesterPort])
         do {
+            var taskResultPorts = [stack.taskResultsPort]
+            for index in 1..<settings.instances {
+                runner.ingesterPorts.append(try await stack.startExtra(.ingester, name: "ingester-\(index)").port)
+                try await stack.startExtra(.dispatcher, name: "dispatcher-\(index)", extra: ["DISPATCHER_INSTANCE": "dispatcher-\(index)"])
+                taskResultPorts.append(try await stack.startExtra(.taskResults, name: "task-results-\(index)",
+                                                                  extra: ["TASK_RESULTS_INSTANCE": "task-results-\(index)"]).port)
+            }
             // At least info: startExampleJobs waits for the service's "job registered" log lines.
             let jobLogLevel = ["trace", "debug", "info"].contains(settings.logLevel) ? settings.logLevel : "info"
-            // Only the job it drives: each job is a consumer group polling the broker.
-            try await stack.startExampleJobs(environment: ["WORKER_MAX_CONCURRENT_SLICES": slices, "LOG_LEVEL": jobLogLevel], jobs: ["many-steps"])
+            // Only the job it drives: each job is a consumer group polling the broker. One job
+            // service per instance, each asking its own task-result instance for checkpoints.
+            for port in taskResultPorts {
+                try await stack.startExampleJobs(environment: ["WORKER_MAX_CONCURRENT_SLICES": slices, "LOG_LEVEL": jobLogLevel,
+                                                               "TASK_RESULTS_URL": "http://127.0.0.1:\(port)"], jobs: ["many-steps"])
+            }
             var report = LoadReport(date: Date(), settings: settings)
             for phase in settings.phases {
                 progress("phase \(phase.rawValue)")
@@ -82,10 +106,12 @@ struct LoadRunner: Sendable {
             report.computeRatios()
             report.peakMemory = runner.peakMemory()
             try await stack.stop()
+            try await server?.stop()
             return report
         } catch {
             progress("baton-load failed: \(error)\nthe end of each process's log:\n\(stack.allOutput())")
             try? await stack.stop()
+            try? await server?.stop()
             throw error
         }
     }
@@ -153,6 +179,9 @@ struct LoadRunner: Sendable {
         var processes: [(name: String, process: ChildProcess, isBaton: Bool)] = [
             ("baton-ingester", stack.ingester, true), ("baton-dispatcher", stack.dispatcher, true), ("baton-task-results", stack.taskResults, true),
         ]
+        for process in stack.extraInstances {
+            processes.append(("baton-\(process.name)", process, true))
+        }
         let jobServices = stack.jobServices
         for (index, service) in jobServices.enumerated() {
             processes.append((jobServices.count == 1 ? "baton-example-jobs" : "baton-example-jobs #\(index + 1)", service, true))
@@ -226,7 +255,7 @@ struct LoadRunner: Sendable {
             var results: [Item]
         }
         let body = "{\"events\":[" + repeatElement(eventJSON, count: count).joined(separator: ",") + "]}"
-        let (status, text) = try await stack.post(port: stack.ingesterPort, "/api/v1/events/batch", body: body)
+        let (status, text) = try await stack.post(port: ingesterPorts.randomElement() ?? stack.ingesterPort, "/api/v1/events/batch", body: body)
         guard (200..<300).contains(status) else {
             throw LoadError.rejected("POST /api/v1/events/batch answered \(status): \(text.prefix(500))")
         }
@@ -282,7 +311,7 @@ struct LoadRunner: Sendable {
 
     /// Throws ``ProcessExited`` (which stops any waiting at once) when a process of the stack died.
     func checkAlive() throws {
-        for process in [stack.ingester, stack.dispatcher, stack.taskResults, stack.broker.process] + stack.jobServices {
+        for process in [stack.ingester, stack.dispatcher, stack.taskResults, stack.broker.process] + stack.extraInstances + stack.jobServices {
             try process.requireRunning()
         }
     }
@@ -308,7 +337,8 @@ struct LoadRunner: Sendable {
     /// What one look at a run found.
     enum Probe: Sendable {
         case finished(RunDetails)
-        case pending
+        /// Not finished yet in the runs API (its id).
+        case pending(String)
         case failed(String)
     }
 
@@ -369,6 +399,8 @@ struct LoadRunner: Sendable {
         progress("\(label): all \(runIDs.count) runs finished; reading them from the runs API")
         var finished: [RunDetails] = []
         finished.reserveCapacity(runIDs.count)
+        // The store applies the task-results topic a moment after the run's last event is on it
+        // (more so with PostgreSQL): a run not finished in the runs API yet is read again.
         var remaining = runIDs[...]
         while !remaining.isEmpty {
             let chunk = Array(remaining.prefix(256))
@@ -380,8 +412,11 @@ struct LoadRunner: Sendable {
                     finished.append(run)
                 case .failed(let message):
                     throw LoadError.deadline("\(label): reading a finished run from the runs API failed: \(message)")
-                case .pending:
-                    throw LoadError.deadline("\(label): a run reported finished on Kafka is not finished in the runs API yet")
+                case .pending(let id):
+                    guard clock.now < end else {
+                        throw LoadError.deadline("\(label): run \(id) reported finished on Kafka is still not finished in the runs API at the deadline")
+                    }
+                    finished.append(try await awaitRun(id, deadline: end - clock.now))
                 }
             }
         }
@@ -408,7 +443,7 @@ struct LoadRunner: Sendable {
     /// One look at run `runID`.
     func probe(_ runID: String) async -> Probe {
         do {
-            guard let run = try await stack.run(runID), run.status.isTerminal else { return .pending }
+            guard let run = try await stack.run(runID), run.status.isTerminal else { return .pending(runID) }
             return .finished(run)
         } catch {
             return .failed("\(error)")

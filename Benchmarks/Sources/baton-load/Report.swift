@@ -33,6 +33,10 @@ struct LoadSettings: Codable, Sendable {
     var floorProduces: Int
     var floorHops: Int
     var logLevel: String
+    /// Instances of each service (and job services).
+    var instances: Int
+    /// `sqlite` or `postgres`.
+    var store: String
     var binDirectory: String
 
     /// The settings as command-line flags, for the report's header.
@@ -40,7 +44,8 @@ struct LoadSettings: Codable, Sendable {
         "--runs \(runs) --tasks \(tasks) --task-ms \(taskMilliseconds) --concurrency \(concurrency) --partitions \(partitions) "
             + "--sequential-runs \(sequentialRuns) --warmup-runs \(warmupRuns) --io-runs \(ioRuns) --io-task-ms \(ioTaskMilliseconds) "
             + "--phases \(phases.map(\.rawValue).joined(separator: ",")) --send-via \(sendVia.rawValue) --senders \(senders) "
-            + "--burst-deadline \(burstDeadlineSeconds) --floor-produces \(floorProduces) --floor-hops \(floorHops) --log-level \(logLevel)"
+            + "--burst-deadline \(burstDeadlineSeconds) --floor-produces \(floorProduces) --floor-hops \(floorHops) --log-level \(logLevel) "
+            + "--instances \(instances) --store \(store)"
     }
 }
 
