@@ -102,19 +102,43 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         return try await database.transaction { connection, logger in
             var statuses = try await Self.lockRuns(Set(events.map(\.event.runId)), connection, logger)
             var unknown: [String] = []
+            // Each run's latest status change of the batch, written once at the end: a batch
+            // moves a run's status many times (every task event marks it executing), and the
+            // rows are locked, so only the last one needs writing.
+            var statusChanges: [String: (status: RunStatus, at: Date)] = [:]
             for (event, traceParent) in events {
                 let status = statuses[event.runId]
                 guard let writes = RunRules.apply(event, status: status, traceParent: traceParent) else {
                     unknown.append(event.runId)
                     continue
                 }
-                let created = try await Self.execute(writes, runId: event.runId, connection, logger)
+                var immediate: [RunWrite] = []
+                for write in writes {
+                    switch write {
+                    case .setStatus(let newStatus, let at): statusChanges[event.runId] = (newStatus, at)
+                    case .finish:
+                        // The end supersedes any status change before it.
+                        statusChanges[event.runId] = nil
+                        immediate.append(write)
+                    default: immediate.append(write)
+                    }
+                }
+                let created = try await Self.execute(immediate, runId: event.runId, connection, logger)
                 if status == nil, !created, case .runCreated = event.body {
                     // Another instance created it meanwhile (its lock is ours now).
                     statuses[event.runId] = try await Self.lockRuns([event.runId], connection, logger)[event.runId]
                 } else {
                     statuses[event.runId] = RunRules.status(after: writes, from: status)
                 }
+            }
+            if !statusChanges.isEmpty {
+                let changes = statusChanges.sorted { $0.key < $1.key }
+                try await connection.query("""
+                    UPDATE runs SET status = change.status, updated_at = change.at
+                    FROM unnest(\(changes.map(\.key)), \(changes.map(\.value.status.rawValue)), \(changes.map(\.value.at.millisecondsSince1970)))
+                        AS change(id, status, at)
+                    WHERE runs.id = change.id
+                    """, logger: logger)
             }
             for (topic, partitions) in next { try await PostgresConsumedOffsetStore.advance(topic: topic, to: partitions, connection, logger) }
             return unknown
@@ -143,7 +167,17 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
     @discardableResult
     private static func execute(_ writes: [RunWrite], runId: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
         var created = false
-        for write in writes {
+        var index = writes.startIndex
+        while index < writes.endIndex {
+            let write = writes[index]
+            index += 1
+            // A task's first record and its change, in one statement (one round trip).
+            if case .addTask(let taskId, let key, let parent, let name, let status, let at) = write, index < writes.endIndex,
+               try await upsertTask(runId: runId, taskId: taskId, key: key, parent: parent, name: name, status: status, at: at,
+                                    then: writes[index], connection, logger) {
+                index += 1
+                continue
+            }
             switch write {
             case .createRun(let run, let traceParent, let at):
                 let rows = try await connection.query("""
@@ -204,13 +238,15 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
             case .setStatus(let status, let at):
                 try await connection.query("UPDATE runs SET status = \(status.rawValue), updated_at = \(at.millisecondsSince1970) WHERE id = \(runId)", logger: logger)
             case .finish(let status, let output, let error, let at):
-                try await connection.query("""
-                    UPDATE runs SET status = \(status.rawValue), output = \(try output.map(json)), error = \(error),
-                        updated_at = \(at.millisecondsSince1970), completed_at = \(at.millisecondsSince1970)
-                    WHERE id = \(runId)
-                    """, logger: logger)
                 // An ended run's fetches are never performed.
-                try await connection.query("UPDATE fetches SET run_ended = true WHERE run_id = \(runId)", logger: logger)
+                try await connection.query("""
+                    WITH ended AS (
+                        UPDATE runs SET status = \(status.rawValue), output = \(try output.map(json)), error = \(error),
+                            updated_at = \(at.millisecondsSince1970), completed_at = \(at.millisecondsSince1970)
+                        WHERE id = \(runId) RETURNING id
+                    )
+                    UPDATE fetches SET run_ended = true WHERE run_id IN (SELECT id FROM ended)
+                    """, logger: logger)
             case .deduplicationCompleted(let key, let output, let at):
                 if let record = DeduplicationRules.completed(
                     try await PostgresDeduplicationStore.lockedRecord(key, placeholder: false, connection, logger), output: output, now: at) {
@@ -229,6 +265,56 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         return created
     }
 
+    /// Adds task `taskId` and applies `change` to it in one `INSERT … ON CONFLICT DO UPDATE`,
+    /// equal to ``RunWrite/addTask(taskId:key:parentTaskId:name:status:at:)`` followed by the
+    /// change; `false` (nothing written) when `change` is not a change of that task.
+    private static func upsertTask(runId: String, taskId: String, key: String, parent: String?, name: String?, status: TaskStatus, at: Date,
+                                   then change: RunWrite, _ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
+        let started = at.millisecondsSince1970
+        switch change {
+        case .startAttempt(taskId, let attempt, let newName, let properties):
+            let props = try properties.map(json)
+            try await connection.query("""
+                INSERT INTO tasks (run_id, task_id, key, parent_task_id, name, properties, status, attempts, started_at)
+                VALUES (\(runId), \(taskId), \(key), \(parent), \(newName ?? name), \(props), 'RUNNING', \(max(0, attempt)), \(started))
+                ON CONFLICT (run_id, task_id) DO UPDATE SET attempts = GREATEST(tasks.attempts, \(attempt)), name = COALESCE(\(newName), tasks.name),
+                    properties = COALESCE(\(props), tasks.properties), status = 'RUNNING'
+                WHERE tasks.status != 'COMPLETED'
+                """, logger: logger)
+        case .completeTask(taskId, let output, let attempts, let completedAt):
+            let (minimum, exact): (Int, Int?) = switch attempts {
+            case .atLeast(let count): (count, nil)
+            case .exactly(let count): (count, count)
+            }
+            let value = try json(output)
+            try await connection.query("""
+                INSERT INTO tasks (run_id, task_id, key, parent_task_id, name, status, output, attempts, started_at, completed_at)
+                VALUES (\(runId), \(taskId), \(key), \(parent), \(name), 'COMPLETED', \(value), \(exact ?? max(0, minimum)), \(started),
+                        \(completedAt.millisecondsSince1970))
+                ON CONFLICT (run_id, task_id) DO UPDATE SET status = 'COMPLETED', output = \(value), error = NULL,
+                    completed_at = \(completedAt.millisecondsSince1970), attempts = COALESCE(\(exact), GREATEST(tasks.attempts, \(minimum)))
+                WHERE tasks.status != 'COMPLETED'
+                """, logger: logger)
+        case .failAttempt(taskId, let error, let attempt):
+            try await connection.query("""
+                INSERT INTO tasks (run_id, task_id, key, parent_task_id, name, status, error, attempts, failures, started_at)
+                VALUES (\(runId), \(taskId), \(key), \(parent), \(name), 'ERRORED', \(error), \(max(0, attempt)), \(max(0, attempt)), \(started))
+                ON CONFLICT (run_id, task_id) DO UPDATE SET status = 'ERRORED', error = \(error),
+                    attempts = GREATEST(tasks.attempts, \(attempt)), failures = GREATEST(tasks.failures, \(attempt))
+                WHERE tasks.status != 'COMPLETED'
+                """, logger: logger)
+        case .setWaitUntil(taskId, let until):
+            try await connection.query("""
+                INSERT INTO tasks (run_id, task_id, key, parent_task_id, name, status, attempts, started_at, wait_until)
+                VALUES (\(runId), \(taskId), \(key), \(parent), \(name), \(status.rawValue), 1, \(started), \(until.millisecondsSince1970))
+                ON CONFLICT (run_id, task_id) DO UPDATE SET wait_until = COALESCE(tasks.wait_until, \(until.millisecondsSince1970)), attempts = 1
+                """, logger: logger)
+        default:
+            return false
+        }
+        return true
+    }
+
     public func checkpoints(runIds: [String]) async throws -> [RunCheckpoint] {
         try await database.transaction { connection, logger in
             _ = try await Self.lockRuns(Set(runIds), connection, logger)
@@ -244,35 +330,44 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
                     checkpoints.append(RunCheckpoint(runId: runId, status: nil, completedTasks: []))
                     continue
                 }
-                var failed: [String: Int] = [:]
-                for try await (taskId, failures) in try await connection.query("""
-                    SELECT task_id, failures FROM tasks WHERE run_id = \(runId) AND status != 'COMPLETED' AND failures > 0
-                    """, logger: logger).decode((String, Int32).self) {
-                    failed[taskId] = Int(failures)
-                }
+                let (completed, failed) = try await Self.progress(runId, connection, logger)
                 checkpoints.append(RunCheckpoint(runId: runId, status: RunStatus(rawValue: run.status),
-                                                 completedTasks: try await Self.completedTasks(runId, connection, logger),
-                                                 failedAttempts: failed, slice: Int(run.slices)))
+                                                 completedTasks: completed, failedAttempts: failed, slice: Int(run.slices)))
             }
             return checkpoints
         }
     }
 
     /// The run's completed tasks and log lines (a log line counts as a completed task keyed by
-    /// its message), in the order they were first recorded.
+    /// its message), in the order they were first recorded: tasks, then log lines.
     private static func completedTasks(_ runId: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> [CompletedTask] {
+        try await progress(runId, connection, logger).completed
+    }
+
+    /// The run's completed tasks (as ``completedTasks(_:_:_:)``) and the failed attempts of the
+    /// tasks that have not completed, in one query.
+    private static func progress(_ runId: String, _ connection: PostgresConnection,
+                                 _ logger: Logger) async throws -> (completed: [CompletedTask], failed: [String: Int]) {
         var tasks: [CompletedTask] = []
-        for try await (taskId, key, output) in try await connection.query("""
-            SELECT task_id, key, output FROM tasks WHERE run_id = \(runId) AND status = 'COMPLETED' ORDER BY seq
-            """, logger: logger).decode((String, String, String?).self) {
-            tasks.append(CompletedTask(taskId: taskId, key: key, output: try decodeJSON(output) ?? .null))
+        var logs: [CompletedTask] = []
+        var failed: [String: Int] = [:]
+        for try await (source, taskId, key, output, completed, failures) in try await connection.query("""
+            SELECT * FROM (
+                SELECT 0 AS source, task_id, key, output, status = 'COMPLETED' AS completed, failures, seq FROM tasks
+                WHERE run_id = \(runId) AND (status = 'COMPLETED' OR failures > 0)
+                UNION ALL
+                SELECT 1, task_id, message, NULL, true, 0, seq FROM logs WHERE run_id = \(runId)
+            ) AS progress ORDER BY source, seq
+            """, logger: logger).decode((Int32, String, String, String?, Bool, Int32).self) {
+            if source == 1 {
+                logs.append(CompletedTask(taskId: taskId, key: key, output: .null))
+            } else if completed {
+                tasks.append(CompletedTask(taskId: taskId, key: key, output: try decodeJSON(output) ?? .null))
+            } else {
+                failed[taskId] = Int(failures)
+            }
         }
-        for try await (taskId, message) in try await connection.query("""
-            SELECT task_id, message FROM logs WHERE run_id = \(runId) ORDER BY seq
-            """, logger: logger).decode((String, String).self) {
-            tasks.append(CompletedTask(taskId: taskId, key: message, output: .null))
-        }
-        return tasks
+        return (tasks + logs, failed)
     }
 
     public func resumeCommand(runId: String, counting taskId: String?) async throws -> RunCommand? {
