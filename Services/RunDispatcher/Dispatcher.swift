@@ -85,14 +85,23 @@ struct Dispatcher: Sendable {
         var runs: [PlannedRun] = []
         /// First events of this batch by tenant-scoped id (a resend in the same batch).
         var firstInBatch: [String: EventEnvelope] = [:]
+        // Decode every record first (dead-lettering bad ones), then read what the batch needs
+        // from the store in a few lookups instead of several per event.
+        var received: [EventEnvelope?] = []
+        received.reserveCapacity(records.count)
         for record in records {
+            received.append(try await deadLetters.decode(record, as: "EventEnvelope", { try EventEnvelope.decode(from: $0.value, maxDepth: limits.nestingDepth) }))
+        }
+        var view = try await BatchView(store: store, events: received.compactMap { $0 })
+        for (record, envelope) in zip(records, received) {
             effects.consumed(topic: record.topic, partition: record.partition, offset: record.offset)
+            guard let envelope else { continue }
             // Continues the producer's trace (when a tracer is bootstrapped); the commands sent
             // for the event carry this span's context.
             try await withSpan("\(record.topic) process", context: record.traceContext, ofKind: .consumer) { span in
                 span.attributes["messaging.system"] = "kafka"
                 span.attributes["messaging.kafka.offset"] = Int(record.offset)
-                try await plan(record, into: &effects, runs: &runs, firstInBatch: &firstInBatch)
+                try await plan(record, received: envelope, view: &view, into: &effects, runs: &runs, firstInBatch: &firstInBatch)
             }
         }
         try await start(runs)
@@ -114,11 +123,9 @@ struct Dispatcher: Sendable {
 
     /// Decides what one events record does: nothing (a resend after its runs started, a bad
     /// record dead-lettered), a hold until its delivery time, or runs to start.
-    private func plan(_ record: KafkaRecord, into effects: inout DispatchBatch, runs: inout [PlannedRun],
-                      firstInBatch: inout [String: EventEnvelope]) async throws {
-        guard let received = try await deadLetters.decode(record, as: "EventEnvelope", { try EventEnvelope.decode(from: $0.value, maxDepth: limits.nestingDepth) })
-        else { return }
-        if let slug = received.invoke, try await store.job(slug: slug)?.tenant != received.tenant {
+    private func plan(_ record: KafkaRecord, received: EventEnvelope, view: inout BatchView, into effects: inout DispatchBatch,
+                      runs: inout [PlannedRun], firstInBatch: inout [String: EventEnvelope]) async throws {
+        if let slug = received.invoke, try await view.job(slug: slug, store: store)?.tenant != received.tenant {
             try await deadLetters.send(record, reason: "invoke of unknown job '\(slug)': register it first")
             return
         }
@@ -133,7 +140,7 @@ struct Dispatcher: Sendable {
             logger.info("event id seen before: the first event with it wins", metadata: [
                 "event.id": "\(first.id)", "first.dispatched": "false", "offset": "\(record.partition)/\(record.offset)"])
             return
-        } else if let seen = try await store.seenEvent(eventID: scopedID) {
+        } else if let seen = view.seen[scopedID] {
             Counter(label: "baton_events_resent_total", dimensions: [("service", "dispatcher")]).increment()
             logger.info("event id seen before: the first event with it wins", metadata: [
                 "event.id": "\(seen.event.id)", "first.dispatched": "\(seen.dispatched)", "offset": "\(record.partition)/\(record.offset)"])
@@ -150,29 +157,29 @@ struct Dispatcher: Sendable {
             logger.info("event held until its delivery time", metadata: ["event.id": "\(event.id)", "deliver.at": "\(deliverAt)"])
             return
         }
-        if try await store.delayedEventStatus(id: scopedID) == .canceled {
+        if view.delayed[scopedID] == .canceled {
             effects.eventsDispatched.append(scopedID)
             logger.info("canceled event dropped", metadata: ["event.id": "\(event.id)"])
             return
         }
-        runs += try await runsToStart(for: event)
+        runs += try await runsToStart(for: event, view: &view)
         effects.eventsDispatched.append(scopedID)
     }
 
-    /// The runs `event` starts that were not started yet.
-    private func runsToStart(for event: EventEnvelope) async throws -> [PlannedRun] {
+    /// The runs `event` starts that were not started yet (as `view` saw the store, when given).
+    private func runsToStart(for event: EventEnvelope, view: inout BatchView) async throws -> [PlannedRun] {
         let jobs: [JobRegistration]
         if let slug = event.invoke {
-            jobs = try await store.job(slug: slug).flatMap { $0.tenant == event.tenant ? [$0] : nil } ?? []
+            jobs = try await view.job(slug: slug, store: store).flatMap { $0.tenant == event.tenant ? [$0] : nil } ?? []
         } else {
-            jobs = try await store.matchingJobs(for: event)
+            jobs = try await view.jobs(named: event.name, store: store).filter { $0.matches(event) }
         }
         if jobs.isEmpty {
             logger.debug("no job matches event", metadata: ["event.id": "\(event.id)", "event.name": "\(event.name)"])
         }
         let context = ServiceContext.current ?? .topLevel
         var runs: [PlannedRun] = []
-        for job in jobs where try await !store.wasDispatched(eventID: event.id, jobSlug: job.slug) {
+        for job in jobs where !view.wasDispatched(eventID: event.id, jobSlug: job.slug) {
             runs.append(PlannedRun(event: event, job: job, runId: Identifiers.runID(eventID: event.id, jobSlug: job.slug), context: context))
         }
         return runs
@@ -207,13 +214,49 @@ struct Dispatcher: Sendable {
     /// Starts the run of every matching job not started yet for `event` (delayed events and
     /// schedule ticks).
     func dispatch(_ event: EventEnvelope) async throws {
-        let runs = try await runsToStart(for: event)
+        var view = try await BatchView(store: store, events: [event])
+        let runs = try await runsToStart(for: event, view: &view)
         try await start(runs)
         for run in runs {
             try await store.markDispatched(eventID: event.id, jobSlug: run.job.slug, runID: run.runId)
             Counter(label: "baton_runs_started_total", dimensions: [("job", run.job.slug)]).increment()
             logger.info("run started", metadata: ["run.id": "\(run.runId)", "job.slug": "\(run.job.slug)", "event.id": "\(event.id)"])
         }
+    }
+}
+
+/// What a batch of events needs from the dispatcher's store, read in a few lookups before the
+/// batch is planned: events seen, delayed-event statuses, runs started, and the jobs per event
+/// name or slug (read once per batch).
+struct BatchView: Sendable {
+    var seen: [String: SeenEvent]
+    var delayed: [String: DelayedEventRecord.Status]
+    var dispatched: [String: Set<String>]
+    private var jobsByName: [String: [JobRegistration]] = [:]
+    private var jobsBySlug: [String: JobRegistration?] = [:]
+
+    init(store: any DispatcherBackend, events: [EventEnvelope]) async throws {
+        let scoped = events.map { $0.tenant.scoped($0.id) }
+        seen = try await store.seenEvents(eventIDs: scoped)
+        delayed = try await store.delayedEventStatuses(ids: scoped)
+        dispatched = try await store.dispatchedJobs(eventIDs: events.map(\.id))
+    }
+
+    func wasDispatched(eventID: String, jobSlug: String) -> Bool { dispatched[eventID]?.contains(jobSlug) ?? false }
+
+    /// The jobs registered for events named `name` (of every tenant: the caller filters).
+    mutating func jobs(named name: String, store: any DispatcherBackend) async throws -> [JobRegistration] {
+        if let jobs = jobsByName[name] { return jobs }
+        let jobs = try await store.jobs(forEventName: name)
+        jobsByName[name] = jobs
+        return jobs
+    }
+
+    mutating func job(slug: String, store: any DispatcherBackend) async throws -> JobRegistration? {
+        if let job = jobsBySlug[slug] { return job }
+        let job = try await store.job(slug: slug)
+        jobsBySlug[slug] = .some(job)
+        return job
     }
 }
 

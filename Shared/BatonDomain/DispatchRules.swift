@@ -107,6 +107,12 @@ public protocol DispatcherStoring: DelayedEventStore, ConsumedOffsetStore {
     func commit(_ effects: DispatchBatch, at now: Date) async throws
     /// The first event seen with `eventID` (tenant-scoped), if any.
     func seenEvent(eventID: String) async throws -> SeenEvent?
+    /// The first events seen with `eventIDs` (tenant-scoped), by id: one look for a batch.
+    func seenEvents(eventIDs: [String]) async throws -> [String: SeenEvent]
+    /// The statuses of the delayed events among `ids`, by id: one look for a batch.
+    func delayedEventStatuses(ids: [String]) async throws -> [String: DelayedEventRecord.Status]
+    /// The jobs whose runs were started for each of `eventIDs`, by event id: one look for a batch.
+    func dispatchedJobs(eventIDs: [String]) async throws -> [String: Set<String>]
     /// Records that event `eventID` started all its runs (``DispatchRules/dispatched(_:)``).
     func markEventDispatched(eventID: String, at now: Date) async throws
     /// Forgets events dispatched, and delayed events ended, before `cutoff`; returns how many rows went.
@@ -125,10 +131,17 @@ public protocol DispatcherStoring: DelayedEventStore, ConsumedOffsetStore {
     func jobs(of tenant: Tenant?) async throws -> [JobRegistration]
     /// The job with `slug`, if registered.
     func job(slug: String) async throws -> JobRegistration?
-    /// Jobs of the event's tenant whose trigger matches `event`.
-    func matchingJobs(for event: EventEnvelope) async throws -> [JobRegistration]
+    /// The jobs registered for events named `name` (of every tenant), by slug.
+    func jobs(forEventName name: String) async throws -> [JobRegistration]
     /// Whether the run of `jobSlug` for `eventID` was already started.
     func wasDispatched(eventID: String, jobSlug: String) async throws -> Bool
     /// Records that the run of `jobSlug` for `eventID` was started.
     func markDispatched(eventID: String, jobSlug: String, runID: String) async throws
+}
+
+extension DispatcherStoring {
+    /// Jobs of the event's tenant whose trigger matches `event`.
+    public func matchingJobs(for event: EventEnvelope) async throws -> [JobRegistration] {
+        try await jobs(forEventName: event.name).filter { $0.matches(event) }
+    }
 }

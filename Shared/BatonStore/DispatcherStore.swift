@@ -152,6 +152,36 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
         try await pool.read { db in try Self.seenEvent(db, id: eventID) }
     }
 
+    public func seenEvents(eventIDs: [String]) async throws -> [String: SeenEvent] {
+        try await pool.read { db in
+            var seen: [String: SeenEvent] = [:]
+            for id in Set(eventIDs) { seen[id] = try Self.seenEvent(db, id: id) }
+            return seen
+        }
+    }
+
+    public func delayedEventStatuses(ids: [String]) async throws -> [String: DelayedEventRecord.Status] {
+        try await pool.read { db in
+            var statuses: [String: DelayedEventRecord.Status] = [:]
+            for id in Set(ids) {
+                statuses[id] = try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM delayed_events WHERE event_id = ?"), arguments: [id])
+                    .flatMap(DelayedEventRecord.Status.init(rawValue:))
+            }
+            return statuses
+        }
+    }
+
+    public func dispatchedJobs(eventIDs: [String]) async throws -> [String: Set<String>] {
+        try await pool.read { db in
+            var jobs: [String: Set<String>] = [:]
+            for id in Set(eventIDs) {
+                let slugs = try String.fetchAll(try db.cachedStatement(sql: "SELECT job_slug FROM dispatched WHERE event_id = ?"), arguments: [id])
+                if !slugs.isEmpty { jobs[id] = Set(slugs) }
+            }
+            return jobs
+        }
+    }
+
     private static func seenEvent(_ db: Database, id: String) throws -> SeenEvent? {
         try Row.fetchOne(try db.cachedStatement(sql: "SELECT event, dispatched_at FROM events WHERE event_id = ?"), arguments: [id]).map {
             SeenEvent(event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(($0["event"] as String).utf8)),
@@ -357,14 +387,11 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
         }
     }
 
-    /// Jobs of the event's tenant whose trigger matches `event`.
-    public func matchingJobs(for event: EventEnvelope) async throws -> [JobRegistration] {
-        let candidates = try await pool.read { db in
-            try String.fetchAll(try db.cachedStatement(sql: "SELECT registration FROM jobs WHERE event_name = ? ORDER BY slug"), arguments: [event.name])
-        }
-        return try candidates
-            .map { try BatonJSON.decoder.decode(JobRegistration.self, from: Data($0.utf8)) }
-            .filter { $0.matches(event) }
+    /// The jobs registered for events named `name` (of every tenant), by slug.
+    public func jobs(forEventName name: String) async throws -> [JobRegistration] {
+        try await pool.read { db in
+            try String.fetchAll(try db.cachedStatement(sql: "SELECT registration FROM jobs WHERE event_name = ? ORDER BY slug"), arguments: [name])
+        }.map { try BatonJSON.decoder.decode(JobRegistration.self, from: Data($0.utf8)) }
     }
 
     /// Whether the run of `jobSlug` for `eventID` was already dispatched.

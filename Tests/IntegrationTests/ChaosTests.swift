@@ -1,7 +1,7 @@
 import BatonTesting
 import Testing
 
-@Suite("Chaos", .tags(.integration, .fault))
+@Suite("Chaos", .tags(.integration, .fault), .serialized)
 struct ChaosTests {
     @Test("50 runs while 5 random Baton processes are SIGKILLed and restarted: nothing lost, duplicated or re-executed")
     func chaos() async throws {

@@ -70,20 +70,27 @@ public struct PostgresDispatcherStore: DispatcherStoring, DutyLeaseStore {
         let time = now.millisecondsSince1970
         let seen = try effects.firstSeen.map { (id: $0.tenant.scoped($0.id), json: try Self.json($0)) }
         try await database.transaction { connection, logger in
-            for event in seen {
+            // Set-based: a statement per kind of write, whatever the batch's size.
+            if !seen.isEmpty {
                 try await connection.query("""
-                    INSERT INTO events (event_id, event, received_at) VALUES (\(event.id), \(event.json), \(time)) ON CONFLICT (event_id) DO NOTHING
+                    INSERT INTO events (event_id, event, received_at)
+                    SELECT id, event, \(time) FROM unnest(\(seen.map(\.id)), \(seen.map(\.json))) AS seen(id, event)
+                    ON CONFLICT (event_id) DO NOTHING
                     """, logger: logger)
             }
             for event in effects.held {
                 try await PostgresDelayedEventStore.hold(event, id: event.tenant.scoped(event.id), now: now, connection, logger)
             }
-            for run in effects.runsStarted {
-                try await Self.markDispatched(eventID: run.eventID, jobSlug: run.jobSlug, runID: run.runID, time: time, connection, logger)
+            if !effects.runsStarted.isEmpty {
+                try await connection.query("""
+                    INSERT INTO dispatched (event_id, job_slug, run_id, dispatched_at)
+                    SELECT event_id, job_slug, run_id, \(time)
+                    FROM unnest(\(effects.runsStarted.map(\.eventID)), \(effects.runsStarted.map(\.jobSlug)), \(effects.runsStarted.map(\.runID)))
+                        AS started(event_id, job_slug, run_id)
+                    ON CONFLICT (event_id, job_slug) DO NOTHING
+                    """, logger: logger)
             }
-            for id in effects.eventsDispatched.sorted() {
-                try await Self.markEventDispatched(eventID: id, time: time, connection, logger)
-            }
+            try await Self.markEventsDispatched(eventIDs: effects.eventsDispatched, time: time, connection, logger)
             for (topic, next) in effects.consumed {
                 try await PostgresConsumedOffsetStore.advance(topic: topic, to: next, connection, logger)
             }
@@ -106,10 +113,61 @@ public struct PostgresDispatcherStore: DispatcherStoring, DutyLeaseStore {
         return nil
     }
 
+    public func seenEvents(eventIDs: [String]) async throws -> [String: SeenEvent] {
+        guard !eventIDs.isEmpty else { return [:] }
+        var seen: [String: SeenEvent] = [:]
+        for try await (id, event, dispatchedAt) in try await database.client.query("""
+            SELECT event_id, event, dispatched_at FROM events WHERE event_id = ANY(\(Array(Set(eventIDs))))
+            """, logger: database.logger).decode((String, String, Int64?).self) {
+            seen[id] = SeenEvent(event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(event.utf8)), dispatched: dispatchedAt != nil)
+        }
+        return seen
+    }
+
+    public func delayedEventStatuses(ids: [String]) async throws -> [String: DelayedEventRecord.Status] {
+        guard !ids.isEmpty else { return [:] }
+        var statuses: [String: DelayedEventRecord.Status] = [:]
+        for try await (id, status) in try await database.client.query("""
+            SELECT event_id, status FROM delayed_events WHERE event_id = ANY(\(Array(Set(ids)))) AND status != 'NEW'
+            """, logger: database.logger).decode((String, String).self) {
+            statuses[id] = DelayedEventRecord.Status(rawValue: status)
+        }
+        return statuses
+    }
+
+    public func dispatchedJobs(eventIDs: [String]) async throws -> [String: Set<String>] {
+        guard !eventIDs.isEmpty else { return [:] }
+        var jobs: [String: Set<String>] = [:]
+        for try await (id, slug) in try await database.client.query("""
+            SELECT event_id, job_slug FROM dispatched WHERE event_id = ANY(\(Array(Set(eventIDs))))
+            """, logger: database.logger).decode((String, String).self) {
+            jobs[id, default: []].insert(slug)
+        }
+        return jobs
+    }
+
     public func markEventDispatched(eventID: String, at now: Date) async throws {
         try await database.transaction { connection, logger in
             try await Self.markEventDispatched(eventID: eventID, time: now.millisecondsSince1970, connection, logger)
         }
+    }
+
+    /// Marks `eventIDs` dispatched (``DispatchRules/dispatched(_:)``) in three statements: their
+    /// rows locked in id order, the rules asked, the changed ones written.
+    private static func markEventsDispatched(eventIDs: [String], time: Int64, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        guard !eventIDs.isEmpty else { return }
+        var changed: [(id: String, json: String)] = []
+        for try await (id, event, dispatchedAt) in try await connection.query("""
+            SELECT event_id, event, dispatched_at FROM events WHERE event_id = ANY(\(Array(Set(eventIDs)))) ORDER BY event_id FOR UPDATE
+            """, logger: logger).decode((String, String, Int64?).self) {
+            let seen = SeenEvent(event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(event.utf8)), dispatched: dispatchedAt != nil)
+            if let stored = DispatchRules.dispatched(seen) { changed.append((id, try json(stored))) }
+        }
+        guard !changed.isEmpty else { return }
+        try await connection.query("""
+            UPDATE events SET dispatched_at = \(time), event = change.event
+            FROM unnest(\(changed.map(\.id)), \(changed.map(\.json))) AS change(id, event) WHERE events.event_id = change.id
+            """, logger: logger)
     }
 
     private static func markEventDispatched(eventID: String, time: Int64, _ connection: PostgresConnection, _ logger: Logger) async throws {
@@ -205,10 +263,9 @@ public struct PostgresDispatcherStore: DispatcherStoring, DutyLeaseStore {
         return nil
     }
 
-    public func matchingJobs(for event: EventEnvelope) async throws -> [JobRegistration] {
-        try await registrations(database.client.query("SELECT registration FROM jobs WHERE event_name = \(event.name) ORDER BY slug",
+    public func jobs(forEventName name: String) async throws -> [JobRegistration] {
+        try await registrations(database.client.query("SELECT registration FROM jobs WHERE event_name = \(name) ORDER BY slug",
                                                       logger: database.logger))
-            .filter { $0.matches(event) }
     }
 
     private func registrations(_ rows: PostgresRowSequence) async throws -> [JobRegistration] {
