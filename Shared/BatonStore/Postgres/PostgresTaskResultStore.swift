@@ -315,59 +315,71 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         return true
     }
 
+    /// Reads the checkpoints of `runIds` set-based: four statements whatever their number (lock
+    /// in id order, count the slices, read the tasks and log lines of all of them).
     public func checkpoints(runIds: [String]) async throws -> [RunCheckpoint] {
-        try await database.transaction { connection, logger in
-            _ = try await Self.lockRuns(Set(runIds), connection, logger)
-            var checkpoints: [RunCheckpoint] = []
-            for runId in runIds {
-                let rows = try await connection.query("""
-                    UPDATE runs SET slices = slices + CASE WHEN status = ANY(\(RunStatus.terminal.map(\.rawValue))) THEN 0 ELSE 1 END
-                    WHERE id = \(runId) RETURNING status, slices
-                    """, logger: logger)
-                var run: (status: String, slices: Int32)?
-                for try await row in rows.decode((String, Int32).self) { run = row }
-                guard let run else {
-                    checkpoints.append(RunCheckpoint(runId: runId, status: nil, completedTasks: []))
-                    continue
-                }
-                let (completed, failed) = try await Self.progress(runId, connection, logger)
-                checkpoints.append(RunCheckpoint(runId: runId, status: RunStatus(rawValue: run.status),
-                                                 completedTasks: completed, failedAttempts: failed, slice: Int(run.slices)))
+        guard !runIds.isEmpty else { return [] }
+        var occurrences: [String: Int] = [:]
+        for id in runIds { occurrences[id, default: 0] += 1 }
+        let ids = occurrences.keys.sorted()
+        return try await database.transaction { connection, logger in
+            _ = try await Self.lockRuns(Set(ids), connection, logger)
+            // Each id counts a slice per occurrence, unless its run ended.
+            var runs: [String: (status: RunStatus, slices: Int)] = [:]
+            for try await (id, status, slices) in try await connection.query("""
+                UPDATE runs SET slices = runs.slices + CASE WHEN runs.status = ANY(\(RunStatus.terminal.map(\.rawValue))) THEN 0 ELSE counted.n END
+                FROM unnest(\(ids), \(ids.map { Int32(occurrences[$0]!) })) AS counted(id, n)
+                WHERE runs.id = counted.id RETURNING runs.id, runs.status, runs.slices
+                """, logger: logger).decode((String, String, Int32).self) {
+                runs[id] = (RunStatus(rawValue: status), Int(slices))
             }
-            return checkpoints
+            let progress = try await Self.progress(Array(runs.keys), connection, logger)
+            var seen: [String: Int] = [:]
+            return runIds.map { runId in
+                guard let run = runs[runId] else { return RunCheckpoint(runId: runId, status: nil, completedTasks: []) }
+                let occurrence = seen[runId, default: 0]
+                seen[runId] = occurrence + 1
+                // The n occurrences of a live run are its last n slices, in order.
+                let slice = run.status.isTerminal ? run.slices : run.slices - occurrences[runId]! + occurrence + 1
+                return RunCheckpoint(runId: runId, status: run.status, completedTasks: progress[runId]?.completed ?? [],
+                                     failedAttempts: progress[runId]?.failed ?? [:], slice: slice)
+            }
         }
     }
 
     /// The run's completed tasks and log lines (a log line counts as a completed task keyed by
     /// its message), in the order they were first recorded: tasks, then log lines.
     private static func completedTasks(_ runId: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> [CompletedTask] {
-        try await progress(runId, connection, logger).completed
+        try await progress([runId], connection, logger)[runId]?.completed ?? []
     }
 
-    /// The run's completed tasks (as ``completedTasks(_:_:_:)``) and the failed attempts of the
-    /// tasks that have not completed, in one query.
-    private static func progress(_ runId: String, _ connection: PostgresConnection,
-                                 _ logger: Logger) async throws -> (completed: [CompletedTask], failed: [String: Int]) {
-        var tasks: [CompletedTask] = []
-        var logs: [CompletedTask] = []
-        var failed: [String: Int] = [:]
-        for try await (source, taskId, key, output, completed, failures) in try await connection.query("""
+    /// Each run's completed tasks (as ``completedTasks(_:_:_:)``) and the failed attempts of its
+    /// tasks that have not completed, in one query for all of `runIds`.
+    private static func progress(_ runIds: [String], _ connection: PostgresConnection,
+                                 _ logger: Logger) async throws -> [String: (completed: [CompletedTask], failed: [String: Int])] {
+        guard !runIds.isEmpty else { return [:] }
+        var tasks: [String: [CompletedTask]] = [:]
+        var logs: [String: [CompletedTask]] = [:]
+        var failed: [String: [String: Int]] = [:]
+        for try await (runId, source, taskId, key, output, completed, failures) in try await connection.query("""
             SELECT * FROM (
-                SELECT 0 AS source, task_id, key, output, status = 'COMPLETED' AS completed, failures, seq FROM tasks
-                WHERE run_id = \(runId) AND (status = 'COMPLETED' OR failures > 0)
+                SELECT run_id, 0 AS source, task_id, key, output, status = 'COMPLETED' AS completed, failures, seq FROM tasks
+                WHERE run_id = ANY(\(runIds)) AND (status = 'COMPLETED' OR failures > 0)
                 UNION ALL
-                SELECT 1, task_id, message, NULL, true, 0, seq FROM logs WHERE run_id = \(runId)
-            ) AS progress ORDER BY source, seq
-            """, logger: logger).decode((Int32, String, String, String?, Bool, Int32).self) {
+                SELECT run_id, 1, task_id, message, NULL, true, 0, seq FROM logs WHERE run_id = ANY(\(runIds))
+            ) AS progress ORDER BY run_id, source, seq
+            """, logger: logger).decode((String, Int32, String, String, String?, Bool, Int32).self) {
             if source == 1 {
-                logs.append(CompletedTask(taskId: taskId, key: key, output: .null))
+                logs[runId, default: []].append(CompletedTask(taskId: taskId, key: key, output: .null))
             } else if completed {
-                tasks.append(CompletedTask(taskId: taskId, key: key, output: try decodeJSON(output) ?? .null))
+                tasks[runId, default: []].append(CompletedTask(taskId: taskId, key: key, output: try decodeJSON(output) ?? .null))
             } else {
-                failed[taskId] = Int(failures)
+                failed[runId, default: [:]][taskId] = Int(failures)
             }
         }
-        return (tasks + logs, failed)
+        var progress: [String: (completed: [CompletedTask], failed: [String: Int])] = [:]
+        for runId in runIds { progress[runId] = ((tasks[runId] ?? []) + (logs[runId] ?? []), failed[runId] ?? [:]) }
+        return progress
     }
 
     public func resumeCommand(runId: String, counting taskId: String?) async throws -> RunCommand? {
