@@ -144,8 +144,18 @@ public final class PostgresServer: Sendable {
     }
 
     /// Creates database `name` (empty).
+    /// A server that has just started may still refuse connections ("the database system is
+    /// starting up") although it listens: tried again, for up to 10 s.
     public func createDatabase(_ name: String) async throws {
-        try await Self.run("createdb", ["-h", "127.0.0.1", "-p", "\(port)", "-U", Self.user, name], binaries: binaries, logDirectory: logDirectory)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            do {
+                try await Self.run("createdb", ["-h", "127.0.0.1", "-p", "\(port)", "-U", Self.user, name], binaries: binaries, logDirectory: logDirectory)
+                return
+            } catch where ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
     }
 
     /// Stops the server at once (SIGKILL: its data is throwaway).

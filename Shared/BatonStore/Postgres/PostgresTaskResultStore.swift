@@ -93,6 +93,11 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
 
     // MARK: - Runs
 
+    /// Applies a batch set-based: the rules are asked event by event (in order, with each run's
+    /// status as the batch left it), and their writes are grouped into one statement per kind
+    /// (runs created, task changes in waves, log lines, timers, fetches, ends, status changes),
+    /// so a batch costs about a dozen statements whatever its size. Every statement is the
+    /// set-based form of the write it groups (``execute(_:runId:_:_:)`` is the one-by-one form).
     public func apply(_ records: [ConsumedRunEvent]) async throws -> [String] {
         var next: [String: [Int32: Int64]] = [:]
         for record in records {
@@ -101,47 +106,254 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         let events = records.compactMap { record in record.event.map { (event: $0, traceParent: record.traceParent) } }
         return try await database.transaction { connection, logger in
             var statuses = try await Self.lockRuns(Set(events.map(\.event.runId)), connection, logger)
+            // Runs created by this batch, first: later events of theirs need their status.
+            var creations: [String: (created: RunEvent.RunCreated, traceParent: String?, at: Date)] = [:]
+            for (event, traceParent) in events where statuses[event.runId] == nil && creations[event.runId] == nil {
+                if case .runCreated(let created) = event.body {
+                    creations[event.runId] = (created, traceParent, Date(millisecondsSince1970: event.occurredAt.millisecondsSince1970))
+                }
+            }
+            if !creations.isEmpty {
+                let created = try await Self.createRuns(creations, connection, logger)
+                for id in created { statuses[id] = .queued }
+                // Created by another instance meanwhile: their locks are ours now.
+                let others = Set(creations.keys).subtracting(created)
+                for (id, status) in try await Self.lockRuns(others, connection, logger) { statuses[id] = status }
+            }
+            var plan = ApplyPlan()
             var unknown: [String] = []
-            // Each run's latest status change of the batch, written once at the end: a batch
-            // moves a run's status many times (every task event marks it executing), and the
-            // rows are locked, so only the last one needs writing.
-            var statusChanges: [String: (status: RunStatus, at: Date)] = [:]
             for (event, traceParent) in events {
                 let status = statuses[event.runId]
                 guard let writes = RunRules.apply(event, status: status, traceParent: traceParent) else {
                     unknown.append(event.runId)
                     continue
                 }
-                var immediate: [RunWrite] = []
-                for write in writes {
-                    switch write {
-                    case .setStatus(let newStatus, let at): statusChanges[event.runId] = (newStatus, at)
-                    case .finish:
-                        // The end supersedes any status change before it.
-                        statusChanges[event.runId] = nil
-                        immediate.append(write)
-                    default: immediate.append(write)
-                    }
+                try plan.add(writes, runId: event.runId)
+                statuses[event.runId] = RunRules.status(after: writes, from: status)
+            }
+            try await plan.execute(connection, logger)
+            for (topic, partitions) in next { try await PostgresConsumedOffsetStore.advance(topic: topic, to: partitions, connection, logger) }
+            return unknown
+        }
+    }
+
+    /// Inserts the runs of `creations` unless they exist; returns the ids it created.
+    private static func createRuns(_ creations: [String: (created: RunEvent.RunCreated, traceParent: String?, at: Date)],
+                                   _ connection: PostgresConnection, _ logger: Logger) async throws -> Set<String> {
+        let runs = creations.sorted { $0.key < $1.key }
+        let events = try runs.map { try json($0.value.created.event) }
+        let traces = nullable(runs.map(\.value.traceParent))
+        var created: Set<String> = []
+        for try await id in try await connection.query("""
+            INSERT INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent)
+            SELECT id, slug, version, event_id, event, \(RunStatus.queued.rawValue), at, at, CASE WHEN no_trace THEN NULL ELSE trace_parent END
+            FROM unnest(\(runs.map(\.key)), \(runs.map(\.value.created.jobSlug)), \(runs.map(\.value.created.jobVersion)),
+                        \(runs.map(\.value.created.event.id)), \(events), \(runs.map { $0.value.at.millisecondsSince1970 }),
+                        \(traces.values), \(traces.nulls))
+                AS created(id, slug, version, event_id, event, at, trace_parent, no_trace)
+            ON CONFLICT (id) DO NOTHING RETURNING id
+            """, logger: logger).decode(String.self) {
+            created.insert(id)
+        }
+        return created
+    }
+
+    /// The writes of a batch, grouped into set-based statements (see ``apply(_:)``).
+    private struct ApplyPlan {
+        /// A task's first record and a change to it (a row of one wave of task upserts).
+        struct TaskRow {
+            var runId, taskId, key: String
+            var parent, name: String?
+            var status: TaskStatus
+            var at: Date
+            var change: RunWrite
+        }
+
+        /// Task changes in waves: the n-th change of each task goes in wave n, so no statement
+        /// touches a row twice and each task's changes keep their order.
+        var waves: [[TaskRow]] = []
+        var changesPerTask: [String: Int] = [:]
+        var logs: [(runId: String, taskId: String, level: String, message: String, properties: String?, at: Int64)] = []
+        var timers: [(runId: String, taskId: String, dueAt: Int64)] = []
+        var fetches: [(runId: String, taskId: String, request: String, at: Int64)] = []
+        var ends: [String: (status: RunStatus, output: String?, error: String?, at: Int64)] = [:]
+        var statusChanges: [String: (status: RunStatus, at: Int64)] = [:]
+        /// Writes run one by one, after the grouped ones (rare: deduplication keys).
+        var oneByOne: [(runId: String, write: RunWrite)] = []
+
+        mutating func add(_ writes: [RunWrite], runId: String) throws {
+            var index = writes.startIndex
+            while index < writes.endIndex {
+                let write = writes[index]
+                index += 1
+                switch write {
+                case .createRun:
+                    break  // created before the batch's other writes
+                case .addTask(let taskId, let key, let parent, let name, let status, let at):
+                    // The rules always follow a task's record with its change.
+                    guard index < writes.endIndex else { throw StoreError("a task record without its change (rules changed?)") }
+                    let row = TaskRow(runId: runId, taskId: taskId, key: key, parent: parent, name: name, status: status, at: at, change: writes[index])
+                    index += 1
+                    let wave = changesPerTask["\(runId)\u{0}\(taskId)", default: 0]
+                    changesPerTask["\(runId)\u{0}\(taskId)"] = wave + 1
+                    if waves.count <= wave { waves.append([]) }
+                    waves[wave].append(row)
+                case .addLog(let taskId, let level, let message, let properties, let at):
+                    logs.append((runId, taskId, level, message, try properties.map(json), at.millisecondsSince1970))
+                case .scheduleTimer(let taskId, let dueAt):
+                    timers.append((runId, taskId, dueAt.millisecondsSince1970))
+                case .scheduleFetch(let taskId, let request, let at):
+                    fetches.append((runId, taskId, try json(request), at.millisecondsSince1970))
+                case .setStatus(let status, let at):
+                    statusChanges[runId] = (status, at.millisecondsSince1970)
+                case .finish(let status, let output, let error, let at):
+                    // The end supersedes any status change before it.
+                    statusChanges[runId] = nil
+                    ends[runId] = (status, try output.map(json), error, at.millisecondsSince1970)
+                default:
+                    oneByOne.append((runId, write))
                 }
-                let created = try await Self.execute(immediate, runId: event.runId, connection, logger)
-                if status == nil, !created, case .runCreated = event.body {
-                    // Another instance created it meanwhile (its lock is ours now).
-                    statuses[event.runId] = try await Self.lockRuns([event.runId], connection, logger)[event.runId]
-                } else {
-                    statuses[event.runId] = RunRules.status(after: writes, from: status)
-                }
+            }
+        }
+
+        func execute(_ connection: PostgresConnection, _ logger: Logger) async throws {
+            for wave in waves { try await PostgresTaskResultStore.upsertTasks(wave, connection, logger) }
+            if !logs.isEmpty {
+                try await connection.query("""
+                    INSERT INTO logs (run_id, task_id, level, message, properties, logged_at)
+                    SELECT run_id, task_id, level, message, CASE WHEN no_properties THEN NULL ELSE properties END, at
+                    FROM unnest(\(logs.map(\.runId)), \(logs.map(\.taskId)), \(logs.map(\.level)), \(logs.map(\.message)),
+                                \(nullable(logs.map(\.properties)).values), \(nullable(logs.map(\.properties)).nulls), \(logs.map(\.at)))
+                        AS l(run_id, task_id, level, message, properties, no_properties, at)
+                    ON CONFLICT (run_id, task_id) DO NOTHING
+                    """, logger: logger)
+            }
+            if !timers.isEmpty {
+                try await connection.query("""
+                    INSERT INTO timers (run_id, task_id, due_at)
+                    SELECT * FROM unnest(\(timers.map(\.runId)), \(timers.map(\.taskId)), \(timers.map(\.dueAt)))
+                    ON CONFLICT (run_id, task_id) DO NOTHING
+                    """, logger: logger)
+            }
+            if !fetches.isEmpty {
+                try await connection.query("""
+                    INSERT INTO fetches (run_id, task_id, request, next_attempt_at)
+                    SELECT * FROM unnest(\(fetches.map(\.runId)), \(fetches.map(\.taskId)), \(fetches.map(\.request)), \(fetches.map(\.at)))
+                    ON CONFLICT (run_id, task_id) DO NOTHING
+                    """, logger: logger)
+            }
+            if !ends.isEmpty {
+                let ended = ends.sorted { $0.key < $1.key }
+                // An ended run's fetches are never performed.
+                try await connection.query("""
+                    WITH ended AS (
+                        UPDATE runs SET status = e.status, output = CASE WHEN e.no_output THEN NULL ELSE e.output END,
+                            error = CASE WHEN e.no_error THEN NULL ELSE e.error END, updated_at = e.at, completed_at = e.at
+                        FROM unnest(\(ended.map(\.key)), \(ended.map(\.value.status.rawValue)),
+                                    \(nullable(ended.map(\.value.output)).values), \(nullable(ended.map(\.value.output)).nulls),
+                                    \(nullable(ended.map(\.value.error)).values), \(nullable(ended.map(\.value.error)).nulls), \(ended.map(\.value.at)))
+                            AS e(id, status, output, no_output, error, no_error, at)
+                        WHERE runs.id = e.id RETURNING runs.id
+                    )
+                    UPDATE fetches SET run_ended = true WHERE run_id IN (SELECT id FROM ended)
+                    """, logger: logger)
             }
             if !statusChanges.isEmpty {
                 let changes = statusChanges.sorted { $0.key < $1.key }
                 try await connection.query("""
                     UPDATE runs SET status = change.status, updated_at = change.at
-                    FROM unnest(\(changes.map(\.key)), \(changes.map(\.value.status.rawValue)), \(changes.map(\.value.at.millisecondsSince1970)))
+                    FROM unnest(\(changes.map(\.key)), \(changes.map(\.value.status.rawValue)), \(changes.map(\.value.at)))
                         AS change(id, status, at)
                     WHERE runs.id = change.id
                     """, logger: logger)
             }
-            for (topic, partitions) in next { try await PostgresConsumedOffsetStore.advance(topic: topic, to: partitions, connection, logger) }
-            return unknown
+            for (runId, write) in oneByOne {
+                try await PostgresTaskResultStore.execute([write], runId: runId, connection, logger)
+            }
+        }
+    }
+
+    /// One wave of task records and changes (each task at most once), a statement per kind of
+    /// change: the set-based form of ``upsertTask(runId:taskId:key:parent:name:status:at:then:_:_:)``.
+    private static func upsertTasks(_ rows: [ApplyPlan.TaskRow], _ connection: PostgresConnection, _ logger: Logger) async throws {
+        var starts: [(ApplyPlan.TaskRow, attempt: Int, name: String?, properties: String?)] = []
+        var completions: [(ApplyPlan.TaskRow, output: String, attempts: Int, at: Int64)] = []
+        var failures: [(ApplyPlan.TaskRow, error: String, attempt: Int)] = []
+        var waits: [(ApplyPlan.TaskRow, until: Int64)] = []
+        for row in rows {
+            switch row.change {
+            case .startAttempt(row.taskId, let attempt, let name, let properties):
+                starts.append((row, attempt, name ?? row.name, try properties.map(json)))
+            case .completeTask(row.taskId, let output, .atLeast(let attempts), let at):
+                completions.append((row, try json(output), attempts, at.millisecondsSince1970))
+            case .failAttempt(row.taskId, let error, let attempt):
+                failures.append((row, error, attempt))
+            case .setWaitUntil(row.taskId, let until):
+                waits.append((row, until.millisecondsSince1970))
+            default:
+                // Not a change the set-based statements know: one by one.
+                try await execute([.addTask(taskId: row.taskId, key: row.key, parentTaskId: row.parent, name: row.name, status: row.status, at: row.at),
+                                   row.change], runId: row.runId, connection, logger)
+            }
+        }
+        if !starts.isEmpty {
+            try await connection.query("""
+                INSERT INTO tasks (run_id, task_id, key, parent_task_id, name, properties, status, attempts, started_at)
+                SELECT run_id, task_id, key, CASE WHEN no_parent THEN NULL ELSE parent END, CASE WHEN no_name THEN NULL ELSE name END,
+                    CASE WHEN no_properties THEN NULL ELSE properties END, 'RUNNING', attempts, started
+                FROM unnest(\(starts.map(\.0.runId)), \(starts.map(\.0.taskId)), \(starts.map(\.0.key)),
+                            \(nullable(starts.map(\.0.parent)).values), \(nullable(starts.map(\.0.parent)).nulls),
+                            \(nullable(starts.map(\.name)).values), \(nullable(starts.map(\.name)).nulls),
+                            \(nullable(starts.map(\.properties)).values), \(nullable(starts.map(\.properties)).nulls),
+                            \(starts.map { Int32(max(0, $0.attempt)) }), \(starts.map(\.0.at.millisecondsSince1970)))
+                    AS s(run_id, task_id, key, parent, no_parent, name, no_name, properties, no_properties, attempts, started)
+                ON CONFLICT (run_id, task_id) DO UPDATE SET attempts = GREATEST(tasks.attempts, EXCLUDED.attempts),
+                    name = COALESCE(EXCLUDED.name, tasks.name), properties = COALESCE(EXCLUDED.properties, tasks.properties), status = 'RUNNING'
+                WHERE tasks.status != 'COMPLETED'
+                """, logger: logger)
+        }
+        if !completions.isEmpty {
+            try await connection.query("""
+                INSERT INTO tasks (run_id, task_id, key, parent_task_id, name, status, output, attempts, started_at, completed_at)
+                SELECT run_id, task_id, key, CASE WHEN no_parent THEN NULL ELSE parent END, CASE WHEN no_name THEN NULL ELSE name END,
+                    'COMPLETED', output, attempts, started, completed
+                FROM unnest(\(completions.map(\.0.runId)), \(completions.map(\.0.taskId)), \(completions.map(\.0.key)),
+                            \(nullable(completions.map(\.0.parent)).values), \(nullable(completions.map(\.0.parent)).nulls),
+                            \(nullable(completions.map(\.0.name)).values), \(nullable(completions.map(\.0.name)).nulls), \(completions.map(\.output)),
+                            \(completions.map { Int32(max(0, $0.attempts)) }), \(completions.map(\.0.at.millisecondsSince1970)), \(completions.map(\.at)))
+                    AS c(run_id, task_id, key, parent, no_parent, name, no_name, output, attempts, started, completed)
+                ON CONFLICT (run_id, task_id) DO UPDATE SET status = 'COMPLETED', output = EXCLUDED.output, error = NULL,
+                    completed_at = EXCLUDED.completed_at, attempts = GREATEST(tasks.attempts, EXCLUDED.attempts)
+                WHERE tasks.status != 'COMPLETED'
+                """, logger: logger)
+        }
+        if !failures.isEmpty {
+            try await connection.query("""
+                INSERT INTO tasks (run_id, task_id, key, parent_task_id, name, status, error, attempts, failures, started_at)
+                SELECT run_id, task_id, key, CASE WHEN no_parent THEN NULL ELSE parent END, CASE WHEN no_name THEN NULL ELSE name END,
+                    'ERRORED', error, attempts, attempts, started
+                FROM unnest(\(failures.map(\.0.runId)), \(failures.map(\.0.taskId)), \(failures.map(\.0.key)),
+                            \(nullable(failures.map(\.0.parent)).values), \(nullable(failures.map(\.0.parent)).nulls),
+                            \(nullable(failures.map(\.0.name)).values), \(nullable(failures.map(\.0.name)).nulls), \(failures.map(\.error)),
+                            \(failures.map { Int32(max(0, $0.attempt)) }), \(failures.map(\.0.at.millisecondsSince1970)))
+                    AS f(run_id, task_id, key, parent, no_parent, name, no_name, error, attempts, started)
+                ON CONFLICT (run_id, task_id) DO UPDATE SET status = 'ERRORED', error = EXCLUDED.error,
+                    attempts = GREATEST(tasks.attempts, EXCLUDED.attempts), failures = GREATEST(tasks.failures, EXCLUDED.failures)
+                WHERE tasks.status != 'COMPLETED'
+                """, logger: logger)
+        }
+        if !waits.isEmpty {
+            try await connection.query("""
+                INSERT INTO tasks (run_id, task_id, key, parent_task_id, name, status, attempts, started_at, wait_until)
+                SELECT run_id, task_id, key, CASE WHEN no_parent THEN NULL ELSE parent END, CASE WHEN no_name THEN NULL ELSE name END,
+                    status, 1, started, until
+                FROM unnest(\(waits.map(\.0.runId)), \(waits.map(\.0.taskId)), \(waits.map(\.0.key)),
+                            \(nullable(waits.map(\.0.parent)).values), \(nullable(waits.map(\.0.parent)).nulls),
+                            \(nullable(waits.map(\.0.name)).values), \(nullable(waits.map(\.0.name)).nulls), \(waits.map(\.0.status.rawValue)),
+                            \(waits.map(\.0.at.millisecondsSince1970)), \(waits.map(\.until)))
+                    AS w(run_id, task_id, key, parent, no_parent, name, no_name, status, started, until)
+                ON CONFLICT (run_id, task_id) DO UPDATE SET wait_until = COALESCE(tasks.wait_until, EXCLUDED.wait_until), attempts = 1
+                """, logger: logger)
         }
     }
 
@@ -657,6 +869,12 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
     }
 
     // MARK: - Helpers
+
+    /// `values` as a text array and a null mask, for `unnest` (postgres-nio binds no arrays of
+    /// optionals): select `CASE WHEN <mask> THEN NULL ELSE <value> END`.
+    static func nullable(_ values: [String?]) -> (values: [String], nulls: [Bool]) {
+        (values.map { $0 ?? "" }, values.map { $0 == nil })
+    }
 
     private static func json(_ value: some Encodable) throws -> String {
         String(decoding: try BatonJSON.encoder.encode(value), as: UTF8.self)
