@@ -228,8 +228,9 @@ struct ReadBarrier: Sendable {
     let timeout: Duration
     /// The store, asked how far a partition another instance owns is applied.
     let store: any ConsumedOffsetStore
-    /// How often the store is asked while waiting for a partition this instance does not apply.
-    var storePoll: Duration = .milliseconds(20)
+    /// How often the store is asked while waiting for a partition this instance does not apply
+    /// (a store that notifies progress wakes the wait at once: see `AppliedProgressFollower`).
+    var storePoll: Duration = .milliseconds(50)
 
     func checkpoint(runId: String) async throws -> RunCheckpoint {
         let deadline = ContinuousClock.now + timeout
@@ -255,6 +256,64 @@ struct ReadBarrier: Sendable {
             }
             if ContinuousClock.now >= deadline { return false }
         }
+    }
+}
+
+/// Follows what the other instances apply (a store shared by several instances that notifies
+/// progress): each notification reads the store's offsets into `applied`, waking the checkpoint
+/// requests waiting for them. Listens again after a lost connection.
+struct AppliedProgressFollower: Service {
+    let store: any AppliedProgressNotifying & ConsumedOffsetStore
+    let topic: String
+    let applied: AppliedOffsets
+    let logger: Logger
+
+    func run() async throws {
+        // Stops at graceful shutdown (the listening connection goes back to the pool).
+        try? await cancelWhenGracefulShutdown { await follow() }
+    }
+
+    private func follow() async {
+        let reading = ReadCoalescer()
+        while !Task.isCancelled {
+            do {
+                try await store.followAppliedProgress {
+                    await reading.run {
+                        do {
+                            applied.advance(try await store.consumedOffsets(topic: topic))
+                        } catch {
+                            logger.debug("reading applied offsets failed", metadata: ["error": "\(error)"])
+                        }
+                    }
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("lost the store's progress notifications; checkpoints poll until they are back", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+}
+
+/// Runs one read at a time: a call while one runs waits for the next run, and calls arriving
+/// meanwhile share it (a burst of notifications costs two reads, not one each).
+actor ReadCoalescer {
+    private var running = false
+    private var again = false
+
+    func run(_ read: @Sendable () async -> Void) async {
+        if running {
+            again = true
+            return
+        }
+        running = true
+        repeat {
+            again = false
+            await read()
+        } while again
+        running = false
     }
 }
 
@@ -608,7 +667,10 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         return try jsonResponse(run)
     }
     return serviceApplication(name: "baton-task-results", http: configuration.http, router: router,
-                              services: (pool.map { [$0 as any Service] } ?? []) + [
+                              services: (pool.map { [$0 as any Service] } ?? [])
+                                  + ((store as? any AppliedProgressNotifying & ConsumedOffsetStore).map {
+                                      [AppliedProgressFollower(store: $0, topic: topics.taskResults, applied: applied, logger: logger) as any Service]
+                                  } ?? []) + [
                                   ProducerService(producer: producer), consumerService,
                                   BrokerWatchService(BrokerWatch(producer: producer, topics: watched, baseline: broker,
                                                                  interval: kafka.profile.brokerCheckInterval, logger: logger)),

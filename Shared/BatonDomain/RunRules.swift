@@ -269,3 +269,12 @@ public protocol RunStore: Sendable {
     /// Records that the run of a finished fetch was sent its resume command.
     func markFetchResumed(runId: String, taskId: String) async throws
 }
+
+/// A store shared by several instances that tells when any of them applied more of a topic, so
+/// a read barrier waiting for a partition another instance applies wakes at once instead of
+/// polling.
+public protocol AppliedProgressNotifying: Sendable {
+    /// Calls `changed` each time an instance committed consumed offsets (several commits may
+    /// come as one call); returns only by throwing (the connection was lost) or when cancelled.
+    func followAppliedProgress(_ changed: @escaping @Sendable () async -> Void) async throws
+}

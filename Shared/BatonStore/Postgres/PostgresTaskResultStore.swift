@@ -12,7 +12,8 @@ import PostgresNIO
 /// order (`SELECT … ORDER BY id FOR UPDATE`), so what it read stays true until it commits and
 /// two instances never wait for each other in a cycle; PostgreSQL breaks any other deadlock by
 /// aborting one transaction, which is then run again whole.
-public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, DeduplicationStore, ConsumedOffsetStore, DutyLeaseStore {
+public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, DeduplicationStore, ConsumedOffsetStore, DutyLeaseStore,
+                                       AppliedProgressNotifying {
     let database: PostgresDatabase
     private let timers: PostgresTimerStore
     private let fetches: PostgresFetchStore
@@ -133,6 +134,8 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
             }
             try await plan.execute(connection, logger)
             for (topic, partitions) in next { try await PostgresConsumedOffsetStore.advance(topic: topic, to: partitions, connection, logger) }
+            // Delivered at commit: instances waiting at their read barrier look again.
+            try await connection.query("SELECT pg_notify(\(Self.appliedChannel), '')", logger: logger)
             return unknown
         }
     }
@@ -751,6 +754,18 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
 
     public func markFetchResumed(runId: String, taskId: String) async throws {
         try await database.client.query("UPDATE fetches SET resumed = true WHERE run_id = \(runId) AND task_id = \(taskId)", logger: database.logger)
+    }
+
+    /// The channel every applied batch notifies (see ``followAppliedProgress(_:)``).
+    static let appliedChannel = "baton_task_results_applied"
+
+    /// Listens on a connection of its own for applied batches of any instance.
+    public func followAppliedProgress(_ changed: @escaping @Sendable () async -> Void) async throws {
+        try await database.client.withConnection { connection in
+            try await connection.listen(on: Self.appliedChannel) { notifications in
+                for try await _ in notifications { await changed() }
+            }
+        }
     }
 
     // MARK: - Timers
