@@ -270,7 +270,7 @@ struct AppliedProgressFollower: Service {
 
     func run() async throws {
         // Stops at graceful shutdown (the listening connection goes back to the pool).
-        try? await cancelWhenGracefulShutdown { await follow() }
+        await cancelWhenGracefulShutdown { await follow() }
     }
 
     private func follow() async {

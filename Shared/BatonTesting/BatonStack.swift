@@ -247,6 +247,20 @@ public final class BatonStack: Sendable {
         try await request(port: port, path, method: .DELETE, apiKey: apiKey)
     }
 
+    /// Starts a PostgreSQL server of its own (a throwaway cluster on a loopback port) with a
+    /// database per service, and returns it with the settings that put the dispatcher's and the
+    /// task-result service's stores there (for ``start(label:environment:roleEnvironment:)``);
+    /// the first instances are named `dispatcher-0` and `task-results-0`.
+    public static func postgresStores(label: String) async throws -> (server: PostgresServer, roleEnvironment: [Role: [String: String]]) {
+        let server = try await PostgresServer.start(logDirectory: try TestEnvironment.temporaryDirectory("\(label)-postgres"))
+        try await server.createDatabase("baton_task_results")
+        try await server.createDatabase("baton_dispatcher")
+        return (server, [
+            .taskResults: ["STORE_URL": server.url(database: "baton_task_results"), "TASK_RESULTS_INSTANCE": "task-results-0"],
+            .dispatcher: ["STORE_URL": server.url(database: "baton_dispatcher"), "DISPATCHER_INSTANCE": "dispatcher-0"],
+        ])
+    }
+
     /// Starts Tansu and the three services, and waits until they answer.
     /// - Parameter environment: extra settings for every Baton process.
     /// - Parameter roleEnvironment: extra settings for the processes of one service.

@@ -117,15 +117,13 @@ public struct ChaosHarness: Sendable {
         var roleEnvironment: [BatonStack.Role: [String: String]] = [:]
         var server: PostgresServer?
         if postgres {
-            let started = try await PostgresServer.start(logDirectory: try TestEnvironment.temporaryDirectory("chaos-postgres"))
-            try await started.createDatabase("baton_task_results")
-            try await started.createDatabase("baton_dispatcher")
-            roleEnvironment[.taskResults] = ["STORE_URL": started.url(database: "baton_task_results"), "TASK_RESULTS_INSTANCE": "task-results-0"]
-            roleEnvironment[.dispatcher] = ["STORE_URL": started.url(database: "baton_dispatcher"), "DISPATCHER_INSTANCE": "dispatcher-0"]
-            server = started
+            let stores = try await BatonStack.postgresStores(label: "chaos")
+            roleEnvironment = stores.roleEnvironment
+            server = stores.server
         }
         let fetches = try await FetchCounter.start()
         let stack = try await BatonStack.start(label: "chaos", environment: environment, roleEnvironment: roleEnvironment)
+        log("chaos: logs in \(stack.logs.path)")
         var targets: [Target] = [.main(.ingester), .main(.dispatcher), .main(.taskResults)]
         var ingesterPorts = [stack.ingesterPort]
         var taskResultPorts = [stack.taskResultsPort]
@@ -283,6 +281,7 @@ public struct ChaosHarness: Sendable {
                     events.append((child, "chaos-child"))
                 } else if job == "chaos-flow" {
                     report.lostEvents += 1  // the flow never sent its child event
+                    log("chaos: flow run \(run.id) (\(run.status)) has no child event: its tasks are \(run.tasks.map { "\($0.key)=\($0.status)" })")
                 }
             }
             index += 1

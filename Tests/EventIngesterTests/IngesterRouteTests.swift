@@ -12,10 +12,13 @@ import Testing
 @Suite("Ingester routes", .serialized)
 struct IngesterRouteTests {
     /// An ingester whose broker is a real Tansu (for 202s) or a dead port (for 503s).
-    func app(brokers: String, maxBody: Int = 1 << 20) async throws -> some ApplicationProtocol {
+    /// - Parameter reachable: the broker is up: allow the times a loaded machine needs to create
+    ///   the topics and acknowledge (short ones make the tests of a broker that is away quick).
+    func app(brokers: String, maxBody: Int = 1 << 20, reachable: Bool = false) async throws -> some ApplicationProtocol {
         let config = try IngesterConfiguration(config: .batonDefault(arguments: ["test"], environment: [
             "KAFKA_BROKERS": brokers, "KAFKA_PROFILE": "embedded", "KAFKA_TOPIC_REPLICATION": "1",
-            "KAFKA_DELIVERY_TIMEOUT_MS": "1500", "KAFKA_ADMIN_TIMEOUT_MS": "300", "INGESTER_MAX_BODY_BYTES": "\(maxBody)",
+            "KAFKA_DELIVERY_TIMEOUT_MS": reachable ? "15000" : "1500", "KAFKA_ADMIN_TIMEOUT_MS": reachable ? "10000" : "300",
+            "INGESTER_MAX_BODY_BYTES": "\(maxBody)",
         ]))
         return try await buildIngester(configuration: config, logger: Logger(label: "test"))
     }
@@ -77,7 +80,7 @@ struct IngesterRouteTests {
     func acceptedMeansProduced() async throws {
         let logs = try TestEnvironment.temporaryDirectory("ingester")
         let broker = try await TansuBroker.start(logDirectory: logs)
-        try await app(brokers: broker.bootstrapServers).test(.router) { client in
+        try await app(brokers: broker.bootstrapServers, reachable: true).test(.router) { client in
             try await client.execute(uri: "/api/v1/events", method: .post,
                                      body: ByteBuffer(string: #"{"id":"evt_r1","name":"user.created","payload":{"a":1}}"#)) { response in
                 #expect(response.status == .accepted)
@@ -104,10 +107,13 @@ extension Tag {
 
 @Suite("Ingester delays and batches", .serialized)
 struct IngesterBatchTests {
-    func app(brokers: String, maxBatch: Int = 100) async throws -> some ApplicationProtocol {
+    /// - Parameter reachable: the broker is up: allow the times a loaded machine needs to create
+    ///   the topics and acknowledge (short ones make the tests of a broker that is away quick).
+    func app(brokers: String, maxBatch: Int = 100, reachable: Bool = false) async throws -> some ApplicationProtocol {
         let config = try IngesterConfiguration(config: .batonDefault(arguments: ["test"], environment: [
             "KAFKA_BROKERS": brokers, "KAFKA_PROFILE": "embedded", "KAFKA_TOPIC_REPLICATION": "1",
-            "KAFKA_DELIVERY_TIMEOUT_MS": "1500", "KAFKA_ADMIN_TIMEOUT_MS": "300", "INGESTER_MAX_BATCH": "\(maxBatch)",
+            "KAFKA_DELIVERY_TIMEOUT_MS": reachable ? "15000" : "1500", "KAFKA_ADMIN_TIMEOUT_MS": reachable ? "10000" : "300",
+            "INGESTER_MAX_BATCH": "\(maxBatch)",
         ]))
         return try await buildIngester(configuration: config, logger: Logger(label: "test"))
     }
@@ -135,7 +141,7 @@ struct IngesterBatchTests {
     @Test("a batch answers per event: invalid ones with their path, valid ones 202 once acknowledged", .tags(.integration))
     func batch() async throws {
         let broker = try await TansuBroker.start(logDirectory: try TestEnvironment.temporaryDirectory("batch"))
-        try await app(brokers: broker.bootstrapServers, maxBatch: 3).test(.router) { client in
+        try await app(brokers: broker.bootstrapServers, maxBatch: 3, reachable: true).test(.router) { client in
             let body = #"{"events":[{"id":"b1","name":"a"},{"name":""},{"id":"b3","name":"c","deliverAfter":60}]}"#
             try await client.execute(uri: "/api/v1/events/batch", method: .post, body: ByteBuffer(string: body)) { response in
                 #expect(response.status == .ok)

@@ -1,6 +1,19 @@
 import BatonTesting
 import Testing
 
+/// Expects every invariant of `report` to hold for `events` events (each starts two runs).
+func expectInvariants(_ report: ChaosReport, events: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(report.runs >= events * 2, "every event accepted: \(report.runs / 2) of \(events)", sourceLocation: sourceLocation)
+    #expect(report.completed == report.runs, sourceLocation: sourceLocation)
+    #expect(report.lostEvents == 0, sourceLocation: sourceLocation)
+    #expect(report.duplicateRuns == 0, sourceLocation: sourceLocation)
+    #expect(report.reexecutedAckedTasks == 0, sourceLocation: sourceLocation)
+    #expect(report.timersFiredTwice == 0, sourceLocation: sourceLocation)
+    #expect(report.fetchesPerformedTwice == 0, sourceLocation: sourceLocation)
+    #expect(report.overlappingSlices == 0, sourceLocation: sourceLocation)
+    #expect(report.stoppedOnTheirOwn == 0, sourceLocation: sourceLocation)
+}
+
 @Suite("Chaos", .tags(.integration, .fault), .serialized)
 struct ChaosTests {
     @Test("50 runs while 5 random Baton processes are SIGKILLed and restarted: nothing lost, duplicated or re-executed")
@@ -8,14 +21,7 @@ struct ChaosTests {
         let report = try await ChaosHarness(runs: 50, kills: 5, seed: 1125, log: { print($0) }).run()
         print(report.line)
         #expect(report.kills == 5)
-        #expect(report.runs >= 100, "every event accepted: \(report.runs / 2) of 50")
-        #expect(report.completed == report.runs)
-        #expect(report.lostEvents == 0)
-        #expect(report.duplicateRuns == 0)
-        #expect(report.reexecutedAckedTasks == 0)
-        #expect(report.timersFiredTwice == 0)
-        #expect(report.fetchesPerformedTwice == 0)
-        #expect(report.overlappingSlices == 0)
+        expectInvariants(report, events: 50)
     }
 
     @Test("two instances of each service on one PostgreSQL: 40 runs while 6 random instances are SIGKILLed and PostgreSQL restarts once: nothing lost, duplicated or re-executed")
@@ -23,14 +29,7 @@ struct ChaosTests {
         let report = try await ChaosHarness(runs: 40, kills: 6, seed: 4242, instances: 2, postgres: true, log: { print($0) }).run()
         print(report.line)
         #expect(report.kills == 6 && report.storeRestarts == 1)
-        #expect(report.runs >= 80, "every event accepted: \(report.runs / 2) of 40")
-        #expect(report.completed == report.runs)
-        #expect(report.lostEvents == 0)
-        #expect(report.duplicateRuns == 0)
-        #expect(report.reexecutedAckedTasks == 0)
-        #expect(report.timersFiredTwice == 0)
-        #expect(report.fetchesPerformedTwice == 0)
-        #expect(report.overlappingSlices == 0)
+        expectInvariants(report, events: 40)
     }
 
     @Test("SIGTERM under load: 30 runs while 5 random Baton processes are terminated; each drains and exits 0 within its deadline, nothing lost or duplicated")
@@ -39,11 +38,6 @@ struct ChaosTests {
         print(report.line)
         #expect(report.terminated && report.kills == 5)
         #expect(report.uncleanExits == 0, "every SIGTERMed process exited 0 within the deadline")
-        #expect(report.runs >= 60, "every event accepted: \(report.runs / 2) of 30")
-        #expect(report.completed == report.runs)
-        #expect(report.lostEvents == 0)
-        #expect(report.duplicateRuns == 0)
-        #expect(report.reexecutedAckedTasks == 0)
-        #expect(report.timersFiredTwice == 0)
+        expectInvariants(report, events: 30)
     }
 }

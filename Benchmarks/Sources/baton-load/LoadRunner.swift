@@ -64,12 +64,9 @@ struct LoadRunner: Sendable {
         var roleEnvironment: [BatonStack.Role: [String: String]] = [:]
         var server: PostgresServer?
         if settings.store == "postgres" {
-            let started = try await PostgresServer.start(logDirectory: try TestEnvironment.temporaryDirectory("load-postgres"))
-            try await started.createDatabase("baton_task_results")
-            try await started.createDatabase("baton_dispatcher")
-            roleEnvironment[.taskResults] = ["STORE_URL": started.url(database: "baton_task_results"), "TASK_RESULTS_INSTANCE": "task-results-0"]
-            roleEnvironment[.dispatcher] = ["STORE_URL": started.url(database: "baton_dispatcher"), "DISPATCHER_INSTANCE": "dispatcher-0"]
-            server = started
+            let stores = try await BatonStack.postgresStores(label: "load")
+            roleEnvironment = stores.roleEnvironment
+            server = stores.server
         }
         let stack = try await BatonStack.start(label: "load", environment: [
             "LOG_LEVEL": settings.logLevel, "KAFKA_TOPIC_PARTITIONS": "\(settings.partitions)", "WORKER_MAX_CONCURRENT_SLICES": slices,

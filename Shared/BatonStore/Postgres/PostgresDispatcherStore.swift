@@ -9,10 +9,10 @@ import PostgresNIO
 /// offsets, the broker binding and duty leases. Whichever instance receives a cancel or
 /// consumes an event, they all read and write the same rows; ``DispatchRules`` and
 /// ``DelayedEventRules`` decide every change.
-public struct PostgresDispatcherStore: DispatcherStoring, DutyLeaseStore {
-    let database: PostgresDatabase
+public struct PostgresDispatcherStore: DispatcherStoring, PostgresServiceStore {
+    public let database: PostgresDatabase
     private let delayed: PostgresDelayedEventStore
-    private let offsets: PostgresConsumedOffsetStore
+    public let offsets: PostgresConsumedOffsetStore
 
     static let migrations: [PostgresDatabase.Migration] = [
         .init(id: "dispatcher v1 events jobs schedules", statements: [
@@ -321,33 +321,10 @@ public struct PostgresDispatcherStore: DispatcherStoring, DutyLeaseStore {
         try await delayed.markDelivered(id: id, owner: owner, now: now)
     }
 
-    public func consumedOffsets(topic: String) async throws -> [Int32: Int64] {
-        try await offsets.consumedOffsets(topic: topic)
-    }
-
-    public func advanceOffsets(topic: String, to next: [Int32: Int64]) async throws {
-        try await offsets.advanceOffsets(topic: topic, to: next)
-    }
-
-    public func acquireDuty(_ name: String, owner: String, now: Date, lease: Duration) async throws -> Bool {
-        try await PostgresSharedTables.acquireDuty(database, name: name, owner: owner, now: now, lease: lease)
-    }
-
-    /// The broker identity the store is bound to (JSON), `nil` when never bound.
-    public func brokerBinding() async throws -> String? { try await PostgresSharedTables.brokerBinding(database, service: "dispatcher") }
-
-    /// Binds the store to broker identity `identity` (JSON).
-    public func bindBroker(_ identity: String) async throws { try await PostgresSharedTables.bindBroker(database, service: "dispatcher", identity) }
-
-    /// Erases everything the dispatcher's tables hold (after the broker they were written
-    /// against was lost), keeping the schema.
-    public func eraseAll() async throws {
-        try await database.transaction { connection, logger in
-            for table in ["events", "dispatched", "jobs", "schedules", "delayed_events", "consumer_offsets", "broker_bindings", "duty_leases"] {
-                try await connection.query(PostgresQuery(unsafeSQL: "DELETE FROM \(table)"), logger: logger)
-            }
-        }
-    }
+    /// The tables ``eraseAll()`` empties.
+    public static let tables = ["events", "dispatched", "jobs", "schedules", "delayed_events", "consumer_offsets", "broker_bindings", "duty_leases"]
+    /// The service its broker binding is kept under.
+    public static let service = "dispatcher"
 
     private static func json(_ value: some Encodable) throws -> String {
         String(decoding: try BatonJSON.encoder.encode(value), as: UTF8.self)

@@ -12,13 +12,12 @@ import PostgresNIO
 /// order (`SELECT … ORDER BY id FOR UPDATE`), so what it read stays true until it commits and
 /// two instances never wait for each other in a cycle; PostgreSQL breaks any other deadlock by
 /// aborting one transaction, which is then run again whole.
-public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, DeduplicationStore, ConsumedOffsetStore, DutyLeaseStore,
-                                       AppliedProgressNotifying {
-    let database: PostgresDatabase
+public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, DeduplicationStore, PostgresServiceStore, AppliedProgressNotifying {
+    public let database: PostgresDatabase
     private let timers: PostgresTimerStore
     private let fetches: PostgresFetchStore
     private let deduplication: PostgresDeduplicationStore
-    private let offsets: PostgresConsumedOffsetStore
+    public let offsets: PostgresConsumedOffsetStore
 
     static let migrations: [PostgresDatabase.Migration] = [
         .init(id: "task results v1 runs tasks logs", statements: [
@@ -841,7 +840,7 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         }
     }
 
-    // MARK: - Deduplication, offsets, broker, duties
+    // MARK: - Deduplication
 
     public func claim(_ request: DeduplicationClaimRequest, lease: Duration, now: Date) async throws -> DeduplicationClaim {
         try await deduplication.claim(request, lease: lease, now: now)
@@ -855,33 +854,10 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         try await deduplication.recordFailed(scopedKey: scopedKey, runId: runId, taskId: taskId, error: error, now: now)
     }
 
-    public func consumedOffsets(topic: String) async throws -> [Int32: Int64] {
-        try await offsets.consumedOffsets(topic: topic)
-    }
-
-    public func advanceOffsets(topic: String, to next: [Int32: Int64]) async throws {
-        try await offsets.advanceOffsets(topic: topic, to: next)
-    }
-
-    public func acquireDuty(_ name: String, owner: String, now: Date, lease: Duration) async throws -> Bool {
-        try await PostgresSharedTables.acquireDuty(database, name: name, owner: owner, now: now, lease: lease)
-    }
-
-    /// The broker identity the store is bound to (JSON), `nil` when never bound.
-    public func brokerBinding() async throws -> String? { try await PostgresSharedTables.brokerBinding(database, service: "task-results") }
-
-    /// Binds the store to broker identity `identity` (JSON).
-    public func bindBroker(_ identity: String) async throws { try await PostgresSharedTables.bindBroker(database, service: "task-results", identity) }
-
-    /// Erases everything the task-result tables hold (after the broker they were written
-    /// against was lost), keeping the schema.
-    public func eraseAll() async throws {
-        try await database.transaction { connection, logger in
-            for table in ["runs", "tasks", "logs", "timers", "fetches", "deduplication_keys", "consumer_offsets", "broker_bindings", "duty_leases"] {
-                try await connection.query(PostgresQuery(unsafeSQL: "DELETE FROM \(table)"), logger: logger)
-            }
-        }
-    }
+    /// The tables ``eraseAll()`` empties.
+    public static let tables = ["runs", "tasks", "logs", "timers", "fetches", "deduplication_keys", "consumer_offsets", "broker_bindings", "duty_leases"]
+    /// The service its broker binding is kept under.
+    public static let service = "task-results"
 
     // MARK: - Helpers
 
@@ -898,6 +874,49 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
     private static func decodeJSON(_ text: String?) throws -> JSONValue? {
         guard let text else { return nil }
         return try BatonJSON.decoder.decode(JSONValue.self, from: Data(text.utf8))
+    }
+}
+
+/// A service's PostgreSQL store: its consumed offsets, duty leases and broker binding work
+/// alike for every service (the members below), over the tables it names.
+public protocol PostgresServiceStore: ConsumedOffsetStore, DutyLeaseStore {
+    /// The database the store is in.
+    var database: PostgresDatabase { get }
+    /// The store's consumed offsets.
+    var offsets: PostgresConsumedOffsetStore { get }
+    /// The service its broker binding is kept under.
+    static var service: String { get }
+    /// The tables ``eraseAll()`` empties.
+    static var tables: [String] { get }
+}
+
+extension PostgresServiceStore {
+    public func consumedOffsets(topic: String) async throws -> [Int32: Int64] {
+        try await offsets.consumedOffsets(topic: topic)
+    }
+
+    public func advanceOffsets(topic: String, to next: [Int32: Int64]) async throws {
+        try await offsets.advanceOffsets(topic: topic, to: next)
+    }
+
+    public func acquireDuty(_ name: String, owner: String, now: Date, lease: Duration) async throws -> Bool {
+        try await PostgresSharedTables.acquireDuty(database, name: name, owner: owner, now: now, lease: lease)
+    }
+
+    /// The broker identity the store is bound to (JSON), `nil` when never bound.
+    public func brokerBinding() async throws -> String? { try await PostgresSharedTables.brokerBinding(database, service: Self.service) }
+
+    /// Binds the store to broker identity `identity` (JSON).
+    public func bindBroker(_ identity: String) async throws { try await PostgresSharedTables.bindBroker(database, service: Self.service, identity) }
+
+    /// Erases everything the store's tables hold (after the broker they were written against
+    /// was lost), keeping the schema.
+    public func eraseAll() async throws {
+        try await database.transaction { connection, logger in
+            for table in Self.tables {
+                try await connection.query(PostgresQuery(unsafeSQL: "DELETE FROM \(table)"), logger: logger)
+            }
+        }
     }
 }
 
