@@ -19,7 +19,8 @@ import Tracing
 ///   state is in the SQLite file `store.path` (one instance per file);
 /// - `store.path` (`STORE_PATH`), string, `data/task-results.sqlite`: the SQLite file;
 /// - `http.host` / `http.port` (`HTTP_PORT`), default `127.0.0.1:8082`: the runs API
-///   (`GET /api/v1/runs/{id}`, `GET /api/v1/runs?eventId=<id>`);
+///   (`GET /api/v1/runs/{id}`, `GET /api/v1/runs?job=&status=&createdFrom=&createdTo=&eventId=&limit=&cursor=`,
+///   `GET /api/v1/jobs/{id}/runs`);
 /// - `timers.poll.ms` (`TIMERS_POLL_MS`), int, 100: how often due timers are looked for;
 /// - `checkpoint.timeout.ms` (`CHECKPOINT_TIMEOUT_MS`), int, 10000: how long a checkpoint
 ///   request waits for the store to catch up with the task-results topic before it gets 503;
@@ -472,6 +473,55 @@ struct Reaper: Sendable {
     }
 }
 
+/// A page of `GET /api/v1/runs`: the runs, newest first, and the cursor of the next page
+/// (`nil` on the last page).
+struct RunListResponse: Codable, Sendable {
+    var runs: [RunDetails]
+    var nextCursor: String?
+}
+
+/// The query of `GET /api/v1/runs` (and `GET /api/v1/jobs/{id}/runs`), checked.
+enum RunListRequest {
+    /// - Throws: `APIError` 422 naming the parameter that is invalid.
+    static func query(_ parameters: Parameters, tenant: Tenant, job: String?) throws -> RunQuery {
+        func invalid(_ name: String, _ message: String) -> APIError {
+            APIError(status: .unprocessableContent, code: "invalid_field", message: message, path: name)
+        }
+        func date(_ name: String) throws -> Date? {
+            guard let text = parameters.get(name), !text.isEmpty else { return nil }
+            guard let date = try? Date(text, strategy: .iso8601) else {
+                throw invalid(name, "'\(text)' is not an ISO 8601 date-time (e.g. 2026-11-29T12:00:00Z)")
+            }
+            return date
+        }
+        var query = RunQuery(tenant: tenant, jobSlug: job ?? parameters.get("job").flatMap { $0.isEmpty ? nil : $0 })
+        // `status=COMPLETED,FAILED` or `status=COMPLETED&status=FAILED`.
+        for text in parameters.getAll("status").flatMap({ $0.split(separator: ",") }) where !text.isEmpty {
+            let status = RunStatus(rawValue: text.uppercased())
+            guard RunStatus.all.contains(status) else {
+                throw invalid("status", "'\(text)' is not a run status; use one of \(RunStatus.all.map(\.rawValue).joined(separator: ", "))")
+            }
+            if !query.statuses.contains(status) { query.statuses.append(status) }
+        }
+        query.createdFrom = try date("createdFrom")
+        query.createdTo = try date("createdTo")
+        query.eventId = parameters.get("eventId").flatMap { $0.isEmpty ? nil : $0 }
+        if let text = parameters.get("limit") {
+            guard let limit = Int(text), (1...RunQuery.maximumLimit).contains(limit) else {
+                throw invalid("limit", "the page size must be between 1 and \(RunQuery.maximumLimit), got '\(text)'")
+            }
+            query.limit = limit
+        }
+        if let text = parameters.get("cursor"), !text.isEmpty {
+            guard let cursor = RunCursor(encoded: text) else {
+                throw invalid("cursor", "not a cursor of this API: pass the nextCursor of the previous page unchanged")
+            }
+            query.after = cursor
+        }
+        return query
+    }
+}
+
 /// The answer to `POST /api/v1/runs/{id}/cancel`: `canceled` is false when the run had already
 /// finished (its final status is given).
 struct CancelRunResponse: Codable, Sendable {
@@ -636,28 +686,18 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         logger.info("run cancel requested", metadata: ["run.id": "\(id)", "canceled": "\(result.canceled)"])
         return try jsonResponse(CancelRunResponse(id: id, status: result.status, canceled: result.canceled))
     }
-    router.get("/api/v1/runs") { request, _ in
-        let tenant = try keys.tenant(of: request)
-        let ids: [String]
-        if let eventId = request.uri.queryParameters.get("eventId"), !eventId.isEmpty {
-            ids = try await store.runIDs(eventId: eventId)
-        } else if let status = request.uri.queryParameters.get("status"), !status.isEmpty {
-            let wanted = RunStatus(rawValue: status.uppercased())
-            guard RunStatus.all.contains(wanted) else {
-                throw APIError(status: .unprocessableContent, code: "invalid_field",
-                               message: "'\(status)' is not a run status; use one of \(RunStatus.all.map(\.rawValue).joined(separator: ", "))", path: "status")
-            }
-            ids = try await store.runIDs(status: wanted, limit: 100)
-        } else {
-            throw APIError(status: .badRequest, code: "missing_parameter",
-                           message: "give the event whose runs to list (?eventId=<id>) or a status (?status=TIMED_OUT)", path: "eventId")
-        }
+    @Sendable func listRuns(_ request: Request, job: String?) async throws -> Response {
+        let query = try RunListRequest.query(request.uri.queryParameters, tenant: try keys.tenant(of: request), job: job)
+        let page = try await store.listRuns(query)
         var runs: [RunDetails] = []
-        for id in ids {
-            if let run = try await store.run(id: id), run.tenant == tenant { runs.append(run) }
+        for id in page.ids {
+            // A run listed a moment ago is never deleted: it is there.
+            if let run = try await store.run(id: id) { runs.append(run) }
         }
-        return try jsonResponse(["runs": runs])
+        return try jsonResponse(RunListResponse(runs: runs, nextCursor: page.next?.encoded))
     }
+    router.get("/api/v1/runs") { request, _ in try await listRuns(request, job: nil) }
+    router.get("/api/v1/jobs/:id/runs") { request, context in try await listRuns(request, job: try context.parameters.require("id")) }
     router.get("/api/v1/runs/:id") { request, context in
         let tenant = try keys.tenant(of: request)
         let id = try context.parameters.require("id")

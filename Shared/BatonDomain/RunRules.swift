@@ -256,10 +256,8 @@ public protocol RunStore: Sendable {
     func timeOut(runId: String, reason: String, lastProgress: Date, at now: Date) async throws
     /// When the oldest run that has not ended was created, and how many have not ended.
     func activeRuns() async throws -> (oldest: Date?, count: Int)
-    /// Ids of the runs with `status`, most recently updated first.
-    func runIDs(status: RunStatus, limit: Int) async throws -> [String]
-    /// Ids of the runs event `eventId` started, oldest first.
-    func runIDs(eventId: String) async throws -> [String]
+    /// A page of the runs `query` selects, newest first.
+    func listRuns(_ query: RunQuery) async throws -> RunIDPage
     /// The tenant of run `id` (from its event); `nil` for an unknown run.
     func tenant(ofRun id: String) async throws -> Tenant?
     /// The run with its tasks and log lines.
@@ -277,4 +275,75 @@ public protocol AppliedProgressNotifying: Sendable {
     /// Calls `changed` each time an instance committed consumed offsets (several commits may
     /// come as one call); returns only by throwing (the connection was lost) or when cancelled.
     func followAppliedProgress(_ changed: @escaping @Sendable () async -> Void) async throws
+}
+
+/// A position in a list of runs, newest first: the runs after it are older. Opaque to clients
+/// (``encoded``): the store's insertion order, so runs created while a client pages through a
+/// list land before its position and never shift what comes after it.
+public struct RunCursor: Sendable, Hashable {
+    /// The store's insertion sequence number of the last run of the page.
+    public var sequence: Int64
+
+    public init(sequence: Int64) {
+        self.sequence = sequence
+    }
+
+    /// The cursor as clients see it.
+    public var encoded: String {
+        Data("v1:\(sequence)".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    /// The cursor a client sent back; `nil` when it is not one this API handed out.
+    public init?(encoded: String) {
+        var base64 = encoded.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard encoded.count <= 64, let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8),
+              text.hasPrefix("v1:"), let sequence = Int64(text.dropFirst(3)), sequence >= 0 else { return nil }
+        self.sequence = sequence
+    }
+}
+
+/// Which runs to list: one tenant's, filtered, newest first, a page at a time.
+public struct RunQuery: Sendable, Hashable {
+    /// The largest page a client may ask for.
+    public static let maximumLimit = 100
+    /// The page size when the client gives none.
+    public static let defaultLimit = 50
+
+    public var tenant: Tenant
+    public var jobSlug: String?
+    /// Any of these statuses (empty: any status).
+    public var statuses: [RunStatus]
+    /// Created at or after.
+    public var createdFrom: Date?
+    /// Created before.
+    public var createdTo: Date?
+    public var eventId: String?
+    /// The page after this position (`nil`: the first page).
+    public var after: RunCursor?
+    public var limit: Int
+
+    public init(tenant: Tenant, jobSlug: String? = nil, statuses: [RunStatus] = [], createdFrom: Date? = nil, createdTo: Date? = nil,
+                eventId: String? = nil, after: RunCursor? = nil, limit: Int = RunQuery.defaultLimit) {
+        self.tenant = tenant
+        self.jobSlug = jobSlug
+        self.statuses = statuses
+        self.createdFrom = createdFrom
+        self.createdTo = createdTo
+        self.eventId = eventId
+        self.after = after
+        self.limit = limit
+    }
+}
+
+/// A page of run ids, newest first, and where the next page starts (`nil`: the last page).
+public struct RunIDPage: Sendable, Hashable {
+    public var ids: [String]
+    public var next: RunCursor?
+
+    public init(ids: [String], next: RunCursor?) {
+        self.ids = ids
+        self.next = next
+    }
 }

@@ -127,6 +127,17 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
             // Which instance performs a duty only one performs at a time (see `DutyLeaseRules`).
             try DutyLeasesTable.create(db)
         }
+        migrator.registerMigration("v7 run tenants") { db in
+            // The run's tenant as columns (from its event), so a list of one tenant's runs pages
+            // in the database; the list's order is the rowid (insertion order).
+            try db.execute(sql: "ALTER TABLE runs ADD COLUMN project TEXT NOT NULL DEFAULT 'default'")
+            try db.execute(sql: "ALTER TABLE runs ADD COLUMN environment TEXT NOT NULL DEFAULT 'default'")
+            try db.execute(sql: """
+                UPDATE runs SET project = COALESCE(json_extract(event, '$.project'), 'default'),
+                    environment = COALESCE(json_extract(event, '$.environment'), 'default')
+                """)
+            try db.execute(sql: "CREATE INDEX runs_by_tenant ON runs(project, environment)")
+        }
         return migrator
     }
 
@@ -209,10 +220,12 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
             switch write {
             case .createRun(let created, let traceParent, let at):
                 try db.cachedStatement(sql: """
-                    INSERT OR IGNORE INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT OR IGNORE INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent,
+                                                project, environment)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).execute(arguments: [runId, created.jobSlug, created.jobVersion, created.event.id, try json(created.event),
-                                             RunStatus.queued.rawValue, at.millisecondsSince1970, at.millisecondsSince1970, traceParent])
+                                             RunStatus.queued.rawValue, at.millisecondsSince1970, at.millisecondsSince1970, traceParent,
+                                             created.event.tenant.project, created.event.tenant.environment])
             case .addTask(let taskId, let key, let parent, let name, let status, let at):
                 // Tables keep their rowid: insertion order is the tasks' order in the run.
                 try db.cachedStatement(sql: """
@@ -617,18 +630,41 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
         }
     }
 
-    /// Ids of the runs with `status`, most recently updated first.
-    public func runIDs(status: RunStatus, limit: Int = 100) async throws -> [String] {
-        try await pool.read { db in
-            try String.fetchAll(try db.cachedStatement(sql: "SELECT id FROM runs WHERE status = ? ORDER BY updated_at DESC LIMIT ?"), arguments: [status.rawValue, limit])
+    /// A page of the runs `query` selects, newest first (by rowid: insertion order).
+    public func listRuns(_ query: RunQuery) async throws -> RunIDPage {
+        var sql = "SELECT rowid, id FROM runs WHERE project = ? AND environment = ?"
+        var arguments: StatementArguments = [query.tenant.project, query.tenant.environment]
+        if let job = query.jobSlug {
+            sql += " AND job_slug = ?"
+            arguments += [job]
         }
-    }
-
-    /// Ids of the runs that event `eventId` started, oldest first.
-    public func runIDs(eventId: String) async throws -> [String] {
-        try await pool.read { db in
-            try String.fetchAll(try db.cachedStatement(sql: "SELECT id FROM runs WHERE event_id = ? ORDER BY created_at, id"), arguments: [eventId])
+        if !query.statuses.isEmpty {
+            sql += " AND status IN (" + query.statuses.map { _ in "?" }.joined(separator: ", ") + ")"
+            arguments += StatementArguments(query.statuses.map(\.rawValue))
         }
+        if let from = query.createdFrom {
+            sql += " AND created_at >= ?"
+            arguments += [from.millisecondsSince1970]
+        }
+        if let to = query.createdTo {
+            sql += " AND created_at < ?"
+            arguments += [to.millisecondsSince1970]
+        }
+        if let event = query.eventId {
+            sql += " AND event_id = ?"
+            arguments += [event]
+        }
+        if let after = query.after {
+            sql += " AND rowid < ?"
+            arguments += [after.sequence]
+        }
+        sql += " ORDER BY rowid DESC LIMIT ?"
+        arguments += [query.limit + 1]
+        let rows = try await pool.read { [sql, arguments] db in
+            try Row.fetchAll(try db.cachedStatement(sql: sql), arguments: arguments).map { (sequence: $0[0] as Int64, id: $0[1] as String) }
+        }
+        let page = rows.prefix(query.limit)
+        return RunIDPage(ids: page.map(\.id), next: rows.count > query.limit ? page.last.map { RunCursor(sequence: $0.sequence) } : nil)
     }
 
     /// The tenant of run `id` (from its event), without loading its tasks and logs; `nil` for

@@ -51,7 +51,7 @@ struct TaskResultStoreTests {
             #expect(run.tasks.map(\.key) == ["a"] && run.tasks.first?.output == 1)
             #expect(run.status == .executing && run.jobVersion == "1.0.0")
             #expect(try await store.consumedOffsets(topic: topic) == [0: 12, 1: 6])
-            #expect(try await store.runIDs(eventId: "e-r1") == ["r1"])
+            #expect(try await store.listRuns(RunQuery(tenant: .default, eventId: "e-r1")).ids == ["r1"])
             #expect(try await store.tenant(ofRun: "r1") == .default)
         }
     }
@@ -129,7 +129,7 @@ struct TaskResultStoreTests {
             try await store.timeOut(runId: "old", reason: "no progress", lastProgress: again.lastProgress, at: Date())
             let run = try #require(try await store.run(id: "old"))
             #expect(run.status == .timedOut && run.error == "no progress")
-            #expect(try await store.runIDs(status: .timedOut, limit: 10) == ["old"])
+            #expect(try await store.listRuns(RunQuery(tenant: .default, statuses: [.timedOut])).ids == ["old"])
             #expect(try await store.activeRuns().count == 1)
         }
     }
@@ -199,6 +199,51 @@ struct TaskResultStoreTests {
             #expect(try await b.acquireDuty("reaper", owner: "b", now: now.addingTimeInterval(51), lease: .seconds(30)))
             #expect(try await !a.acquireDuty("reaper", owner: "a", now: now.addingTimeInterval(52), lease: .seconds(30)))
             #expect(try await a.acquireDuty("other", owner: "a", now: now, lease: .seconds(30)), "duties are independent")
+        }
+    }
+
+    @Test("listing runs: one tenant's, filtered by job, statuses, creation time and event, newest first; paging while runs are created skips and repeats none",
+          arguments: StoreBackend.allCases)
+    func listing(_ backend: StoreBackend) async throws {
+        try await withTaskResultStore(backend) { (store: any TaskResultBackend) async throws in
+            let beta = try Tenant(project: "beta", environment: "prod")
+            let start = Date(millisecondsSince1970: 1_790_000_000_000)
+            func created(_ run: String, job: String, tenant: Tenant = .default, minute: Int) -> RunEvent {
+                RunEvent(runId: run, occurredAt: start.addingTimeInterval(Double(minute) * 60),
+                         body: .runCreated(.init(jobSlug: job, jobVersion: "1.0.0", event: EventEnvelope(id: "e-\(run)", name: "n", tenant: tenant))))
+            }
+            var events: [RunEvent] = []
+            for index in 0..<25 { events.append(created("a\(index)", job: index.isMultiple(of: 2) ? "even" : "odd", minute: index)) }
+            events.append(created("b0", job: "even", tenant: beta, minute: 3))
+            events.append(RunEvent(runId: "a4", body: .runCompleted(.init(output: 1))))
+            events.append(RunEvent(runId: "a5", body: .runFailed(.init(status: .failed, error: "x"))))
+            _ = try await store.apply(records(events))
+
+            // Paging through the default tenant's runs, 7 at a time, while new ones are created.
+            var seen: [String] = []
+            var cursor: RunCursor?
+            var pages = 0
+            repeat {
+                let page = try await store.listRuns(RunQuery(tenant: .default, after: cursor, limit: 7))
+                seen += page.ids
+                cursor = page.next
+                pages += 1
+                _ = try await store.apply(records([created("new\(pages)", job: "even", minute: 100 + pages)], from: Int64(100 + pages)))
+            } while cursor != nil && pages < 10
+            #expect(pages == 4, "25 runs in pages of 7")
+            #expect(seen == (0..<25).reversed().map { "a\($0)" }, "newest first, none skipped or repeated")
+            let fresh = try await store.listRuns(RunQuery(tenant: .default, limit: 3))
+            #expect(fresh.ids == ["new4", "new3", "new2"], "runs created meanwhile come first")
+
+            #expect(try await store.listRuns(RunQuery(tenant: beta)).ids == ["b0"], "another tenant sees only its own")
+            #expect(try await store.listRuns(RunQuery(tenant: .default, jobSlug: "odd", limit: 100)).ids.count == 12)
+            #expect(try await store.listRuns(RunQuery(tenant: .default, statuses: [.completed, .failed])).ids == ["a5", "a4"])
+            let window = RunQuery(tenant: .default, createdFrom: start.addingTimeInterval(10 * 60), createdTo: start.addingTimeInterval(13 * 60))
+            #expect(try await store.listRuns(window).ids == ["a12", "a11", "a10"], "from inclusive, to exclusive")
+            #expect(try await store.listRuns(RunQuery(tenant: beta, eventId: "e-a1")).ids.isEmpty)
+            #expect(try await store.listRuns(RunQuery(tenant: .default, eventId: "e-a1")).ids == ["a1"])
+            let cursorText = try #require(try await store.listRuns(RunQuery(tenant: .default, limit: 1)).next).encoded
+            #expect(RunCursor(encoded: cursorText) != nil && RunCursor(encoded: "bm90IGEgY3Vyc29y") == nil && RunCursor(encoded: "%%%") == nil)
         }
     }
 }

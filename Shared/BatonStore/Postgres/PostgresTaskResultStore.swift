@@ -77,7 +77,19 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
             "ALTER TABLE fetches ADD COLUMN resumed BOOLEAN NOT NULL DEFAULT false",
             "CREATE INDEX fetches_to_resume ON fetches (run_id) WHERE done AND NOT resumed",
         ]),
-    ] + PostgresSharedTables.migrations
+    ] + PostgresSharedTables.migrations + [
+        .init(id: "task results v2 run tenants and order", statements: [
+            // The run's tenant as columns (from its event), so a list of one tenant's runs pages
+            // in the database, and an insertion sequence, the list's order.
+            "ALTER TABLE runs ADD COLUMN project TEXT NOT NULL DEFAULT 'default'",
+            "ALTER TABLE runs ADD COLUMN environment TEXT NOT NULL DEFAULT 'default'",
+            """
+            UPDATE runs SET project = COALESCE(event::json->>'project', 'default'), environment = COALESCE(event::json->>'environment', 'default')
+            """,
+            "ALTER TABLE runs ADD COLUMN seq BIGSERIAL",
+            "CREATE INDEX runs_by_tenant ON runs (project, environment, seq DESC)",
+        ]),
+    ]
 
     /// Opens the store, applying its migrations.
     public init(database: PostgresDatabase) async throws {
@@ -107,17 +119,20 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         return try await database.transaction { connection, logger in
             var statuses = try await Self.lockRuns(Set(events.map(\.event.runId)), connection, logger)
             // Runs created by this batch, first: later events of theirs need their status.
-            var creations: [String: (created: RunEvent.RunCreated, traceParent: String?, at: Date)] = [:]
-            for (event, traceParent) in events where statuses[event.runId] == nil && creations[event.runId] == nil {
+            // In the order of their events: the runs' insertion order is the runs list's order.
+            var creations: [(id: String, created: RunEvent.RunCreated, traceParent: String?, at: Date)] = []
+            var creating: Set<String> = []
+            for (event, traceParent) in events where statuses[event.runId] == nil && !creating.contains(event.runId) {
                 if case .runCreated(let created) = event.body {
-                    creations[event.runId] = (created, traceParent, Date(millisecondsSince1970: event.occurredAt.millisecondsSince1970))
+                    creating.insert(event.runId)
+                    creations.append((event.runId, created, traceParent, Date(millisecondsSince1970: event.occurredAt.millisecondsSince1970)))
                 }
             }
             if !creations.isEmpty {
                 let created = try await Self.createRuns(creations, connection, logger)
                 for id in created { statuses[id] = .queued }
                 // Created by another instance meanwhile: their locks are ours now.
-                let others = Set(creations.keys).subtracting(created)
+                let others = creating.subtracting(created)
                 for (id, status) in try await Self.lockRuns(others, connection, logger) { statuses[id] = status }
             }
             var plan = ApplyPlan()
@@ -139,20 +154,23 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         }
     }
 
-    /// Inserts the runs of `creations` unless they exist; returns the ids it created.
-    private static func createRuns(_ creations: [String: (created: RunEvent.RunCreated, traceParent: String?, at: Date)],
+    /// Inserts the runs of `creations` unless they exist, in order (their sequence numbers
+    /// follow it); returns the ids it created.
+    private static func createRuns(_ runs: [(id: String, created: RunEvent.RunCreated, traceParent: String?, at: Date)],
                                    _ connection: PostgresConnection, _ logger: Logger) async throws -> Set<String> {
-        let runs = creations.sorted { $0.key < $1.key }
-        let events = try runs.map { try json($0.value.created.event) }
-        let traces = nullable(runs.map(\.value.traceParent))
+        let events = try runs.map { try json($0.created.event) }
+        let traces = nullable(runs.map(\.traceParent))
         var created: Set<String> = []
         for try await id in try await connection.query("""
-            INSERT INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent)
-            SELECT id, slug, version, event_id, event, \(RunStatus.queued.rawValue), at, at, CASE WHEN no_trace THEN NULL ELSE trace_parent END
-            FROM unnest(\(runs.map(\.key)), \(runs.map(\.value.created.jobSlug)), \(runs.map(\.value.created.jobVersion)),
-                        \(runs.map(\.value.created.event.id)), \(events), \(runs.map { $0.value.at.millisecondsSince1970 }),
-                        \(traces.values), \(traces.nulls))
-                AS created(id, slug, version, event_id, event, at, trace_parent, no_trace)
+            INSERT INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent, project, environment)
+            SELECT id, slug, version, event_id, event, \(RunStatus.queued.rawValue), at, at, CASE WHEN no_trace THEN NULL ELSE trace_parent END,
+                project, environment
+            FROM unnest(\(runs.map(\.id)), \(runs.map(\.created.jobSlug)), \(runs.map(\.created.jobVersion)),
+                        \(runs.map(\.created.event.id)), \(events), \(runs.map { $0.at.millisecondsSince1970 }),
+                        \(traces.values), \(traces.nulls), \(runs.map(\.created.event.tenant.project)),
+                        \(runs.map(\.created.event.tenant.environment)))
+                WITH ORDINALITY AS created(id, slug, version, event_id, event, at, trace_parent, no_trace, project, environment, position)
+            ORDER BY position
             ON CONFLICT (id) DO NOTHING RETURNING id
             """, logger: logger).decode(String.self) {
             created.insert(id)
@@ -395,9 +413,10 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
             switch write {
             case .createRun(let run, let traceParent, let at):
                 let rows = try await connection.query("""
-                    INSERT INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent)
+                    INSERT INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent, project, environment)
                     VALUES (\(runId), \(run.jobSlug), \(run.jobVersion), \(run.event.id), \(try json(run.event)), \(RunStatus.queued.rawValue),
-                            \(at.millisecondsSince1970), \(at.millisecondsSince1970), \(traceParent))
+                            \(at.millisecondsSince1970), \(at.millisecondsSince1970), \(traceParent), \(run.event.tenant.project),
+                            \(run.event.tenant.environment))
                     ON CONFLICT (id) DO NOTHING RETURNING id
                     """, logger: logger)
                 for try await _ in rows.decode(String.self) { created = true }
@@ -671,19 +690,30 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         return (nil, 0)
     }
 
-    public func runIDs(status: RunStatus, limit: Int) async throws -> [String] {
-        try await strings(database.client.query("SELECT id FROM runs WHERE status = \(status.rawValue) ORDER BY updated_at DESC LIMIT \(limit)",
-                                                logger: database.logger))
-    }
-
-    public func runIDs(eventId: String) async throws -> [String] {
-        try await strings(database.client.query("SELECT id FROM runs WHERE event_id = \(eventId) ORDER BY created_at, id", logger: database.logger))
-    }
-
-    private func strings(_ rows: PostgresRowSequence) async throws -> [String] {
-        var values: [String] = []
-        for try await value in rows.decode(String.self) { values.append(value) }
-        return values
+    public func listRuns(_ query: RunQuery) async throws -> RunIDPage {
+        var binds = PostgresBindings()
+        var sql = "SELECT seq, id FROM runs WHERE project = $1 AND environment = $2"
+        binds.append(query.tenant.project)
+        binds.append(query.tenant.environment)
+        func condition(_ text: String, _ value: some PostgresDynamicTypeEncodable) {
+            binds.append(value)
+            sql += " AND " + text.replacingOccurrences(of: "?", with: "$\(binds.count)")
+        }
+        if let job = query.jobSlug { condition("job_slug = ?", job) }
+        if !query.statuses.isEmpty { condition("status = ANY(?)", query.statuses.map(\.rawValue)) }
+        if let from = query.createdFrom { condition("created_at >= ?", from.millisecondsSince1970) }
+        if let to = query.createdTo { condition("created_at < ?", to.millisecondsSince1970) }
+        if let event = query.eventId { condition("event_id = ?", event) }
+        if let after = query.after { condition("seq < ?", after.sequence) }
+        binds.append(query.limit + 1)
+        sql += " ORDER BY seq DESC LIMIT $\(binds.count)"
+        var rows: [(sequence: Int64, id: String)] = []
+        for try await row in try await database.client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: database.logger)
+            .decode((Int64, String).self) {
+            rows.append(row)
+        }
+        let page = rows.prefix(query.limit)
+        return RunIDPage(ids: page.map(\.id), next: rows.count > query.limit ? page.last.map { RunCursor(sequence: $0.sequence) } : nil)
     }
 
     public func tenant(ofRun id: String) async throws -> Tenant? {
