@@ -522,6 +522,21 @@ enum RunListRequest {
     }
 }
 
+/// The answer to `POST /api/v1/runs/{id}/replay`: the new run (of the same job version).
+struct ReplayResponse: Codable, Sendable {
+    var runId: String
+    var eventId: String
+    var replayOf: String
+    var jobVersion: String
+}
+
+/// The answer to `POST /api/v1/events/{id}/cancel-runs`: each run the event started, whether
+/// this request canceled it and its status afterwards (empty when the event started no run).
+struct CancelEventRunsResponse: Codable, Sendable {
+    var eventId: String
+    var runs: [CancelRunResponse]
+}
+
 /// The answer to `POST /api/v1/runs/{id}/cancel`: `canceled` is false when the run had already
 /// finished (its final status is given).
 struct CancelRunResponse: Codable, Sendable {
@@ -685,6 +700,64 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         }
         logger.info("run cancel requested", metadata: ["run.id": "\(id)", "canceled": "\(result.canceled)"])
         return try jsonResponse(CancelRunResponse(id: id, status: result.status, canceled: result.canceled))
+    }
+    // A new run of the same job version with the same payload and context, linked to the first;
+    // a body `{"id": "<event id>"}` makes a retried request start it once.
+    router.post("/api/v1/runs/:id/replay") { request, context in
+        let tenant = try keys.tenant(of: request)
+        let id = try context.parameters.require("id")
+        try await requireOwnRun(id, tenant)
+        guard let original = try await store.creation(ofRun: id) else { throw runNotFound(id) }
+        let body = try await request.body.collect(upTo: 64 << 10)
+        var replayEventID = Identifiers.newEventID()
+        if body.readableBytes > 0 {
+            struct ReplayRequest: Decodable { var id: String? }
+            let given: ReplayRequest
+            do throws(ValidationError) {
+                given = try BatonJSON.decodeDocument(ReplayRequest.self, from: body.readableBytesView)
+            } catch {
+                throw APIError(error)
+            }
+            if let given = given.id {
+                guard !given.isEmpty, given.utf8.count <= configuration.service.limits.keyBytes else {
+                    throw APIError(status: .unprocessableContent, code: "invalid_field",
+                                   message: "the replay's event id must hold 1 to \(configuration.service.limits.keyBytes) bytes", path: "$.id")
+                }
+                replayEventID = given
+            }
+        }
+        var event = original.event
+        event.id = replayEventID
+        event.timestamp = Date()
+        event.deliverAt = nil
+        let runId = Identifiers.runID(eventID: event.id, jobSlug: original.jobSlug)
+        // As the dispatcher starts a run: its record first (acknowledged), then its command.
+        try await producer.send(RunEvent(runId: runId, body: .runCreated(.init(jobSlug: original.jobSlug, jobVersion: original.jobVersion,
+                                                                               event: event, replayOf: id))), topics: topics)
+        try await producer.createTopics([TopicSpec(name: topics.runs(jobSlug: original.jobSlug))], timeout: .seconds(5))
+        try await producer.send(RunCommand(kind: .execute, runId: runId, jobSlug: original.jobSlug, jobVersion: original.jobVersion, event: event),
+                                topics: topics)
+        logger.info("run replayed", metadata: ["run.id": "\(runId)", "replay.of": "\(id)", "job.version": "\(original.jobVersion)"])
+        return try jsonResponse(ReplayResponse(runId: runId, eventId: event.id, replayOf: id, jobVersion: original.jobVersion), status: .accepted)
+    }
+    // The seeds' cancelRunsForEvent: every run the caller's event started.
+    router.post("/api/v1/events/:id/cancel-runs") { request, context in
+        let tenant = try keys.tenant(of: request)
+        let raw = try context.parameters.require("id")
+        let eventId = raw.removingPercentEncoding ?? raw
+        var results: [CancelRunResponse] = []
+        var cursor: RunCursor?
+        repeat {
+            let page = try await store.listRuns(RunQuery(tenant: tenant, eventId: eventId, after: cursor, limit: RunQuery.maximumLimit))
+            for id in page.ids {
+                guard let result = try await store.cancel(runId: id, at: Date()) else { continue }
+                results.append(CancelRunResponse(id: id, status: result.status, canceled: result.canceled))
+            }
+            cursor = page.next
+        } while cursor != nil
+        logger.info("runs of an event cancel requested", metadata: [
+            "event.id": "\(eventId)", "runs": "\(results.count)", "canceled": "\(results.filter(\.canceled).count)"])
+        return try jsonResponse(CancelEventRunsResponse(eventId: eventId, runs: results))
     }
     @Sendable func listRuns(_ request: Request, job: String?) async throws -> Response {
         let query = try RunListRequest.query(request.uri.queryParameters, tenant: try keys.tenant(of: request), job: job)

@@ -258,6 +258,8 @@ public protocol RunStore: Sendable {
     func activeRuns() async throws -> (oldest: Date?, count: Int)
     /// A page of the runs `query` selects, newest first.
     func listRuns(_ query: RunQuery) async throws -> RunIDPage
+    /// How run `id` was created (its job, version and event, whatever its status); `nil` when unknown.
+    func creation(ofRun id: String) async throws -> RunEvent.RunCreated?
     /// The tenant of run `id` (from its event); `nil` for an unknown run.
     func tenant(ofRun id: String) async throws -> Tenant?
     /// The run with its tasks and log lines.

@@ -18,6 +18,8 @@ public struct RunDetails: Codable, Sendable, Hashable {
     public var project: String
     /// The environment the run belongs to.
     public var environment: String
+    /// The run this one replays, if it is a replay.
+    public var replayOf: String?
 
     /// The tenant whose API keys see the run.
     public var tenant: Tenant { Tenant.of(project: project, environment: environment) }
@@ -79,7 +81,8 @@ public struct RunDetails: Codable, Sendable, Hashable {
 
     public init(id: String, jobId: String, jobVersion: String, status: RunStatus, output: JSONValue?, error: String?,
                 event: EventSummary, tasks: [TaskDetails], logs: [LogLine], createdAt: Date, updatedAt: Date, completedAt: Date?,
-                tenant: Tenant = .default) {
+                tenant: Tenant = .default, replayOf: String? = nil) {
+        self.replayOf = replayOf
         self.project = tenant.project
         self.environment = tenant.environment
         self.id = id

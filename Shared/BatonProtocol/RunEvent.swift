@@ -62,10 +62,13 @@ public struct RunEvent: Codable, Sendable, Hashable {
         public var jobSlug: String
         public var jobVersion: String
         public var event: EventEnvelope
-        public init(jobSlug: String, jobVersion: String, event: EventEnvelope) {
+        /// The run this one replays (`POST /api/v1/runs/{id}/replay`): same job version, same payload.
+        public var replayOf: String?
+        public init(jobSlug: String, jobVersion: String, event: EventEnvelope, replayOf: String? = nil) {
             self.jobSlug = jobSlug
             self.jobVersion = jobVersion
             self.event = event
+            self.replayOf = replayOf
         }
     }
 

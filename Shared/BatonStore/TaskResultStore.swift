@@ -137,6 +137,8 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
                     environment = COALESCE(json_extract(event, '$.environment'), 'default')
                 """)
             try db.execute(sql: "CREATE INDEX runs_by_tenant ON runs(project, environment)")
+            // The run a replay replays.
+            try db.execute(sql: "ALTER TABLE runs ADD COLUMN replay_of TEXT")
         }
         return migrator
     }
@@ -221,11 +223,11 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
             case .createRun(let created, let traceParent, let at):
                 try db.cachedStatement(sql: """
                     INSERT OR IGNORE INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent,
-                                                project, environment)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                                project, environment, replay_of)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).execute(arguments: [runId, created.jobSlug, created.jobVersion, created.event.id, try json(created.event),
                                              RunStatus.queued.rawValue, at.millisecondsSince1970, at.millisecondsSince1970, traceParent,
-                                             created.event.tenant.project, created.event.tenant.environment])
+                                             created.event.tenant.project, created.event.tenant.environment, created.replayOf])
             case .addTask(let taskId, let key, let parent, let name, let status, let at):
                 // Tables keep their rowid: insertion order is the tasks' order in the run.
                 try db.cachedStatement(sql: """
@@ -667,6 +669,17 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
         return RunIDPage(ids: page.map(\.id), next: rows.count > query.limit ? page.last.map { RunCursor(sequence: $0.sequence) } : nil)
     }
 
+    /// How run `id` was created (its job, version and event).
+    public func creation(ofRun id: String) async throws -> RunEvent.RunCreated? {
+        try await pool.read { db in
+            try Row.fetchOne(try db.cachedStatement(sql: "SELECT job_slug, job_version, event, replay_of FROM runs WHERE id = ?"), arguments: [id]).map {
+                RunEvent.RunCreated(jobSlug: $0["job_slug"], jobVersion: $0["job_version"],
+                                    event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(($0["event"] as String).utf8)),
+                                    replayOf: $0["replay_of"])
+            }
+        }
+    }
+
     /// The tenant of run `id` (from its event), without loading its tasks and logs; `nil` for
     /// an unknown run.
     public func tenant(ofRun id: String) async throws -> Tenant? {
@@ -703,7 +716,7 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
                 tasks: tasks, logs: logs,
                 createdAt: Date(millisecondsSince1970: row["created_at"]), updatedAt: Date(millisecondsSince1970: row["updated_at"]),
                 completedAt: (row["completed_at"] as Int64?).map(Date.init(millisecondsSince1970:)),
-                tenant: event.tenant)
+                tenant: event.tenant, replayOf: row["replay_of"])
         }
     }
 

@@ -53,6 +53,16 @@ struct TaskResultStoreTests {
             #expect(try await store.consumedOffsets(topic: topic) == [0: 12, 1: 6])
             #expect(try await store.listRuns(RunQuery(tenant: .default, eventId: "e-r1")).ids == ["r1"])
             #expect(try await store.tenant(ofRun: "r1") == .default)
+            // A replay: linked to the run it replays, with that run's job version and event.
+            let original = try #require(try await store.creation(ofRun: "r1"))
+            var event = original.event
+            event.id = "e-replay"
+            let replay = RunEvent(runId: "r1-replay", body: .runCreated(.init(jobSlug: original.jobSlug, jobVersion: original.jobVersion,
+                                                                              event: event, replayOf: "r1")))
+            _ = try await store.apply(records([replay], from: 20))
+            #expect(try await store.run(id: "r1-replay")?.replayOf == "r1")
+            #expect(try await store.creation(ofRun: "r1-replay") == .init(jobSlug: "job", jobVersion: "1.0.0", event: event, replayOf: "r1"))
+            #expect(try await store.run(id: "r1")?.replayOf == nil)
         }
     }
 

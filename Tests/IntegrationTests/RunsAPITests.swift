@@ -62,4 +62,47 @@ struct RunsAPITests {
         #expect(refused.status == 422 && refused.body.contains("\"path\":\"limit\""))
         try await stack.stop()
     }
+
+    @Test("replay starts a new run of the same job version and payload, linked to the first, once per replay id; cancel-runs cancels every run of an event")
+    func replayAndCancelRuns() async throws {
+        let stack = try await BatonStack.start(label: "replay")
+        try await stack.startExampleJobs(waitSeconds: 30, jobs: ["many-steps", "new-user-welcome"])
+        let first = "evt_replay_\(UUID().uuidString.prefix(8))"
+        #expect(try await stack.sendEvent(#"{"id":"\#(first)","name":"steps.start","payload":{"steps":2}}"#).status == 202)
+        let original = try await stack.finishedRun(Identifiers.runID(eventID: first, jobSlug: "many-steps"))
+        #expect(original.status == .completed)
+
+        struct Replay: Decodable { var runId: String; var replayOf: String; var jobVersion: String }
+        let replayID = "evt_replayed_\(UUID().uuidString.prefix(8))"
+        var replays: [Replay] = []
+        for _ in 0..<2 {  // the same replay id twice: one run
+            let answer = try await stack.post(port: stack.taskResultsPort, "/api/v1/runs/\(original.id)/replay", body: #"{"id":"\#(replayID)"}"#)
+            #expect(answer.status == 202, "\(answer.body)")
+            replays.append(try BatonJSON.decoder.decode(Replay.self, from: Data(answer.body.utf8)))
+        }
+        #expect(replays[0].runId == replays[1].runId && replays[0].replayOf == original.id && replays[0].jobVersion == original.jobVersion)
+        let replayed = try await stack.finishedRun(replays[0].runId)
+        #expect(replayed.status == .completed && replayed.output == original.output)
+        #expect(replayed.replayOf == original.id && replayed.jobVersion == original.jobVersion && replayed.id != original.id)
+        #expect(stack.outboxLines().filter { $0.hasPrefix("step \(replayed.id) ") }.count == 2, "each step of the replay ran once")
+        #expect(try await stack.post(port: stack.taskResultsPort, "/api/v1/runs/run_nope/replay").status == 404)
+
+        // A run waiting 30 s, cancelled through its event.
+        let waiting = "evt_cancel_runs_\(UUID().uuidString.prefix(8))"
+        #expect(try await stack.sendEvent(#"{"id":"\#(waiting)","name":"user.created","payload":{"id":"w","name":"W","email":"w@example.com"}}"#).status == 202)
+        let run = Identifiers.runID(eventID: waiting, jobSlug: "new-user-welcome")
+        _ = try await eventually("the run to wait", deadline: .seconds(60)) { () -> Bool? in try await stack.run(run)?.status == .waiting ? true : nil }
+        struct Canceled: Decodable { struct Run: Decodable { var id: String; var status: String; var canceled: Bool }; var eventId: String; var runs: [Run] }
+        let canceled = try BatonJSON.decoder.decode(Canceled.self, from: Data(try await stack.post(
+            port: stack.taskResultsPort, "/api/v1/events/\(waiting)/cancel-runs").body.utf8))
+        #expect(canceled.runs.map(\.id) == [run] && canceled.runs.allSatisfy { $0.canceled && $0.status == "CANCELED" })
+        #expect(try await stack.run(run)?.status == .canceled)
+        let again = try BatonJSON.decoder.decode(Canceled.self, from: Data(try await stack.post(
+            port: stack.taskResultsPort, "/api/v1/events/\(waiting)/cancel-runs").body.utf8))
+        #expect(again.runs.map(\.canceled) == [false], "canceled once")
+        let none = try BatonJSON.decoder.decode(Canceled.self, from: Data(try await stack.post(
+            port: stack.taskResultsPort, "/api/v1/events/evt_never_sent/cancel-runs").body.utf8))
+        #expect(none.runs.isEmpty)
+        try await stack.stop()
+    }
 }

@@ -88,6 +88,8 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
             """,
             "ALTER TABLE runs ADD COLUMN seq BIGSERIAL",
             "CREATE INDEX runs_by_tenant ON runs (project, environment, seq DESC)",
+            // The run a replay replays.
+            "ALTER TABLE runs ADD COLUMN replay_of TEXT",
         ]),
     ]
 
@@ -160,16 +162,19 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
                                    _ connection: PostgresConnection, _ logger: Logger) async throws -> Set<String> {
         let events = try runs.map { try json($0.created.event) }
         let traces = nullable(runs.map(\.traceParent))
+        let replays = nullable(runs.map(\.created.replayOf))
         var created: Set<String> = []
         for try await id in try await connection.query("""
-            INSERT INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent, project, environment)
+            INSERT INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent, project, environment,
+                              replay_of)
             SELECT id, slug, version, event_id, event, \(RunStatus.queued.rawValue), at, at, CASE WHEN no_trace THEN NULL ELSE trace_parent END,
-                project, environment
+                project, environment, CASE WHEN no_replay THEN NULL ELSE replay_of END
             FROM unnest(\(runs.map(\.id)), \(runs.map(\.created.jobSlug)), \(runs.map(\.created.jobVersion)),
                         \(runs.map(\.created.event.id)), \(events), \(runs.map { $0.at.millisecondsSince1970 }),
                         \(traces.values), \(traces.nulls), \(runs.map(\.created.event.tenant.project)),
-                        \(runs.map(\.created.event.tenant.environment)))
-                WITH ORDINALITY AS created(id, slug, version, event_id, event, at, trace_parent, no_trace, project, environment, position)
+                        \(runs.map(\.created.event.tenant.environment)), \(replays.values), \(replays.nulls))
+                WITH ORDINALITY AS created(id, slug, version, event_id, event, at, trace_parent, no_trace, project, environment, replay_of, no_replay,
+                                           position)
             ORDER BY position
             ON CONFLICT (id) DO NOTHING RETURNING id
             """, logger: logger).decode(String.self) {
@@ -413,10 +418,11 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
             switch write {
             case .createRun(let run, let traceParent, let at):
                 let rows = try await connection.query("""
-                    INSERT INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent, project, environment)
+                    INSERT INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent, project, environment,
+                                      replay_of)
                     VALUES (\(runId), \(run.jobSlug), \(run.jobVersion), \(run.event.id), \(try json(run.event)), \(RunStatus.queued.rawValue),
                             \(at.millisecondsSince1970), \(at.millisecondsSince1970), \(traceParent), \(run.event.tenant.project),
-                            \(run.event.tenant.environment))
+                            \(run.event.tenant.environment), \(run.replayOf))
                     ON CONFLICT (id) DO NOTHING RETURNING id
                     """, logger: logger)
                 for try await _ in rows.decode(String.self) { created = true }
@@ -716,6 +722,16 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         return RunIDPage(ids: page.map(\.id), next: rows.count > query.limit ? page.last.map { RunCursor(sequence: $0.sequence) } : nil)
     }
 
+    public func creation(ofRun id: String) async throws -> RunEvent.RunCreated? {
+        for try await (slug, version, event, replayOf) in try await database.client.query("""
+            SELECT job_slug, job_version, event, replay_of FROM runs WHERE id = \(id)
+            """, logger: database.logger).decode((String, String, String, String?).self) {
+            return RunEvent.RunCreated(jobSlug: slug, jobVersion: version,
+                                       event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(event.utf8)), replayOf: replayOf)
+        }
+        return nil
+    }
+
     public func tenant(ofRun id: String) async throws -> Tenant? {
         for try await event in try await database.client.query("SELECT event FROM runs WHERE id = \(id)", logger: database.logger).decode(String.self) {
             return try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(event.utf8)).tenant
@@ -727,10 +743,10 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         try await database.client.withConnection { connection in
             let logger = database.logger
             var found: (slug: String, version: String, status: String, output: String?, error: String?, event: String,
-                        created: Int64, updated: Int64, completed: Int64?)?
+                        created: Int64, updated: Int64, completed: Int64?, replayOf: String?)?
             for try await row in try await connection.query("""
-                SELECT job_slug, job_version, status, output, error, event, created_at, updated_at, completed_at FROM runs WHERE id = \(id)
-                """, logger: logger).decode((String, String, String, String?, String?, String, Int64, Int64, Int64?).self) {
+                SELECT job_slug, job_version, status, output, error, event, created_at, updated_at, completed_at, replay_of FROM runs WHERE id = \(id)
+                """, logger: logger).decode((String, String, String, String?, String?, String, Int64, Int64, Int64?, String?).self) {
                 found = row
             }
             guard let run = found else { return nil }
@@ -760,7 +776,7 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
                 output: try Self.decodeJSON(run.output), error: run.error,
                 event: .init(id: event.id, name: event.name, timestamp: event.timestamp), tasks: tasks, logs: logs,
                 createdAt: Date(millisecondsSince1970: run.created), updatedAt: Date(millisecondsSince1970: run.updated),
-                completedAt: run.completed.map(Date.init(millisecondsSince1970:)), tenant: event.tenant)
+                completedAt: run.completed.map(Date.init(millisecondsSince1970:)), tenant: event.tenant, replayOf: run.replayOf)
         }
     }
 
