@@ -473,12 +473,6 @@ struct Reaper: Sendable {
     }
 }
 
-/// A page of `GET /api/v1/runs`: the runs, newest first, and the cursor of the next page
-/// (`nil` on the last page).
-struct RunListResponse: Codable, Sendable {
-    var runs: [RunDetails]
-    var nextCursor: String?
-}
 
 /// The query of `GET /api/v1/runs` (and `GET /api/v1/jobs/{id}/runs`), checked.
 enum RunListRequest {
@@ -522,28 +516,9 @@ enum RunListRequest {
     }
 }
 
-/// The answer to `POST /api/v1/runs/{id}/replay`: the new run (of the same job version).
-struct ReplayResponse: Codable, Sendable {
-    var runId: String
-    var eventId: String
-    var replayOf: String
-    var jobVersion: String
-}
 
-/// The answer to `POST /api/v1/events/{id}/cancel-runs`: each run the event started, whether
-/// this request canceled it and its status afterwards (empty when the event started no run).
-struct CancelEventRunsResponse: Codable, Sendable {
-    var eventId: String
-    var runs: [CancelRunResponse]
-}
 
-/// The answer to `POST /api/v1/runs/{id}/cancel`: `canceled` is false when the run had already
-/// finished (its final status is given).
-struct CancelRunResponse: Codable, Sendable {
-    var id: String
-    var status: RunStatus
-    var canceled: Bool
-}
+
 
 /// Fires durable timers: when a wait is due, sends the run's resume command.
 struct TimerService: Sendable {
@@ -739,6 +714,25 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
                                 topics: topics)
         logger.info("run replayed", metadata: ["run.id": "\(runId)", "replay.of": "\(id)", "job.version": "\(original.jobVersion)"])
         return try jsonResponse(ReplayResponse(runId: runId, eventId: event.id, replayOf: id, jobVersion: original.jobVersion), status: .accepted)
+    }
+    // What the runs say about a job (its registration is the dispatcher's: `GET /api/v1/jobs/{id}`).
+    router.get("/api/v1/jobs/:id/stats") { request, context in
+        let tenant = try keys.tenant(of: request)
+        let slug = try context.parameters.require("id")
+        let counts = try await store.runCounts(tenant: tenant, jobSlug: slug)
+        var byStatus: [String: Int] = [:]
+        for count in counts { byStatus[count.status.rawValue, default: 0] += count.count }
+        var lastRun: RunDetails?
+        if let newest = try await store.listRuns(RunQuery(tenant: tenant, jobSlug: slug, limit: 1)).ids.first {
+            lastRun = try await store.run(id: newest)
+        }
+        return try jsonResponse(JobStats(
+            jobId: slug, runs: counts.reduce(0) { $0 + $1.count }, runsByStatus: byStatus,
+            versions: Dictionary(grouping: counts, by: \.jobVersion).map { version, groups in
+                JobStats.Version(version: version, runs: groups.reduce(0) { $0 + $1.count },
+                                 lastRunCreatedAt: groups.map(\.lastCreatedAt).max()!)
+            }.sorted { $0.lastRunCreatedAt > $1.lastRunCreatedAt },
+            lastRun: lastRun))
     }
     // The seeds' cancelRunsForEvent: every run the caller's event started.
     router.post("/api/v1/events/:id/cancel-runs") { request, context in

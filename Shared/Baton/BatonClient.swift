@@ -130,9 +130,18 @@ public struct BatonClient: Sendable {
     }
 }
 
-/// The ingester refused an event: `status` and its JSON error `body` say why.
+/// A Baton service refused a request: `status` and its JSON error `body` say why.
 public struct BatonClientError: Error, Sendable, CustomStringConvertible {
     public var status: Int
     public var body: String
-    public var description: String { "the ingester answered \(status): \(body)" }
+    /// The service that answered (`ingester`, `task-result service`).
+    public var service: String
+
+    public init(status: Int, body: String, service: String = "ingester") {
+        self.status = status
+        self.body = body
+        self.service = service
+    }
+
+    public var description: String { "the \(service) answered \(status): \(body)" }
 }

@@ -258,6 +258,8 @@ public protocol RunStore: Sendable {
     func activeRuns() async throws -> (oldest: Date?, count: Int)
     /// A page of the runs `query` selects, newest first.
     func listRuns(_ query: RunQuery) async throws -> RunIDPage
+    /// One tenant's runs of job `slug`, counted by version and status (with each group's newest creation).
+    func runCounts(tenant: Tenant, jobSlug: String) async throws -> [RunCount]
     /// How run `id` was created (its job, version and event, whatever its status); `nil` when unknown.
     func creation(ofRun id: String) async throws -> RunEvent.RunCreated?
     /// The tenant of run `id` (from its event); `nil` for an unknown run.
@@ -347,5 +349,20 @@ public struct RunIDPage: Sendable, Hashable {
     public init(ids: [String], next: RunCursor?) {
         self.ids = ids
         self.next = next
+    }
+}
+
+/// How many of a job's runs have one version and one status, and when the newest was created.
+public struct RunCount: Sendable, Hashable {
+    public var jobVersion: String
+    public var status: RunStatus
+    public var count: Int
+    public var lastCreatedAt: Date
+
+    public init(jobVersion: String, status: RunStatus, count: Int, lastCreatedAt: Date) {
+        self.jobVersion = jobVersion
+        self.status = status
+        self.count = count
+        self.lastCreatedAt = lastCreatedAt
     }
 }

@@ -669,6 +669,19 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
         return RunIDPage(ids: page.map(\.id), next: rows.count > query.limit ? page.last.map { RunCursor(sequence: $0.sequence) } : nil)
     }
 
+    /// One tenant's runs of job `slug`, counted by version and status.
+    public func runCounts(tenant: Tenant, jobSlug: String) async throws -> [RunCount] {
+        try await pool.read { db in
+            try Row.fetchAll(try db.cachedStatement(sql: """
+                SELECT job_version, status, COUNT(*) AS runs, MAX(created_at) AS last FROM runs
+                WHERE project = ? AND environment = ? AND job_slug = ? GROUP BY job_version, status ORDER BY job_version, status
+                """), arguments: [tenant.project, tenant.environment, jobSlug]).map {
+                RunCount(jobVersion: $0["job_version"], status: RunStatus(rawValue: $0["status"]), count: $0["runs"],
+                         lastCreatedAt: Date(millisecondsSince1970: $0["last"]))
+            }
+        }
+    }
+
     /// How run `id` was created (its job, version and event).
     public func creation(ofRun id: String) async throws -> RunEvent.RunCreated? {
         try await pool.read { db in

@@ -252,6 +252,11 @@ struct TaskResultStoreTests {
             #expect(try await store.listRuns(window).ids == ["a12", "a11", "a10"], "from inclusive, to exclusive")
             #expect(try await store.listRuns(RunQuery(tenant: beta, eventId: "e-a1")).ids.isEmpty)
             #expect(try await store.listRuns(RunQuery(tenant: .default, eventId: "e-a1")).ids == ["a1"])
+            // Counted per job, version and status: "even" has 13 original runs (2 ended) and 4 created while paging.
+            let counts = try await store.runCounts(tenant: .default, jobSlug: "even")
+            #expect(counts.map(\.count).reduce(0, +) == 13 + 4)
+            #expect(counts.first { $0.status == .completed }?.count == 1 && counts.allSatisfy { $0.jobVersion == "1.0.0" })
+            #expect(try await store.runCounts(tenant: beta, jobSlug: "odd").isEmpty)
             let cursorText = try #require(try await store.listRuns(RunQuery(tenant: .default, limit: 1)).next).encoded
             #expect(RunCursor(encoded: cursorText) != nil && RunCursor(encoded: "bm90IGEgY3Vyc29y") == nil && RunCursor(encoded: "%%%") == nil)
         }

@@ -1,3 +1,4 @@
+import Baton
 import BatonProtocol
 import BatonTesting
 import Foundation
@@ -47,17 +48,22 @@ struct RunsAPITests {
         } while cursor != nil && listed.count < 100
         #expect(listed.count == 12 && Set(listed) == Set(steps), "every run once: \(listed)")
         for run in later { _ = try await stack.finishedRun(run, deadline: .seconds(60)) }
-        let newest = try await page("/api/v1/runs?job=many-steps&limit=\(later.count)")
+        // The SDK's typed client from here on.
+        let client = RunsClient(baseURL: "http://127.0.0.1:\(stack.taskResultsPort)")
+        let newest = try await client.list(.init(job: "many-steps", limit: later.count))
         #expect(Set(newest.runs.map(\.id)) == Set(later), "runs created while paging come first")
 
-        let completed = try await page("/api/v1/runs?status=COMPLETED,FAILED&job=new-user-welcome")
+        let completed = try await client.list(.init(job: "new-user-welcome", statuses: [.completed, .failed]))
         #expect(Set(completed.runs.map(\.id)) == Set(welcomes) && completed.nextCursor == nil)
         #expect(completed.runs.allSatisfy { !$0.jobVersion.isEmpty && $0.status == .completed }, "each run with the version it was created with")
-        let future = ISO8601DateFormatter().string(from: Date().addingTimeInterval(3600))
-        #expect(try await page("/api/v1/runs?createdFrom=\(future)").runs.isEmpty)
-        let all = try await page("/api/v1/runs?limit=100")
+        #expect(try await client.list(.init(createdFrom: Date().addingTimeInterval(3600))).runs.isEmpty)
+        let all = try await client.list(.init(limit: 100))
         #expect(all.runs.count == 12 + later.count + 5)
         #expect(zip(all.runs, all.runs.dropFirst()).allSatisfy { $0.createdAt >= $1.createdAt.addingTimeInterval(-1) }, "newest first")
+        let stats = try await client.stats(jobId: "many-steps")
+        #expect(stats.runs == 12 + later.count && stats.runsByStatus == ["COMPLETED": 12 + later.count])
+        #expect(stats.versions.map(\.runs) == [12 + later.count] && stats.lastRun?.id == all.runs.first { $0.jobId == "many-steps" }?.id)
+        await #expect(throws: BatonClientError.self) { try await client.list(.init(limit: 101)) }
         let refused = try await stack.get(port: stack.taskResultsPort, "/api/v1/runs?limit=101")
         #expect(refused.status == 422 && refused.body.contains("\"path\":\"limit\""))
         try await stack.stop()
@@ -72,37 +78,30 @@ struct RunsAPITests {
         let original = try await stack.finishedRun(Identifiers.runID(eventID: first, jobSlug: "many-steps"))
         #expect(original.status == .completed)
 
-        struct Replay: Decodable { var runId: String; var replayOf: String; var jobVersion: String }
+        let client = RunsClient(baseURL: "http://127.0.0.1:\(stack.taskResultsPort)")
         let replayID = "evt_replayed_\(UUID().uuidString.prefix(8))"
-        var replays: [Replay] = []
-        for _ in 0..<2 {  // the same replay id twice: one run
-            let answer = try await stack.post(port: stack.taskResultsPort, "/api/v1/runs/\(original.id)/replay", body: #"{"id":"\#(replayID)"}"#)
-            #expect(answer.status == 202, "\(answer.body)")
-            replays.append(try BatonJSON.decoder.decode(Replay.self, from: Data(answer.body.utf8)))
-        }
+        var replays: [ReplayResponse] = []
+        for _ in 0..<2 { replays.append(try await client.replay(runId: original.id, id: replayID)) }  // the same replay id twice: one run
         #expect(replays[0].runId == replays[1].runId && replays[0].replayOf == original.id && replays[0].jobVersion == original.jobVersion)
         let replayed = try await stack.finishedRun(replays[0].runId)
         #expect(replayed.status == .completed && replayed.output == original.output)
         #expect(replayed.replayOf == original.id && replayed.jobVersion == original.jobVersion && replayed.id != original.id)
         #expect(stack.outboxLines().filter { $0.hasPrefix("step \(replayed.id) ") }.count == 2, "each step of the replay ran once")
         #expect(try await stack.post(port: stack.taskResultsPort, "/api/v1/runs/run_nope/replay").status == 404)
+        #expect(try await client.run(id: "run_nope") == nil)
+        #expect(try await client.run(id: replayed.id)?.replayOf == original.id)
 
         // A run waiting 30 s, cancelled through its event.
         let waiting = "evt_cancel_runs_\(UUID().uuidString.prefix(8))"
         #expect(try await stack.sendEvent(#"{"id":"\#(waiting)","name":"user.created","payload":{"id":"w","name":"W","email":"w@example.com"}}"#).status == 202)
         let run = Identifiers.runID(eventID: waiting, jobSlug: "new-user-welcome")
         _ = try await eventually("the run to wait", deadline: .seconds(60)) { () -> Bool? in try await stack.run(run)?.status == .waiting ? true : nil }
-        struct Canceled: Decodable { struct Run: Decodable { var id: String; var status: String; var canceled: Bool }; var eventId: String; var runs: [Run] }
-        let canceled = try BatonJSON.decoder.decode(Canceled.self, from: Data(try await stack.post(
-            port: stack.taskResultsPort, "/api/v1/events/\(waiting)/cancel-runs").body.utf8))
-        #expect(canceled.runs.map(\.id) == [run] && canceled.runs.allSatisfy { $0.canceled && $0.status == "CANCELED" })
+        let canceled = try await client.cancelRuns(eventId: waiting)
+        #expect(canceled.runs.map(\.id) == [run] && canceled.runs.allSatisfy { $0.canceled && $0.status == .canceled })
         #expect(try await stack.run(run)?.status == .canceled)
-        let again = try BatonJSON.decoder.decode(Canceled.self, from: Data(try await stack.post(
-            port: stack.taskResultsPort, "/api/v1/events/\(waiting)/cancel-runs").body.utf8))
-        #expect(again.runs.map(\.canceled) == [false], "canceled once")
-        let none = try BatonJSON.decoder.decode(Canceled.self, from: Data(try await stack.post(
-            port: stack.taskResultsPort, "/api/v1/events/evt_never_sent/cancel-runs").body.utf8))
-        #expect(none.runs.isEmpty)
+        #expect(try await client.cancelRuns(eventId: waiting).runs.map(\.canceled) == [false], "canceled once")
+        #expect(try await client.cancelRuns(eventId: "evt_never_sent").runs.isEmpty)
+        #expect(try await client.cancel(runId: run).canceled == false)
         try await stack.stop()
     }
 }

@@ -722,6 +722,19 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         return RunIDPage(ids: page.map(\.id), next: rows.count > query.limit ? page.last.map { RunCursor(sequence: $0.sequence) } : nil)
     }
 
+    public func runCounts(tenant: Tenant, jobSlug: String) async throws -> [RunCount] {
+        var counts: [RunCount] = []
+        for try await (version, status, runs, last) in try await database.client.query("""
+            SELECT job_version, status, COUNT(*), MAX(created_at) FROM runs
+            WHERE project = \(tenant.project) AND environment = \(tenant.environment) AND job_slug = \(jobSlug)
+            GROUP BY job_version, status ORDER BY job_version, status
+            """, logger: database.logger).decode((String, String, Int64, Int64).self) {
+            counts.append(RunCount(jobVersion: version, status: RunStatus(rawValue: status), count: Int(runs),
+                                   lastCreatedAt: Date(millisecondsSince1970: last)))
+        }
+        return counts
+    }
+
     public func creation(ofRun id: String) async throws -> RunEvent.RunCreated? {
         for try await (slug, version, event, replayOf) in try await database.client.query("""
             SELECT job_slug, job_version, event, replay_of FROM runs WHERE id = \(id)
