@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "baton-task-results", targets: ["TaskResultService"]),
         .executable(name: "baton-example-jobs", targets: ["ExampleJobs"]),
         .executable(name: "baton-keys", targets: ["KeyTool"]),
+        .executable(name: "baton", targets: ["BatonCLI"]),
         .executable(name: "baton-chaos", targets: ["BatonChaos"]),
         .executable(name: "baton-load", targets: ["BatonLoad"]),
     ],
@@ -170,6 +171,15 @@ let package = Package(
                 "Baton", "BatonService", "BatonProtocol",
             ],
             path: "Services/ExampleJobs",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "BatonCLI",
+            dependencies: ["Baton", "BatonProtocol", "BatonTesting", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
+            path: "Services/BatonCLI",
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -40,6 +40,16 @@ public enum DutyLeaseRules {
         guard LeaseRules.isFree(owner: current?.owner, until: current?.until, for: claimant, now: now) else { return nil }
         return DutyLease(name: name, owner: claimant, until: LeaseRules.end(from: now, lease: lease))
     }
+
+    /// What a store can answer from a read alone: `true` when `claimant` holds the duty for more
+    /// than a third of `lease` still (no renewal yet), `false` while another instance holds it,
+    /// `nil` when a write decides (free, ended, or the claimant's own lease running low).
+    public static func answerWithoutWriting(_ current: DutyLease?, by claimant: String, now: Date, lease: Duration) -> Bool? {
+        guard let current, current.until >= now else { return nil }
+        guard current.owner == claimant else { return false }
+        let remaining = current.until.timeIntervalSince(now)
+        return remaining > Double(lease / .milliseconds(1)) / 3000 ? true : nil
+    }
 }
 
 /// Where duty leases live, shared by the instances of a service.

@@ -93,7 +93,7 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
 
     /// Takes or renews duty `name` for `owner` (see ``DutyLeaseRules``).
     public func acquireDuty(_ name: String, owner: String, now: Date = Date(), lease: Duration) async throws -> Bool {
-        try await pool.write { db in try DutyLeasesTable.acquire(db, name: name, owner: owner, now: now, lease: lease) }
+        try await DutyLeasesTable.acquire(pool, name: name, owner: owner, now: now, lease: lease)
     }
 
     /// Moves each partition's next offset of `topic` forward (never back), in one transaction.

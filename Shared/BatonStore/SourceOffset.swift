@@ -94,13 +94,26 @@ enum DutyLeasesTable {
             """)
     }
 
-    /// Takes or renews duty `name` for `owner` in `db` (a write transaction: one writer decides).
-    static func acquire(_ db: Database, name: String, owner: String, now: Date, lease: Duration) throws -> Bool {
+    /// Takes or renews duty `name` for `owner`: answered from a read while the lease need not
+    /// change (most rounds: ``DutyLeaseRules/answerWithoutWriting(_:by:now:lease:)``), so a store
+    /// another process holds locked does not block the duty's holder; else in a write
+    /// transaction (one writer decides).
+    static func acquire(_ pool: DatabasePool, name: String, owner: String, now: Date, lease: Duration) async throws -> Bool {
         let now = Date(millisecondsSince1970: now.millisecondsSince1970)
-        let current = try Row.fetchOne(try db.cachedStatement(sql: "SELECT owner, lease_until FROM duty_leases WHERE name = ?"), arguments: [name]).map {
+        let current = try await pool.read { db in try Self.current(db, name: name) }
+        if let answer = DutyLeaseRules.answerWithoutWriting(current, by: owner, now: now, lease: lease) { return answer }
+        return try await pool.write { db in try Self.acquire(db, name: name, owner: owner, now: now, lease: lease) }
+    }
+
+    private static func current(_ db: Database, name: String) throws -> DutyLease? {
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT owner, lease_until FROM duty_leases WHERE name = ?"), arguments: [name]).map {
             DutyLease(name: name, owner: $0["owner"], until: Date(millisecondsSince1970: $0["lease_until"]))
         }
-        guard let lease = DutyLeaseRules.acquire(current, name: name, by: owner, now: now, lease: lease) else { return false }
+    }
+
+    /// Takes or renews duty `name` for `owner` in `db`, a write transaction.
+    static func acquire(_ db: Database, name: String, owner: String, now: Date, lease: Duration) throws -> Bool {
+        guard let lease = DutyLeaseRules.acquire(try current(db, name: name), name: name, by: owner, now: now, lease: lease) else { return false }
         try db.cachedStatement(sql: """
             INSERT INTO duty_leases (name, owner, lease_until) VALUES (?, ?, ?)
             ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until

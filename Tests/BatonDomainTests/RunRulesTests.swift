@@ -119,5 +119,11 @@ struct DispatchRulesTests {
         #expect(DutyLeaseRules.acquire(held, name: "reaper", by: "b", now: now.addingTimeInterval(29), lease: .seconds(30)) == nil)
         #expect(DutyLeaseRules.acquire(held, name: "reaper", by: "a", now: now.addingTimeInterval(29), lease: .seconds(30))?.until == now.addingTimeInterval(59))
         #expect(DutyLeaseRules.acquire(held, name: "reaper", by: "b", now: now.addingTimeInterval(31), lease: .seconds(30))?.owner == "b")
+        // Answered by a read: its own lease with more than a third left; another's valid lease.
+        #expect(DutyLeaseRules.answerWithoutWriting(held, by: "a", now: now.addingTimeInterval(5), lease: .seconds(30)) == true)
+        #expect(DutyLeaseRules.answerWithoutWriting(held, by: "a", now: now.addingTimeInterval(25), lease: .seconds(30)) == nil, "renewal due")
+        #expect(DutyLeaseRules.answerWithoutWriting(held, by: "b", now: now.addingTimeInterval(5), lease: .seconds(30)) == false)
+        #expect(DutyLeaseRules.answerWithoutWriting(held, by: "b", now: now.addingTimeInterval(31), lease: .seconds(30)) == nil, "ended: a write takes it")
+        #expect(DutyLeaseRules.answerWithoutWriting(nil, by: "a", now: now, lease: .seconds(30)) == nil)
     }
 }
