@@ -25,6 +25,9 @@ struct FetchService: Sendable {
     let owner: String
     /// How long a claim holds: past it, another instance performs the fetch.
     let lease: Duration
+    /// How long an outcome in hand is written again while the store fails transiently (see
+    /// `retryingStoreOutage`): dropping it would perform the request again.
+    let outageTolerance: Duration
     let logger: Logger
 
     /// One round: resume runs of finished fetches, perform the due ones, resume again.
@@ -100,12 +103,19 @@ struct FetchService: Sendable {
            let policy = fetch.request.retryPolicy(forStatus: response.status == 0 ? nil : response.status) {
             var generator = SystemRandomNumberGenerator()
             if let delay = policy.delayMilliseconds(afterAttempt: attempt, using: &generator) {
-                try await store.rescheduleFetch(fetch, owner: owner, next: Date().addingTimeInterval(Double(delay) / 1000))
+                try await retryingStoreOutage(tolerance: outageTolerance, what: "recording a background fetch's attempt", logger: logger) {
+                    try await store.rescheduleFetch(fetch, owner: owner, next: Date().addingTimeInterval(Double(delay) / 1000))
+                }
                 logger.debug("background fetch retried", metadata: ["run.id": "\(fetch.runId)", "status": "\(response.status)", "delay.ms": "\(delay)"])
                 return
             }
         }
-        guard try await store.completeFetch(fetch, owner: owner, response: response, now: Date()) else {
+        // The response is in hand: while the store restarts, write it again rather than drop it
+        // (the next round would perform the request again).
+        let stored = try await retryingStoreOutage(tolerance: outageTolerance, what: "storing a background fetch's response", logger: logger) {
+            try await store.completeFetch(fetch, owner: owner, response: response, now: Date())
+        }
+        guard stored else {
             logger.warning("background fetch finished after its lease ended; another instance's outcome counts", metadata: ["run.id": "\(fetch.runId)"])
             return
         }

@@ -529,6 +529,8 @@ struct TimerService: Sendable {
     let owner: String
     /// How long a claim holds: past it, another instance fires the timer (at least once).
     let lease: Duration
+    /// How long marking sent timers fired is tried again while the store fails transiently.
+    let outageTolerance: Duration
     let logger: Logger
 
     /// Claims the due timers (one instance per timer, see `TimerRules`), sends their resume
@@ -551,7 +553,10 @@ struct TimerService: Sendable {
             try await delivery.acknowledged()
             logger.info("run resumed", metadata: ["run.id": "\(timer.runId)", "timer.due": "\(timer.dueAt)"])
         }
-        try await store.markFired(due, owner: owner)
+        // The commands are sent: while the store restarts, mark them again rather than resend.
+        try await retryingStoreOutage(tolerance: outageTolerance, what: "marking timers fired", logger: logger) {
+            try await store.markFired(due, owner: owner)
+        }
         Counter(label: "baton_timers_fired_total").increment(by: due.count)
     }
 }
@@ -607,10 +612,10 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         try await retryingStoreOutage(tolerance: outage, what: "applying run events", logger: logger) { try await recorder.handle(batch) }
     }
     let timers = TimerService(store: store, producer: producer, topics: topics, owner: configuration.instance,
-                              lease: .seconds(60), logger: logger)
+                              lease: .seconds(60), outageTolerance: configuration.service.storeOutageTolerance, logger: logger)
     let fetches = FetchService(store: store, producer: producer, topics: topics, http: .shared, maxBodyBytes: 10 << 20,
                                secrets: configuration.service.fetchSecrets, owner: configuration.instance,
-                               lease: .seconds(120), logger: logger)
+                               lease: .seconds(120), outageTolerance: configuration.service.storeOutageTolerance, logger: logger)
     let reaper = Reaper(store: store, producer: producer, topics: topics, timeout: configuration.progressTimeout,
                         maxReissues: configuration.progressReissues, owner: configuration.instance,
                         lease: max(.seconds(30), configuration.reaperInterval * 3), logger: logger)
