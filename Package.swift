@@ -175,16 +175,23 @@ let package = Package(
         ),
         .executableTarget(
             name: "BatonCLI",
-            dependencies: ["Baton", "BatonProtocol", "BatonTesting", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["Baton", "BatonProtocol", "BatonTesting", "BatonKeys", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
             path: "Services/BatonCLI",
             swiftSettings: swiftSettings
         ),
+        // The API-key commands, shared by `baton keys` and `baton-keys`.
+        .target(
+            name: "BatonKeys",
+            dependencies: ["BatonProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Shared/BatonKeys",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "KeyTool",
-            dependencies: ["BatonProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["BatonKeys", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Services/KeyTool",
             swiftSettings: swiftSettings
         ),

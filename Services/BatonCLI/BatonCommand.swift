@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Baton
+import BatonKeys
 import BatonProtocol
 import BatonTesting
 import Foundation
@@ -14,7 +15,7 @@ import UnixSignals
 struct BatonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "baton", abstract: "Baton's command line: a local stack, runs, events and jobs.",
-        subcommands: [Dev.self, Runs.self, Events.self, Jobs.self])
+        subcommands: [Dev.self, Runs.self, Events.self, Jobs.self, KeysCommand.self])
 }
 
 /// Where the services are and which API key to use (`BATON_*_URL`, `BATON_API_KEY`).

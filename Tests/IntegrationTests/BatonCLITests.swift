@@ -69,4 +69,23 @@ struct BatonCLITests {
             }
         }
     }
+
+    @Test("baton keys creates, lists and revokes keys in the file baton-keys reads and writes; a bad tenant is refused")
+    func keys() throws {
+        let file = try TestEnvironment.temporaryDirectory("baton-keys").appendingPathComponent("keys.json").path
+        let created = try baton(["keys", "create", "--file", file, "--project", "alpha", "--environment", "prod", "--id", "ci"])
+        #expect(created.status == 0 && created.output.contains("created ci for alpha/prod"), "\(created.output)")
+        let listing = Process()
+        listing.executableURL = TestEnvironment.executable("baton-keys")
+        listing.arguments = ["list", "--file", file]
+        let pipe = Pipe()
+        listing.standardOutput = pipe
+        try listing.run()
+        let listed = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        listing.waitUntilExit()
+        #expect(listed == "ci\talpha\tprod\n", "baton-keys reads what baton keys wrote: \(listed)")
+        #expect(try baton(["keys", "create", "--file", file, "--project", "Not A Slug", "--environment", "prod"]).status != 0)
+        #expect(try baton(["keys", "revoke", "--file", file, "--id", "ci"]).status == 0)
+        #expect(try baton(["keys", "list", "--file", file]).output.isEmpty)
+    }
 }
