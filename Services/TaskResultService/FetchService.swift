@@ -58,7 +58,7 @@ struct FetchService: Sendable {
         }
     }
 
-    func perform(_ fetch: TaskResultStore.DueFetch) async throws {
+    func perform(_ fetch: ClaimedFetch) async throws {
         let attempt = fetch.attempts + 1
         // A sealed request that cannot be opened will never be: the fetch ends with the reason.
         switch opened(fetch) {
@@ -75,7 +75,7 @@ struct FetchService: Sendable {
     }
 
     /// The fetch's request, opened with ``secrets`` when it is sealed.
-    private func opened(_ fetch: TaskResultStore.DueFetch) -> Result<BackgroundFetchRequest, FetchSecretsError> {
+    private func opened(_ fetch: ClaimedFetch) -> Result<BackgroundFetchRequest, FetchSecretsError> {
         guard let secrets else {
             guard let sealed = fetch.request.sealed else { return .success(fetch.request) }
             return .failure(FetchSecretsError(message: "the request is sealed (key \(sealed.keyID)) and this service has no FETCH_SECRETS_KEYS",
@@ -84,7 +84,7 @@ struct FetchService: Sendable {
         return Result { () throws(FetchSecretsError) in try secrets.open(fetch.request, context: "\(fetch.runId)/\(fetch.taskId)") }
     }
 
-    private func perform(_ fetch: TaskResultStore.DueFetch, _ plain: BackgroundFetchRequest, attempt: Int) async throws {
+    private func perform(_ fetch: ClaimedFetch, _ plain: BackgroundFetchRequest, attempt: Int) async throws {
         var response: BackgroundFetchResponse
         do {
             var request = HTTPClientRequest(url: plain.url)

@@ -7,6 +7,7 @@ import Metrics
 /// to `tolerance`, backing off from 100 ms to 2 s. A database restart of a few seconds then
 /// delays a consumer instead of stopping every instance; an outage longer than `tolerance`, or
 /// any other error, is thrown (and stops the service: fail-stop).
+@discardableResult
 public func retryingStoreOutage<T: Sendable>(tolerance: Duration, what: String, logger: Logger,
                                              _ body: () async throws -> T) async throws -> T {
     let clock = ContinuousClock()

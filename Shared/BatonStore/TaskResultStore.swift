@@ -10,8 +10,6 @@ import GRDB
 public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, FetchStore, ConsumedOffsetStore, DutyLeaseStore, Sendable {
     private let pool: DatabasePool
 
-    /// A durable timer that is due: resuming `runId` completes wait task `taskId`.
-    public typealias DueTimer = ClaimedTimer
 
     /// Opens (creating when needed) the SQLite file at `path`.
     public init(path: String) throws {
@@ -407,8 +405,6 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
         }
     }
 
-    /// A background fetch that is due.
-    public typealias DueFetch = ClaimedFetch
 
     /// Background fetches due at `now` whose run has not finished, oldest first.
     public func claimDueFetches(owner: String, now: Date = Date(), lease: Duration, limit: Int = 50) async throws -> [ClaimedFetch] {

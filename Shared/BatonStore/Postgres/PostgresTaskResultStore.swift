@@ -299,7 +299,8 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
     }
 
     /// One wave of task records and changes (each task at most once), a statement per kind of
-    /// change: the set-based form of ``upsertTask(runId:taskId:key:parent:name:status:at:then:_:_:)``.
+    /// change: each the set-based form of ``RunWrite/addTask(taskId:key:parentTaskId:name:status:at:)``
+    /// followed by the change, in one `INSERT … ON CONFLICT DO UPDATE`.
     private static func upsertTasks(_ rows: [ApplyPlan.TaskRow], _ connection: PostgresConnection, _ logger: Logger) async throws {
         var starts: [(ApplyPlan.TaskRow, attempt: Int, name: String?, properties: String?)] = []
         var completions: [(ApplyPlan.TaskRow, output: String, attempts: Int, at: Int64)] = []
@@ -404,17 +405,7 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
     @discardableResult
     private static func execute(_ writes: [RunWrite], runId: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
         var created = false
-        var index = writes.startIndex
-        while index < writes.endIndex {
-            let write = writes[index]
-            index += 1
-            // A task's first record and its change, in one statement (one round trip).
-            if case .addTask(let taskId, let key, let parent, let name, let status, let at) = write, index < writes.endIndex,
-               try await upsertTask(runId: runId, taskId: taskId, key: key, parent: parent, name: name, status: status, at: at,
-                                    then: writes[index], connection, logger) {
-                index += 1
-                continue
-            }
+        for write in writes {
             switch write {
             case .createRun(let run, let traceParent, let at):
                 let rows = try await connection.query("""
@@ -502,56 +493,6 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
             }
         }
         return created
-    }
-
-    /// Adds task `taskId` and applies `change` to it in one `INSERT … ON CONFLICT DO UPDATE`,
-    /// equal to ``RunWrite/addTask(taskId:key:parentTaskId:name:status:at:)`` followed by the
-    /// change; `false` (nothing written) when `change` is not a change of that task.
-    private static func upsertTask(runId: String, taskId: String, key: String, parent: String?, name: String?, status: TaskStatus, at: Date,
-                                   then change: RunWrite, _ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
-        let started = at.millisecondsSince1970
-        switch change {
-        case .startAttempt(taskId, let attempt, let newName, let properties):
-            let props = try properties.map(json)
-            try await connection.query("""
-                INSERT INTO tasks (run_id, task_id, key, parent_task_id, name, properties, status, attempts, started_at)
-                VALUES (\(runId), \(taskId), \(key), \(parent), \(newName ?? name), \(props), 'RUNNING', \(max(0, attempt)), \(started))
-                ON CONFLICT (run_id, task_id) DO UPDATE SET attempts = GREATEST(tasks.attempts, \(attempt)), name = COALESCE(\(newName), tasks.name),
-                    properties = COALESCE(\(props), tasks.properties), status = 'RUNNING'
-                WHERE tasks.status != 'COMPLETED'
-                """, logger: logger)
-        case .completeTask(taskId, let output, let attempts, let completedAt):
-            let (minimum, exact): (Int, Int?) = switch attempts {
-            case .atLeast(let count): (count, nil)
-            case .exactly(let count): (count, count)
-            }
-            let value = try json(output)
-            try await connection.query("""
-                INSERT INTO tasks (run_id, task_id, key, parent_task_id, name, status, output, attempts, started_at, completed_at)
-                VALUES (\(runId), \(taskId), \(key), \(parent), \(name), 'COMPLETED', \(value), \(exact ?? max(0, minimum)), \(started),
-                        \(completedAt.millisecondsSince1970))
-                ON CONFLICT (run_id, task_id) DO UPDATE SET status = 'COMPLETED', output = \(value), error = NULL,
-                    completed_at = \(completedAt.millisecondsSince1970), attempts = COALESCE(\(exact), GREATEST(tasks.attempts, \(minimum)))
-                WHERE tasks.status != 'COMPLETED'
-                """, logger: logger)
-        case .failAttempt(taskId, let error, let attempt):
-            try await connection.query("""
-                INSERT INTO tasks (run_id, task_id, key, parent_task_id, name, status, error, attempts, failures, started_at)
-                VALUES (\(runId), \(taskId), \(key), \(parent), \(name), 'ERRORED', \(error), \(max(0, attempt)), \(max(0, attempt)), \(started))
-                ON CONFLICT (run_id, task_id) DO UPDATE SET status = 'ERRORED', error = \(error),
-                    attempts = GREATEST(tasks.attempts, \(attempt)), failures = GREATEST(tasks.failures, \(attempt))
-                WHERE tasks.status != 'COMPLETED'
-                """, logger: logger)
-        case .setWaitUntil(taskId, let until):
-            try await connection.query("""
-                INSERT INTO tasks (run_id, task_id, key, parent_task_id, name, status, attempts, started_at, wait_until)
-                VALUES (\(runId), \(taskId), \(key), \(parent), \(name), \(status.rawValue), 1, \(started), \(until.millisecondsSince1970))
-                ON CONFLICT (run_id, task_id) DO UPDATE SET wait_until = COALESCE(tasks.wait_until, \(until.millisecondsSince1970)), attempts = 1
-                """, logger: logger)
-        default:
-            return false
-        }
-        return true
     }
 
     /// Reads the checkpoints of `runIds` set-based: four statements whatever their number (lock
