@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "baton-example-jobs", targets: ["ExampleJobs"]),
         .executable(name: "baton-keys", targets: ["KeyTool"]),
         .executable(name: "baton", targets: ["BatonCLI"]),
+        .executable(name: "baton-dashboard", targets: ["Dashboard"]),
         .executable(name: "baton-chaos", targets: ["BatonChaos"]),
         .executable(name: "baton-load", targets: ["BatonLoad"]),
     ],
@@ -35,6 +36,7 @@ let package = Package(
                  traits: [.defaults, "CommandLineArguments"]),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
@@ -147,6 +149,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "Dashboard",
+            dependencies: [
+                "Baton", "BatonService", "BatonProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Services/Dashboard",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "RunDispatcher",
             dependencies: ["BatonService", "BatonProtocol", "BatonKafka", "BatonStore", "BatonDomain",
                            .product(name: "Metrics", package: "swift-metrics")],
@@ -214,6 +230,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/Sources/baton-load",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "DashboardTests",
+            dependencies: ["Dashboard", "BatonProtocol"],
+            path: "Tests/DashboardTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

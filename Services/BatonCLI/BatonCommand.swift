@@ -256,15 +256,7 @@ struct Jobs: AsyncParsableCommand {
         @Flag(help: "JSON instead of lines.") var json = false
 
         func run() async throws {
-            struct Jobs: Decodable { var jobs: [JobRegistration] }
-            var request = HTTPClientRequest(url: endpoints.dispatcher + "/api/v1/jobs")
-            if let key = endpoints.apiKey { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-            let data = Data(try await response.body.collect(upTo: 16 << 20).readableBytesView)
-            guard response.status == .ok else {
-                throw ValidationError("the dispatcher answered \(response.status.code): \(String(decoding: data, as: UTF8.self))")
-            }
-            let jobs = try BatonJSON.decoder.decode(Jobs.self, from: data).jobs
+            let jobs = try await DispatcherClient(baseURL: endpoints.dispatcher, apiKey: endpoints.apiKey).jobs()
             if json { return try printJSON(jobs) }
             for job in jobs { print("\(job.slug)  \(job.version)  \(job.name)  trigger: \(job.trigger.eventName)") }
         }

@@ -311,13 +311,6 @@ struct ScheduleService: Sendable {
 }
 
 /// The answer to `DELETE /api/v1/events/{id}`.
-struct CancelEventResponse: Codable, Sendable {
-    var id: String
-    /// Whether this request canceled the event (false: it was delivered or canceled before).
-    var canceled: Bool
-    var status: String
-}
-
 /// The answer to `GET /api/v1/events/{id}`: what the dispatcher knows of an event.
 struct EventStatusResponse: Codable, Sendable {
     var id: String
@@ -426,6 +419,25 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
         logger.info("delayed event cancel requested", metadata: ["event.id": "\(id)", "tenant": "\(tenant)", "canceled": "\(result.canceled)"])
         return try jsonResponse(CancelEventResponse(id: id, canceled: result.canceled, status: result.status.rawValue))
     }
+    router.get("/api/v1/events") { request, _ in
+        let tenant = try keys.tenant(of: request)
+        let limit = try pageLimit(request.uri.queryParameters.get("limit"))
+        let visible: Tenant? = keys.isEnabled ? tenant : nil
+        let prefix = DispatchRules.listingPrefix(for: visible)
+        let rows = DispatchRules.rowsToRead(for: visible, limit: limit)
+        let recent = DispatchRules.listed(try await store.recentEvents(idPrefix: prefix, limit: rows), tenant: visible, limit: limit)
+        let delayed = DispatchRules.listed(try await store.pendingDelayedEvents(idPrefix: prefix, limit: rows), tenant: visible, limit: limit)
+        // A delayed event still pending is also in `events` once received: say so on its row.
+        let pending = Dictionary(delayed.map { ($0.event.id, $0) }, uniquingKeysWith: { first, _ in first })
+        func summary(_ listed: ListedEvent) -> EventListing {
+            let delay = listed.delayedStatus != nil ? listed : pending[listed.event.id]
+            return EventListing(id: listed.event.id, name: listed.event.name, source: listed.event.source, timestamp: listed.event.timestamp,
+                                payload: listed.dispatched ? nil : listed.event.payload, receivedAt: listed.receivedAt,
+                                dispatched: listed.dispatched, deliverAt: delay?.deliverAt ?? listed.event.deliverAt,
+                                delayedStatus: delay?.delayedStatus?.rawValue)
+        }
+        return try jsonResponse(EventListResponse(events: recent.map(summary), delayed: delayed.map(summary)))
+    }
     router.get("/api/v1/events/:id") { request, context in
         let tenant = try keys.tenant(of: request)
         let raw = try context.parameters.require("id")
@@ -468,4 +480,14 @@ struct DispatcherMain {
                                     shutdownDeadline: configuration.service.shutdownDeadline, logger: logger)
         }
     }
+}
+
+/// A list's page size from query parameter `limit`: 1 to 100, 50 when absent.
+/// - Throws: `APIError` 422 naming the parameter when it is not a whole number in range.
+func pageLimit(_ text: String?) throws -> Int {
+    guard let text else { return 50 }
+    guard let limit = Int(text), (1...100).contains(limit) else {
+        throw APIError(status: .unprocessableContent, code: "invalid_field", message: "the page size must be a whole number from 1 to 100, not '\(text)'", path: "limit")
+    }
+    return limit
 }

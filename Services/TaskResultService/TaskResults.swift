@@ -773,8 +773,12 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     router.get("/api/v1/runs/:id") { request, context in
         let tenant = try keys.tenant(of: request)
         let id = try context.parameters.require("id")
-        guard let run = try await store.run(id: id), run.tenant == tenant else {
+        guard var run = try await store.run(id: id), run.tenant == tenant else {
             throw runNotFound(id)
+        }
+        if let creation = try await store.creation(ofRun: id) {
+            run.payload = creation.event.payload
+            run.context = creation.event.context
         }
         return try jsonResponse(run)
     }

@@ -12,14 +12,10 @@ import NIOHTTP1
 ///     var page = try await runs.list(.init(job: "new-user-welcome", statuses: [.failed]))
 ///     while let cursor = page.nextCursor { page = try await runs.list(.init(job: "new-user-welcome", statuses: [.failed]), after: cursor) }
 public struct RunsClient: Sendable {
-    private let baseURL: String
-    private let apiKey: String?
-    private let client: HTTPClient
+    private let api: APIRequester
 
     public init(baseURL: String, apiKey: String? = nil, client: HTTPClient = .shared) {
-        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
-        self.apiKey = apiKey
-        self.client = client
+        api = APIRequester(baseURL: baseURL, apiKey: apiKey, client: client, service: "task-result service")
     }
 
     /// Which runs to list (every filter optional; they combine).
@@ -91,10 +87,33 @@ public struct RunsClient: Sendable {
         try await request(.GET, "/api/v1/jobs/\(Self.escaped(jobId))/stats", expecting: .ok)
     }
 
-    private struct NoBody: Encodable {}
-
-    private func request<Answer: Decodable>(_ method: HTTPMethod, _ path: String, body: (some Encodable)? = NoBody?.none,
+    private func request<Answer: Decodable>(_ method: HTTPMethod, _ path: String, body: (some Encodable)? = APIRequester.NoBody?.none,
                                             expecting status: HTTPResponseStatus) async throws -> Answer {
+        try await api.request(method, path, body: body, expecting: status)
+    }
+
+    private static func escaped(_ segment: String) -> String { APIRequester.escaped(segment) }
+}
+
+/// Calls of one service's JSON API with an optional API key: the status expected or a
+/// ``BatonClientError`` with the body, the answer decoded.
+struct APIRequester: Sendable {
+    let baseURL: String
+    let apiKey: String?
+    let client: HTTPClient
+    let service: String
+
+    init(baseURL: String, apiKey: String?, client: HTTPClient, service: String) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.apiKey = apiKey
+        self.client = client
+        self.service = service
+    }
+
+    struct NoBody: Encodable {}
+
+    func request<Answer: Decodable>(_ method: HTTPMethod, _ path: String, body: (some Encodable)? = NoBody?.none,
+                                    expecting status: HTTPResponseStatus) async throws -> Answer {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
@@ -105,12 +124,12 @@ public struct RunsClient: Sendable {
         let response = try await client.execute(request, timeout: .seconds(60))
         let answer = try await response.body.collect(upTo: 32 << 20)
         guard response.status == status else {
-            throw BatonClientError(status: Int(response.status.code), body: String(buffer: answer), service: "task-result service")
+            throw BatonClientError(status: Int(response.status.code), body: String(buffer: answer), service: service)
         }
         return try BatonJSON.decoder.decode(Answer.self, from: Data(answer.readableBytesView))
     }
 
-    private static func escaped(_ segment: String) -> String {
+    static func escaped(_ segment: String) -> String {
         segment.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? segment
     }
 }

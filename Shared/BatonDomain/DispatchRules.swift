@@ -137,6 +137,55 @@ public protocol DispatcherStoring: DelayedEventStore, ConsumedOffsetStore {
     func wasDispatched(eventID: String, jobSlug: String) async throws -> Bool
     /// Records that the run of `jobSlug` for `eventID` was started.
     func markDispatched(eventID: String, jobSlug: String, runID: String) async throws
+    /// Up to `limit` events received most recently, newest first, whose tenant-scoped ids start
+    /// with `idPrefix` (all when `nil`); see ``DispatchRules/listed(_:tenant:limit:)``.
+    func recentEvents(idPrefix: String?, limit: Int) async throws -> [ListedEvent]
+    /// Up to `limit` delayed events not delivered yet, soonest first, whose tenant-scoped ids
+    /// start with `idPrefix` (all when `nil`).
+    func pendingDelayedEvents(idPrefix: String?, limit: Int) async throws -> [ListedEvent]
+}
+
+/// An event as the dispatcher lists it: the first envelope received with its id (its payload
+/// dropped once its runs started), when it arrived, and what became of it.
+public struct ListedEvent: Sendable, Hashable {
+    public var event: EventEnvelope
+    /// When the dispatcher received it; `nil` for a delayed event listed from its hold.
+    public var receivedAt: Date?
+    /// Whether every run it starts was started.
+    public var dispatched: Bool
+    /// For a delayed event: when it is (or was) due, and its status.
+    public var deliverAt: Date?
+    public var delayedStatus: DelayedEventRecord.Status?
+
+    public init(event: EventEnvelope, receivedAt: Date?, dispatched: Bool, deliverAt: Date? = nil,
+                delayedStatus: DelayedEventRecord.Status? = nil) {
+        self.event = event
+        self.receivedAt = receivedAt
+        self.dispatched = dispatched
+        self.deliverAt = deliverAt
+        self.delayedStatus = delayedStatus
+    }
+}
+
+extension DispatchRules {
+    /// The id prefix that narrows a listing to `tenant` in the store (`nil`: every tenant, or the
+    /// default tenant's unscoped ids, which only ``listed(_:tenant:limit:)`` can tell apart).
+    public static func listingPrefix(for tenant: Tenant?) -> String? {
+        guard let tenant, tenant != .default else { return nil }
+        return tenant.scoped("")
+    }
+
+    /// How many rows to read for a listing of `limit` for `tenant`: more than `limit` when
+    /// the store cannot narrow to the tenant by prefix (the rest are dropped by ``listed(_:tenant:limit:)``).
+    public static func rowsToRead(for tenant: Tenant?, limit: Int) -> Int {
+        tenant == .default ? limit * 4 : limit
+    }
+
+    /// The events among `events` that `tenant` may see (all when `nil`), at most `limit`, in
+    /// their order.
+    public static func listed(_ events: [ListedEvent], tenant: Tenant?, limit: Int) -> [ListedEvent] {
+        Array(events.lazy.filter { tenant == nil || $0.event.tenant == tenant }.prefix(limit))
+    }
 }
 
 extension DispatcherStoring {

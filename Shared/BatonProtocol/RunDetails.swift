@@ -20,6 +20,10 @@ public struct RunDetails: Codable, Sendable, Hashable {
     public var environment: String
     /// The run this one replays, if it is a replay.
     public var replayOf: String?
+    /// The payload and context of the event that started the run: given by
+    /// `GET /api/v1/runs/{id}`, absent from lists.
+    public var payload: JSONValue?
+    public var context: JSONValue?
 
     /// The tenant whose API keys see the run.
     public var tenant: Tenant { Tenant.of(project: project, environment: environment) }

@@ -88,6 +88,10 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
             // Which instance performs a duty only one performs at a time (see `DutyLeaseRules`).
             try DutyLeasesTable.create(db)
         }
+        migrator.registerMigration("v7 events by time") { db in
+            // The events list (`GET /api/v1/events`) reads the newest first.
+            try db.execute(sql: "CREATE INDEX events_by_received ON events(received_at)")
+        }
         return migrator
     }
 
@@ -186,6 +190,33 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
         try Row.fetchOne(try db.cachedStatement(sql: "SELECT event, dispatched_at FROM events WHERE event_id = ?"), arguments: [id]).map {
             SeenEvent(event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(($0["event"] as String).utf8)),
                       dispatched: ($0["dispatched_at"] as Int64?) != nil)
+        }
+    }
+
+    public func recentEvents(idPrefix: String?, limit: Int) async throws -> [ListedEvent] {
+        try await pool.read { db in
+            let prefix = idPrefix ?? ""
+            return try Row.fetchAll(try db.cachedStatement(sql: """
+                SELECT event, received_at, dispatched_at FROM events
+                WHERE substr(event_id, 1, ?) = ? ORDER BY received_at DESC, event_id DESC LIMIT ?
+                """), arguments: [prefix.count, prefix, limit]).map {
+                ListedEvent(event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(($0["event"] as String).utf8)),
+                            receivedAt: Date(millisecondsSince1970: $0["received_at"]), dispatched: ($0["dispatched_at"] as Int64?) != nil)
+            }
+        }
+    }
+
+    public func pendingDelayedEvents(idPrefix: String?, limit: Int) async throws -> [ListedEvent] {
+        try await pool.read { db in
+            let prefix = idPrefix ?? ""
+            return try Row.fetchAll(try db.cachedStatement(sql: """
+                SELECT event, deliver_at FROM delayed_events
+                WHERE status = 'PENDING' AND event IS NOT NULL AND substr(event_id, 1, ?) = ?
+                ORDER BY deliver_at, event_id LIMIT ?
+                """), arguments: [prefix.count, prefix, limit]).map {
+                ListedEvent(event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(($0["event"] as String).utf8)),
+                            receivedAt: nil, dispatched: false, deliverAt: Date(millisecondsSince1970: $0["deliver_at"]), delayedStatus: .pending)
+            }
         }
     }
 

@@ -381,9 +381,27 @@ public final class BatonStack: Sendable {
             .joined(separator: "\n")
     }
 
+    private let dashboards = Mutex<[ChildProcess]>([])
+
+    /// Starts a `baton-dashboard` reading this stack's dispatcher and task-result service, on a
+    /// port of its own; waits until it answers.
+    @discardableResult
+    public func startDashboard(extra: [String: String] = [:]) async throws -> (process: ChildProcess, port: Int) {
+        let port = try freeLoopbackPort()
+        let environment = [
+            "HTTP_PORT": "\(port)", "LOG_LEVEL": commonEnvironment["LOG_LEVEL"] ?? "info",
+            "DISPATCHER_URL": "http://127.0.0.1:\(dispatcherPort)", "TASK_RESULTS_URL": "http://127.0.0.1:\(taskResultsPort)",
+        ].merging(extra) { _, n in n }
+        let process = try ChildProcess(name: "dashboard", executable: TestEnvironment.executable("baton-dashboard"),
+                                       environment: environment, logDirectory: logs)
+        dashboards.withLock { $0.append(process) }
+        try await awaitHealthy(process, port: port)
+        return (process, port)
+    }
+
     /// Stops every process and the HTTP client.
     public func stop() async throws {
-        for process in jobServices + extraInstances + [ingester, dispatcher, taskResults] where process.isRunning {
+        for process in jobServices + extraInstances + dashboards.withLock({ $0 }) + [ingester, dispatcher, taskResults] where process.isRunning {
             try await process.kill9()
         }
         if broker.process.isRunning { try await broker.stop() }

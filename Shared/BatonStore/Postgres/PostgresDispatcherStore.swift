@@ -53,6 +53,8 @@ public struct PostgresDispatcherStore: DispatcherStoring, PostgresServiceStore {
             )
             """,
         ]),
+        // The events list (`GET /api/v1/events`) reads the newest first.
+        .init(id: "dispatcher v2 events by time", statements: ["CREATE INDEX events_by_received ON events (received_at DESC)"]),
     ] + PostgresSharedTables.migrations
 
     /// Opens the store, applying its migrations.
@@ -319,6 +321,31 @@ public struct PostgresDispatcherStore: DispatcherStoring, PostgresServiceStore {
 
     public func markDelivered(id: String, owner: String, now: Date) async throws {
         try await delayed.markDelivered(id: id, owner: owner, now: now)
+    }
+
+    public func recentEvents(idPrefix: String?, limit: Int) async throws -> [ListedEvent] {
+        var listed: [ListedEvent] = []
+        for try await (event, receivedAt, dispatchedAt) in try await database.client.query("""
+            SELECT event, received_at, dispatched_at FROM events
+            WHERE starts_with(event_id, \(idPrefix ?? "")) ORDER BY received_at DESC, event_id DESC LIMIT \(limit)
+            """, logger: database.logger).decode((String, Int64, Int64?).self) {
+            listed.append(ListedEvent(event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(event.utf8)),
+                                      receivedAt: Date(millisecondsSince1970: receivedAt), dispatched: dispatchedAt != nil))
+        }
+        return listed
+    }
+
+    public func pendingDelayedEvents(idPrefix: String?, limit: Int) async throws -> [ListedEvent] {
+        var listed: [ListedEvent] = []
+        for try await (event, deliverAt) in try await database.client.query("""
+            SELECT event, deliver_at FROM delayed_events
+            WHERE status = 'PENDING' AND event IS NOT NULL AND starts_with(event_id, \(idPrefix ?? ""))
+            ORDER BY deliver_at, event_id LIMIT \(limit)
+            """, logger: database.logger).decode((String, Int64).self) {
+            listed.append(ListedEvent(event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(event.utf8)),
+                                      receivedAt: nil, dispatched: false, deliverAt: Date(millisecondsSince1970: deliverAt), delayedStatus: .pending))
+        }
+        return listed
     }
 
     /// The tables ``eraseAll()`` empties.
