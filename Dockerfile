@@ -1,6 +1,6 @@
 # Baton's services and the example job service in one image; the command picks the process:
 #   docker build -t baton .
-#   docker run --rm baton baton-ingester      (or baton-dispatcher, baton-task-results, baton-example-jobs, baton-keys)
+#   docker run --rm baton baton-ingester      (or baton-dispatcher, baton-task-results, baton-dashboard, baton-example-jobs, baton, baton-keys)
 # Build stage: the Swift toolchain and librdkafka's headers.
 FROM swift:6.3-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends librdkafka-dev pkg-config && rm -rf /var/lib/apt/lists/*
@@ -11,9 +11,9 @@ RUN swift package resolve
 COPY . .
 RUN swift build -c release --static-swift-stdlib \
       --product baton-ingester --product baton-dispatcher --product baton-task-results \
-      --product baton-example-jobs --product baton-keys \
+      --product baton-dashboard --product baton-example-jobs --product baton-keys --product baton \
  && mkdir -p /out \
- && for binary in baton-ingester baton-dispatcher baton-task-results baton-example-jobs baton-keys; do \
+ && for binary in baton-ingester baton-dispatcher baton-task-results baton-dashboard baton-example-jobs baton-keys baton; do \
       cp "$(swift build -c release --show-bin-path)/$binary" /out/; done
 
 # Runtime: Debian slim with librdkafka (real Kafka clusters speak to Debian's 2.0.2; the embedded

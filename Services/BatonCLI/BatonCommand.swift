@@ -49,7 +49,7 @@ func printJSON(_ value: some Encodable) throws {
 
 struct Dev: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Start the embedded stack (Tansu and the three services, optionally a job service) until Ctrl-C.",
+        abstract: "Start the embedded stack (Tansu, the three services and the dashboard, optionally a job service) until Ctrl-C.",
         discussion: "Needs the provisioned tools: eval \"$(deploy/local/setup --print-env)\". Everything stops on SIGINT or SIGTERM; no process is left behind.")
 
     @Option(name: .customLong("job-service"), help: "An executable that serves your jobs (started with KAFKA_BROKERS and TASK_RESULTS_URL set).")
@@ -61,7 +61,18 @@ struct Dev: AsyncParsableCommand {
     func run() async throws {
         let started = ContinuousClock.now
         say("baton dev: starting Tansu and the three services…")
+        // A first start creates topics and stores: say it is still going every few seconds.
+        let progress = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(5))
+                say("baton dev: still starting (\((ContinuousClock.now - started).components.seconds) s)…")
+            }
+        }
+        defer { progress.cancel() }
         let stack = try await BatonStack.start(label: "dev", environment: ["LOG_LEVEL": "info"])
+        say("baton dev: services up; starting the dashboard…")
+        let dashboard = try await stack.startDashboard()
+        progress.cancel()
         var job: ChildProcess?
         if let jobService {
             let executable = URL(fileURLWithPath: jobService)
@@ -70,9 +81,10 @@ struct Dev: AsyncParsableCommand {
                 "TASK_RESULTS_URL": "http://127.0.0.1:\(stack.taskResultsPort)",
             ], logDirectory: stack.logs)
         }
-        let processes = [stack.broker.process, stack.ingester, stack.dispatcher, stack.taskResults] + (job.map { [$0] } ?? [])
+        let processes = [stack.broker.process, stack.ingester, stack.dispatcher, stack.taskResults, dashboard.process] + (job.map { [$0] } ?? [])
         say("""
             baton dev: ready in \(ContinuousClock.now - started)
+              dashboard      http://127.0.0.1:\(dashboard.port)/runs
               ingester       http://127.0.0.1:\(stack.ingesterPort)   (POST /api/v1/events)
               dispatcher     http://127.0.0.1:\(stack.dispatcherPort)   (GET /api/v1/jobs)
               task results   http://127.0.0.1:\(stack.taskResultsPort)   (GET /api/v1/runs)

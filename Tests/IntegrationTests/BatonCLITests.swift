@@ -1,3 +1,6 @@
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
 import BatonProtocol
 import BatonTesting
 import Foundation
@@ -37,7 +40,8 @@ struct BatonCLITests {
         let taskResults = try #require(try value(after: "task results").split(separator: " ").first.map(String.init))
         let dispatcher = try #require(try value(after: "dispatcher").split(separator: " ").first.map(String.init))
         let pids = try value(after: "processes").split(separator: " ").compactMap { $0.split(separator: "=").last.flatMap { Int32($0) } }
-        #expect(pids.count == 5, "Tansu, three services and the job service: \(pids)")
+        #expect(pids.count == 6, "Tansu, three services, the dashboard and the job service: \(pids)")
+        let dashboard = try #require(try value(after: "dashboard").split(separator: " ").first.map(String.init)).replacingOccurrences(of: "/runs", with: "")
 
         // The job service registers its jobs; then an event through the CLI.
         _ = try await eventually("the jobs to be registered", deadline: .seconds(60)) { () -> Bool? in
@@ -57,6 +61,14 @@ struct BatonCLITests {
         let json = try baton(["runs", "show", runId, "--task-results", taskResults, "--json"])
         #expect(try BatonJSON.decoder.decode(RunDetails.self, from: Data(json.output.utf8)).id == runId)
         #expect(try baton(["runs", "show", "run_nope", "--task-results", taskResults]).status != 0)
+        // The same run in the dashboard: its list and its page.
+        var page = HTTPClientRequest(url: dashboard + "/runs/" + runId)
+        page.method = .GET
+        let answer = try await HTTPClient.shared.execute(page, timeout: .seconds(30))
+        let html = String(buffer: try await answer.body.collect(upTo: 4 << 20))
+        #expect(answer.status == .ok && html.contains(#"data-status="COMPLETED""#) && html.contains("many-steps"), "\(answer.status) \(html.prefix(400))")
+        let list = try await HTTPClient.shared.execute(HTTPClientRequest(url: dashboard + "/runs?job=many-steps"), timeout: .seconds(30))
+        #expect(String(buffer: try await list.body.collect(upTo: 4 << 20)).contains(#"data-run="\#(runId)""#))
 
         // Ctrl-C: everything stops, nothing is left behind.
         kill(dev.pid, SIGINT)

@@ -38,7 +38,7 @@ struct DeploymentFilesTests {
     func kubernetesManifests() throws {
         let directory = root.appendingPathComponent("deploy/k8s")
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".yaml") }.sorted()
-        #expect(files == ["config.yaml", "dispatcher.yaml", "example-jobs.yaml", "ingester.yaml", "task-results.yaml"])
+        #expect(files == ["config.yaml", "dashboard.yaml", "dispatcher.yaml", "example-jobs.yaml", "ingester.yaml", "task-results.yaml"])
         let result = try kubernetesValidate(files, in: directory)
         #expect(result.status == 0, "\(result.output)")
         // Each service: a Deployment with probes, a Service, a PodDisruptionBudget, an autoscaler.
@@ -46,6 +46,9 @@ struct DeploymentFilesTests {
             for kind in ["deployment", "service", "poddisruptionbudget", "horizontalpodautoscaler"] {
                 #expect(result.output.contains("passed for resource \(kind)/baton-\(service)"), "\(kind)/baton-\(service)")
             }
+        }
+        for kind in ["deployment", "service", "poddisruptionbudget"] {
+            #expect(result.output.contains("passed for resource \(kind)/baton-dashboard"), "\(kind)/baton-dashboard")
         }
         // The validator can fail: a field the schema does not know.
         let broken = try TestEnvironment.temporaryDirectory("k8s-broken")
