@@ -189,7 +189,7 @@ struct Dashboard: Sendable {
 
     func runPage(_ request: Request, id: String) async throws -> Response {
         let session = session(request)
-        guard let run = try await runs(session).run(id: id) else {
+        guard let run = try await runs(session).run(id: id, includePayload: true) else {
             return problem(.notFound, "No such run", "There is no run '\(id)' that this key can see.", session: session)
         }
         let now = Date()

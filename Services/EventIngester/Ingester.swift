@@ -193,12 +193,12 @@ struct EventRoutes: Sendable {
     /// result per event, in order.
     func sendBatch(_ request: Request) async throws -> Response {
         let tenant = try keys.tenant(of: request)
-        let batch = try decode(SendEventBatchRequest.self, try await collectBody(request))
+        let batch = try decode(Strict<SendEventBatchRequest>.self, try await collectBody(request)).value
         guard !batch.events.isEmpty else {
             throw APIError(status: .unprocessableContent, code: "invalid_field", message: "a batch needs at least one event", path: "$.events")
         }
         guard batch.events.count <= maxBatch else {
-            throw APIError(status: .contentTooLarge, code: "batch_too_large",
+            throw APIError(status: .unprocessableContent, code: "batch_too_large",
                            message: "\(batch.events.count) events in one batch; the limit is \(maxBatch)", path: "$.events")
         }
         let results = await withTaskGroup(of: BatchItemResult.self) { group in
@@ -263,7 +263,8 @@ struct EventRoutes: Sendable {
         do {
             slug = try Slug.make(id)
         } catch {
-            throw APIError(error)
+            // No job can have this id (nothing to make a slug from, or too long): none to invoke.
+            throw APIError(status: .notFound, code: "job_not_found", message: "no job can have the id '\(id)': \(error.message)", path: "id")
         }
         switch await owner(ofJob: slug, authorization: request.headers[.authorization]) {
         case .missing, .others:

@@ -27,7 +27,6 @@ struct SendEventRequest: StrictlyDecodable, Sendable {
         if let id, id.isEmpty {
             throw ValidationError(path: "\(path).id", message: "event id must not be empty when given; omit it to have one generated")
         }
-        if let id { try limits.checkKey(id, path: "\(path).id", what: "event id") }
         if deliverAt != nil, deliverAfter != nil {
             throw ValidationError(path: "\(path).deliverAfter", message: "give deliverAt or deliverAfter, not both")
         }
@@ -81,8 +80,10 @@ struct InvokeJobResponse: Codable, Sendable {
 }
 
 /// The body of `POST /api/v1/events/batch`.
-struct SendEventBatchRequest: Decodable, Sendable {
+struct SendEventBatchRequest: StrictlyDecodable, Sendable {
     var events: [JSONValue]
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case events }
 }
 
 /// One event's result in a batch: `status` 202 with the id, or the error.

@@ -482,16 +482,17 @@ enum RunListRequest {
             APIError(status: .unprocessableContent, code: "invalid_field", message: message, path: name)
         }
         func date(_ name: String) throws -> Date? {
-            guard let text = parameters.get(name), !text.isEmpty else { return nil }
-            guard let date = try? Date(text, strategy: .iso8601) else {
-                throw invalid(name, "'\(text)' is not an ISO 8601 date-time (e.g. 2026-11-29T12:00:00Z)")
+            // An empty value is not a time: refused like any other (only an absent one is no bound).
+            guard let text = parameters.get(name) else { return nil }
+            guard let date = BatonJSON.parseDate(text) else {
+                throw invalid(name, "'\(text)' is not an RFC 3339 date-time (e.g. 2026-11-29T12:00:00Z)")
             }
             return date
         }
         var query = RunQuery(tenant: tenant, jobSlug: job ?? parameters.get("job").flatMap { $0.isEmpty ? nil : $0 })
         // `status=COMPLETED,FAILED` or `status=COMPLETED&status=FAILED`.
-        for text in parameters.getAll("status").flatMap({ $0.split(separator: ",") }) where !text.isEmpty {
-            let status = RunStatus(rawValue: text.uppercased())
+        for text in parameters.getAll("status").flatMap({ $0.split(separator: ",", omittingEmptySubsequences: false) }) {
+            let status = RunStatus(rawValue: String(text))
             guard RunStatus.all.contains(status) else {
                 throw invalid("status", "'\(text)' is not a run status; use one of \(RunStatus.all.map(\.rawValue).joined(separator: ", "))")
             }
@@ -506,7 +507,7 @@ enum RunListRequest {
             }
             query.limit = limit
         }
-        if let text = parameters.get("cursor"), !text.isEmpty {
+        if let text = parameters.get("cursor") {
             guard let cursor = RunCursor(encoded: text) else {
                 throw invalid("cursor", "not a cursor of this API: pass the nextCursor of the previous page unchanged")
             }
@@ -691,18 +692,19 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         let body = try await request.body.collect(upTo: 64 << 10)
         var replayEventID = Identifiers.newEventID()
         if body.readableBytes > 0 {
-            struct ReplayRequest: Decodable { var id: String? }
+            struct ReplayRequest: StrictlyDecodable {
+                var id: String?
+                enum CodingKeys: String, CodingKey, CaseIterable { case id }
+            }
             let given: ReplayRequest
             do throws(ValidationError) {
-                given = try BatonJSON.decodeDocument(ReplayRequest.self, from: body.readableBytesView)
+                given = try BatonJSON.decodeDocument(Strict<ReplayRequest>.self, from: body.readableBytesView).value
+                // The replay's event id: the same rule as any event id.
+                if let id = given.id { try EventEnvelope.requireText(id, path: "$.id", what: "the replay's event id", maximum: EventEnvelope.maximumIDLength) }
             } catch {
                 throw APIError(error)
             }
             if let given = given.id {
-                guard !given.isEmpty, given.utf8.count <= configuration.service.limits.keyBytes else {
-                    throw APIError(status: .unprocessableContent, code: "invalid_field",
-                                   message: "the replay's event id must hold 1 to \(configuration.service.limits.keyBytes) bytes", path: "$.id")
-                }
                 replayEventID = given
             }
         }
@@ -773,10 +775,16 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     router.get("/api/v1/runs/:id") { request, context in
         let tenant = try keys.tenant(of: request)
         let id = try context.parameters.require("id")
+        // The payload and context only when asked for: they are the sender's data, which may
+        // carry secrets (a token for a fetch), so lists and plain reads leave them out.
+        let include = request.uri.queryParameters.getAll("include").flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        if let unknown = include.first(where: { $0 != "payload" }) {
+            throw APIError(status: .unprocessableContent, code: "invalid_field", message: "cannot include '\(unknown)'; include=payload adds the payload and context", path: "include")
+        }
         guard var run = try await store.run(id: id), run.tenant == tenant else {
             throw runNotFound(id)
         }
-        if let creation = try await store.creation(ofRun: id) {
+        if !include.isEmpty, let creation = try await store.creation(ofRun: id) {
             run.payload = creation.event.payload
             run.context = creation.event.context
         }

@@ -56,10 +56,11 @@ public struct RunsClient: Sendable {
         return try await request(.GET, "/api/v1/runs" + encoded, expecting: .ok)
     }
 
-    /// The run with its tasks and log lines; `nil` when there is no such run (or it is another project's).
-    public func run(id: String) async throws -> RunDetails? {
+    /// The run with its tasks and log lines (and, with `includePayload`, the payload and context
+    /// of the event that started it); `nil` when there is no such run (or it is another project's).
+    public func run(id: String, includePayload: Bool = false) async throws -> RunDetails? {
         do {
-            return try await request(.GET, "/api/v1/runs/\(Self.escaped(id))", expecting: .ok)
+            return try await request(.GET, "/api/v1/runs/\(Self.escaped(id))" + (includePayload ? "?include=payload" : ""), expecting: .ok)
         } catch let error as BatonClientError where error.status == 404 {
             return nil
         }

@@ -292,18 +292,17 @@ public struct RunCursor: Sendable, Hashable {
         self.sequence = sequence
     }
 
-    /// The cursor as clients see it.
-    public var encoded: String {
-        Data("v1:\(sequence)".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
+    /// The cursor as clients see it: `r` and the sequence number (`docs/openapi.yaml` gives its
+    /// exact pattern, `^r(0|[1-9][0-9]{0,17})$`, so that a client or a fuzzer can tell one from
+    /// any string; clients still pass it back unchanged).
+    public var encoded: String { "r\(sequence)" }
 
-    /// The cursor a client sent back; `nil` when it is not one this API handed out.
+    /// The cursor a client sent back; `nil` when it is not one this API hands out.
     public init?(encoded: String) {
-        var base64 = encoded.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard encoded.count <= 64, let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8),
-              text.hasPrefix("v1:"), let sequence = Int64(text.dropFirst(3)), sequence >= 0 else { return nil }
+        let digits = encoded.utf8.dropFirst()
+        guard encoded.utf8.first == UInt8(ascii: "r"), (1...18).contains(digits.count),
+              digits.allSatisfy({ (48...57).contains($0) }), digits.count == 1 || digits.first != UInt8(ascii: "0"),
+              let sequence = Int64(String(decoding: digits, as: UTF8.self)) else { return nil }
         self.sequence = sequence
     }
 }

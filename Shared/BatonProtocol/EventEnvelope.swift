@@ -101,12 +101,16 @@ public struct EventEnvelope: Codable, Sendable, Hashable, TenantOwned {
         try Tenant.validate(project: project, environment: environment, path: "$")
     }
 
-    static func requireText(_ value: String, path: String, what: String, maximum: Int) throws(ValidationError) {
-        guard !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw ValidationError(path: path, message: "\(what) must not be empty")
+    /// Checks a name or id: something besides spaces, tabs and line breaks, at most `maximum`
+    /// characters (Unicode code points, as JSON Schema's `maxLength` counts; `docs/openapi.yaml`
+    /// states the same rule as `pattern: '[^ \t\n\r]'` and `maxLength`).
+    public static func requireText(_ value: String, path: String, what: String, maximum: Int) throws(ValidationError) {
+        guard value.unicodeScalars.contains(where: { !" \t\n\r".unicodeScalars.contains($0) }) else {
+            throw ValidationError(path: path, message: "\(what) must not be empty (or only spaces and line breaks)")
         }
-        guard value.utf8.count <= maximum else {
-            throw ValidationError(path: path, message: "\(what) is \(value.utf8.count) bytes long; the limit is \(maximum)")
+        let length = value.unicodeScalars.count
+        guard length <= maximum else {
+            throw ValidationError(path: path, message: "\(what) is \(length) characters long; the limit is \(maximum)")
         }
     }
 }

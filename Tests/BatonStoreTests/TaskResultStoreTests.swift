@@ -258,7 +258,9 @@ struct TaskResultStoreTests {
             #expect(counts.first { $0.status == .completed }?.count == 1 && counts.allSatisfy { $0.jobVersion == "1.0.0" })
             #expect(try await store.runCounts(tenant: beta, jobSlug: "odd").isEmpty)
             let cursorText = try #require(try await store.listRuns(RunQuery(tenant: .default, limit: 1)).next).encoded
-            #expect(RunCursor(encoded: cursorText) != nil && RunCursor(encoded: "bm90IGEgY3Vyc29y") == nil && RunCursor(encoded: "%%%") == nil)
+            #expect(RunCursor(encoded: cursorText) != nil && RunCursor(encoded: "bm90IGEgY3Vyc29y") == nil && RunCursor(encoded: "%%%") == nil
+                    && RunCursor(encoded: "r") == nil && RunCursor(encoded: "r01") == nil && RunCursor(encoded: "r1234567890123456789") == nil
+                    && RunCursor(encoded: "r0")?.sequence == 0 && RunCursor(encoded: "r42")?.sequence == 42)
         }
     }
 }

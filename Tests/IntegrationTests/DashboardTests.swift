@@ -41,7 +41,9 @@ struct DashboardTests {
             "jobs": ["new-user-welcome", "github-stars", "many-steps"],
         ]
         let json = String(decoding: try JSONSerialization.data(withJSONObject: arguments), as: UTF8.self)
-        let (status, output) = try await runBrowserScript(["Tests/Browser/dashboard_check.py", json], deadline: .seconds(180))
+        let tools = ProcessInfo.processInfo.environment["BATON_DEPLOY_TOOLS"]
+            ?? TestEnvironment.repositoryRoot.appendingPathComponent(".local/deploy-tools").path
+        let (status, output) = try await runPython(["Tests/Browser/dashboard_check.py", json], path: "\(tools)/browser", deadline: .seconds(180))
         #expect(status == 0, "the browser checks failed:\n\(output)\n\(stack.allOutput())")
         print(output)
 
@@ -57,13 +59,11 @@ struct DashboardTests {
     }
 }
 
-/// Runs `python3 arguments` from the repository root with selenium on its path (installed by
-/// `deploy/local/setup`), without blocking a thread of the cooperative pool while it runs;
-/// returns its exit status and output. Kills it after `deadline`.
-func runBrowserScript(_ arguments: [String], deadline: Duration) async throws -> (status: Int32, output: String) {
-    let tools = ProcessInfo.processInfo.environment["BATON_DEPLOY_TOOLS"]
-        ?? TestEnvironment.repositoryRoot.appendingPathComponent(".local/deploy-tools").path
-    let log = try TestEnvironment.temporaryDirectory("browser").appendingPathComponent("browser.log")
+/// Runs `python3 arguments` from the repository root with `path` (a folder `deploy/local/setup`
+/// installed packages into) as its `PYTHONPATH`, without blocking a thread of the cooperative
+/// pool while it runs; returns its exit status and output. Kills it after `deadline`.
+func runPython(_ arguments: [String], path: String, deadline: Duration) async throws -> (status: Int32, output: String) {
+    let log = try TestEnvironment.temporaryDirectory("python").appendingPathComponent("python.log")
     _ = FileManager.default.createFile(atPath: log.path, contents: nil)
     let handle = try FileHandle(forWritingTo: log)
     defer { try? handle.close() }
@@ -71,7 +71,7 @@ func runBrowserScript(_ arguments: [String], deadline: Duration) async throws ->
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["python3"] + arguments
     process.currentDirectoryURL = TestEnvironment.repositoryRoot
-    process.environment = ProcessInfo.processInfo.environment.merging(["PYTHONPATH": "\(tools)/browser", "SE_OFFLINE": "true",
+    process.environment = ProcessInfo.processInfo.environment.merging(["PYTHONPATH": path, "SE_OFFLINE": "true",
                                                                         "PYTHONUNBUFFERED": "1"]) { _, new in new }
     process.standardOutput = handle
     process.standardError = handle
