@@ -163,10 +163,15 @@ struct Runs: AsyncParsableCommand {
             let filter = RunsClient.Filter(job: job, statuses: statuses, limit: limit)
             var page = try await endpoints.runs.list(filter)
             var runs = page.runs
+            var pages = 1
             while all, let cursor = page.nextCursor {
+                // Progress on standard error (standard output stays the list, or the JSON).
+                FileHandle.standardError.write(Data("baton: \(runs.count) runs in \(pages) pages so far, reading on…\n".utf8))
                 page = try await endpoints.runs.list(filter, after: cursor)
                 runs += page.runs
+                pages += 1
             }
+            if pages > 1 { FileHandle.standardError.write(Data("baton: \(runs.count) runs in \(pages) pages\n".utf8)) }
             if json { return try printJSON(runs) }
             for run in runs {
                 print("\(run.id)  \(run.status.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0))  \(run.jobId)@\(run.jobVersion)  \(run.createdAt.formatted(.iso8601))")

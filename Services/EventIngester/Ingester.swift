@@ -234,6 +234,13 @@ struct EventRoutes: Sendable {
     /// Registers (or updates) a job for tooling that is not a Swift job service.
     func registerJob(id: String, _ request: Request) async throws -> Response {
         let tenant = try keys.tenant(of: request)
+        // Over HTTP a job id is printable ASCII (docs/openapi.yaml states the same pattern); the
+        // SDK's ids may hold any text (their slug drops diacritics).
+        guard id.unicodeScalars.count <= Slug.maximumLength, id.unicodeScalars.allSatisfy({ (0x20...0x7E).contains($0.value) }),
+              id.unicodeScalars.contains(where: { ("0"..."9").contains($0) || ("a"..."z").contains($0) || ("A"..."Z").contains($0) }) else {
+            throw APIError(status: .unprocessableContent, code: "invalid_field",
+                           message: "a job id in the URL is 1 to \(Slug.maximumLength) printable ASCII characters with a letter or digit, e.g. new-user-welcome", path: "id")
+        }
         let body = try decode(Strict<RegisterJobRequest>.self, try await collectBody(request)).value
         let registration: JobRegistration
         do {

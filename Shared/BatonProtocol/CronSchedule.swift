@@ -18,7 +18,7 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
     /// Parses `expression`.
     /// - Throws: `ValidationError` naming the field and what is wrong with it.
     public init(parsing expression: String) throws(ValidationError) {
-        let fields = expression.split(whereSeparator: \.isWhitespace).map(String.init)
+        let fields = expression.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         guard fields.count == 5 else {
             throw ValidationError(path: "$.trigger.cron", message: "'\(expression)' has \(fields.count) fields; a cron expression has 5: minute hour day-of-month month day-of-week")
         }
@@ -96,7 +96,7 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
             guard pieces.count <= 2 else { throw fail("more than one '/'") }
             var step = 1
             if pieces.count == 2 {
-                guard let parsed = Int(pieces[1]), parsed > 0 else { throw fail("step '\(pieces[1])' is not a positive number") }
+                guard let parsed = Int(pieces[1]), (1...999).contains(parsed) else { throw fail("step '\(pieces[1])' is not a number from 1 to 999") }
                 step = parsed
             }
             let base = pieces[0]
@@ -107,9 +107,16 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
                 guard bounds.count <= 2 else { throw fail("'\(base)' is not a range") }
                 low = try value(bounds[0])
                 high = bounds.count == 2 ? try value(bounds[1]) : (pieces.count == 2 ? range.upperBound : low)
-                guard low <= high else { throw fail("range \(low)-\(high) runs backwards") }
             }
-            result.formUnion(stride(from: low, through: high, by: step))
+            if low <= high {
+                result.formUnion(stride(from: low, through: high, by: step))
+            } else {
+                // A range that wraps around: 22-2 is 22, 23, 0, 1, 2; FRI-MON is Friday to Monday.
+                let size = range.upperBound - range.lowerBound + 1
+                for value in stride(from: low, through: high + size, by: step) {
+                    result.insert(range.lowerBound + (value - range.lowerBound) % size)
+                }
+            }
         }
         return result
     }

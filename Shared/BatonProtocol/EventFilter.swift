@@ -112,8 +112,8 @@ public struct EventFilter: Codable, Sendable, Hashable {
             }
         case "$between":
             guard let number = field?.number, case .array(let bounds) = operand, bounds.count == 2,
-                  let low = bounds[0].number, let high = bounds[1].number else { return false }
-            return number >= low && number <= high
+                  let first = bounds[0].number, let second = bounds[1].number else { return false }
+            return number >= min(first, second) && number <= max(first, second)
         default:
             return false
         }
@@ -166,8 +166,8 @@ public struct EventFilter: Codable, Sendable, Hashable {
         case _ where boolOperators.contains(operation):
             guard case .bool = operand else { throw ValidationError(path: operatorPath, message: "\(operation) takes true or false") }
         case "$between":
-            guard case .array(let bounds) = operand, bounds.count == 2, let low = bounds[0].number, let high = bounds[1].number, low <= high else {
-                throw ValidationError(path: operatorPath, message: "$between takes [min, max] with min ≤ max")
+            guard case .array(let bounds) = operand, bounds.count == 2, bounds[0].number != nil, bounds[1].number != nil else {
+                throw ValidationError(path: operatorPath, message: "$between takes two numbers, [min, max] (in either order)")
             }
         case "$anythingBut", "$includes", "$not":
             if case .array(let values) = operand, operation == "$anythingBut" {

@@ -174,8 +174,8 @@ public struct JobRegistration: Codable, Sendable, Hashable, TenantOwned {
         guard slug == expected else {
             throw ValidationError(path: "$.slug", message: "slug '\(slug)' does not match job id '\(id)' (expected '\(expected)')")
         }
-        guard !name.trimmingCharacters(in: .whitespaces).isEmpty else {
-            throw ValidationError(path: "$.name", message: "job name must not be empty")
+        guard name.unicodeScalars.contains(where: { !" \t\n\r".unicodeScalars.contains($0) }) else {
+            throw ValidationError(path: "$.name", message: "job name must not be empty (or only spaces and line breaks)")
         }
         _ = try SemanticVersion(parsing: version)
         try trigger.validate()

@@ -40,7 +40,7 @@ public struct SemanticVersion: Sendable, Hashable, Comparable, CustomStringConve
         guard core.count == 3 else { throw fail("expected three numbers separated by dots") }
         var numbers: [Int] = []
         for part in core {
-            guard !part.isEmpty, part.allSatisfy(\.isASCIIDigit), let value = Int(part) else {
+            guard !part.isEmpty, part.count <= 18, part.allSatisfy(\.isASCIIDigit), let value = Int(part) else {
                 throw fail("'\(part)' is not a non-negative integer")
             }
             guard part.count == 1 || part.first != "0" else { throw fail("'\(part)' has a leading zero") }

@@ -107,9 +107,30 @@ public func freeLoopbackPort() throws -> Int {
             next = current + 1 >= upper ? lower : current + 1
             return current
         }
-        if canBind(port: candidate) { return candidate }
+        if reserveAcrossProcesses(port: candidate), canBind(port: candidate) { return candidate }
     }
     throw POSIXError(.EADDRINUSE)
+}
+
+/// Claims `port` for this process in a directory every Baton test process shares (a file made
+/// with `O_EXCL`), so that two processes allocating at once (the test runner and a `baton dev`
+/// it started, each with its own allocator) never hand out the same port before either binds
+/// it. A claim older than 10 minutes is stale (its process bound the port long ago, or died).
+private func reserveAcrossProcesses(port: Int) -> Bool {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("baton-test-ports")
+    try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    let path = directory.appendingPathComponent("\(port)").path
+    for _ in 0..<2 {
+        let fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0o644)
+        if fd >= 0 {
+            close(fd)
+            return true
+        }
+        guard errno == EEXIST, let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              let modified = attributes[.modificationDate] as? Date, Date().timeIntervalSince(modified) > 600 else { return false }
+        unlink(path)
+    }
+    return false
 }
 
 private func canBind(port: Int) -> Bool {

@@ -44,6 +44,7 @@ struct EventFilterTests {
         (#"{"age": [{"$gt": 36}]}"#, false),
         (#"{"score": [{"$between": [9, 10]}]}"#, true),
         (#"{"score": [{"$between": [0, 9]}]}"#, false),
+        (#"{"score": [{"$between": [10, 9]}]}"#, true),  // bounds in either order
         (#"{"name": [{"$gt": 1}]}"#, false),
         (#"{"tags": [{"$includes": "poetry"}]}"#, true),
         (#"{"tags": [{"$includes": "music"}]}"#, false),
@@ -70,7 +71,8 @@ struct EventFilterTests {
         (#"["a"]"#, "$.filter"),
         (#"{"plan": "pro"}"#, "$.filter.plan"),
         (#"{"age": [{"$gt": "ten"}]}"#, "$.filter.age[0].$gt"),
-        (#"{"age": [{"$between": [10, 1]}]}"#, "$.filter.age[0].$between"),
+        (#"{"age": [{"$between": [10]}]}"#, "$.filter.age[0].$between"),
+        (#"{"age": [{"$between": [1, "ten"]}]}"#, "$.filter.age[0].$between"),
         (#"{"name": [{"$startsWith": 1}]}"#, "$.filter.name[0].$startsWith"),
         (#"{"name": [{"$regex": "a.*"}]}"#, "$.filter.name[0].$regex"),
         (#"{"name": ["a", {"$startsWith": "b"}]}"#, "$.filter.name[0]"),
@@ -151,6 +153,11 @@ struct CronScheduleTests {
         ("0 0 13 * FRI", "2026-11-25T00:00:00Z", "2026-11-27T00:00:00Z"),     // day-of-month OR day-of-week
         ("0 0 29 2 *", "2026-11-25T00:00:00Z", "2028-02-29T00:00:00Z"),
         ("5,10 1-2 * * *", "2026-11-25T01:07:00Z", "2026-11-25T01:10:00Z"),
+        ("0 23-1 * * *", "2026-11-25T02:30:00Z", "2026-11-25T23:00:00Z"),     // a range that wraps past midnight
+        ("0 23-1 * * *", "2026-11-25T23:30:00Z", "2026-11-26T00:00:00Z"),
+        ("0 0 * * FRI-MON", "2026-11-25T00:00:00Z", "2026-11-27T00:00:00Z"), // Wednesday → Friday
+        ("0 0 * * FRI-MON", "2026-11-29T12:00:00Z", "2026-11-30T00:00:00Z"), // Sunday → Monday
+        ("0\t0  * *\t* ", "2026-11-25T10:00:00Z", "2026-11-26T00:00:00Z"),  // tabs and repeated spaces
     ])
     func next(_ expression: String, _ after: String, _ expected: String) throws {
         #expect(try CronSchedule(parsing: expression).next(after: Self.date(after)) == Self.date(expected))
@@ -162,8 +169,10 @@ struct CronScheduleTests {
         ("* 24 * * *", "hour"),
         ("* * 0 * *", "day-of-month"),
         ("* * * FOO *", "month"),
-        ("* * * * 1-0", "day-of-week"),
+        ("* * * * 8", "day-of-week"),
         ("*/0 * * * *", "step"),
+        ("*/1000 * * * *", "step"),
+        ("0 0 * *\u{2003}*", "4 fields"),
         ("1,,2 * * * *", "empty list item"),
     ])
     func invalid(_ expression: String, _ mention: String) {

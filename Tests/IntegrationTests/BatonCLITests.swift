@@ -55,6 +55,15 @@ struct BatonCLITests {
             let listed = try baton(["runs", "list", "--task-results", taskResults, "--job", "many-steps", "--status", "COMPLETED"])
             return listed.output.contains(runId) ? true : nil
         }
+        // A second run, then every page one run at a time: progress on standard error.
+        let second = try baton(["events", "send", "--ingester", ingester, "--name", "steps.start", "--payload", #"{"steps":1}"#])
+        let secondRun = Identifiers.runID(eventID: second.output.trimmingCharacters(in: .whitespacesAndNewlines), jobSlug: "many-steps")
+        let paged = try await eventually("both runs, listed a page at a time", deadline: .seconds(60)) { () -> String? in
+            let listed = try baton(["runs", "list", "--task-results", taskResults, "--job", "many-steps", "--limit", "1", "--all"])
+            return listed.output.contains(secondRun) && listed.output.contains(runId) ? listed.output : nil
+        }
+        #expect(paged.contains("baton: 1 runs in 1 pages so far, reading on…") && paged.contains("baton: 2 runs in 2 pages"), "\(paged)")
+
         let shown = try baton(["runs", "show", runId, "--task-results", taskResults])
         #expect(shown.status == 0 && shown.output.contains("COMPLETED") && shown.output.contains("many-steps@"), "\(shown.output)")
         #expect(shown.output.contains("└─ "), "the tasks as a tree: \(shown.output)")
