@@ -239,7 +239,7 @@ struct EventRoutes: Sendable {
         guard id.unicodeScalars.count <= Slug.maximumLength, id.unicodeScalars.allSatisfy({ (0x20...0x7E).contains($0.value) }),
               id.unicodeScalars.contains(where: { ("0"..."9").contains($0) || ("a"..."z").contains($0) || ("A"..."Z").contains($0) }) else {
             throw APIError(status: .unprocessableContent, code: "invalid_field",
-                           message: "a job id in the URL is 1 to \(Slug.maximumLength) printable ASCII characters with a letter or digit, e.g. new-user-welcome", path: "id")
+                           message: "a job id in the URL is 1 to \(Slug.maximumLength) printable ASCII characters with a letter or digit, e.g. new-user-welcome", path: "$.id")
         }
         let body = try decode(Strict<RegisterJobRequest>.self, try await collectBody(request)).value
         let registration: JobRegistration
