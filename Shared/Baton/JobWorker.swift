@@ -25,7 +25,11 @@ public struct JobWorker: Service {
         public var taskResultsURL: String?
         /// How long a task checkpoint may wait for the broker's ack.
         public var deliveryTimeout: Duration
-        /// How long a slice keeps asking for its checkpoint before the worker gives up.
+        /// How long a slice keeps asking for its checkpoint before the worker gives up (and
+        /// fail-stops). Default 180 s: the answer waits for the task-result service's read
+        /// barrier, which can sit out a consumer-group rebalance after an instance dies and a
+        /// store restart (`STORE_OUTAGE_TOLERANCE_MS`) together; 60 s once stopped a healthy job
+        /// service during a chaos run with both.
         public var checkpointPatience: Duration
         /// Organization and project of this job service; they scope deduplication keys and are
         /// in every run's context.
@@ -49,7 +53,7 @@ public struct JobWorker: Service {
         public var fetchSecrets: FetchSecrets?
 
         public init(kafka: KafkaConfiguration, topics: Topics = Topics(), taskResultsURL: String?,
-                    deliveryTimeout: Duration = .seconds(30), checkpointPatience: Duration = .seconds(60),
+                    deliveryTimeout: Duration = .seconds(30), checkpointPatience: Duration = .seconds(180),
                     sliceBudget: Duration = .seconds(30), maxConcurrentSlices: Int = 100,
                     organization: String = "default", project: String = "default",
                     environment: String = "default", apiKey: String? = nil, limits: Limits = .default,

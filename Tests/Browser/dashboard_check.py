@@ -3,7 +3,7 @@
 with selenium) and checks what a user sees. Called by DashboardTests with one JSON argument:
 
   {"url", "chromedriver", "chromium", "screenshots", "alphaKey", "betaKey",
-   "starsRun", "welcomeRun", "waitingRun", "delayedEvent", "jobs": [...]}
+   "starsRun", "welcomeRun", "waitingRun", "liveRun", "delayedEvent", "jobs": [...]}
 
 Prints one line per check and exits 1 on the first that fails (with what was on the page)."""
 import json
@@ -76,6 +76,17 @@ try:
     check("do not know this key" in driver.find_element(By.ID, "login-message").text, "an unknown key is refused with a message")
 
     sign_in(args["alphaKey"])
+    # Live refresh: a running run's page follows it to the end without being reloaded.
+    driver.get(base + "/runs/" + args["liveRun"])
+    driver.execute_script("window.__notReloaded = true;")
+    first = driver.find_element(By.ID, "run-status").text
+    check(first in ("QUEUED", "EXECUTING", "WAITING"), f"the live run is still running when its page opens ({first})")
+    eventually(lambda: driver.find_element(By.ID, "run-status").text == "COMPLETED", "the open page shows the run completed", seconds=60)
+    check(driver.execute_script("return window.__notReloaded === true;"), "the page refreshed in place (no reload)")
+    check(len(driver.find_elements(By.CSS_SELECTOR, "#task-tree [data-task-key]")) >= 20, "the refreshed page shows the tasks that ran meanwhile")
+    shot("run-live-completed")
+
+    driver.get(base + "/jobs")
     rows = {e.get_attribute("data-job"): e for e in driver.find_elements(By.CSS_SELECTOR, "tr.job")}
     check(set(args["jobs"]) <= set(rows), f"the jobs page lists {args['jobs']} (saw {sorted(rows)})")
     check("1.0.0" in rows["github-stars"].find_element(By.CSS_SELECTOR, ".versions").text, "the jobs page shows versions")

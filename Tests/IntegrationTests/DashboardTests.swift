@@ -33,11 +33,13 @@ struct DashboardTests {
             try await stack.run(waitingRun, apiKey: keys.alphaProd)?.status == .waiting ? true : nil
         }
 
+        // A run of about 15 s (ten 1.5-s waits) that is still running when the browser opens it.
+        let liveRun = Identifiers.runID(eventID: try await send("github.star", #"{"starredBy":"cy","repoName":"baton","waitSeconds":1.5}"#), jobSlug: "github-stars")
         let screenshots = TestEnvironment.repositoryRoot.appendingPathComponent(".artifacts/screenshots/dashboard")
         let arguments: [String: any Sendable] = [
             "url": "http://127.0.0.1:\(dashboard.port)", "chromium": "/usr/bin/chromium", "chromedriver": "/usr/bin/chromedriver",
             "screenshots": screenshots.path, "alphaKey": keys.alphaProd, "betaKey": keys.betaProd,
-            "starsRun": starsRun, "parallelRun": parallelRun, "welcomeRun": welcomeRun, "waitingRun": waitingRun, "delayedEvent": delayedEvent,
+            "starsRun": starsRun, "parallelRun": parallelRun, "welcomeRun": welcomeRun, "waitingRun": waitingRun, "liveRun": liveRun, "delayedEvent": delayedEvent,
             "jobs": ["new-user-welcome", "github-stars", "many-steps"],
         ]
         let json = String(decoding: try JSONSerialization.data(withJSONObject: arguments), as: UTF8.self)
