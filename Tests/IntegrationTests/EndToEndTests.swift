@@ -147,17 +147,21 @@ struct RetryIntegrationTests {
             try await stack.finishedRun(Identifiers.runID(eventID: eventId, jobSlug: "flaky"))
     }
         let ok = try await finished(succeeding)
-        #expect(ok.status == .completed)
-        #expect(ok.output == "succeeded on attempt 3")
-        #expect(ok.tasks.first?.attempts == 3)
-        #expect(stack.outboxLines().filter { $0.hasPrefix("attempt \(ok.id) ") }.count == 3)
-
         let ko = try await finished(failing)
+        // An attempt cut short by a rebalance (its slice fenced and cancelled before the
+        // failure was recorded: at least once) runs again; with none, exactly the policy's.
+        let fenced = stack.jobServices.map { $0.output().components(separatedBy: "fenced slice").count - 1 }.reduce(0, +)
+        func attempts(_ run: RunDetails) -> Int { stack.outboxLines().filter { $0.hasPrefix("attempt \(run.id) ") }.count }
+        #expect(ok.status == .completed)
+        #expect((3...3 + fenced).contains(attempts(ok)) && ok.output == .string("succeeded on attempt \(attempts(ok))"),
+                "\(ok.output.map { "\($0)" } ?? "") after \(fenced) fenced slices")
+        #expect(ok.tasks.first?.attempts == attempts(ok))
+
         #expect(ko.status == .failed)
-        #expect(ko.error?.contains("flaky service failed (attempt 3)") == true)
+        #expect((3...3 + fenced).contains(attempts(ko)) && ko.error?.contains("flaky service failed (attempt \(attempts(ko)))") == true,
+                "\(ko.error ?? "") after \(fenced) fenced slices")
         #expect(ko.tasks.first?.status == .errored)
-        #expect(ko.tasks.first?.attempts == 3)
-        #expect(stack.outboxLines().filter { $0.hasPrefix("attempt \(ko.id) ") }.count == 3)
+        #expect(ko.tasks.first?.attempts == attempts(ko))
         try await stack.stop()
     }
 }
