@@ -229,11 +229,11 @@ struct Dashboard: Sendable {
         struct Form: Decodable { var key: String? }
         let key = ((try? URLEncodedFormDecoder().decode(Form.self, from: String(buffer: body)))?.key ?? "")
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !key.isEmpty else { return Self.redirect("/login?reason=" + Self.query("Give an API key.")) }
+        guard !key.isEmpty else { return Self.redirect("/login?reason=" + Self.path("Give an API key.")) }
         do {
             _ = try await dispatcher(Session(key: key)).jobs()
         } catch let error as BatonClientError where error.status == 401 {
-            return Self.redirect("/login?reason=" + Self.query("The services do not know this key (or it was revoked)."))
+            return Self.redirect("/login?reason=" + Self.path("The services do not know this key (or it was revoked)."))
         }
         var response = Self.redirect("/jobs")
         response.setCookie(Cookie(name: Self.cookie, value: Self.path(key), path: "/", secure: configuration.secureCookie, httpOnly: true, sameSite: .strict))
@@ -249,7 +249,7 @@ struct Dashboard: Sendable {
             return try await body()
         } catch let error as BatonClientError {
             switch error.status {
-            case 401: return Self.redirect("/login?reason=" + Self.query("Sign in with an API key: the \(error.service) asks for one."))
+            case 401: return Self.redirect("/login?reason=" + Self.path("Sign in with an API key: the \(error.service) asks for one."))
             case 404: return problem(.notFound, "Not found", Self.message(of: error), session: nil)
             case 400, 409, 413, 422: return problem(.unprocessableContent, "Refused", Self.message(of: error), session: nil)
             default:
@@ -289,11 +289,10 @@ struct Dashboard: Sendable {
         Response(status: .ok, headers: [.contentType: type, .cacheControl: "max-age=300"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
+    /// `segment` percent-encoded for a URL path segment or query value (unreserved characters kept).
     static func path(_ segment: String) -> String {
         segment.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? segment
     }
-
-    static func query(_ text: String) -> String { path(text) }
 }
 
 /// Headers every dashboard page carries, and the cross-site check of its forms: a `POST` whose
