@@ -360,7 +360,7 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
     // The store keeps the events topic's offsets (written with each batch): start where it left off.
     let consumer = try KafkaConsumer(
         configuration: kafka, groupID: "\(topics.prefix).dispatcher", topics: [topics.events], logger: logger,
-        startOffsets: KafkaConsumer.startingAtStoredOffsets({ try blockingOutsideCooperativePool { try await store.consumedOffsets(topic: topics.events) } }, failed: { error in
+        startOffsets: KafkaConsumer.startingAtStoredOffsets({ try blockingOutsideCooperativePool(limit: min(configuration.service.storeOutage.attemptTimeout, .seconds(10)), what: "reading the stored offsets") { try await store.consumedOffsets(topic: topics.events) } }, failed: { error in
             logger.error("stored offsets unreadable: starting at the group's committed offsets", metadata: ["error": "\(error)"])
         }))
     // Schedules follow the events topic's partitions: its count is bound with the store, and a
@@ -373,16 +373,16 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
         return consumer.assignedPartitions.contains(TopicPartition(topic: topics.events, partition: partition))
     }
     // Everything one poll returned in one transaction.
-    let outage = configuration.service.storeOutageTolerance
+    let outage = configuration.service.storeOutage
     let consumerService = BatchConsumerService(consumer: consumer, maxBatch: 1000, logger: logger) { batch in
         // Dispatching a batch again starts nothing twice (run ids are derived, every write is
         // idempotent): while the store restarts, dispatch it again.
-        try await retryingStoreOutage(tolerance: outage, what: "dispatching events", logger: logger) { try await dispatcher.handleEvents(batch) }
+        try await retryingStoreOutage(outage, what: "dispatching events", logger: logger) { try await dispatcher.handleEvents(batch) }
     }
     let jobsConsumer = try KafkaConsumer(configuration: kafka, groupID: "\(topics.prefix).dispatcher.jobs.\(configuration.instance)",
                                          topics: [topics.jobs], logger: logger)
     let jobsService = ConsumerService(consumer: jobsConsumer, logger: logger) { record in
-        try await retryingStoreOutage(tolerance: outage, what: "recording a job registration", logger: logger) { try await dispatcher.handle(record) }
+        try await retryingStoreOutage(outage, what: "recording a job registration", logger: logger) { try await dispatcher.handle(record) }
         do {
             try await jobsConsumer.commit(record)
         } catch let error as KafkaError where error.isRetriable {

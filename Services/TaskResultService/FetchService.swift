@@ -27,7 +27,7 @@ struct FetchService: Sendable {
     let lease: Duration
     /// How long an outcome in hand is written again while the store fails transiently (see
     /// `retryingStoreOutage`): dropping it would perform the request again.
-    let outageTolerance: Duration
+    let outage: StoreOutagePolicy
     let logger: Logger
 
     /// One round: resume runs of finished fetches, perform the due ones, resume again.
@@ -85,7 +85,7 @@ struct FetchService: Sendable {
     }
 
     private func perform(_ fetch: ClaimedFetch, _ plain: BackgroundFetchRequest, attempt: Int) async throws {
-        var response: BackgroundFetchResponse
+        let response: BackgroundFetchResponse
         do {
             var request = HTTPClientRequest(url: plain.url)
             request.method = HTTPMethod(rawValue: plain.method.uppercased())
@@ -103,7 +103,7 @@ struct FetchService: Sendable {
            let policy = fetch.request.retryPolicy(forStatus: response.status == 0 ? nil : response.status) {
             var generator = SystemRandomNumberGenerator()
             if let delay = policy.delayMilliseconds(afterAttempt: attempt, using: &generator) {
-                try await retryingStoreOutage(tolerance: outageTolerance, what: "recording a background fetch's attempt", logger: logger) {
+                try await retryingStoreOutage(outage, what: "recording a background fetch's attempt", logger: logger) {
                     try await store.rescheduleFetch(fetch, owner: owner, next: Date().addingTimeInterval(Double(delay) / 1000))
                 }
                 logger.debug("background fetch retried", metadata: ["run.id": "\(fetch.runId)", "status": "\(response.status)", "delay.ms": "\(delay)"])
@@ -112,7 +112,7 @@ struct FetchService: Sendable {
         }
         // The response is in hand: while the store restarts, write it again rather than drop it
         // (the next round would perform the request again).
-        let stored = try await retryingStoreOutage(tolerance: outageTolerance, what: "storing a background fetch's response", logger: logger) {
+        let stored = try await retryingStoreOutage(outage, what: "storing a background fetch's response", logger: logger) {
             try await store.completeFetch(fetch, owner: owner, response: response, now: Date())
         }
         guard stored else {

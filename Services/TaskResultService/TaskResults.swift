@@ -531,7 +531,7 @@ struct TimerService: Sendable {
     /// How long a claim holds: past it, another instance fires the timer (at least once).
     let lease: Duration
     /// How long marking sent timers fired is tried again while the store fails transiently.
-    let outageTolerance: Duration
+    let outage: StoreOutagePolicy
     let logger: Logger
 
     /// Claims the due timers (one instance per timer, see `TimerRules`), sends their resume
@@ -555,7 +555,7 @@ struct TimerService: Sendable {
             logger.info("run resumed", metadata: ["run.id": "\(timer.runId)", "timer.due": "\(timer.dueAt)"])
         }
         // The commands are sent: while the store restarts, mark them again rather than resend.
-        try await retryingStoreOutage(tolerance: outageTolerance, what: "marking timers fired", logger: logger) {
+        try await retryingStoreOutage(outage, what: "marking timers fired", logger: logger) {
             try await store.markFired(due, owner: owner)
         }
         Counter(label: "baton_timers_fired_total").increment(by: due.count)
@@ -599,7 +599,7 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     if consumerKafka.properties["queued.min.messages"] == nil { consumerKafka.properties["queued.min.messages"] = "2000" }
     let consumer = try KafkaConsumer(
         configuration: consumerKafka, groupID: "\(topics.prefix).task-results", topics: [topics.taskResults], logger: logger,
-        startOffsets: KafkaConsumer.startingAtStoredOffsets({ try blockingOutsideCooperativePool { try await store.consumedOffsets(topic: topics.taskResults) } }, failed: { error in
+        startOffsets: KafkaConsumer.startingAtStoredOffsets({ try blockingOutsideCooperativePool(limit: min(configuration.service.storeOutage.attemptTimeout, .seconds(10)), what: "reading the stored offsets") { try await store.consumedOffsets(topic: topics.taskResults) } }, failed: { error in
             logger.error("stored offsets unreadable: starting at the group's committed offsets", metadata: ["error": "\(error)"])
         }))
     let barrier = ReadBarrier(topic: topics.taskResults,
@@ -607,16 +607,16 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
                               applied: applied, watermarks: WatermarkQueries(producer: producer, topic: topics.taskResults),
                               reads: CheckpointReads(store: store), timeout: configuration.checkpointTimeout, store: store)
     // The store holds the offsets (in each batch's transaction).
-    let outage = configuration.service.storeOutageTolerance
+    let outage = configuration.service.storeOutage
     let consumerService = BatchConsumerService(consumer: consumer, maxBatch: .max, logger: logger) { batch in
         // Applying a batch is idempotent: while the store restarts, apply it again.
-        try await retryingStoreOutage(tolerance: outage, what: "applying run events", logger: logger) { try await recorder.handle(batch) }
+        try await retryingStoreOutage(outage, what: "applying run events", logger: logger) { try await recorder.handle(batch) }
     }
     let timers = TimerService(store: store, producer: producer, topics: topics, owner: configuration.instance,
-                              lease: .seconds(60), outageTolerance: configuration.service.storeOutageTolerance, logger: logger)
+                              lease: .seconds(60), outage: configuration.service.storeOutage, logger: logger)
     let fetches = FetchService(store: store, producer: producer, topics: topics, http: .shared, maxBodyBytes: 10 << 20,
                                secrets: configuration.service.fetchSecrets, owner: configuration.instance,
-                               lease: .seconds(120), outageTolerance: configuration.service.storeOutageTolerance, logger: logger)
+                               lease: .seconds(120), outage: configuration.service.storeOutage, logger: logger)
     let reaper = Reaper(store: store, producer: producer, topics: topics, timeout: configuration.progressTimeout,
                         maxReissues: configuration.progressReissues, owner: configuration.instance,
                         lease: max(.seconds(30), configuration.reaperInterval * 3), logger: logger)

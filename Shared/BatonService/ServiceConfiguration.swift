@@ -33,6 +33,9 @@ import Logging
 /// - `store.outage.tolerance.ms` (`STORE_OUTAGE_TOLERANCE_MS`), int, 30000: how long a consumer
 ///   of a service with a store retries its batch while the store fails transiently (a PostgreSQL
 ///   restart or failover) before the service stops.
+/// - `store.attempt.timeout.ms` (`STORE_ATTEMPT_TIMEOUT_MS`), int, 20000: how long one attempt
+///   of a consumer's store work (a batch applied, a timer or fetch recorded) may take before it
+///   is abandoned as hung and tried again (within the outage tolerance).
 /// - `auth.keys.file` (`AUTH_KEYS_FILE`), path, none: the API keys file (hashes; made with
 ///   `baton-keys`). Without it the HTTP APIs need no key and act for the default project.
 public struct ServiceConfiguration: Sendable {
@@ -50,7 +53,8 @@ public struct ServiceConfiguration: Sendable {
     /// The keys sealing background-fetch requests, if configured.
     public var fetchSecrets: FetchSecrets?
     /// How long a consumer retries while its store fails transiently.
-    public var storeOutageTolerance: Duration
+    /// `store.outage.tolerance.ms` and `store.attempt.timeout.ms`.
+    public var storeOutage: StoreOutagePolicy
 
     /// Reads the shared settings.
     /// - Throws: `ValidationError` naming the key whose value is invalid.
@@ -93,7 +97,11 @@ public struct ServiceConfiguration: Sendable {
         guard tolerance >= 0 else {
             throw ValidationError(path: "store.outage.tolerance.ms", message: "must be 0 (stop at once) or more, got \(tolerance)")
         }
-        self.storeOutageTolerance = .milliseconds(tolerance)
+        let attempt = config.int(forKey: "store.attempt.timeout.ms", default: 20_000)
+        guard attempt >= 1 else {
+            throw ValidationError(path: "store.attempt.timeout.ms", message: "must be at least 1, got \(attempt)")
+        }
+        self.storeOutage = StoreOutagePolicy(tolerance: .milliseconds(tolerance), attemptTimeout: .milliseconds(attempt))
         let policyName = config.string(forKey: "store.on.broker.change", default: profile.isEmbedded ? "reset" : "refuse")
         guard let policy = BrokerChangePolicy(rawValue: policyName) else {
             throw ValidationError(path: "store.on.broker.change", message: "'\(policyName)' is not a policy; use 'refuse', 'reset' or 'rebind'")

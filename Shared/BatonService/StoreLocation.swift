@@ -54,10 +54,16 @@ public final class PostgresPoolService: Service {
 /// Runs async `body` and waits for its result, from a thread outside Swift's cooperative pool:
 /// a Dispatch queue on which a C library calls back (librdkafka's rebalance callback asks the
 /// store where to start). Never call it from async code: it blocks its thread.
-public func blockingOutsideCooperativePool<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+///
+/// Waits at most `limit`, then throws ``StoreAttemptTimeout`` and leaves `body` behind
+/// (cancelled): the calling thread — the Kafka consumer's poll thread — must not hang with a
+/// database call that never returns, or the consumer stops consuming and its group can never
+/// rebalance.
+public func blockingOutsideCooperativePool<T: Sendable>(limit: Duration, what: String,
+                                                        _ body: @escaping @Sendable () async throws -> T) throws -> T {
     let done = DispatchSemaphore(value: 0)
     let result = Mutex<Result<T, any Error>?>(nil)
-    Task {
+    let task = Task {
         do {
             let value = try await body()
             result.withLock { $0 = .success(value) }
@@ -66,6 +72,10 @@ public func blockingOutsideCooperativePool<T: Sendable>(_ body: @escaping @Senda
         }
         done.signal()
     }
-    done.wait()
+    let seconds = Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18
+    guard done.wait(timeout: .now() + seconds) == .success else {
+        task.cancel()
+        throw StoreAttemptTimeout(what: what, after: limit)
+    }
     return try result.withLock { $0! }.get()
 }
