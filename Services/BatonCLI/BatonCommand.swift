@@ -219,6 +219,9 @@ enum RunTree {
     static func render(_ run: RunDetails) -> String {
         var lines = ["\(run.id)  \(run.status.rawValue)  \(run.jobId)@\(run.jobVersion)  event \(run.event.name) (\(run.event.id))"]
         if let replayOf = run.replayOf { lines.append("replays \(replayOf)") }
+        if let status = run.latestStatus {
+            lines.append("status: \(status.label)" + (status.state.map { " (\($0.rawValue))" } ?? ""))
+        }
         let children = Dictionary(grouping: run.tasks, by: \.parentId)
         func add(_ parent: String?, _ indent: String) {
             let tasks = children[parent] ?? []
@@ -275,7 +278,7 @@ struct Jobs: AsyncParsableCommand {
         func run() async throws {
             let jobs = try await DispatcherClient(baseURL: endpoints.dispatcher, apiKey: endpoints.apiKey).jobs()
             if json { return try printJSON(jobs) }
-            for job in jobs { print("\(job.slug)  \(job.version)  \(job.name)  trigger: \(job.trigger.eventName)") }
+            for job in jobs { print("\(job.slug)  \(job.version)  \(job.name)  trigger: \(job.trigger.summary)") }
         }
     }
 }

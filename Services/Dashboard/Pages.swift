@@ -179,11 +179,7 @@ struct JobRow: Sendable {
     init(_ job: JobRegistration, stats: JobStats?) {
         id = job.slug
         name = job.name
-        switch job.trigger.type {
-        case "interval": trigger = "every \(job.trigger.intervalSeconds ?? 0) s"
-        case "cron": trigger = "cron \(job.trigger.cron ?? "")"
-        default: trigger = "event \(job.trigger.eventName)" + (job.trigger.source.map { " from \($0)" } ?? "")
-        }
+        trigger = job.trigger.summary
         let filters = [job.trigger.filter.map { "payload \(Self.describe($0))" }, job.trigger.contextFilter.map { "context \(Self.describe($0))" }]
             .compactMap { $0 }
         filter = filters.joined(separator: "; ")

@@ -123,6 +123,7 @@ enum Templates {
       <dt>Ended</dt><dd>{{#hasEnded}}{{completed}}{{/hasEnded}}{{^hasEnded}}—{{/hasEnded}}</dd>
       <dt>Duration</dt><dd>{{duration}}</dd>
       {{#isReplay}}<dt>Replay of</dt><dd><a href="/runs/{{replayOf}}" id="replay-of">{{replayOf}}</a></dd>{{/isReplay}}
+      {{#hasStatus}}<dt>Status</dt><dd id="run-latest-status">{{statusLabel}}{{#hasStatusState}} <span class="status-state state-{{statusState}}">{{statusState}}</span>{{/hasStatusState}}{{#hasStatusData}} <code>{{statusData}}</code>{{/hasStatusData}}</dd>{{/hasStatus}}
     </dl>
     <div class="actions">
       {{#live}}<form method="post" action="/runs/{{run.id}}/cancel" class="inline"><button id="cancel-run" class="danger">Cancel run</button></form>{{/live}}

@@ -55,6 +55,7 @@ struct ExampleJobsMain {
             chaosFlowJob(outbox: outbox),
             chaosChildJob(outbox: outbox),
             monthlyReportJob(outbox: outbox),
+            batchImportJob(outbox: outbox),
         ]
         let tickSeconds = config.int(forKey: "example.tick.seconds", default: 0)
         if tickSeconds > 0 { jobs.append(tickerJob(outbox: outbox, seconds: tickSeconds)) }

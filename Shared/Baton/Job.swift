@@ -51,8 +51,10 @@ public struct Trigger<Payload: Decodable & Sendable>: Sendable {
     public var contextFilter: JSONValue?
     /// For schedules: seconds between runs.
     public var intervalSeconds: Int?
-    /// For schedules: a 5-field cron expression (UTC).
+    /// For schedules: a 5-field cron expression, on the wall clock of `timeZone`.
     public var cron: String?
+    /// For cron schedules: an IANA time zone name; `nil`: UTC.
+    public var timeZone: String?
     /// Whether only invoking starts runs (``invokeTrigger(payload:)``).
     public var invokeOnly = false
 
@@ -79,9 +81,17 @@ extension Trigger where Payload == ScheduledPayload {
         Trigger(name: JobTrigger.scheduledEventName, intervalSeconds: seconds)
     }
 
-    /// A run at every time `expression` (standard 5-field cron, UTC) matches.
-    public static func cronTrigger(_ expression: String) -> Trigger {
-        Trigger(name: JobTrigger.scheduledEventName, cron: expression)
+    /// A run at every time `expression` (standard 5-field cron) matches on the wall clock of
+    /// `timeZone`, an IANA name such as `"Europe/Berlin"` (`nil`: UTC).
+    ///
+    /// Daylight-saving changes: a time the clocks skip fires once as they jump; a time they show
+    /// twice fires the first time only.
+    ///
+    /// ```swift
+    /// trigger: .cronTrigger("0 9 * * 1-5", timeZone: "Europe/Berlin")  // 09:00 Berlin time, weekdays
+    /// ```
+    public static func cronTrigger(_ expression: String, timeZone: String? = nil) -> Trigger {
+        Trigger(name: JobTrigger.scheduledEventName, cron: expression, timeZone: timeZone)
     }
 }
 
@@ -137,7 +147,7 @@ extension Job: AnyJob {
             return try JobRegistration(id: id, name: name, version: version, trigger: .interval(seconds: seconds))
         }
         if let cron = trigger.cron {
-            return try JobRegistration(id: id, name: name, version: version, trigger: .cron(cron))
+            return try JobRegistration(id: id, name: name, version: version, trigger: .cron(cron, timeZone: trigger.timeZone))
         }
         return try JobRegistration(id: id, name: name, version: version, trigger: .event(
             name: trigger.name, source: trigger.source,

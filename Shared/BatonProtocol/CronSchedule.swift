@@ -1,6 +1,13 @@
 import Foundation
 
-/// A standard 5-field cron expression (minute hour day-of-month month day-of-week), in UTC.
+/// A standard 5-field cron expression (minute hour day-of-month month day-of-week), matched
+/// against the wall clock of a time zone (UTC unless given).
+///
+/// Daylight-saving changes, as cron does for fixed times: a wall-clock time the clocks skip
+/// (02:30 on the night they go forward) fires once, when the clocks jump, however many times
+/// fall in the gap; a wall-clock time that happens twice (when they go back) fires the first
+/// time only. (So `*/15 * * * *` pauses for the repeated hour: use UTC for interval-like
+/// schedules.)
 ///
 /// Fields take `*`, numbers, ranges (`1-5`), lists (`1,15`), steps (`*/10`, `0-30/5`), and names
 /// for months (`JAN`…`DEC`) and weekdays (`SUN`…`SAT`; 0 and 7 are Sunday). As in cron, when
@@ -35,13 +42,39 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { expression }
 
-    /// The first time strictly after `date` that matches, or `nil` if none within 5 years.
-    public func next(after date: Date) -> Date? {
+    /// UTC.
+    public static let utc = TimeZone(identifier: "UTC")!
+
+    /// The first time strictly after `date` that matches the wall clock of `timeZone`, or `nil`
+    /// if none within 5 years (see the type's notes on daylight-saving changes).
+    public func next(after date: Date, in timeZone: TimeZone = CronSchedule.utc) -> Date? {
+        // Wall-clock times are searched as if they were UTC (no jumps), then placed in the zone.
+        let zone = { (instant: Date) in Double(timeZone.secondsFromGMT(for: instant)) }
+        var wallClock = Date(timeIntervalSince1970: date.timeIntervalSince1970 + zone(date))
+        let limit = wallClock.addingTimeInterval(5 * 366 * 86_400)
+        while let candidate = nextWallClock(after: wallClock), candidate <= limit {
+            wallClock = candidate
+            let instants = Self.instants(showing: candidate, offset: zone)
+            if instants.isEmpty {
+                // Skipped by the clocks going forward: fire as they jump, unless that is past.
+                let jump = Self.endOfGap(at: candidate, offset: zone)
+                if jump > date { return jump }
+            } else if instants[0] > date {
+                return instants[0]
+            }
+            // Otherwise the first time this wall clock was shown is not after `date`: it fired then.
+        }
+        return nil
+    }
+
+    /// The first wall-clock minute strictly after `wallClock` (a wall-clock time written as if
+    /// it were UTC) that matches.
+    func nextWallClock(after wallClock: Date) -> Date? {
         var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        // The first whole minute strictly after `date`.
-        var candidate = Date(timeIntervalSince1970: (date.timeIntervalSince1970 / 60).rounded(.down) * 60 + 60)
-        let limit = date.addingTimeInterval(5 * 366 * 86_400)
+        calendar.timeZone = Self.utc
+        // The first whole minute strictly after `wallClock`.
+        var candidate = Date(timeIntervalSince1970: (wallClock.timeIntervalSince1970 / 60).rounded(.down) * 60 + 60)
+        let limit = wallClock.addingTimeInterval(5 * 366 * 86_400)
         while candidate <= limit {
             let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .weekday], from: candidate)
             guard months.contains(parts.month!) else {
@@ -63,6 +96,33 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
             return candidate
         }
         return nil
+    }
+
+    /// The instants at which the zone's clocks show `wallClock`, earliest first: one, two when
+    /// the clocks go back over it, none when they skip it.
+    static func instants(showing wallClock: Date, offset: (Date) -> Double) -> [Date] {
+        let time = wallClock.timeIntervalSince1970
+        // The offsets in force around it (a day either side covers any one change).
+        let offsets = Set([time - 86_400, time, time + 86_400].map { offset(Date(timeIntervalSince1970: $0)) })
+        return offsets.map { Date(timeIntervalSince1970: time - $0) }
+            .filter { offset($0) == time - $0.timeIntervalSince1970 }
+            .sorted()
+    }
+
+    /// When the clocks jump over `wallClock` (a time they skip): the first instant whose wall
+    /// clock is past it.
+    static func endOfGap(at wallClock: Date, offset: (Date) -> Double) -> Date {
+        let time = wallClock.timeIntervalSince1970
+        let offsets = [time - 86_400, time + 86_400].map { offset(Date(timeIntervalSince1970: $0)) }
+        // Before the jump the wall clock is behind `wallClock`, after it ahead: find the second.
+        var before = time - offsets.max()!
+        var after = time - offsets.min()!
+        while after - before > 1 {
+            let middle = ((before + after) / 2).rounded(.down)
+            let instant = Date(timeIntervalSince1970: middle)
+            if middle + offset(instant) >= time { after = middle } else { before = middle }
+        }
+        return Date(timeIntervalSince1970: after)
     }
 
     func dayMatches(day: Int, weekday: Int) -> Bool {

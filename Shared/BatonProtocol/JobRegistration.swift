@@ -20,11 +20,15 @@ public struct JobTrigger: Codable, Sendable, Hashable {
     public var contextFilter: EventFilter?
     /// For `interval` triggers: seconds between runs.
     public var intervalSeconds: Int?
-    /// For `cron` triggers: a 5-field cron expression, in UTC.
+    /// For `cron` triggers: a 5-field cron expression, matched against the wall clock of
+    /// `timeZone`.
     public var cron: String?
+    /// For `cron` triggers: an IANA time zone name (`Europe/Berlin`, one of
+    /// ``knownTimeZoneNames``); unset, UTC. Daylight-saving changes: see `CronSchedule`.
+    public var timeZone: String?
 
     public init(type: String, eventName: String, source: String? = nil, filter: EventFilter? = nil, contextFilter: EventFilter? = nil,
-                intervalSeconds: Int? = nil, cron: String? = nil) {
+                intervalSeconds: Int? = nil, cron: String? = nil, timeZone: String? = nil) {
         self.type = type
         self.eventName = eventName
         self.source = source
@@ -32,22 +36,45 @@ public struct JobTrigger: Codable, Sendable, Hashable {
         self.contextFilter = contextFilter
         self.intervalSeconds = intervalSeconds
         self.cron = cron
+        self.timeZone = timeZone
     }
+
+    /// The time zone names a cron trigger accepts: IANA zone and link names (``TimeZoneNames``,
+    /// the list `docs/openapi.yaml` gives), `UTC` among them.
+    public static let knownTimeZoneNames: Set<String> = Set(TimeZoneNames.all)
 
     /// A run every `seconds` seconds.
     public static func interval(seconds: Int) -> JobTrigger {
         JobTrigger(type: "interval", eventName: scheduledEventName, intervalSeconds: seconds)
     }
 
-    /// A run at every time `expression` (5-field cron, UTC) matches.
-    public static func cron(_ expression: String) -> JobTrigger {
-        JobTrigger(type: "cron", eventName: scheduledEventName, cron: expression)
+    /// A run at every time `expression` (5-field cron) matches on the wall clock of
+    /// `timeZone` (an IANA name; `nil`: UTC).
+    public static func cron(_ expression: String, timeZone: String? = nil) -> JobTrigger {
+        JobTrigger(type: "cron", eventName: scheduledEventName, cron: expression, timeZone: timeZone)
     }
 
     /// Runs only when invoked (`POST /api/v1/jobs/{id}/invoke`, `BatonClient.invoke`); no
     /// event matches it. (Every job can be invoked; this trigger is for jobs that only are.)
     public static func invoke() -> JobTrigger {
         JobTrigger(type: "invoke", eventName: invokedEventName)
+    }
+
+    /// The cron trigger's time zone, when it names a known one (see ``knownTimeZoneNames``).
+    var zone: TimeZone? {
+        guard let timeZone, Self.knownTimeZoneNames.contains(timeZone) else { return nil }
+        return TimeZone(identifier: timeZone)
+    }
+
+    /// One line saying what starts runs (filters aside): `event user.created from crm`,
+    /// `every 60 s`, `cron 0 9 * * 1-5 (Europe/Berlin)`, `invoke only`.
+    public var summary: String {
+        switch type {
+        case "interval": "every \(intervalSeconds ?? 0) s"
+        case "cron": "cron \(cron ?? "") (\(timeZone ?? "UTC"))"
+        case "invoke": "invoke only"
+        default: "event \(eventName)" + (source.map { " from \($0)" } ?? "")
+        }
     }
 
     /// Whether this is a schedule (`interval` or `cron`).
@@ -62,7 +89,7 @@ public struct JobTrigger: Codable, Sendable, Hashable {
                 let interval = Double(seconds)
                 return Date(timeIntervalSince1970: ((date.timeIntervalSince1970 / interval).rounded(.down) + 1) * interval)
             }
-        case "cron": cron.flatMap { try? CronSchedule(parsing: $0) }?.next(after: date)
+        case "cron": cron.flatMap { try? CronSchedule(parsing: $0) }?.next(after: date, in: zone ?? CronSchedule.utc)
         default: nil
         }
     }
@@ -80,6 +107,9 @@ public struct JobTrigger: Codable, Sendable, Hashable {
         case "cron":
             guard let cron else { throw ValidationError(path: "$.trigger.cron", message: "a cron trigger needs a cron expression") }
             _ = try CronSchedule(parsing: cron)
+            if let timeZone, zone == nil {
+                throw ValidationError(path: "$.trigger.timeZone", message: "'\(timeZone)' is not a time zone name; use an IANA name such as 'Europe/Berlin' or 'America/New_York' (exact case), or 'UTC'")
+            }
         case "invoke":
             break
         default:

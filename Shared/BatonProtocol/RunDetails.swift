@@ -24,6 +24,8 @@ public struct RunDetails: Codable, Sendable, Hashable {
     /// `GET /api/v1/runs/{id}`, absent from lists.
     public var payload: JSONValue?
     public var context: JSONValue?
+    /// The status the run's code set last with `io.createStatus` (see ``RunStatusUpdate``).
+    public var latestStatus: RunStatusUpdate?
 
     /// The tenant whose API keys see the run.
     public var tenant: Tenant { Tenant.of(project: project, environment: environment) }
@@ -101,5 +103,44 @@ public struct RunDetails: Codable, Sendable, Hashable {
         self.createdAt = createdAt
         self.updatedAt = updatedAt
         self.completedAt = completedAt
+        self.latestStatus = RunStatusUpdate.latest(in: tasks)
+    }
+}
+
+/// A status a run's code reports about its progress (`io.createStatus`): shown in the run
+/// record as its ``RunDetails/latestStatus``, for dashboards and API clients.
+public struct RunStatusUpdate: Codable, Sendable, Hashable {
+    /// How the work the status describes is going.
+    public enum State: String, Codable, Sendable, CaseIterable {
+        case loading, success, failure
+    }
+
+    /// The key of the task that set it.
+    public var key: String
+    /// What it says ("Processing 10 of 30 users").
+    public var label: String
+    public var state: State?
+    /// Anything the job wants to show with it.
+    public var data: JSONValue?
+
+    public init(key: String, label: String, state: State? = nil, data: JSONValue? = nil) {
+        self.key = key
+        self.label = label
+        self.state = state
+        self.data = data
+    }
+
+    /// The `properties` a status task carries, which mark it as one.
+    public static let taskProperties: JSONValue = .object(["baton.kind": .string("status")])
+
+    /// The status of the status task completed last among `tasks` (those `io.createStatus`
+    /// recorded), or `nil`.
+    public static func latest(in tasks: [RunDetails.TaskDetails]) -> RunStatusUpdate? {
+        let statuses = tasks.enumerated().filter { $0.element.status == .completed && $0.element.properties == taskProperties }
+        let last = statuses.max { left, right in
+            // By completion time; tasks completed in the same millisecond, by their order.
+            (left.element.completedAt ?? .distantPast, left.offset) < (right.element.completedAt ?? .distantPast, right.offset)
+        }
+        return last.flatMap { try? $0.element.output?.decode(as: RunStatusUpdate.self) }
     }
 }

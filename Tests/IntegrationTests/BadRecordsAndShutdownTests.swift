@@ -484,6 +484,39 @@ struct CronTests {
         #expect(run.event.name == JobTrigger.scheduledEventName)
         try await stack.stop()
     }
+
+    @Test("a cron trigger with a time zone fires at the zone's wall-clock time (Asia/Kolkata, +05:30); the same expression in UTC does not")
+    func timeZone() async throws {
+        let stack = try await BatonStack.start(label: "cron-zone")
+        // A wall-clock minute in Kolkata one to two minutes from now: it is 05:30 earlier in UTC.
+        let tick = ((Date().timeIntervalSince1970 + 75) / 60).rounded(.up) * 60
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "Asia/Kolkata")!
+        let local = calendar.dateComponents([.hour, .minute], from: Date(timeIntervalSince1970: tick))
+        let expression = "\(local.minute!) \(local.hour!) * * *"
+        for (slug, zone) in [("kolkata", #","timeZone":"Asia/Kolkata""#), ("utc-twin", "")] {
+            let registered = try await stack.request(port: stack.ingesterPort, "/api/v1/jobs/\(slug)", method: .PUT,
+                                                     body: #"{"name":"\#(slug)","version":"1.0.0","trigger":{"type":"cron","eventName":"baton.scheduled","cron":"\#(expression)"\#(zone)}}"#)
+            #expect(registered.status == 200, "\(registered.body)")
+        }
+        let refused = try await stack.request(port: stack.ingesterPort, "/api/v1/jobs/nowhere", method: .PUT,
+                                              body: #"{"name":"Nowhere","version":"1.0.0","trigger":{"type":"cron","eventName":"baton.scheduled","cron":"0 9 * * *","timeZone":"Mars/Olympus_Mons"}}"#)
+        #expect(refused.status == 422 && refused.body.contains("$.trigger.timeZone") && refused.body.contains("not a time zone name"), "\(refused.status) \(refused.body)")
+        let runId = Identifiers.runID(eventID: "sched_kolkata_\(Int64(tick * 1000))", jobSlug: "kolkata")
+        let run = try await eventually("the Kolkata job's run at \(Date(timeIntervalSince1970: tick))", deadline: .seconds(200), every: .milliseconds(250)) {
+            try await stack.run(runId)
+        }
+        #expect(run.event.timestamp.timeIntervalSince1970 == tick)
+        #expect(run.createdAt.timeIntervalSince1970 >= tick, "not before its time")
+        // The same wall-clock expression read as UTC is 5.5 hours away: no run of the twin.
+        struct RunList: Decodable { var runs: [RunDetails] }
+        let twin = try BatonJSON.decoder.decode(RunList.self, from: Data(try await stack.get(port: stack.taskResultsPort, "/api/v1/jobs/utc-twin/runs").body.utf8))
+        #expect(twin.runs.isEmpty, "the UTC twin ran: \(twin.runs.map(\.id))")
+        // The job listing shows the zone.
+        let jobs = try await stack.get(port: stack.dispatcherPort, "/api/v1/jobs").body.replacingOccurrences(of: "\\/", with: "/")
+        #expect(jobs.contains(#""timeZone":"Asia/Kolkata""#), "\(jobs)")
+        try await stack.stop()
+    }
 }
 
 @Suite("Several dispatchers over a real broker", .tags(.integration))

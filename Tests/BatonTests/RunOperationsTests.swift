@@ -1,0 +1,112 @@
+@testable import Baton
+import BatonProtocol
+import Foundation
+import Testing
+
+@Suite("io.random, io.yield and io.createStatus")
+struct RunOperationsTests {
+    struct Payload: Codable, Sendable { var n: Int }
+
+    @Test("io.random draws once: every slice of the run sees the same number, within its bounds and rounded when asked")
+    func randomIsKeyed() async throws {
+        let counter = Counter()
+        let job = Job(id: "dice", name: "Dice", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self)) { _, io, ctx in
+            let roll = try await io.random("roll", min: 1, max: 7, round: true)
+            let fraction = try await io.random("fraction")
+            // Three slices: the numbers drawn in the first must come back in the others.
+            try await io.wait("pause 1", seconds: 0)
+            try await io.wait("pause 2", seconds: 0)
+            _ = try await io.runTask("seen \(ctx.attempt)") { _ in counter.hit("seen \(roll) \(fraction)"); return 0 }
+            return [roll, fraction]
+        }
+        let result = try await JobHarness(job: job, payload: ["n": 1]).runToCompletion()
+        func number(_ value: JSONValue) -> Double? {
+            switch value {
+            case .int(let value): Double(value)
+            case .double(let value): value
+            default: nil
+            }
+        }
+        guard case .runCompleted(let completed) = result.outcome, case .array(let values) = completed.output,
+              let roll = number(values[0]), let fraction = number(values[1]) else {
+            Issue.record("unexpected outcome \(result.outcome)")
+            return
+        }
+        #expect(result.slices == 3)
+        #expect((1...7).contains(roll) && roll == roll.rounded(), "roll \(roll)")
+        #expect((0..<1).contains(fraction))
+        #expect(counter["seen \(roll) \(fraction)"] == 1, "the numbers of the first slice reached the last one")
+        let draws = result.events.filter { if case .taskCompleted(let task) = $0 { return task.key == "roll" || task.key == "fraction" } else { return false } }
+        #expect(draws.count == 2, "each number drawn once")
+        let bad = Job(id: "bad-dice", name: "Bad dice", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self)) { _, io, _ in
+            try await io.random("roll", min: 5, max: 5)
+        }
+        let failed = try await JobHarness(job: bad, payload: ["n": 1]).runToCompletion()
+        guard case .runFailed(let failure) = failed.outcome else {
+            Issue.record("a run with io.random(min: 5, max: 5) should fail: \(failed.outcome)")
+            return
+        }
+        #expect(failure.error.contains("min (5.0) must be below max (5.0)"), "\(failure.error)")
+    }
+
+    @Test("io.yield ends the slice and the run goes on in the next; work before it is not done again, the yield not taken again")
+    func yieldEndsTheSlice() async throws {
+        let counter = Counter()
+        let job = Job(id: "batches", name: "Batches", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self)) { payload, io, _ in
+            var total = 0
+            for batch in 0..<payload.n {
+                total += try await io.runTask("batch \(batch)") { _ in counter.hit("batch \(batch)"); return batch }
+                try await io.yield("after batch \(batch)")
+            }
+            return total
+        }
+        let result = try await JobHarness(job: job, payload: ["n": 3]).runToCompletion()
+        #expect(result.outcome == .runCompleted(.init(output: 3)))
+        #expect(result.slices == 4, "one slice per batch, then the one that completes")
+        #expect((0..<3).allSatisfy { counter["batch \($0)"] == 1 })
+        let yields = result.events.filter { if case .yielded = $0 { return true } else { return false } }
+        #expect(yields.count == 3)
+    }
+
+    @Test("io.createStatus records a status task; the run record shows the one completed last")
+    func statuses() async throws {
+        let job = Job(id: "import", name: "Import", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self)) { payload, io, _ in
+            try await io.createStatus("progress 0", label: "Starting", state: .loading)
+            for done in 1...payload.n {
+                _ = try await io.runTask("import \(done)") { _ in done }
+                try await io.createStatus("progress \(done)", label: "Imported \(done) of \(payload.n)", state: done == payload.n ? .success : .loading,
+                                          data: ["done": .int(Int64(done)), "total": .int(Int64(payload.n))])
+            }
+            return "ok"
+        }
+        let result = try await JobHarness(job: job, payload: ["n": 2]).runToCompletion()
+        #expect(result.outcome == .runCompleted(.init(output: "ok")))
+        // The run record as the task-result service builds it from these events.
+        var tasks: [RunDetails.TaskDetails] = []
+        var started: [String: RunEvent.TaskStarted] = [:]
+        for (index, event) in result.events.enumerated() {
+            switch event {
+            case .taskStarted(let start): started[start.taskId] = start
+            case .taskCompleted(let task):
+                tasks.append(.init(id: task.taskId, key: task.key, parentId: nil, name: started[task.taskId]?.name, properties: started[task.taskId]?.properties,
+                                   status: .completed, output: task.output, error: nil, attempts: 1, startedAt: nil,
+                                   completedAt: Date(timeIntervalSince1970: Double(index)), waitUntil: nil))
+            default: break
+            }
+        }
+        let latest = try #require(RunStatusUpdate.latest(in: tasks))
+        #expect(latest == RunStatusUpdate(key: "progress 2", label: "Imported 2 of 2", state: .success, data: ["done": 2, "total": 2]))
+        #expect(tasks.first { $0.key == "progress 1" }?.name == "Imported 1 of 2", "the label names the task")
+        // A task of the job's own with other properties is not a status.
+        #expect(RunStatusUpdate.latest(in: tasks.filter { $0.properties != RunStatusUpdate.taskProperties }) == nil)
+        let empty = Job(id: "empty-status", name: "Empty", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self)) { _, io, _ in
+            try await io.createStatus("s", label: "  ")
+        }
+        let failed = try await JobHarness(job: empty, payload: ["n": 1]).runToCompletion()
+        guard case .runFailed(let failure) = failed.outcome else {
+            Issue.record("a status with an empty label should fail the run: \(failed.outcome)")
+            return
+        }
+        #expect(failure.error.contains("the label is empty"), "\(failure.error)")
+    }
+}
