@@ -186,7 +186,7 @@ struct JobRow: Sendable {
         hasFilter = !filters.isEmpty
         let seen = stats?.versions.map(\.version) ?? []
         versions = (seen.contains(job.version) ? seen : [job.version] + seen).joined(separator: ", ")
-        enabled = "yes"
+        enabled = job.isEnabled ? "yes" : "no"
         lastRun = Format.time(stats?.lastRun?.createdAt)
         lastRunId = stats?.lastRun?.id ?? ""
         lastRunStatus = stats?.lastRun?.status.rawValue ?? ""

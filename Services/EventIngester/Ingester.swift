@@ -244,7 +244,8 @@ struct EventRoutes: Sendable {
         let body = try decode(Strict<RegisterJobRequest>.self, try await collectBody(request)).value
         let registration: JobRegistration
         do {
-            registration = try JobRegistration(id: id, name: body.name, version: body.version, trigger: body.trigger, tenant: tenant)
+            registration = try JobRegistration(id: id, name: body.name, version: body.version, trigger: body.trigger, tenant: tenant,
+                                               enabled: body.enabled, logLevel: body.logLevel)
         } catch {
             throw APIError(error)
         }
@@ -276,6 +277,9 @@ struct EventRoutes: Sendable {
         switch await owner(ofJob: slug, authorization: request.headers[.authorization]) {
         case .missing, .others:
             throw APIError(status: .notFound, code: "job_not_found", message: "no job '\(slug)' is registered in this project", path: "id")
+        case .disabled:
+            throw APIError(status: .conflict, code: "job_disabled",
+                           message: "job '\(slug)' is disabled: it starts no runs until a job service registers it enabled again", path: "id")
         case .mine, nil:
             break
         }
@@ -291,18 +295,21 @@ struct EventRoutes: Sendable {
                                 status: .accepted)
     }
 
-    /// Who owns job `slug`, as the dispatcher sees it for the request's key: `.mine`, `.missing`,
-    /// `.others`, or `nil` when the dispatcher did not answer (the dispatcher checks again when
-    /// the record arrives, and dead-letters what it refuses).
-    enum JobOwner { case mine, missing, others }
+    /// Who owns job `slug`, as the dispatcher sees it for the request's key: `.mine`, `.disabled`
+    /// (the caller's, but disabled), `.missing`, `.others`, or `nil` when the dispatcher did not
+    /// answer (the dispatcher checks again when the record arrives, and dead-letters what it
+    /// refuses).
+    enum JobOwner { case mine, disabled, missing, others }
 
     func owner(ofJob slug: String, authorization: String?) async -> JobOwner? {
         var request = HTTPClientRequest(url: "\(dispatcherURL)/api/v1/jobs/\(slug)")
         if let authorization { request.headers.add(name: "Authorization", value: authorization) }
         guard let response = try? await http.execute(request, timeout: .seconds(5)) else { return nil }
-        _ = try? await response.body.collect(upTo: 1 << 20)
+        let body = try? await response.body.collect(upTo: 1 << 20)
         switch response.status.code {
-        case 200: return .mine
+        case 200:
+            let job = body.flatMap { try? BatonJSON.decoder.decode(JobRegistration.self, from: Data($0.readableBytesView)) }
+            return job?.isEnabled == false ? .disabled : .mine
         case 404: return .missing
         case 409: return .others
         default: return nil

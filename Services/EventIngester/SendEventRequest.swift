@@ -51,8 +51,12 @@ struct RegisterJobRequest: StrictlyDecodable, Sendable {
     var name: String
     var version: String
     var trigger: JobTrigger
+    /// `false`: the job takes no runs until registered enabled again.
+    var enabled: Bool?
+    /// The least severe `io.logger` level stored.
+    var logLevel: JobLogLevel?
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, version, trigger }
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, version, trigger, enabled, logLevel }
 
 }
 

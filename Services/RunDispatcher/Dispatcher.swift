@@ -171,6 +171,11 @@ struct Dispatcher: Sendable {
         let jobs: [JobRegistration]
         if let slug = event.invoke {
             jobs = try await view.job(slug: slug, store: store).flatMap { $0.tenant == event.tenant ? [$0] : nil } ?? []
+            if let job = jobs.first, !job.isEnabled {
+                // The ingester refuses to invoke a disabled job; this one was disabled meanwhile.
+                logger.warning("invocation of a disabled job: no run", metadata: ["event.id": "\(event.id)", "job.slug": "\(slug)"])
+                return []
+            }
         } else {
             jobs = try await view.jobs(named: event.name, store: store).filter { $0.matches(event) }
         }

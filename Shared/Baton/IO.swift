@@ -312,6 +312,8 @@ public struct IOLogger: Sendable {
     public func error(_ message: String, _ properties: JSONValue? = nil) async { await write("ERROR", message, properties) }
 
     private func write(_ level: String, _ message: String, _ properties: JSONValue?) async {
+        // Below the job's log level (`JobOptions.logLevel`): not recorded.
+        if let lineLevel = JobLogLevel(lineLevel: level), lineLevel < slice.logLevel { return }
         let limit = slice.limits.logLineBytes
         var message = message
         if message.utf8.count > limit {

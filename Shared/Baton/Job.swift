@@ -25,18 +25,50 @@ public struct Job<Payload: Decodable & Sendable, Output: Encodable & Sendable>: 
     public let version: String
     /// What starts a run.
     public let trigger: Trigger<Payload>
+    /// Whether it takes runs, and which log lines it keeps.
+    public let options: JobOptions
+    /// Called once when a run completes, with its output (see ``init(id:name:version:trigger:options:onSuccess:onFailure:run:)``).
+    public let onSuccess: (@Sendable (Output, JobContext) async throws -> Void)?
+    /// Called once when a run fails, with its error.
+    public let onFailure: (@Sendable (String, JobContext) async throws -> Void)?
     /// The job's code.
     public let run: @Sendable (Payload, IO, JobContext) async throws -> Output
 
+    /// - Parameters:
+    ///   - onSuccess: called once per run that completes, with its output, before the run is
+    ///     recorded completed. It is a keyed task of the run (`baton.onSuccess`): a replay
+    ///     never calls it again once it returned. An error it throws is recorded on that task
+    ///     and does not change the run's outcome.
+    ///   - onFailure: the same for a run that fails (its code threw, no retry left), with the
+    ///     error (`baton.onFailure`).
     public init(
-        id: String, name: String, version: String, trigger: Trigger<Payload>,
+        id: String, name: String, version: String, trigger: Trigger<Payload>, options: JobOptions = JobOptions(),
+        onSuccess: (@Sendable (Output, JobContext) async throws -> Void)? = nil,
+        onFailure: (@Sendable (String, JobContext) async throws -> Void)? = nil,
         run: @escaping @Sendable (Payload, IO, JobContext) async throws -> Output
     ) {
         self.id = id
         self.name = name
         self.version = version
         self.trigger = trigger
+        self.options = options
+        self.onSuccess = onSuccess
+        self.onFailure = onFailure
         self.run = run
+    }
+}
+
+/// Options of a job, registered with it.
+public struct JobOptions: Sendable {
+    /// `false`: events, schedules and invocations start no runs (runs already started go on).
+    /// Enabling the job again does not replay what came meanwhile.
+    public var enabled: Bool
+    /// The least severe `io.logger` level whose lines are stored (`.debug`: all).
+    public var logLevel: JobLogLevel
+
+    public init(enabled: Bool = true, logLevel: JobLogLevel = .debug) {
+        self.enabled = enabled
+        self.logLevel = logLevel
     }
 }
 
@@ -140,6 +172,14 @@ public struct InvalidPayload: Error, CustomStringConvertible {
 
 extension Job: AnyJob {
     public func registration() throws(ValidationError) -> JobRegistration {
+        var registration = try triggerRegistration()
+        // Defaults stay absent: registrations read the same by services that predate the options.
+        registration.enabled = options.enabled ? nil : false
+        registration.logLevel = options.logLevel == .debug ? nil : options.logLevel
+        return registration
+    }
+
+    private func triggerRegistration() throws(ValidationError) -> JobRegistration {
         if trigger.invokeOnly {
             return try JobRegistration(id: id, name: name, version: version, trigger: .invoke())
         }
@@ -163,7 +203,33 @@ extension Job: AnyJob {
             let (path, message) = BatonJSON.describe(error)
             throw InvalidPayload(path: path, message: message)
         }
-        let output = try await run(decoded, io, context)
-        return try JSONValue(encoding: output)
+        let output: Output
+        do {
+            output = try await run(decoded, io, context)
+        } catch {
+            if let onFailure, !isBatonInterrupt(error), !(error is CancellationError), !(error is CheckpointNotDurable),
+               !(error is SliceCancelled), io.slice.raisedInterrupt == nil {
+                try await Self.hook("baton.onFailure", io) { try await onFailure("\(error)", context) }
+            }
+            throw error
+        }
+        let json = try JSONValue(encoding: output)
+        if let onSuccess, io.slice.raisedInterrupt == nil {
+            try await Self.hook("baton.onSuccess", io) { try await onSuccess(output, context) }
+        }
+        return json
+    }
+
+    /// Runs a hook once as the run's task `key`: its failure is recorded on the task and
+    /// otherwise ignored; the interrupt that ends a slice goes through.
+    private static func hook(_ key: String, _ io: IO, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        do {
+            _ = try await io.runTask(key, options: TaskOptions(name: key)) { _ in
+                try await body()
+                return true
+            }
+        } catch {
+            if isBatonInterrupt(error) || error is CheckpointNotDurable || error is SliceCancelled || Task.isCancelled { throw error }
+        }
     }
 }

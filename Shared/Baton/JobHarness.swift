@@ -38,7 +38,8 @@ public struct JobHarness: Sendable {
     ) async throws -> RunEvent.Body? {
         let registration = try job.registration()
         let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: budget, publish: publish, enqueue: enqueue,
-                               scope: (organization: organization, project: project, jobSlug: registration.slug))
+                               scope: (organization: organization, project: project, jobSlug: registration.slug),
+                               logLevel: registration.logLevel ?? .debug)
         let context = JobContext(runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: registration.version,
                                  event: .init(id: "evt_harness", name: registration.trigger.eventName, timestamp: Date(), context: nil),
                                  attempt: attempt, organization: organization, project: project)

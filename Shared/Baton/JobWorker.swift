@@ -528,7 +528,7 @@ struct SliceExecutor: Sendable {
         let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: sliceBudget,
                                publish: publish, enqueue: enqueue, emit: emit, claim: claim,
                                scope: (organization: tenant.deduplicationOrganization(organization), project: project, jobSlug: registration.slug),
-                               tenant: tenant, limits: limits)
+                               tenant: tenant, limits: limits, logLevel: registration.logLevel ?? .debug)
         inFlight.attach(slice)
         let context = JobContext(
             runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: command.jobVersion,

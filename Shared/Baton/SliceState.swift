@@ -31,6 +31,8 @@ final class SliceState: Sendable {
     let tenant: Tenant
     /// Limits on keys, outputs and log lines.
     let limits: Limits
+    /// The least severe `io.logger` level recorded (the job's option).
+    let logLevel: JobLogLevel
     private let state: Mutex<State>
 
     init(runId: String, completed: [CompletedTask], failedAttempts: [String: Int] = [:], budget: Duration = .seconds(30),
@@ -41,10 +43,11 @@ final class SliceState: Sendable {
          },
          claim: (@Sendable (DeduplicationClaimRequest) async throws -> DeduplicationClaim)? = nil,
          scope: (organization: String, project: String, jobSlug: String) = ("default", "default", "job"),
-         tenant: Tenant = .default, limits: Limits = .default) {
+         tenant: Tenant = .default, limits: Limits = .default, logLevel: JobLogLevel = .debug) {
         self.runId = runId
         self.tenant = tenant
         self.limits = limits
+        self.logLevel = logLevel
         self.publisher = publish
         self.enqueuer = enqueue
         self.emit = emit

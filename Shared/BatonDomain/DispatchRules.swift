@@ -94,7 +94,8 @@ public enum DispatchRules {
 
     /// The change `registration` makes to a schedule currently at `current` (`nil`: none).
     public static func syncSchedule(_ registration: JobRegistration, current: JobTrigger?, now: Date) -> ScheduleChange {
-        guard registration.trigger.isSchedule, let next = registration.trigger.nextTick(after: now) else { return .remove }
+        // A disabled job has no schedule; enabled again, it starts from now (missed ticks are not replayed).
+        guard registration.isEnabled, registration.trigger.isSchedule, let next = registration.trigger.nextTick(after: now) else { return .remove }
         if current == registration.trigger { return .keep }
         return .set(registration.trigger, next: next)
     }

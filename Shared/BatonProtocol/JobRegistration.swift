@@ -154,12 +154,20 @@ public struct JobRegistration: Codable, Sendable, Hashable, TenantOwned {
     public var project: String?
     /// The environment the job belongs to (absent: `default`).
     public var environment: String?
+    /// Whether events, schedules and invocations start runs (absent: `true`). A disabled job
+    /// gets no runs; enabling it again does not replay what came meanwhile.
+    public var enabled: Bool?
+    /// The least severe `io.logger` level whose lines are stored (absent: `debug`, all).
+    public var logLevel: JobLogLevel?
+
+    /// Whether the job takes new runs (``enabled``, `true` when absent).
+    public var isEnabled: Bool { enabled ?? true }
 
     /// Builds a registration, slugifying `id` and checking `version`.
     /// - Throws: `ValidationError` for an id without letters or digits, an empty name, or an
     ///   invalid semantic version.
     public init(id: String, name: String, version: String, trigger: JobTrigger, registeredAt: Date = Date(),
-                tenant: Tenant = .default) throws(ValidationError) {
+                tenant: Tenant = .default, enabled: Bool? = nil, logLevel: JobLogLevel? = nil) throws(ValidationError) {
         self.schemaVersion = Self.currentSchemaVersion
         self.id = id
         self.slug = try Slug.make(id)
@@ -168,10 +176,12 @@ public struct JobRegistration: Codable, Sendable, Hashable, TenantOwned {
         self.trigger = trigger
         self.registeredAt = registeredAt
         self.tenant = tenant
+        self.enabled = enabled
+        self.logLevel = logLevel
         try validate()
     }
 
-    enum CodingKeys: String, CodingKey { case schemaVersion, id, slug, name, version, trigger, registeredAt, project, environment }
+    enum CodingKeys: String, CodingKey { case schemaVersion, id, slug, name, version, trigger, registeredAt, project, environment, enabled, logLevel }
 
     /// Decodes a registration; `schemaVersion` defaults to 1 and `registeredAt` to now, so
     /// tools in other languages need not send them.
@@ -186,15 +196,18 @@ public struct JobRegistration: Codable, Sendable, Hashable, TenantOwned {
         self.registeredAt = try container.decodeIfPresent(Date.self, forKey: .registeredAt) ?? Date()
         self.project = try container.decodeIfPresent(String.self, forKey: .project)
         self.environment = try container.decodeIfPresent(String.self, forKey: .environment)
+        self.enabled = try container.decodeIfPresent(Bool.self, forKey: .enabled)
+        self.logLevel = try container.decodeIfPresent(JobLogLevel.self, forKey: .logLevel)
     }
 
     /// The Kafka key of the registration on the compacted jobs topic: one record per tenant and
     /// slug, so compaction never lets one tenant's registration replace another's.
     public var recordKey: String { tenant.scoped(slug) }
 
-    /// Whether `event` starts a run of this job: same tenant, and the trigger matches.
+    /// Whether `event` starts a run of this job: the job is enabled, of the event's tenant, and
+    /// its trigger matches.
     public func matches(_ event: EventEnvelope) -> Bool {
-        tenant == event.tenant && trigger.matches(event)
+        isEnabled && tenant == event.tenant && trigger.matches(event)
     }
 
     /// Checks every field.
@@ -218,6 +231,19 @@ public struct JobRegistration: Codable, Sendable, Hashable, TenantOwned {
         let registration = try BatonJSON.decodeDocument(JobRegistration.self, from: data, maxDepth: maxDepth)
         try registration.validate()
         return registration
+    }
+}
+
+/// The levels of `io.logger`, least severe first: a job's ``JobRegistration/logLevel`` keeps
+/// the lines at or above it.
+public enum JobLogLevel: String, Codable, Sendable, CaseIterable, Comparable {
+    case debug, log, info, warn, error
+
+    /// The level of a stored log line's `level` (`DEBUG`, `LOG`, `INFO`, `WARN`, `ERROR`).
+    public init?(lineLevel: String) { self.init(rawValue: lineLevel.lowercased()) }
+
+    public static func < (left: JobLogLevel, right: JobLogLevel) -> Bool {
+        allCases.firstIndex(of: left)! < allCases.firstIndex(of: right)!
     }
 }
 

@@ -2,13 +2,13 @@ import Foundation
 import Hummingbird
 import Synchronization
 
-/// A loopback HTTP server that counts the requests of each run: background fetches of chaos
+/// A loopback HTTP server that records the requests of each run: background fetches of chaos
 /// runs call `GET /probe?run=<run id>`, and the chaos harness counts, from outside the task-result
-/// service, how often each run's fetch was performed.
+/// service, how often and when each run's fetch was performed.
 public final class FetchCounter: Sendable {
-    /// The counts, shared with the request handler.
+    /// When each run's requests came, shared with the request handler.
     private final class Counts: Sendable {
-        let value = Mutex<[String: Int]>([:])
+        let value = Mutex<[String: [ContinuousClock.Instant]]>([:])
     }
 
     public let port: Int
@@ -25,7 +25,10 @@ public final class FetchCounter: Sendable {
     public var url: String { "http://127.0.0.1:\(port)/probe" }
 
     /// Requests seen per run id.
-    public var requests: [String: Int] { counts.value.withLock { $0 } }
+    public var requests: [String: Int] { counts.value.withLock { $0.mapValues(\.count) } }
+
+    /// When the requests of each run came, in order.
+    public var requestTimes: [String: [ContinuousClock.Instant]] { counts.value.withLock { $0 } }
 
     /// Starts the server on a free loopback port; returns once it listens.
     public static func start() async throws -> FetchCounter {
@@ -33,7 +36,7 @@ public final class FetchCounter: Sendable {
         let router = Router()
         router.get("/probe") { request, _ -> String in
             let run = request.uri.queryParameters.get("run") ?? "?"
-            counts.value.withLock { $0[run, default: 0] += 1 }
+            counts.value.withLock { $0[run, default: []].append(.now) }
             return "probed"
         }
         let port = try freeLoopbackPort()

@@ -112,6 +112,25 @@ struct DispatchRulesTests {
         #expect(DispatchRules.syncSchedule(job, current: .interval(seconds: 60), now: now) == .remove)
     }
 
+    @Test("a disabled job: no schedule, no event matches; enabled again, its schedule starts from now (missed ticks are not replayed)")
+    func disabledJobs() throws {
+        var job = try JobRegistration(id: "j", name: "J", version: "1.0.0", trigger: .interval(seconds: 60), enabled: false)
+        #expect(DispatchRules.syncSchedule(job, current: .interval(seconds: 60), now: now) == .remove)
+        job.enabled = true
+        let later = now.addingTimeInterval(3_600)
+        #expect(DispatchRules.syncSchedule(job, current: nil, now: later) == .set(.interval(seconds: 60), next: try #require(job.trigger.nextTick(after: later))))
+        var listener = try JobRegistration(id: "l", name: "L", version: "1.0.0", trigger: .event(name: "ping"))
+        let ping = EventEnvelope(id: "e1", name: "ping", payload: .null)
+        #expect(listener.matches(ping))
+        listener.enabled = false
+        #expect(!listener.matches(ping))
+        // Registrations that predate the option are enabled and keep every log line.
+        let old = try BatonJSON.decoder.decode(JobRegistration.self, from: Data(#"{"id":"l","slug":"l","name":"L","version":"1.0.0","trigger":{"type":"event","eventName":"ping"}}"#.utf8))
+        #expect(old.isEnabled && old.logLevel == nil && old.matches(ping))
+        #expect(JobLogLevel.debug < .log && JobLogLevel.log < .info && JobLogLevel.info < .warn && JobLogLevel.warn < .error)
+        #expect(JobLogLevel(lineLevel: "WARN") == .warn && JobLogLevel(lineLevel: "NOTICE") == nil)
+    }
+
     @Test("a duty is taken when free, renewed by its holder, refused while another holds it, taken over once the lease ended")
     func duties() {
         let held = DutyLeaseRules.acquire(nil, name: "reaper", by: "a", now: now, lease: .seconds(30))

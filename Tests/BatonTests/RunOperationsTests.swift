@@ -109,4 +109,76 @@ struct RunOperationsTests {
         }
         #expect(failure.error.contains("the label is empty"), "\(failure.error)")
     }
+
+    @Test("job options: logLevel keeps the io.logger lines at or above it; enabled and logLevel go into the registration only when not the defaults")
+    func options() async throws {
+        let job = Job(id: "quiet", name: "Quiet", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self),
+                      options: JobOptions(enabled: false, logLevel: .warn)) { _, io, _ in
+            await io.logger.debug("details")
+            await io.logger.log("plain")
+            await io.logger.info("progress")
+            await io.logger.warn("slow upstream")
+            await io.logger.error("gave up on one item")
+            return 1
+        }
+        let result = try await JobHarness(job: job, payload: ["n": 1]).runToCompletion()
+        let levels = result.events.compactMap { event -> String? in
+            if case .logged(let line) = event { return "\(line.level) \(line.message)" } else { return nil }
+        }
+        #expect(levels == ["WARN slow upstream", "ERROR gave up on one item"])
+        let registration = try job.registration()
+        #expect(registration.enabled == false && registration.logLevel == .warn && !registration.isEnabled)
+        let plain = try Job(id: "plain", name: "Plain", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self)) { _, _, _ in 1 }.registration()
+        #expect(plain.enabled == nil && plain.logLevel == nil && plain.isEnabled)
+        let encoded = String(decoding: try BatonJSON.encoder.encode(plain), as: UTF8.self)
+        #expect(!encoded.contains("enabled") && !encoded.contains("logLevel"), "defaults stay absent: \(encoded)")
+    }
+
+    @Test("onSuccess is called once per completed run, after every slice; its failure is recorded and the run still completes")
+    func onSuccessHook() async throws {
+        let counter = Counter()
+        let job: Job<Payload, Int> = Job(id: "hooked", name: "Hooked", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self),
+                                         onSuccess: { output, ctx in counter.hit("success \(output) \(ctx.runId)") }) { payload, io, _ in
+            try await io.wait("pause", seconds: 0)
+            return payload.n * 2
+        }
+        let result = try await JobHarness(job: job, payload: ["n": 21]).runToCompletion()
+        #expect(result.outcome == .runCompleted(.init(output: 42)))
+        #expect(counter["success 42 run_harness"] == 1)
+        let failing: Job<Payload, Int> = Job(id: "hook-fails", name: "Hook fails", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self),
+                                             onSuccess: { _, _ in throw TaskFailure.doNotRetry("notification service down") }) { payload, _, _ in payload.n }
+        let failed = try await JobHarness(job: failing, payload: ["n": 1]).runToCompletion()
+        #expect(failed.outcome == .runCompleted(.init(output: 1)), "a failing hook does not fail the run")
+        #expect(failed.events.contains { if case .taskFailed(let task) = $0 { return task.key == "baton.onSuccess" && task.error.contains("notification service down") } else { return false } })
+    }
+
+    @Test("onFailure is called once with the error of a failed run; the run fails with its own error")
+    func onFailureHook() async throws {
+        let counter = Counter()
+        let job: Job<Payload, Int> = Job(id: "doomed", name: "Doomed", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self),
+                      onSuccess: { _, _ in counter.hit("success") },
+                      onFailure: { error, _ in counter.hit("failure: \(error)") }) { _, io, _ in
+            try await io.wait("pause", seconds: 0)
+            throw TaskFailure.doNotRetry("the CRM refused the record")
+        }
+        let result = try await JobHarness(job: job, payload: ["n": 1]).runToCompletion()
+        guard case .runFailed(let failure) = result.outcome else {
+            Issue.record("expected a failed run: \(result.outcome)")
+            return
+        }
+        #expect(failure.error == "the CRM refused the record")
+        #expect(counter["failure: the CRM refused the record"] == 1 && counter["success"] == 0)
+        // Replayed after the hook ran (a crash before the failure was recorded): not called again.
+        let completed = result.events.compactMap { event -> CompletedTask? in
+            if case .taskCompleted(let task) = event { return CompletedTask(taskId: task.taskId, key: task.key, output: task.output) }
+            if case .waitRequested(let wait) = event { return CompletedTask(taskId: wait.taskId, key: wait.key, output: .null) }
+            return nil
+        }
+        let replay = try await JobHarness(job: job, payload: ["n": 1]).runSlice(completed: completed, attempt: 3) { _ in }
+        guard case .runFailed = replay else {
+            Issue.record("the replay should fail the run again: \(String(describing: replay))")
+            return
+        }
+        #expect(counter["failure: the CRM refused the record"] == 1, "the hook ran once")
+    }
 }
