@@ -49,7 +49,7 @@ enum Templates {
       <td>{{name}}</td>
       <td class="versions">{{versions}}</td>
       <td>{{trigger}}{{#hasFilter}}<div class="filter">{{filter}}</div>{{/hasFilter}}</td>
-      <td>{{enabled}}</td>
+      <td class="enabled">{{enabled}}</td>
       <td>{{#hasLastRun}}<a href="/runs/{{lastRunId}}">{{lastRun}}</a> <span class="status status-{{lastRunStatus}}">{{lastRunStatus}}</span>{{/hasLastRun}}{{^hasLastRun}}never{{/hasLastRun}}</td>
       <td>{{#counts}}<a class="status status-{{status}}" href="/runs?job={{id}}&amp;status={{status}}">{{status}} {{count}}</a> {{/counts}}{{^counts}}none{{/counts}}</td>
     </tr>

@@ -91,6 +91,9 @@ try:
     check(set(args["jobs"]) <= set(rows), f"the jobs page lists {args['jobs']} (saw {sorted(rows)})")
     check("1.0.0" in rows["github-stars"].find_element(By.CSS_SELECTOR, ".versions").text, "the jobs page shows versions")
     check("COMPLETED" in rows["new-user-welcome"].text, "the jobs page counts runs by status")
+    check(rows["new-user-welcome"].find_element(By.CSS_SELECTOR, ".enabled").text == "yes", "an enabled job shows as enabled")
+    check(args["disabledJob"] in rows and rows[args["disabledJob"]].find_element(By.CSS_SELECTOR, ".enabled").text == "no",
+          "a job registered disabled shows as not enabled")
     shot("jobs")
     driver.get(base + "/jobs?q=github")
     check([e.get_attribute("data-job") for e in driver.find_elements(By.CSS_SELECTOR, "tr.job")] == ["github-stars"], "the jobs filter narrows to github-stars")
@@ -117,6 +120,11 @@ try:
               for g in driver.find_elements(By.CSS_SELECTOR, "#task-tree > .parallel")]
     check(any({"a wait", "b wait"} <= set(g) for g in groups), f"the parallel branches' waits are side by side (groups {groups})")
     shot("run-parallel")
+
+    driver.get(base + "/runs/" + args["importRun"])
+    status = driver.find_element(By.ID, "run-latest-status").text
+    check("Imported 2 of 2 batches" in status and "success" in status, f"the run page shows the latest io.createStatus ({status!r})")
+    shot("run-batch-import")
 
     driver.get(base + "/runs/" + args["welcomeRun"])
     check(driver.find_element(By.ID, "job-version").text == "1.0.0", "the welcome run shows its version")

@@ -2,6 +2,7 @@ import Baton
 import BatonProtocol
 import BatonTesting
 import Foundation
+import NIOHTTP1
 import Testing
 
 @Suite("The dashboard in a real browser (chromium through chromium-driver, driven by selenium) against the live stack",
@@ -12,7 +13,7 @@ struct DashboardTests {
         let keys = try TestKeys(directory: FileManager.default.temporaryDirectory.appendingPathComponent("baton-keys"))
         let stack = try await BatonStack.start(label: "dashboard", environment: ["AUTH_KEYS_FILE": keys.file.path])
         try await stack.startExampleJobs(waitSeconds: 0.3, environment: ["BATON_PROJECT": "alpha", "BATON_ENVIRONMENT": "prod", "BATON_API_KEY": keys.alphaProd],
-                                         jobs: ["new-user-welcome", "github-stars", "many-steps", "parallel"])
+                                         jobs: ["new-user-welcome", "github-stars", "many-steps", "parallel", "batch-import"])
         let dashboard = try await stack.startDashboard()
         func send(_ name: String, _ payload: String, extra: String = "") async throws -> String {
             let id = "evt_dash_\(UUID().uuidString.prefix(8).lowercased())"
@@ -26,7 +27,16 @@ struct DashboardTests {
         let parallelRun = Identifiers.runID(eventID: try await send("parallel.start", #"{"waitA":0.4,"waitB":0.6}"#), jobSlug: "parallel")
         let waitingRun = Identifiers.runID(eventID: try await send("github.star", #"{"starredBy":"bob","repoName":"baton","waitSeconds":600}"#), jobSlug: "github-stars")
         let delayedEvent = try await send("user.created", #"{"id":"u2","email":"later@example.org","name":"Later"}"#, extra: #","deliverAfter":3600"#)
-        for run in [welcomeRun, starsRun, stepsRun, parallelRun] {
+        let importRun = Identifiers.runID(eventID: try await send("import.requested", #"{"batches":2}"#), jobSlug: "batch-import")
+        // A job registered disabled (over HTTP, as non-Swift tooling does).
+        let disabled = try await stack.request(port: stack.ingesterPort, "/api/v1/jobs/paused-sync", method: .PUT,
+                                               body: #"{"name":"Paused sync","version":"1.0.0","trigger":{"type":"event","eventName":"sync.requested"},"enabled":false}"#,
+                                               apiKey: keys.alphaProd)
+        #expect(disabled.status == 200, "\(disabled.body)")
+        _ = try await eventually("the dispatcher to hold the disabled job", deadline: .seconds(30)) {
+            try await stack.get(port: stack.dispatcherPort, "/api/v1/jobs/paused-sync", apiKey: keys.alphaProd).status == 200 ? true : nil
+        }
+        for run in [welcomeRun, starsRun, stepsRun, parallelRun, importRun] {
             #expect(try await stack.finishedRun(run, apiKey: keys.alphaProd).status == .completed)
         }
         _ = try await eventually("the run to cancel to wait", deadline: .seconds(60)) {
@@ -40,7 +50,8 @@ struct DashboardTests {
             "url": "http://127.0.0.1:\(dashboard.port)", "chromium": "/usr/bin/chromium", "chromedriver": "/usr/bin/chromedriver",
             "screenshots": screenshots.path, "alphaKey": keys.alphaProd, "betaKey": keys.betaProd,
             "starsRun": starsRun, "parallelRun": parallelRun, "welcomeRun": welcomeRun, "waitingRun": waitingRun, "liveRun": liveRun, "delayedEvent": delayedEvent,
-            "jobs": ["new-user-welcome", "github-stars", "many-steps"],
+            "importRun": importRun, "disabledJob": "paused-sync",
+            "jobs": ["new-user-welcome", "github-stars", "many-steps", "paused-sync"],
         ]
         let json = String(decoding: try JSONSerialization.data(withJSONObject: arguments), as: UTF8.self)
         let tools = ProcessInfo.processInfo.environment["BATON_DEPLOY_TOOLS"]
@@ -55,7 +66,7 @@ struct DashboardTests {
         let event = try await stack.get(port: stack.dispatcherPort, "/api/v1/events/\(delayedEvent)", apiKey: keys.alphaProd)
         #expect(event.body.contains(#""delayedStatus":"CANCELED""#), "the delayed event canceled from the page: \(event)")
         let shots = (try? FileManager.default.contentsOfDirectory(atPath: screenshots.path)) ?? []
-        #expect(Set(["jobs.png", "run-github-stars.png", "run-parallel.png", "run-new-user-welcome.png", "runs-waiting.png", "run-canceled.png", "events.png", "other-tenant.png"])
+        #expect(Set(["jobs.png", "run-github-stars.png", "run-parallel.png", "run-new-user-welcome.png", "run-batch-import.png", "runs-waiting.png", "run-canceled.png", "events.png", "other-tenant.png"])
             .isSubset(of: Set(shots)), "screenshots saved: \(shots)")
         try await stack.stop()
     }
