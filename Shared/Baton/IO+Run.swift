@@ -2,17 +2,25 @@ import BatonProtocol
 import Foundation
 
 extension IO {
-    /// A random number in `min..<max` (rounded to a whole number with `round`), drawn once:
-    /// it is a task keyed by `key`, so every replay of the run gets the same number.
-    /// - Throws: `JobDefinitionError` when `min` is not below `max`.
+    /// A random number drawn once: it is a task keyed by `key`, so every replay of the run gets
+    /// the same number. Without `round`, uniform in `min..<max`; with `round`, a whole number
+    /// from `min` to `max`, both included, each equally likely.
+    /// - Throws: `JobDefinitionError` when `min` is not below `max` (with `round`: no whole
+    ///   number between them), or the range is not finite.
     public func random(_ key: String, min: Double = 0, max: Double = 1, round: Bool = false) async throws -> Double {
-        guard min < max, min.isFinite, max.isFinite else {
+        guard min < max, (max - min).isFinite else {
             throw JobDefinitionError(message: "io.random '\(key)': min (\(min)) must be below max (\(max)), both finite")
+        }
+        let low = min.rounded(.up)
+        let high = max.rounded(.down)
+        if round {
+            guard low <= high, low >= -9.0e15, high <= 9.0e15 else {
+                throw JobDefinitionError(message: "io.random '\(key)': no whole number from \(min) to \(max) (within ±9e15)")
+            }
         }
         let properties: JSONValue = .object(["min": .double(min), "max": .double(max), "round": .bool(round)])
         return try await runTask(key, options: TaskOptions(name: "random", properties: properties)) { _ in
-            let value = Double.random(in: min..<max)
-            return round ? value.rounded() : value
+            round ? Double(Int64.random(in: Int64(low)...Int64(high))) : Double.random(in: min..<max)
         }
     }
 

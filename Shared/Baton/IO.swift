@@ -90,7 +90,7 @@ public final class IO: Sendable {
             }
         }
         try slice.checkNotFenced(before: "task '\(key)'")
-        if ContinuousClock.now >= slice.deadline {
+        if !options.ignoresSliceBudget && ContinuousClock.now >= slice.deadline {
             // Auto-yield: one long run must not hold its partition. The run resumes at once.
             if slice.claimYield() {
                 try await slice.publish(.yielded(.init(yieldId: UUID().uuidString.lowercased())))

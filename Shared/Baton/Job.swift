@@ -201,14 +201,17 @@ extension Job: AnyJob {
             decoded = try payload.decode(as: Payload.self)
         } catch {
             let (path, message) = BatonJSON.describe(error)
-            throw InvalidPayload(path: path, message: message)
+            let invalid = InvalidPayload(path: path, message: message)
+            if let onFailure { try await Self.hook("baton.onFailure", io) { try await onFailure(invalid.description, context) } }
+            throw invalid
         }
         let output: Output
         do {
             output = try await run(decoded, io, context)
         } catch {
+            // A failure of the run, not the end of the slice or the worker stopping (as SliceRunner decides).
             if let onFailure, !isBatonInterrupt(error), !(error is CancellationError), !(error is CheckpointNotDurable),
-               !(error is SliceCancelled), io.slice.raisedInterrupt == nil {
+               !(error is SliceCancelled), !Task.isCancelled, io.slice.raisedInterrupt == nil {
                 try await Self.hook("baton.onFailure", io) { try await onFailure("\(error)", context) }
             }
             throw error
@@ -220,11 +223,15 @@ extension Job: AnyJob {
         return json
     }
 
-    /// Runs a hook once as the run's task `key`: its failure is recorded on the task and
-    /// otherwise ignored; the interrupt that ends a slice goes through.
+    /// Runs a hook once as the run's task `key`, in the slice that decided the outcome (whatever
+    /// its time budget: a yield here would run the failed code again in the next slice). Its
+    /// failure is recorded on the task and otherwise ignored; a fenced slice's interrupt goes
+    /// through.
     private static func hook(_ key: String, _ io: IO, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        var options = TaskOptions(name: key)
+        options.ignoresSliceBudget = true
         do {
-            _ = try await io.runTask(key, options: TaskOptions(name: key)) { _ in
+            _ = try await io.runTask(key, options: options) { _ in
                 try await body()
                 return true
             }

@@ -18,6 +18,9 @@ public struct TaskOptions: Sendable {
     /// of executing again (`IO.runTaskSkippingFailure` returns `nil`; `runTask` throws
     /// `EarlierFailure`).
     public var skipFailure: Bool
+    /// Runs even when the slice's time budget is used up (Baton's own hooks, which must run in
+    /// the slice that decided the run's outcome).
+    var ignoresSliceBudget = false
 
     public init(name: String? = nil, properties: JSONValue? = nil, retry: RetryPolicy? = nil,
                 deduplicationKey: String? = nil, deduplicationScope: DeduplicationScope = .project, skipFailure: Bool = false) {

@@ -84,9 +84,17 @@ private final class AbandonableCall<T: Sendable>: Sendable {
             work.cancel()
             self.resume(throwing: StoreAttemptTimeout(what: what, after: limit))
         }
-        state.withLock {
-            $0.work = work
-            $0.timer = timer
+        let (stop, finished) = state.withLock { state -> (Bool, Bool) in
+            state.work = work
+            state.timer = timer
+            return (state.cancelled, state.caller == nil)
+        }
+        // Cancelled meanwhile: stop both. Finished (or timed out) meanwhile: the timer has no one to wake.
+        if stop {
+            work.cancel()
+            timer.cancel()
+        } else if finished {
+            timer.cancel()
         }
     }
 

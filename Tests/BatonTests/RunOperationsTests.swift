@@ -1,6 +1,7 @@
 @testable import Baton
 import BatonProtocol
 import Foundation
+import Synchronization
 import Testing
 
 @Suite("io.random, io.yield and io.createStatus")
@@ -180,5 +181,46 @@ struct RunOperationsTests {
             return
         }
         #expect(counter["failure: the CRM refused the record"] == 1, "the hook ran once")
+    }
+
+    @Test("onFailure runs in the slice that decided the failure even with its time budget used up (a yield would run the failed code again)")
+    func onFailureIgnoresTheBudget() async throws {
+        let counter = Counter()
+        let job: Job<Payload, Int> = Job(id: "late-failure", name: "Late failure", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self),
+                                         onFailure: { error, _ in counter.hit("failure: \(error)") }) { _, _, _ in
+            counter.hit("run")
+            throw TaskFailure.doNotRetry("rejected")
+        }
+        let outcome = try await JobHarness(job: job, payload: ["n": 1]).runSlice(budget: .zero) { _ in }
+        #expect(outcome == .runFailed(.init(error: "rejected")), "\(String(describing: outcome))")
+        #expect(counter["run"] == 1 && counter["failure: rejected"] == 1)
+        // A payload that does not decode fails the run too: the hook hears of it.
+        let invalid = try await JobHarness(job: job, payload: ["n": "not a number"]).runSlice { _ in }
+        guard case .runFailed(let failure) = invalid, failure.status == .invalidPayload else {
+            Issue.record("expected an invalid-payload failure: \(String(describing: invalid))")
+            return
+        }
+        #expect(counter["run"] == 1, "the job's code did not run")
+        #expect(counter.counts.withLock { $0.keys.contains { $0.hasPrefix("failure: payload does not match") } })
+    }
+
+    @Test("io.random with round: whole numbers from min to max, both ends included; a range with none is refused")
+    func randomWholeNumbers() async throws {
+        let job = Job(id: "die", name: "Die", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self)) { payload, io, _ in
+            var seen: Set<Double> = []
+            for index in 0..<payload.n { seen.insert(try await io.random("roll \(index)", min: 1, max: 3, round: true)) }
+            return seen.sorted()
+        }
+        let result = try await JobHarness(job: job, payload: ["n": 200]).runToCompletion()
+        #expect(result.outcome == .runCompleted(.init(output: [1, 2, 3])), "\(result.outcome)")
+        let none = Job(id: "none", name: "None", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self)) { _, io, _ in
+            try await io.random("roll", min: 1.2, max: 1.8, round: true)
+        }
+        let failed = try await JobHarness(job: none, payload: ["n": 1]).runToCompletion()
+        guard case .runFailed(let failure) = failed.outcome else {
+            Issue.record("expected a failure: \(failed.outcome)")
+            return
+        }
+        #expect(failure.error.contains("no whole number from 1.2 to 1.8"), "\(failure.error)")
     }
 }
