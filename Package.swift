@@ -250,7 +250,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BatonStoreTests",
-            dependencies: ["BatonStore", "BatonProtocol", "BatonDomain", "BatonTesting",
+            dependencies: ["BatonStore", "BatonProtocol", "BatonDomain", "BatonTesting", "BatonService",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
