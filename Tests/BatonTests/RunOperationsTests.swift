@@ -8,6 +8,12 @@ import Testing
 struct RunOperationsTests {
     struct Payload: Codable, Sendable { var n: Int }
 
+    /// The failure a run's final event records, or `nil` when the run did not fail.
+    static func failure(_ outcome: RunEvent.Body?) -> RunEvent.RunFailed? {
+        if case .runFailed(let failure) = outcome { return failure }
+        return nil
+    }
+
     @Test("io.random draws once: every slice of the run sees the same number, within its bounds and rounded when asked")
     func randomIsKeyed() async throws {
         let counter = Counter()
@@ -43,10 +49,7 @@ struct RunOperationsTests {
             try await io.random("roll", min: 5, max: 5)
         }
         let failed = try await JobHarness(job: bad, payload: ["n": 1]).runToCompletion()
-        guard case .runFailed(let failure) = failed.outcome else {
-            Issue.record("a run with io.random(min: 5, max: 5) should fail: \(failed.outcome)")
-            return
-        }
+        let failure = try #require(Self.failure(failed.outcome), "expected a failed run: \(failed.outcome)")
         #expect(failure.error.contains("min (5.0) must be below max (5.0)"), "\(failure.error)")
     }
 
@@ -104,10 +107,7 @@ struct RunOperationsTests {
             try await io.createStatus("s", label: "  ")
         }
         let failed = try await JobHarness(job: empty, payload: ["n": 1]).runToCompletion()
-        guard case .runFailed(let failure) = failed.outcome else {
-            Issue.record("a status with an empty label should fail the run: \(failed.outcome)")
-            return
-        }
+        let failure = try #require(Self.failure(failed.outcome), "expected a failed run: \(failed.outcome)")
         #expect(failure.error.contains("the label is empty"), "\(failure.error)")
     }
 
@@ -163,10 +163,7 @@ struct RunOperationsTests {
             throw TaskFailure.doNotRetry("the CRM refused the record")
         }
         let result = try await JobHarness(job: job, payload: ["n": 1]).runToCompletion()
-        guard case .runFailed(let failure) = result.outcome else {
-            Issue.record("expected a failed run: \(result.outcome)")
-            return
-        }
+        let failure = try #require(Self.failure(result.outcome), "expected a failed run: \(result.outcome)")
         #expect(failure.error == "the CRM refused the record")
         #expect(counter["failure: the CRM refused the record"] == 1 && counter["success"] == 0)
         // Replayed after the hook ran (a crash before the failure was recorded): not called again.
@@ -176,10 +173,7 @@ struct RunOperationsTests {
             return nil
         }
         let replay = try await JobHarness(job: job, payload: ["n": 1]).runSlice(completed: completed, attempt: 3) { _ in }
-        guard case .runFailed = replay else {
-            Issue.record("the replay should fail the run again: \(String(describing: replay))")
-            return
-        }
+        #expect(Self.failure(replay) != nil, "the replay fails the run again: \(String(describing: replay))")
         #expect(counter["failure: the CRM refused the record"] == 1, "the hook ran once")
     }
 
@@ -196,10 +190,7 @@ struct RunOperationsTests {
         #expect(counter["run"] == 1 && counter["failure: rejected"] == 1)
         // A payload that does not decode fails the run too: the hook hears of it.
         let invalid = try await JobHarness(job: job, payload: ["n": "not a number"]).runSlice { _ in }
-        guard case .runFailed(let failure) = invalid, failure.status == .invalidPayload else {
-            Issue.record("expected an invalid-payload failure: \(String(describing: invalid))")
-            return
-        }
+        #expect(Self.failure(invalid)?.status == .invalidPayload, "\(String(describing: invalid))")
         #expect(counter["run"] == 1, "the job's code did not run")
         #expect(counter.counts.withLock { $0.keys.contains { $0.hasPrefix("failure: payload does not match") } })
     }
@@ -217,10 +208,7 @@ struct RunOperationsTests {
             try await io.random("roll", min: 1.2, max: 1.8, round: true)
         }
         let failed = try await JobHarness(job: none, payload: ["n": 1]).runToCompletion()
-        guard case .runFailed(let failure) = failed.outcome else {
-            Issue.record("expected a failure: \(failed.outcome)")
-            return
-        }
+        let failure = try #require(Self.failure(failed.outcome), "expected a failed run: \(failed.outcome)")
         #expect(failure.error.contains("no whole number from 1.2 to 1.8"), "\(failure.error)")
     }
 }
