@@ -72,8 +72,7 @@ public func blockingOutsideCooperativePool<T: Sendable>(limit: Duration, what: S
         }
         done.signal()
     }
-    let seconds = Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18
-    guard done.wait(timeout: .now() + seconds) == .success else {
+    guard done.wait(timeout: .now() + limit / .seconds(1)) == .success else {
         task.cancel()
         throw StoreAttemptTimeout(what: what, after: limit)
     }
