@@ -73,7 +73,8 @@ try:
     check("/login" in driver.current_url, "without a key, the runs page leads to sign-in")
     driver.find_element(By.ID, "api-key").send_keys("bk_prod_" + "0" * 64)
     driver.find_element(By.ID, "sign-in").click()
-    check("do not know this key" in driver.find_element(By.ID, "login-message").text, "an unknown key is refused with a message")
+    # Awaited: the answer page replaces the form (reading the old page's element goes stale).
+    eventually(lambda: "do not know this key" in driver.find_element(By.ID, "login-message").text, "an unknown key is refused with a message")
 
     sign_in(args["alphaKey"])
     # Live refresh: a running run's page follows it to the end without being reloaded.
