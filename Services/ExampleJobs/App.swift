@@ -56,6 +56,9 @@ struct ExampleJobsMain {
             chaosChildJob(outbox: outbox),
             monthlyReportJob(outbox: outbox),
             batchImportJob(outbox: outbox),
+            fulfilOrderJob(outbox: outbox),
+            chargeCardJob(outbox: outbox),
+            packItemJob(outbox: outbox),
         ]
         let tickSeconds = config.int(forKey: "example.tick.seconds", default: 0)
         if tickSeconds > 0 { jobs.append(tickerJob(outbox: outbox, seconds: tickSeconds)) }

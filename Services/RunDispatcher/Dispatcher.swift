@@ -127,6 +127,7 @@ struct Dispatcher: Sendable {
                       runs: inout [PlannedRun], firstInBatch: inout [String: EventEnvelope]) async throws {
         if let slug = received.invoke, try await view.job(slug: slug, store: store)?.tenant != received.tenant {
             try await deadLetters.send(record, reason: "invoke of unknown job '\(slug)': register it first")
+            try await refuseChild(received, job: slug, reason: "job '\(slug)' is not registered (in this project and environment): register it first")
             return
         }
         // Sending an id again is idempotent: the first event with an id wins. A resend after its
@@ -174,6 +175,7 @@ struct Dispatcher: Sendable {
             if let job = jobs.first, !job.isEnabled {
                 // The ingester refuses to invoke a disabled job; this one was disabled meanwhile.
                 logger.warning("invocation of a disabled job: no run", metadata: ["event.id": "\(event.id)", "job.slug": "\(slug)"])
+                try await refuseChild(event, job: slug, reason: "job '\(slug)' is disabled: enable it to invoke it")
                 return []
             }
         } else {
@@ -188,6 +190,18 @@ struct Dispatcher: Sendable {
             runs.append(PlannedRun(event: event, job: job, runId: Identifiers.runID(eventID: event.id, jobSlug: job.slug), context: context))
         }
         return runs
+    }
+
+    /// When `event` invokes a child job that cannot run, tells the waiting parent (a failed
+    /// child outcome on its task-results partition) instead of leaving it waiting for good.
+    private func refuseChild(_ event: EventEnvelope, job slug: String, reason: String) async throws {
+        guard let parent = event.parent else { return }
+        let outcome = ChildRunOutcome(runId: Identifiers.runID(eventID: event.id, jobSlug: slug), jobId: slug, status: .failed, error: reason)
+        let notice = RunEvent(runId: parent.runId, body: .childRunFinished(.init(taskId: parent.taskId, outcome: outcome)))
+        try await producer.enqueueWhenRoom(topic: topics.taskResults, key: Array(parent.runId.utf8),
+                                           value: Array(try BatonJSON.encoder.encode(notice))).acknowledged()
+        logger.warning("child job cannot run: its parent is told", metadata: ["event.id": "\(event.id)", "job.slug": "\(slug)",
+                                                                             "parent.run.id": "\(parent.runId)"])
     }
 
     /// Sends the run record of every run, then (once all are acknowledged) every execute

@@ -544,7 +544,9 @@ struct TimerService: Sendable {
         var sent: [(timer: ClaimedTimer, delivery: KafkaProducer.Delivery?)] = []
         for timer in due {
             var delivery: KafkaProducer.Delivery?
-            if let command = try await store.resumeCommand(runId: timer.runId, counting: timer.taskId) {
+            if timer.taskId == RunRules.parentNoticeTimerID {
+                delivery = try await noticeToParent(childRunId: timer.runId)
+            } else if let command = try await store.resumeCommand(runId: timer.runId, counting: timer.taskId) {
                 delivery = try await producer.enqueue(command, topics: topics, continuingTrace: try await store.traceParent(runId: command.runId))
             }
             sent.append((timer, delivery))
@@ -559,6 +561,21 @@ struct TimerService: Sendable {
             try await store.markFired(due, owner: owner)
         }
         Counter(label: "baton_timers_fired_total").increment(by: due.count)
+    }
+
+    /// Tells the parent of child run `childRunId`, which ended, its outcome: a `childRunFinished`
+    /// event on the parent's task-results partition (whichever instance applies it resumes the
+    /// parent). `nil` when the child is unknown or has no parent.
+    private func noticeToParent(childRunId: String) async throws -> KafkaProducer.Delivery? {
+        guard let child = try await store.run(id: childRunId), let parent = child.parentRun, child.status.isTerminal else { return nil }
+        let outcome = ChildRunOutcome(runId: child.id, jobId: child.jobId, status: child.status,
+                                      output: child.status == .completed ? child.output ?? .null : nil,
+                                      error: child.status == .completed ? nil : child.error ?? "the child run ended \(child.status.rawValue)")
+        let notice = RunEvent(runId: parent.runId, body: .childRunFinished(.init(taskId: parent.taskId, outcome: outcome)))
+        logger.info("child run ended: telling its parent", metadata: ["run.id": "\(childRunId)", "parent.run.id": "\(parent.runId)",
+                                                                      "run.status": "\(child.status.rawValue)"])
+        return try await producer.enqueueWhenRoom(topic: topics.taskResults, key: Array(parent.runId.utf8),
+                                                  value: Array(try BatonJSON.encoder.encode(notice)))
     }
 }
 

@@ -18,13 +18,19 @@ public struct JobHarness: Sendable {
     public var runId: String
     public var organization: String
     public var project: String
+    /// How child runs end (``Job/invokeAndWait(_:_:payload:context:)``): called once per child
+    /// the run invokes, with the invoking event (its `invoke` names the job; its payload is the
+    /// child's). `nil`: invoking a child job is an error.
+    public var childRuns: (@Sendable (EventEnvelope) async throws -> ChildRunOutcome)?
 
-    public init(job: any AnyJob, payload: JSONValue, runId: String = "run_harness", organization: String = "default", project: String = "default") {
+    public init(job: any AnyJob, payload: JSONValue, runId: String = "run_harness", organization: String = "default", project: String = "default",
+                childRuns: (@Sendable (EventEnvelope) async throws -> ChildRunOutcome)? = nil) {
         self.job = job
         self.payload = payload
         self.runId = runId
         self.organization = organization
         self.project = project
+        self.childRuns = childRuns
     }
 
     /// Runs one slice that replays `completed`; every run event goes to `publish`, or, when
@@ -34,10 +40,14 @@ public struct JobHarness: Sendable {
     public func runSlice(
         completed: [CompletedTask] = [], failedAttempts: [String: Int] = [:], attempt: Int = 1, budget: Duration = .seconds(30),
         publish: @escaping @Sendable (RunEvent.Body) async throws -> Void,
-        enqueue: (@Sendable (RunEvent.Body) throws -> @Sendable () async throws -> Void)? = nil
+        enqueue: (@Sendable (RunEvent.Body) throws -> @Sendable () async throws -> Void)? = nil,
+        emit: (@Sendable (EventEnvelope) async throws -> Void)? = nil
     ) async throws -> RunEvent.Body? {
         let registration = try job.registration()
         let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: budget, publish: publish, enqueue: enqueue,
+                               emit: emit ?? { _ in
+                                   throw JobDefinitionError(message: "the harness cannot send events here: use runToCompletion with childRuns for child jobs")
+                               },
                                scope: (organization: organization, project: project, jobSlug: registration.slug),
                                logLevel: registration.logLevel ?? .debug)
         let context = JobContext(runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: registration.version,
@@ -61,6 +71,9 @@ public struct JobHarness: Sendable {
     ///   background fetch (which needs the task-result service).
     public func runToCompletion(maxSlices: Int = 100) async throws -> Result {
         let recorded = Mutex<[RunEvent.Body]>([])
+        let invoked = Mutex<[EventEnvelope]>([])
+        var childOutcomes: [String: JSONValue] = [:]
+        let childRuns = self.childRuns
         for sliceNumber in 1...maxSlices {
             let events = recorded.withLock { $0 }
             var completed: [CompletedTask] = []
@@ -76,8 +89,19 @@ public struct JobHarness: Sendable {
                 default: break
                 }
             }
-            let outcome = try await runSlice(completed: completed, failedAttempts: failures, attempt: sliceNumber) { body in
+            completed += childOutcomes.map { CompletedTask(taskId: $0.key, key: $0.key, output: $0.value) }
+            let outcome = try await runSlice(completed: completed, failedAttempts: failures, attempt: sliceNumber, publish: { body in
                 recorded.withLock { $0.append(body) }
+            }, emit: { envelope in
+                guard envelope.parent != nil, childRuns != nil else {
+                    throw JobDefinitionError(message: "the harness cannot send event '\(envelope.name)': give it childRuns for child jobs")
+                }
+                invoked.withLock { $0.append(envelope) }
+            })
+            // The children invoked in this slice end before the next one.
+            for envelope in invoked.withLock({ list in defer { list.removeAll() }; return list }) {
+                guard let parent = envelope.parent, let childRuns, childOutcomes[parent.taskId] == nil else { continue }
+                childOutcomes[parent.taskId] = try JSONValue(encoding: try await childRuns(envelope))
             }
             if let outcome {
                 return Result(outcome: outcome, events: recorded.withLock { $0 } + [outcome], slices: sliceNumber)

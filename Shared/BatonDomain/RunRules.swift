@@ -32,8 +32,13 @@ public enum RunWrite: Sendable, Hashable {
     case deduplicationCompleted(scopedKey: String, output: JSONValue, at: Date)
     /// The deduplication key's task failed for good (see ``DeduplicationRules/failed(_:runId:taskId:error:now:)``).
     case deduplicationFailed(scopedKey: String, taskId: String, error: String, at: Date)
-    /// The run's pending timers are dropped.
+    /// The run's pending timers are dropped, except its parent notice
+    /// (``RunRules/parentNoticeTimerID``), which must still tell the parent how the run ended.
     case dropTimers
+    /// The task's properties become `properties` (shown with it), unless it has some.
+    case setTaskProperties(taskId: String, properties: JSONValue)
+    /// The run's timer `taskId`, if it exists and has not fired, becomes due at `at`.
+    case makeTimerDue(taskId: String, at: Date)
 
     /// How a completion counts attempts.
     public enum Attempts: Sendable, Hashable {
@@ -70,7 +75,9 @@ public enum RunRules {
         // The store keeps milliseconds: decide at the same precision.
         let now = Date(millisecondsSince1970: event.occurredAt.millisecondsSince1970)
         if case .runCreated(let created) = event.body {
+            // A child run's notice to its parent waits, dormant, until the run ends.
             return [.createRun(created, traceParent: traceParent, at: now)]
+                + (created.event.parent == nil ? [] : [.scheduleTimer(taskId: parentNoticeTimerID, dueAt: dormant)])
         }
         guard let status else { return nil }
         let ended = status.isTerminal
@@ -118,11 +125,45 @@ public enum RunRules {
                     .scheduleFetch(taskId: fetch.taskId, request: fetch.request, at: now)]
                 + becoming(.waiting)
         case .runCompleted(let completed):
-            return ended ? [] : [.finish(.completed, output: completed.output, error: nil, at: now)]
+            return ended ? [] : finishing(.completed, output: completed.output, error: nil, at: now)
         case .runFailed(let failed):
-            return ended ? [] : [.finish(failed.status, output: nil, error: failed.error, at: now)]
+            return ended ? [] : finishing(failed.status, output: nil, error: failed.error, at: now)
+        case .childInvoked(let child):
+            return [.addTask(taskId: child.taskId, key: child.key, parentTaskId: child.parentTaskId, name: "invoke \(child.jobId)",
+                             status: .waiting, at: now),
+                    .setTaskProperties(taskId: child.taskId, properties: ChildRunOutcome.taskProperties(runId: child.childRunId, jobId: child.jobId))]
+                + becoming(.waiting)
+        case .childRunFinished(let finished):
+            return childRunFinished(finished, status: status, at: now)
         }
     }
+
+    /// The id of a child run's timer that tells its parent how it ended: scheduled dormant
+    /// (``dormant``) when the child is created, due when it ends (however it ends: completed,
+    /// failed, canceled or timed out). Firing it sends the parent a `childRunFinished` event.
+    public static let parentNoticeTimerID = "baton.parentNotice"
+
+    /// The due time of a timer that waits for something other than time (``parentNoticeTimerID``).
+    public static let dormant = Date(millisecondsSince1970: 253_402_300_799_000)  // 9999-12-31T23:59:59Z
+
+    /// The writes that end a run with `status`: the run's record, and its parent notice due now.
+    static func finishing(_ status: RunStatus, output: JSONValue?, error: String?, at now: Date) -> [RunWrite] {
+        [.finish(status, output: output, error: error, at: now), .makeTimerDue(taskId: parentNoticeTimerID, at: now)]
+    }
+
+    /// A child run ended: the parent's waiting task completes with the child's outcome (its
+    /// output, or its status and error: the SDK turns those into a typed error), and the parent
+    /// is resumed (by a timer due now, so a crash before the resume command cannot lose it).
+    static func childRunFinished(_ finished: RunEvent.ChildRunFinished, status: RunStatus, at now: Date) -> [RunWrite] {
+        let output = (try? JSONValue(encoding: finished.outcome)) ?? .null
+        return [.addTask(taskId: finished.taskId, key: finished.taskId, parentTaskId: nil, name: nil, status: .running, at: now),
+                .completeTask(taskId: finished.taskId, output: output, attempts: .atLeast(1), at: now),
+                .scheduleTimer(taskId: childTimerID(taskId: finished.taskId), dueAt: now)]
+            + (status == .waiting ? [.setStatus(.queued, at: now)] : [])
+    }
+
+    /// The id of the timer that resumes a parent whose task `taskId` got its child's outcome.
+    public static func childTimerID(taskId: String) -> String { "\(taskId)#child" }
 
     /// The id of the timer that retries `taskId` after failed attempt `attempt`.
     public static func retryTimerID(taskId: String, attempt: Int) -> String { "\(taskId)#retry\(attempt)" }
@@ -161,7 +202,7 @@ public enum RunRules {
     public static func cancel(status: RunStatus?, at now: Date) -> Cancellation? {
         guard let status else { return nil }
         guard !status.isTerminal else { return Cancellation(status: status, canceled: false, writes: []) }
-        return Cancellation(status: .canceled, canceled: true, writes: [.finish(.canceled, output: nil, error: nil, at: now), .dropTimers])
+        return Cancellation(status: .canceled, canceled: true, writes: [.dropTimers] + finishing(.canceled, output: nil, error: nil, at: now))
     }
 
     /// Whether a run is stuck at `now`: queued or executing (waiting runs have a timer or a fetch
@@ -175,7 +216,7 @@ public enum RunRules {
     public static func timeOut(_ run: RunState?, seenWithProgress lastProgress: Date, reason: String, at now: Date) -> [RunWrite] {
         guard let run, [RunStatus.queued, .executing].contains(run.status),
               run.lastProgress.millisecondsSince1970 == lastProgress.millisecondsSince1970 else { return [] }
-        return [.finish(.timedOut, output: nil, error: reason, at: now), .dropTimers]
+        return [.dropTimers] + finishing(.timedOut, output: nil, error: reason, at: now)
     }
 }
 

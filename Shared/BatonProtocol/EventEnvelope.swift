@@ -38,6 +38,9 @@ public struct EventEnvelope: Codable, Sendable, Hashable, TenantOwned {
     public var project: String?
     /// The environment the event belongs to (`dev`, `prod`, …); absent means `default`.
     public var environment: String?
+    /// Set by the SDK when a run invokes a child job (`Job.invokeAndWait`): the run and task
+    /// that resume with the child run's outcome. Only with `invoke`; not accepted over HTTP.
+    public var parent: ParentRun?
 
     public init(
         id: String = Identifiers.newEventID(),
@@ -49,7 +52,8 @@ public struct EventEnvelope: Codable, Sendable, Hashable, TenantOwned {
         deliverAt: Date? = nil,
         accountId: String? = nil,
         invoke: String? = nil,
-        tenant: Tenant = .default
+        tenant: Tenant = .default,
+        parent: ParentRun? = nil
     ) {
         self.schemaVersion = Self.currentSchemaVersion
         self.id = id
@@ -62,10 +66,11 @@ public struct EventEnvelope: Codable, Sendable, Hashable, TenantOwned {
         self.accountId = accountId
         self.invoke = invoke
         self.tenant = tenant
+        self.parent = parent
     }
 
     enum CodingKeys: String, CodingKey {
-        case schemaVersion, id, name, source, payload, context, timestamp, deliverAt, accountId, invoke, project, environment
+        case schemaVersion, id, name, source, payload, context, timestamp, deliverAt, accountId, invoke, project, environment, parent
     }
 
     public init(from decoder: any Decoder) throws {
@@ -82,6 +87,7 @@ public struct EventEnvelope: Codable, Sendable, Hashable, TenantOwned {
         self.invoke = try container.decodeIfPresent(String.self, forKey: .invoke)
         self.project = try container.decodeIfPresent(String.self, forKey: .project)
         self.environment = try container.decodeIfPresent(String.self, forKey: .environment)
+        self.parent = try container.decodeIfPresent(ParentRun.self, forKey: .parent)
     }
 
     /// Checks the rules JSON decoding cannot express.
@@ -99,6 +105,13 @@ public struct EventEnvelope: Codable, Sendable, Hashable, TenantOwned {
             throw ValidationError(path: "$.invoke", message: "'\(invoke)' is not a job slug")
         }
         try Tenant.validate(project: project, environment: environment, path: "$")
+        if let parent {
+            guard invoke != nil else {
+                throw ValidationError(path: "$.parent", message: "a parent run is only given with 'invoke' (a child job's invocation)")
+            }
+            try Self.requireText(parent.runId, path: "$.parent.runId", what: "parent run id", maximum: Self.maximumIDLength)
+            try Self.requireText(parent.taskId, path: "$.parent.taskId", what: "parent task id", maximum: Self.maximumIDLength)
+        }
     }
 
     /// Checks a name or id: something besides spaces, tabs and line breaks, at most `maximum`

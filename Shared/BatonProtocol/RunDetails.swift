@@ -26,6 +26,10 @@ public struct RunDetails: Codable, Sendable, Hashable {
     public var context: JSONValue?
     /// The status the run's code set last with `io.createStatus` (see ``RunStatusUpdate``).
     public var latestStatus: RunStatusUpdate?
+    /// The run that invoked this one as a child job (`invokeAndWait`), and its waiting task.
+    public var parentRun: ParentRun?
+    /// The child runs this run invoked, in task order.
+    public var childRuns: [String]?
 
     /// The tenant whose API keys see the run.
     public var tenant: Tenant { Tenant.of(project: project, environment: environment) }
@@ -87,8 +91,9 @@ public struct RunDetails: Codable, Sendable, Hashable {
 
     public init(id: String, jobId: String, jobVersion: String, status: RunStatus, output: JSONValue?, error: String?,
                 event: EventSummary, tasks: [TaskDetails], logs: [LogLine], createdAt: Date, updatedAt: Date, completedAt: Date?,
-                tenant: Tenant = .default, replayOf: String? = nil) {
+                tenant: Tenant = .default, replayOf: String? = nil, parentRun: ParentRun? = nil) {
         self.replayOf = replayOf
+        self.parentRun = parentRun
         self.project = tenant.project
         self.environment = tenant.environment
         self.id = id
@@ -104,6 +109,8 @@ public struct RunDetails: Codable, Sendable, Hashable {
         self.updatedAt = updatedAt
         self.completedAt = completedAt
         self.latestStatus = RunStatusUpdate.latest(in: tasks)
+        let children = ChildRunOutcome.childRunIds(tasks.map(\.properties))
+        self.childRuns = children.isEmpty ? nil : children
     }
 }
 

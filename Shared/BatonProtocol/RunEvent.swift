@@ -40,6 +40,11 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case runCompleted(RunCompleted)
         /// The run function threw, or the payload was invalid.
         case runFailed(RunFailed)
+        /// The run invoked a child job and waits for its outcome.
+        case childInvoked(ChildInvoked)
+        /// A child run of this run ended (sent by the task-result service, or by the dispatcher
+        /// when the child job cannot run).
+        case childRunFinished(ChildRunFinished)
 
         /// The kind's name, as in the JSON `type` field (`runCreated`, `taskCompleted`, …).
         public var type: String {
@@ -54,6 +59,8 @@ public struct RunEvent: Codable, Sendable, Hashable {
             case .fetchRequested: "fetchRequested"
             case .runCompleted: "runCompleted"
             case .runFailed: "runFailed"
+            case .childInvoked: "childInvoked"
+            case .childRunFinished: "childRunFinished"
             }
         }
     }
@@ -189,6 +196,33 @@ public struct RunEvent: Codable, Sendable, Hashable {
         }
     }
 
+    public struct ChildInvoked: Codable, Sendable, Hashable {
+        public var taskId: String
+        public var key: String
+        public var parentTaskId: String?
+        /// The child run's id (derived from the invoking event and the job).
+        public var childRunId: String
+        /// The child job's slug.
+        public var jobId: String
+        public init(taskId: String, key: String, parentTaskId: String?, childRunId: String, jobId: String) {
+            self.taskId = taskId
+            self.key = key
+            self.parentTaskId = parentTaskId
+            self.childRunId = childRunId
+            self.jobId = jobId
+        }
+    }
+
+    public struct ChildRunFinished: Codable, Sendable, Hashable {
+        /// The parent's task waiting for the child.
+        public var taskId: String
+        public var outcome: ChildRunOutcome
+        public init(taskId: String, outcome: ChildRunOutcome) {
+            self.taskId = taskId
+            self.outcome = outcome
+        }
+    }
+
     enum CodingKeys: String, CodingKey { case schemaVersion, runId, occurredAt, type, data }
 
     public init(from decoder: any Decoder) throws {
@@ -208,6 +242,8 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case "fetchRequested": body = .fetchRequested(try container.decode(FetchRequested.self, forKey: .data))
         case "runCompleted": body = .runCompleted(try container.decode(RunCompleted.self, forKey: .data))
         case "runFailed": body = .runFailed(try container.decode(RunFailed.self, forKey: .data))
+        case "childInvoked": body = .childInvoked(try container.decode(ChildInvoked.self, forKey: .data))
+        case "childRunFinished": body = .childRunFinished(try container.decode(ChildRunFinished.self, forKey: .data))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown run event type '\(type)'")
         }
@@ -230,6 +266,8 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case .fetchRequested(let data): try container.encode(data, forKey: .data)
         case .runCompleted(let data): try container.encode(data, forKey: .data)
         case .runFailed(let data): try container.encode(data, forKey: .data)
+        case .childInvoked(let data): try container.encode(data, forKey: .data)
+        case .childRunFinished(let data): try container.encode(data, forKey: .data)
         }
     }
 

@@ -274,7 +274,14 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
             case .deduplicationFailed(let key, let taskId, let error, let at):
                 try deduplicationFailed(db, key, runId: runId, taskId: taskId, error: error, now: at)
             case .dropTimers:
-                try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND fired = 0").execute(arguments: [runId])
+                try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND fired = 0 AND task_id != ?")
+                    .execute(arguments: [runId, RunRules.parentNoticeTimerID])
+            case .setTaskProperties(let taskId, let properties):
+                try db.cachedStatement(sql: "UPDATE tasks SET properties = COALESCE(properties, ?) WHERE run_id = ? AND task_id = ?")
+                    .execute(arguments: [try json(properties), runId, taskId])
+            case .makeTimerDue(let taskId, let at):
+                try db.cachedStatement(sql: "UPDATE timers SET due_at = ? WHERE run_id = ? AND task_id = ? AND fired = 0")
+                    .execute(arguments: [at.millisecondsSince1970, runId, taskId])
             }
         }
     }
@@ -725,7 +732,7 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
                 tasks: tasks, logs: logs,
                 createdAt: Date(millisecondsSince1970: row["created_at"]), updatedAt: Date(millisecondsSince1970: row["updated_at"]),
                 completedAt: (row["completed_at"] as Int64?).map(Date.init(millisecondsSince1970:)),
-                tenant: event.tenant, replayOf: row["replay_of"])
+                tenant: event.tenant, replayOf: row["replay_of"], parentRun: event.parent)
         }
     }
 

@@ -46,7 +46,8 @@ struct RunRulesTests {
 
     @Test("the first end of a run counts; later ones change nothing")
     func runEnd() {
-        #expect(RunRules.apply(event(.runCompleted(.init(output: 7))), status: .executing) == [.finish(.completed, output: 7, error: nil, at: now)])
+        #expect(RunRules.apply(event(.runCompleted(.init(output: 7))), status: .executing)
+            == [.finish(.completed, output: 7, error: nil, at: now), .makeTimerDue(taskId: RunRules.parentNoticeTimerID, at: now)])
         #expect(RunRules.apply(event(.runCompleted(.init(output: 7))), status: .failed) == [])
         #expect(RunRules.apply(event(.runFailed(.init(status: .failed, error: "x"))), status: .completed) == [])
     }
@@ -63,7 +64,8 @@ struct RunRulesTests {
         #expect(RunRules.cancel(status: nil, at: now) == nil)
         let ended = RunRules.cancel(status: .completed, at: now)
         #expect(ended?.status == .completed && ended?.canceled == false && ended?.writes == [])
-        #expect(RunRules.cancel(status: .waiting, at: now)?.writes == [.finish(.canceled, output: nil, error: nil, at: now), .dropTimers])
+        #expect(RunRules.cancel(status: .waiting, at: now)?.writes
+            == [.dropTimers, .finish(.canceled, output: nil, error: nil, at: now), .makeTimerDue(taskId: RunRules.parentNoticeTimerID, at: now)])
     }
 
     @Test("a stuck run times out only with the progress it was seen with, and only while queued or executing")
@@ -72,10 +74,45 @@ struct RunRulesTests {
         #expect(RunRules.isStuck(RunState(status: .queued, lastProgress: seen), cutoff: now))
         #expect(!RunRules.isStuck(RunState(status: .waiting, lastProgress: seen), cutoff: now), "a wait is progress")
         #expect(RunRules.timeOut(RunState(status: .executing, lastProgress: seen), seenWithProgress: seen, reason: "r", at: now)
-            == [.finish(.timedOut, output: nil, error: "r", at: now), .dropTimers])
+            == [.dropTimers, .finish(.timedOut, output: nil, error: "r", at: now), .makeTimerDue(taskId: RunRules.parentNoticeTimerID, at: now)])
         #expect(RunRules.timeOut(RunState(status: .executing, lastProgress: now), seenWithProgress: seen, reason: "r", at: now) == [])
         #expect(RunRules.timeOut(RunState(status: .completed, lastProgress: seen), seenWithProgress: seen, reason: "r", at: now) == [])
         #expect(RunRules.timeOut(nil, seenWithProgress: seen, reason: "r", at: now) == [])
+    }
+
+    @Test("child runs: created with a dormant parent notice, which every end makes due (completed, failed, canceled, timed out) and a cancel's timer drop keeps")
+    func childRunNotice() {
+        let parent = ParentRun(runId: "p", taskId: "t")
+        let invoking = EventEnvelope(id: "e", name: JobTrigger.invokedEventName, invoke: "child", parent: parent)
+        let created = RunEvent.RunCreated(jobSlug: "child", jobVersion: "1.0.0", event: invoking)
+        #expect(RunRules.apply(event(.runCreated(created)), status: nil)
+            == [.createRun(created, traceParent: nil, at: now), .scheduleTimer(taskId: RunRules.parentNoticeTimerID, dueAt: RunRules.dormant)])
+        let notice = RunWrite.makeTimerDue(taskId: RunRules.parentNoticeTimerID, at: now)
+        #expect(RunRules.apply(event(.runCompleted(.init(output: 1))), status: .executing)?.last == notice)
+        #expect(RunRules.apply(event(.runFailed(.init(error: "x"))), status: .executing)?.last == notice)
+        #expect(RunRules.apply(event(.runCompleted(.init(output: 1))), status: .completed) == [], "an ended run does not end again")
+        let cancel = try? #require(RunRules.cancel(status: .waiting, at: now)?.writes)
+        #expect(cancel?.first == .dropTimers && cancel?.last == notice, "the notice is made due after the drop, so it still fires")
+        #expect(RunRules.dormant > Date().addingTimeInterval(86_400 * 365 * 1000))
+    }
+
+    @Test("a parent's childInvoked makes a waiting task marked with the child; childRunFinished completes it with the outcome and resumes a waiting parent by a timer due now")
+    func childInvokedAndFinished() throws {
+        let invoked = RunEvent.ChildInvoked(taskId: "t", key: "charge", parentTaskId: nil, childRunId: "run_c", jobId: "charge-card")
+        #expect(RunRules.apply(event(.childInvoked(invoked)), status: .executing) == [
+            .addTask(taskId: "t", key: "charge", parentTaskId: nil, name: "invoke charge-card", status: .waiting, at: now),
+            .setTaskProperties(taskId: "t", properties: ChildRunOutcome.taskProperties(runId: "run_c", jobId: "charge-card")),
+            .setStatus(.waiting, at: now)])
+        #expect(ChildRunOutcome.childRunIds([ChildRunOutcome.taskProperties(runId: "run_c", jobId: "j"), nil, ["baton.kind": "status"]]) == ["run_c"])
+        let outcome = ChildRunOutcome(runId: "run_c", jobId: "charge-card", status: .failed, error: "declined")
+        let finished = RunEvent.ChildRunFinished(taskId: "t", outcome: outcome)
+        let writes = try #require(RunRules.apply(event(.childRunFinished(finished)), status: .waiting))
+        #expect(writes.contains(.completeTask(taskId: "t", output: try JSONValue(encoding: outcome), attempts: .atLeast(1), at: now)))
+        #expect(writes.contains(.scheduleTimer(taskId: RunRules.childTimerID(taskId: "t"), dueAt: now)))
+        #expect(writes.last == .setStatus(.queued, at: now))
+        let executing = try #require(RunRules.apply(event(.childRunFinished(finished)), status: .executing))
+        #expect(!executing.contains { if case .setStatus = $0 { true } else { false } }, "a parent still in its slice keeps its status")
+        #expect(RunRules.apply(event(.childRunFinished(finished)), status: .canceled)?.contains { if case .setStatus = $0 { true } else { false } } == false)
     }
 }
 

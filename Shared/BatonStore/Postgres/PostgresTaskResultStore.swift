@@ -489,7 +489,16 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
                     try await PostgresDeduplicationStore.write(key, record, connection, logger)
                 }
             case .dropTimers:
-                try await connection.query("UPDATE timers SET fired = true WHERE run_id = \(runId) AND NOT fired", logger: logger)
+                try await connection.query(
+                    "UPDATE timers SET fired = true WHERE run_id = \(runId) AND NOT fired AND task_id <> \(RunRules.parentNoticeTimerID)", logger: logger)
+            case .setTaskProperties(let taskId, let properties):
+                try await connection.query(
+                    "UPDATE tasks SET properties = COALESCE(properties, \(try json(properties))) WHERE run_id = \(runId) AND task_id = \(taskId)",
+                    logger: logger)
+            case .makeTimerDue(let taskId, let at):
+                try await connection.query(
+                    "UPDATE timers SET due_at = \(at.millisecondsSince1970) WHERE run_id = \(runId) AND task_id = \(taskId) AND NOT fired",
+                    logger: logger)
             }
         }
         return created
@@ -730,7 +739,7 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
                 output: try Self.decodeJSON(run.output), error: run.error,
                 event: .init(id: event.id, name: event.name, timestamp: event.timestamp), tasks: tasks, logs: logs,
                 createdAt: Date(millisecondsSince1970: run.created), updatedAt: Date(millisecondsSince1970: run.updated),
-                completedAt: run.completed.map(Date.init(millisecondsSince1970:)), tenant: event.tenant, replayOf: run.replayOf)
+                completedAt: run.completed.map(Date.init(millisecondsSince1970:)), tenant: event.tenant, replayOf: run.replayOf, parentRun: event.parent)
         }
     }
 
