@@ -59,6 +59,7 @@ struct ExampleJobsMain {
             fulfilOrderJob(outbox: outbox),
             chargeCardJob(outbox: outbox),
             packItemJob(outbox: outbox),
+            expenseApprovalJob(outbox: outbox),
         ]
         let tickSeconds = config.int(forKey: "example.tick.seconds", default: 0)
         if tickSeconds > 0 { jobs.append(tickerJob(outbox: outbox, seconds: tickSeconds)) }

@@ -106,7 +106,8 @@ struct Dispatcher: Sendable {
         }
         try await start(runs)
         effects.runsStarted = runs.map { ($0.event.id, $0.job.slug, $0.runId) }
-        try await store.commit(effects, at: Date())
+        let matches = try await store.commit(effects, at: Date())
+        try await deliver(matches)
         for run in runs {
             Counter(label: "baton_runs_started_total", dimensions: [("job", run.job.slug)]).increment()
             logger.info("run started", metadata: ["run.id": "\(run.runId)", "job.slug": "\(run.job.slug)", "event.id": "\(run.event.id)"])
@@ -163,8 +164,46 @@ struct Dispatcher: Sendable {
             logger.info("canceled event dropped", metadata: ["event.id": "\(event.id)"])
             return
         }
+        if let wait = event.eventWait {
+            // A run waits for an event (`io.waitForEvent`): matched in the batch's transaction.
+            effects.waitsRegistered.append(EventWaitRecord(tenant: event.tenant, request: wait))
+            effects.eventsDispatched.append(scopedID)
+            logger.info("event wait registered", metadata: ["run.id": "\(wait.runId)", "event.name": "\(wait.name)"])
+            return
+        }
+        if Self.isWaitable(event) { effects.waitableEvents.append(event) }
         runs += try await runsToStart(for: event, view: &view)
         effects.eventsDispatched.append(scopedID)
+    }
+
+    /// Whether runs waiting for events may get `event`: any event but invocations, schedule
+    /// ticks and wait registrations.
+    static func isWaitable(_ event: EventEnvelope) -> Bool {
+        event.invoke == nil && event.eventWait == nil && event.name != JobTrigger.scheduledEventName
+    }
+
+    /// Tells each run whose wait got its event (`eventWaitMatched` on its task-results
+    /// partition), then records them told. A crash in between: ``redeliverWaitMatches()``.
+    func deliver(_ matches: [EventWaitMatch]) async throws {
+        guard !matches.isEmpty else { return }
+        var deliveries: [KafkaProducer.Delivery] = []
+        for match in matches {
+            deliveries.append(try await producer.enqueueWhenRoom(topic: topics.taskResults, key: Array(match.runId.utf8),
+                                                                 value: Array(try BatonJSON.encoder.encode(match.notice))))
+        }
+        for delivery in deliveries { try await delivery.acknowledged() }
+        try await store.markWaitMatchesDelivered(ids: matches.map(\.id), at: Date())
+        Counter(label: "baton_event_waits_matched_total").increment(by: matches.count)
+        for match in matches {
+            logger.info("waited-for event delivered", metadata: ["run.id": "\(match.runId)", "event.id": "\(match.event.id)"])
+        }
+    }
+
+    /// Delivers matches that a crash left undelivered (older than a few seconds: younger ones
+    /// are being delivered by the instance that matched them). At least once: a run applies
+    /// a second delivery as nothing.
+    func redeliverWaitMatches() async throws {
+        try await deliver(try await store.undeliveredWaitMatches(before: Date().addingTimeInterval(-5), limit: 100))
     }
 
     /// The runs `event` starts that were not started yet (as `view` saw the store, when given).
@@ -233,6 +272,11 @@ struct Dispatcher: Sendable {
     /// Starts the run of every matching job not started yet for `event` (delayed events and
     /// schedule ticks).
     func dispatch(_ event: EventEnvelope) async throws {
+        if Self.isWaitable(event) {
+            var batch = DispatchBatch()
+            batch.waitableEvents = [event]
+            try await deliver(try await store.commit(batch, at: Date()))
+        }
         var view = try await BatchView(store: store, events: [event])
         let runs = try await runsToStart(for: event, view: &view)
         try await start(runs)
@@ -480,6 +524,16 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
                                          },
                                          PeriodicService("firing schedules", every: .milliseconds(100), logger: logger) {
                                              try await ScheduleService(dispatcher: dispatcher, owns: ownsSchedule, logger: logger).fireDue()
+                                         },
+                                         PeriodicService("delivering waited-for events", every: .seconds(1), logger: logger) {
+                                             try await dispatcher.redeliverWaitMatches()
+                                         },
+                                         PeriodicService("forgetting old event-wait records", every: .seconds(60), logger: logger) {
+                                             let now = Date()
+                                             let removed = try await store.pruneEventWaits(
+                                                 receivedBefore: now.addingTimeInterval(-(EventWaitRules.defaultLookback / .seconds(1))),
+                                                 endedBefore: now.addingTimeInterval(-3600))
+                                             if removed > 0 { logger.debug("old event-wait records forgotten", metadata: ["rows": "\(removed)"]) }
                                          },
                                          PeriodicService("forgetting old event ids", every: .seconds(3600), logger: logger) {
                                              guard let retention = configuration.retention else { return }

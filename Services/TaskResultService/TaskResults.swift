@@ -554,7 +554,9 @@ struct TimerService: Sendable {
         for (timer, delivery) in sent {
             guard let delivery else { continue }
             try await delivery.acknowledged()
-            logger.info("run resumed", metadata: ["run.id": "\(timer.runId)", "timer.due": "\(timer.dueAt)"])
+            if timer.taskId != RunRules.parentNoticeTimerID {
+                logger.info("run resumed", metadata: ["run.id": "\(timer.runId)", "timer.due": "\(timer.dueAt)"])
+            }
         }
         // The commands are sent: while the store restarts, mark them again rather than resend.
         try await retryingStoreOutage(outage, what: "marking timers fired", logger: logger) {
@@ -568,15 +570,29 @@ struct TimerService: Sendable {
     /// parent). `nil` when the child is unknown or has no parent.
     private func noticeToParent(childRunId: String) async throws -> KafkaProducer.Delivery? {
         guard let child = try await store.run(id: childRunId), let parent = child.parentRun, child.status.isTerminal else { return nil }
-        let outcome = ChildRunOutcome(runId: child.id, jobId: child.jobId, status: child.status,
+        // A child only answers a parent of its own tenant (a direct producer could name any run).
+        guard try await store.tenant(ofRun: parent.runId) == child.tenant else {
+            logger.warning("child run names a parent of another tenant, or an unknown one: not told",
+                           metadata: ["run.id": "\(childRunId)", "parent.run.id": "\(parent.runId)"])
+            return nil
+        }
+        var outcome = ChildRunOutcome(runId: child.id, jobId: child.jobId, status: child.status,
                                       output: child.status == .completed ? child.output ?? .null : nil,
                                       error: child.status == .completed ? nil : child.error ?? "the child run ended \(child.status.rawValue)")
-        let notice = RunEvent(runId: parent.runId, body: .childRunFinished(.init(taskId: parent.taskId, outcome: outcome)))
+        var value = Array(try BatonJSON.encoder.encode(RunEvent(runId: parent.runId, body: .childRunFinished(.init(taskId: parent.taskId, outcome: outcome)))))
+        if value.count > Self.largestNotice {
+            // It would not fit in a record: the parent gets a failure that says so, not silence.
+            outcome = ChildRunOutcome(runId: child.id, jobId: child.jobId, status: .failed,
+                                      error: "the child's output (\(value.count) bytes with its notice) is too large to hand to its parent; return less")
+            value = Array(try BatonJSON.encoder.encode(RunEvent(runId: parent.runId, body: .childRunFinished(.init(taskId: parent.taskId, outcome: outcome)))))
+        }
         logger.info("child run ended: telling its parent", metadata: ["run.id": "\(childRunId)", "parent.run.id": "\(parent.runId)",
                                                                       "run.status": "\(child.status.rawValue)"])
-        return try await producer.enqueueWhenRoom(topic: topics.taskResults, key: Array(parent.runId.utf8),
-                                                  value: Array(try BatonJSON.encoder.encode(notice)))
+        return try await producer.enqueueWhenRoom(topic: topics.taskResults, key: Array(parent.runId.utf8), value: value)
     }
+
+    /// The largest notice sent to a parent (below librdkafka's default `message.max.bytes`, 1 MB).
+    static let largestNotice = 900_000
 }
 
 /// Everything the task-result service keeps, on SQLite (one instance) or PostgreSQL (any number).
@@ -729,6 +745,8 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         event.id = replayEventID
         event.timestamp = Date()
         event.deliverAt = nil
+        // A replay of a child run is a run of its own: its end does not answer the original's parent.
+        event.parent = nil
         let runId = Identifiers.runID(eventID: event.id, jobSlug: original.jobSlug)
         // As the dispatcher starts a run: its record first (acknowledged), then its command.
         try await producer.send(RunEvent(runId: runId, body: .runCreated(.init(jobSlug: original.jobSlug, jobVersion: original.jobVersion,

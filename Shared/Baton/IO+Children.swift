@@ -72,10 +72,39 @@ extension IO {
         } catch {
             throw JobDefinitionError(message: "invoking job '\(jobSlug)' ('\(key)'): \(error)")
         }
+        if requestSent(taskId) { return nil }  // sent in an earlier slice: the child runs
         // The waiting task is recorded before the child can exist: its end always finds it.
         try await slice.publish(.childInvoked(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, childRunId: childRunId, jobId: jobSlug)))
-        try await slice.emit(envelope)
+        try await sendRequest(envelope, of: taskId, note: "child run \(childRunId) of job '\(jobSlug)' invoked ('\(key)')")
         return nil
+    }
+
+    /// The id of the record that notes that task `taskId`'s request (a child's invocation, a
+    /// wait's registration) was sent.
+    private func sentMarkerID(_ taskId: String) -> String {
+        Identifiers.taskID(runID: slice.runId, parentTaskID: taskId, key: "baton.sent")
+    }
+
+    /// Whether task `taskId`'s request was sent in an earlier slice: replays while it is pending
+    /// send nothing again (a batch of N children would otherwise resend N²/2 invocations).
+    func requestSent(_ taskId: String) -> Bool {
+        slice.output(of: sentMarkerID(taskId)) != nil
+    }
+
+    /// Sends `envelope` for task `taskId`, then notes it sent (a log line of the run, which
+    /// changes no status). A failed send ends the slice without an outcome (the run command is
+    /// delivered again, and the replay sends the same envelope); it does not fail the run.
+    func sendRequest(_ envelope: EventEnvelope, of taskId: String, note: String) async throws {
+        do {
+            try await slice.emit(envelope)
+        } catch let error as JobDefinitionError {
+            throw error
+        } catch {
+            throw CheckpointNotDurable(underlying: error)
+        }
+        let marker = sentMarkerID(taskId)
+        try await slice.publish(.logged(.init(taskId: marker, level: "DEBUG", message: note, properties: nil)))
+        slice.complete(marker, output: .null)
     }
 }
 
@@ -108,7 +137,10 @@ extension Job where Payload: Encodable, Output: Decodable {
     public func batchInvokeAndWait(_ io: IO, _ key: String, payloads: [Payload], context: JSONValue? = nil) async throws -> [ChildRunResult<Output>] {
         let slug = try childSlug()
         let documents = try payloads.enumerated().map { try childPayload($0.element, key: "\(key)/\($0.offset)") }
-        let outcomes: [ChildRunOutcome] = try await io.runTask(key, options: TaskOptions(name: "invoke \(payloads.count) × \(slug)")) { batch in
+        // The batch task stores only how many children it has (each child's outcome is its own
+        // subtask's output): a batch's outcomes together may exceed a task output's limit.
+        let batchTaskId = Identifiers.taskID(runID: io.slice.runId, parentTaskID: io.parentTaskId, key: key)
+        _ = try await io.runTask(key, options: TaskOptions(name: "invoke \(payloads.count) × \(slug)")) { batch in
             // Every child is invoked in this slice, whatever happens to the others.
             let results = await withTaskGroup(of: (Int, Result<ChildRunOutcome?, any Error>).self) { group in
                 for (index, document) in documents.enumerated() {
@@ -124,16 +156,22 @@ extension Job where Payload: Encodable, Output: Decodable {
                 for await (index, result) in group { results[index] = result }
                 return results
             }
-            var outcomes: [ChildRunOutcome] = []
-            for index in documents.indices {
-                guard let outcome = try results[index]!.get() else {
-                    throw batch.slice.interrupt("waiting for \(documents.count) child runs of job '\(slug)' ('\(key)')")
-                }
-                outcomes.append(outcome)
+            // A real error first (a pending child would hide it until a later slice), then the wait.
+            for index in documents.indices { _ = try results[index]!.get() }
+            guard documents.indices.allSatisfy({ (try? results[$0]!.get()) != nil }) else {
+                throw batch.slice.interrupt("waiting for \(documents.count) child runs of job '\(slug)' ('\(key)')")
             }
-            return outcomes
+            return documents.count
         }
-        return try outcomes.map { try Self.result(of: $0, key: key) }
+        let children = IO(slice: io.slice, parentTaskId: batchTaskId, depth: io.depth + 1)
+        var results: [ChildRunResult<Output>] = []
+        for index in documents.indices {
+            guard let outcome = try await children.requestChild(String(index), jobSlug: slug, payload: documents[index], context: context) else {
+                throw io.slice.interrupt("waiting for child \(index) of job '\(slug)' ('\(key)')")
+            }
+            results.append(try Self.result(of: outcome, key: "\(key)/\(index)"))
+        }
+        return results
     }
 
     private func childSlug() throws -> String {

@@ -22,15 +22,20 @@ public struct JobHarness: Sendable {
     /// the run invokes, with the invoking event (its `invoke` names the job; its payload is the
     /// child's). `nil`: invoking a child job is an error.
     public var childRuns: (@Sendable (EventEnvelope) async throws -> ChildRunOutcome)?
+    /// Which event each wait gets (`io.waitForEvent`): called once per wait, with its request;
+    /// `nil`: the wait times out. `nil` closure: waiting for an event is an error.
+    public var eventWaits: (@Sendable (EventWaitRequest) async throws -> EventEnvelope?)?
 
     public init(job: any AnyJob, payload: JSONValue, runId: String = "run_harness", organization: String = "default", project: String = "default",
-                childRuns: (@Sendable (EventEnvelope) async throws -> ChildRunOutcome)? = nil) {
+                childRuns: (@Sendable (EventEnvelope) async throws -> ChildRunOutcome)? = nil,
+                eventWaits: (@Sendable (EventWaitRequest) async throws -> EventEnvelope?)? = nil) {
         self.job = job
         self.payload = payload
         self.runId = runId
         self.organization = organization
         self.project = project
         self.childRuns = childRuns
+        self.eventWaits = eventWaits
     }
 
     /// Runs one slice that replays `completed`; every run event goes to `publish`, or, when
@@ -74,6 +79,7 @@ public struct JobHarness: Sendable {
         let invoked = Mutex<[EventEnvelope]>([])
         var childOutcomes: [String: JSONValue] = [:]
         let childRuns = self.childRuns
+        let eventWaits = self.eventWaits
         for sliceNumber in 1...maxSlices {
             let events = recorded.withLock { $0 }
             var completed: [CompletedTask] = []
@@ -93,15 +99,18 @@ public struct JobHarness: Sendable {
             let outcome = try await runSlice(completed: completed, failedAttempts: failures, attempt: sliceNumber, publish: { body in
                 recorded.withLock { $0.append(body) }
             }, emit: { envelope in
-                guard envelope.parent != nil, childRuns != nil else {
-                    throw JobDefinitionError(message: "the harness cannot send event '\(envelope.name)': give it childRuns for child jobs")
+                guard (envelope.parent != nil && childRuns != nil) || (envelope.eventWait != nil && eventWaits != nil) else {
+                    throw JobDefinitionError(message: "the harness cannot send event '\(envelope.name)': give it childRuns for child jobs, eventWaits for waits")
                 }
                 invoked.withLock { $0.append(envelope) }
             })
-            // The children invoked in this slice end before the next one.
+            // The children invoked in this slice end, and its waits for events end, before the next one.
             for envelope in invoked.withLock({ list in defer { list.removeAll() }; return list }) {
-                guard let parent = envelope.parent, let childRuns, childOutcomes[parent.taskId] == nil else { continue }
-                childOutcomes[parent.taskId] = try JSONValue(encoding: try await childRuns(envelope))
+                if let parent = envelope.parent, let childRuns, childOutcomes[parent.taskId] == nil {
+                    childOutcomes[parent.taskId] = try JSONValue(encoding: try await childRuns(envelope))
+                } else if let wait = envelope.eventWait, let eventWaits, childOutcomes[wait.taskId] == nil {
+                    childOutcomes[wait.taskId] = try await eventWaits(wait).map { try JSONValue(encoding: WaitedEvent($0)) } ?? .null
+                }
             }
             if let outcome {
                 return Result(outcome: outcome, events: recorded.withLock { $0 } + [outcome], slices: sliceNumber)

@@ -28,6 +28,11 @@ public struct DispatchBatch: Sendable {
     /// The next offset to read of each consumed partition, by topic: one past the highest
     /// offset consumed.
     public var consumed: [String: [Int32: Int64]] = [:]
+    /// Waits for events registered (`io.waitForEvent`), matched against recent events.
+    public var waitsRegistered: [EventWaitRecord] = []
+    /// Events delivered now (not held, not invocations), matched against pending waits and
+    /// kept a while for waits registered later (``EventWaitRules``).
+    public var waitableEvents: [EventEnvelope] = []
 
     public init() {}
 
@@ -104,8 +109,19 @@ public enum DispatchRules {
 /// Where the dispatcher keeps events seen, runs started, job registrations and schedules, for
 /// one or several instances.
 public protocol DispatcherStoring: DelayedEventStore, ConsumedOffsetStore {
-    /// Writes a batch's effects and its offsets in one transaction (every write idempotent).
-    func commit(_ effects: DispatchBatch, at now: Date) async throws
+    /// Writes a batch's effects and its offsets in one transaction (every write idempotent),
+    /// matching its waits and events (``EventWaitRules/match(newWaits:events:stored:pending:)``).
+    /// - Returns: the waits that got their event in this batch, to deliver.
+    @discardableResult
+    func commit(_ effects: DispatchBatch, at now: Date) async throws -> [EventWaitMatch]
+    /// Waits matched before `before` whose run was not told yet (a crash between the commit and
+    /// the delivery), oldest first.
+    func undeliveredWaitMatches(before: Date, limit: Int) async throws -> [EventWaitMatch]
+    /// Records that the runs of `ids` (``EventWaitMatch/id``) were told.
+    func markWaitMatchesDelivered(ids: [String], at now: Date) async throws
+    /// Forgets recent events received before `receivedBefore`, and waits delivered or timed
+    /// out before `endedBefore`; returns how many rows went.
+    func pruneEventWaits(receivedBefore: Date, endedBefore: Date) async throws -> Int
     /// The first event seen with `eventID` (tenant-scoped), if any.
     func seenEvent(eventID: String) async throws -> SeenEvent?
     /// The first events seen with `eventIDs` (tenant-scoped), by id: one look for a batch.

@@ -39,6 +39,8 @@ public enum RunWrite: Sendable, Hashable {
     case setTaskProperties(taskId: String, properties: JSONValue)
     /// The run's timer `taskId`, if it exists and has not fired, becomes due at `at`.
     case makeTimerDue(taskId: String, at: Date)
+    /// The run's timer `taskId` will not fire (unless it did).
+    case dropTimer(taskId: String)
 
     /// How a completion counts attempts.
     public enum Attempts: Sendable, Hashable {
@@ -134,9 +136,31 @@ public enum RunRules {
                     .setTaskProperties(taskId: child.taskId, properties: ChildRunOutcome.taskProperties(runId: child.childRunId, jobId: child.jobId))]
                 + becoming(.waiting)
         case .childRunFinished(let finished):
-            return childRunFinished(finished, status: status, at: now)
+            return childRunFinished(finished, at: now)
+        case .eventWaitRequested(let wait):
+            // The timeout is a timer of the task itself: firing it completes the task with null.
+            return [.addTask(taskId: wait.taskId, key: wait.key, parentTaskId: wait.parentTaskId, name: "wait for \(wait.name)", status: .waiting, at: now),
+                    .setWaitUntil(taskId: wait.taskId, until: wait.timeoutAt),
+                    .scheduleTimer(taskId: wait.taskId, dueAt: wait.timeoutAt)]
+                + becoming(.waiting)
+        case .eventWaitMatched(let matched):
+            return eventWaitMatched(matched, at: now)
         }
     }
+
+    /// The event a run waited for arrived: the task completes with it (unless the wait timed out
+    /// first: the first outcome stays), its timeout is dropped, and the run is resumed by a
+    /// timer due now (whose end queues a waiting run). A second delivery changes nothing.
+    static func eventWaitMatched(_ matched: RunEvent.EventWaitMatched, at now: Date) -> [RunWrite] {
+        let output = (try? JSONValue(encoding: matched.event)) ?? .null
+        return [.addTask(taskId: matched.taskId, key: matched.taskId, parentTaskId: nil, name: nil, status: .running, at: now),
+                .completeTask(taskId: matched.taskId, output: output, attempts: .atLeast(1), at: now),
+                .dropTimer(taskId: matched.taskId),
+                .scheduleTimer(taskId: eventTimerID(taskId: matched.taskId), dueAt: now)]
+    }
+
+    /// The id of the timer that resumes a run whose task `taskId` got the event it waited for.
+    public static func eventTimerID(taskId: String) -> String { "\(taskId)#event" }
 
     /// The id of a child run's timer that tells its parent how it ended: scheduled dormant
     /// (``dormant``) when the child is created, due when it ends (however it ends: completed,
@@ -153,13 +177,14 @@ public enum RunRules {
 
     /// A child run ended: the parent's waiting task completes with the child's outcome (its
     /// output, or its status and error: the SDK turns those into a typed error), and the parent
-    /// is resumed (by a timer due now, so a crash before the resume command cannot lose it).
-    static func childRunFinished(_ finished: RunEvent.ChildRunFinished, status: RunStatus, at now: Date) -> [RunWrite] {
+    /// is resumed by a timer due now (a crash before the resume command cannot lose it; the
+    /// timer's end queues a waiting parent). A second notice changes nothing: the task keeps
+    /// its first outcome and the timer exists.
+    static func childRunFinished(_ finished: RunEvent.ChildRunFinished, at now: Date) -> [RunWrite] {
         let output = (try? JSONValue(encoding: finished.outcome)) ?? .null
         return [.addTask(taskId: finished.taskId, key: finished.taskId, parentTaskId: nil, name: nil, status: .running, at: now),
                 .completeTask(taskId: finished.taskId, output: output, attempts: .atLeast(1), at: now),
                 .scheduleTimer(taskId: childTimerID(taskId: finished.taskId), dueAt: now)]
-            + (status == .waiting ? [.setStatus(.queued, at: now)] : [])
     }
 
     /// The id of the timer that resumes a parent whose task `taskId` got its child's outcome.

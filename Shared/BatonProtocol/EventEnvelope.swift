@@ -41,6 +41,9 @@ public struct EventEnvelope: Codable, Sendable, Hashable, TenantOwned {
     /// Set by the SDK when a run invokes a child job (`Job.invokeAndWait`): the run and task
     /// that resume with the child run's outcome. Only with `invoke`; not accepted over HTTP.
     public var parent: ParentRun?
+    /// Set by the SDK for `io.waitForEvent`: this record registers a run's wait for an event
+    /// with the dispatcher (its name is ``JobTrigger/eventWaitName``); it starts no runs.
+    public var eventWait: EventWaitRequest?
 
     public init(
         id: String = Identifiers.newEventID(),
@@ -53,7 +56,8 @@ public struct EventEnvelope: Codable, Sendable, Hashable, TenantOwned {
         accountId: String? = nil,
         invoke: String? = nil,
         tenant: Tenant = .default,
-        parent: ParentRun? = nil
+        parent: ParentRun? = nil,
+        eventWait: EventWaitRequest? = nil
     ) {
         self.schemaVersion = Self.currentSchemaVersion
         self.id = id
@@ -67,10 +71,11 @@ public struct EventEnvelope: Codable, Sendable, Hashable, TenantOwned {
         self.invoke = invoke
         self.tenant = tenant
         self.parent = parent
+        self.eventWait = eventWait
     }
 
     enum CodingKeys: String, CodingKey {
-        case schemaVersion, id, name, source, payload, context, timestamp, deliverAt, accountId, invoke, project, environment, parent
+        case schemaVersion, id, name, source, payload, context, timestamp, deliverAt, accountId, invoke, project, environment, parent, eventWait
     }
 
     public init(from decoder: any Decoder) throws {
@@ -88,6 +93,7 @@ public struct EventEnvelope: Codable, Sendable, Hashable, TenantOwned {
         self.project = try container.decodeIfPresent(String.self, forKey: .project)
         self.environment = try container.decodeIfPresent(String.self, forKey: .environment)
         self.parent = try container.decodeIfPresent(ParentRun.self, forKey: .parent)
+        self.eventWait = try container.decodeIfPresent(EventWaitRequest.self, forKey: .eventWait)
     }
 
     /// Checks the rules JSON decoding cannot express.
@@ -111,6 +117,12 @@ public struct EventEnvelope: Codable, Sendable, Hashable, TenantOwned {
             }
             try Self.requireText(parent.runId, path: "$.parent.runId", what: "parent run id", maximum: Self.maximumIDLength)
             try Self.requireText(parent.taskId, path: "$.parent.taskId", what: "parent task id", maximum: Self.maximumIDLength)
+        }
+        if let eventWait {
+            guard invoke == nil, parent == nil, name == JobTrigger.eventWaitName else {
+                throw ValidationError(path: "$.eventWait", message: "a wait registration is named '\(JobTrigger.eventWaitName)' and invokes no job")
+            }
+            try eventWait.validate()
         }
     }
 

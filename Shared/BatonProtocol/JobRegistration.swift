@@ -7,6 +7,8 @@ public struct JobTrigger: Codable, Sendable, Hashable {
     public static let scheduledEventName = "baton.scheduled"
     /// The event name invoked runs carry.
     public static let invokedEventName = "baton.invoke"
+    /// The name of the records that register a run's wait for an event (`io.waitForEvent`).
+    public static let eventWaitName = "baton.eventWait"
 
     /// Trigger kind: `event`, `interval`, `cron` or `invoke`.
     public var type: String

@@ -45,6 +45,10 @@ public struct RunEvent: Codable, Sendable, Hashable {
         /// A child run of this run ended (sent by the task-result service, or by the dispatcher
         /// when the child job cannot run).
         case childRunFinished(ChildRunFinished)
+        /// The run waits for an event (`io.waitForEvent`) until it arrives or the wait times out.
+        case eventWaitRequested(EventWaitRequested)
+        /// The event a run waited for arrived (sent by the dispatcher).
+        case eventWaitMatched(EventWaitMatched)
 
         /// The kind's name, as in the JSON `type` field (`runCreated`, `taskCompleted`, …).
         public var type: String {
@@ -61,6 +65,8 @@ public struct RunEvent: Codable, Sendable, Hashable {
             case .runFailed: "runFailed"
             case .childInvoked: "childInvoked"
             case .childRunFinished: "childRunFinished"
+            case .eventWaitRequested: "eventWaitRequested"
+            case .eventWaitMatched: "eventWaitMatched"
             }
         }
     }
@@ -223,6 +229,34 @@ public struct RunEvent: Codable, Sendable, Hashable {
         }
     }
 
+    public struct EventWaitRequested: Codable, Sendable, Hashable {
+        public var taskId: String
+        public var key: String
+        public var parentTaskId: String?
+        /// The event name waited for.
+        public var name: String
+        /// When the wait gives up: the task then completes with `null` (the SDK throws a timeout).
+        public var timeoutAt: Date
+        public init(taskId: String, key: String, parentTaskId: String?, name: String, timeoutAt: Date) {
+            self.taskId = taskId
+            self.key = key
+            self.parentTaskId = parentTaskId
+            self.name = name
+            self.timeoutAt = timeoutAt
+        }
+    }
+
+    public struct EventWaitMatched: Codable, Sendable, Hashable {
+        /// The waiting task.
+        public var taskId: String
+        /// The event that matched.
+        public var event: WaitedEvent
+        public init(taskId: String, event: WaitedEvent) {
+            self.taskId = taskId
+            self.event = event
+        }
+    }
+
     enum CodingKeys: String, CodingKey { case schemaVersion, runId, occurredAt, type, data }
 
     public init(from decoder: any Decoder) throws {
@@ -244,6 +278,8 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case "runFailed": body = .runFailed(try container.decode(RunFailed.self, forKey: .data))
         case "childInvoked": body = .childInvoked(try container.decode(ChildInvoked.self, forKey: .data))
         case "childRunFinished": body = .childRunFinished(try container.decode(ChildRunFinished.self, forKey: .data))
+        case "eventWaitRequested": body = .eventWaitRequested(try container.decode(EventWaitRequested.self, forKey: .data))
+        case "eventWaitMatched": body = .eventWaitMatched(try container.decode(EventWaitMatched.self, forKey: .data))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown run event type '\(type)'")
         }
@@ -268,6 +304,8 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case .runFailed(let data): try container.encode(data, forKey: .data)
         case .childInvoked(let data): try container.encode(data, forKey: .data)
         case .childRunFinished(let data): try container.encode(data, forKey: .data)
+        case .eventWaitRequested(let data): try container.encode(data, forKey: .data)
+        case .eventWaitMatched(let data): try container.encode(data, forKey: .data)
         }
     }
 

@@ -92,6 +92,33 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
             // The events list (`GET /api/v1/events`) reads the newest first.
             try db.execute(sql: "CREATE INDEX events_by_received ON events(received_at)")
         }
+        migrator.registerMigration("v8 event waits") { db in
+            // Runs waiting for an event (`io.waitForEvent`), and the events received lately, kept
+            // for waits registered after them (see `EventWaitRules`).
+            try db.execute(sql: """
+                CREATE TABLE event_waits (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    scoped_name TEXT NOT NULL,
+                    project TEXT NOT NULL,
+                    environment TEXT NOT NULL,
+                    wait TEXT NOT NULL,
+                    timeout_at INTEGER NOT NULL,
+                    registered_at INTEGER NOT NULL,
+                    matched_event TEXT,
+                    matched_at INTEGER,
+                    delivered_at INTEGER
+                );
+                CREATE INDEX event_waits_pending ON event_waits(scoped_name) WHERE matched_at IS NULL;
+                CREATE INDEX event_waits_undelivered ON event_waits(matched_at) WHERE matched_at IS NOT NULL AND delivered_at IS NULL;
+                CREATE TABLE recent_events (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    scoped_name TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    received_at INTEGER NOT NULL
+                );
+                CREATE INDEX recent_events_by_name ON recent_events(scoped_name, received_at);
+                """)
+        }
         return migrator
     }
 
@@ -124,12 +151,13 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
     /// Writes `effects` in one transaction: reprocessing the same records after a crash before
     /// it changes nothing twice (every write is idempotent), and after it nothing at all (the
     /// consumer starts past them).
-    public func commit(_ effects: DispatchBatch, at now: Date = Date()) async throws {
+    @discardableResult
+    public func commit(_ effects: DispatchBatch, at now: Date = Date()) async throws -> [EventWaitMatch] {
         let time = now.millisecondsSince1970
         let seen = try effects.firstSeen.map { (id: $0.tenant.scoped($0.id), json: String(decoding: try BatonJSON.encoder.encode($0), as: UTF8.self)) }
 
         // GRDB's async write suspends the caller instead of blocking a cooperative thread.
-        try await pool.write { db in
+        return try await pool.write { db -> [EventWaitMatch] in
             for event in seen {
                 try db.cachedStatement(sql: "INSERT OR IGNORE INTO events (event_id, event, received_at) VALUES (?, ?, ?)").execute(arguments: [event.id, event.json, time])
             }
@@ -142,8 +170,92 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
             for id in effects.eventsDispatched {
                 try Self.markEventDispatched(db, eventID: id, time: time)
             }
+            let matches = try Self.matchEventWaits(db, waits: effects.waitsRegistered, events: effects.waitableEvents, now: now)
             for (topic, next) in effects.consumed { try ConsumerOffsetsTable.advance(db, topic: topic, to: next) }
+            return matches
         }
+    }
+
+    /// Records `waits` and `events` and matches them (``EventWaitRules``); one writer at a time,
+    /// so what this transaction reads stays true until it commits.
+    private static func matchEventWaits(_ db: Database, waits: [EventWaitRecord], events: [EventEnvelope], now: Date) throws -> [EventWaitMatch] {
+        guard !waits.isEmpty || !events.isEmpty else { return [] }
+        let time = now.millisecondsSince1970
+        var newWaits: [EventWaitRecord] = []
+        var stored: [RecentEvent] = []
+        for wait in waits {
+            try db.cachedStatement(sql: """
+                INSERT OR IGNORE INTO event_waits (id, scoped_name, project, environment, wait, timeout_at, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [wait.id, wait.scopedName, wait.tenant.project, wait.tenant.environment, try json(wait.request),
+                                         wait.request.timeoutAt.millisecondsSince1970, time])
+            guard db.changesCount == 1 else { continue }  // registered before: a resend
+            newWaits.append(wait)
+            let from = wait.request.since.addingTimeInterval(-(EventWaitRequest.clockTolerance / .seconds(1))).millisecondsSince1970
+            stored += try Row.fetchAll(try db.cachedStatement(sql: """
+                SELECT event, received_at FROM recent_events WHERE scoped_name = ? AND received_at >= ? ORDER BY seq
+                """), arguments: [wait.scopedName, from]).map {
+                RecentEvent(event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(($0["event"] as String).utf8)),
+                            receivedAt: Date(millisecondsSince1970: $0["received_at"]))
+            }
+        }
+        var pending: [EventWaitRecord] = []
+        for name in Set(events.map { $0.tenant.scoped($0.name) }) {
+            pending += try Row.fetchAll(try db.cachedStatement(sql: """
+                SELECT project, environment, wait FROM event_waits WHERE scoped_name = ? AND matched_at IS NULL AND timeout_at > ?
+                """), arguments: [name, time]).map {
+                EventWaitRecord(tenant: Tenant.of(project: $0["project"], environment: $0["environment"]),
+                                request: try BatonJSON.decoder.decode(EventWaitRequest.self, from: Data(($0["wait"] as String).utf8)))
+            }
+        }
+        for event in events {
+            try db.cachedStatement(sql: "INSERT INTO recent_events (scoped_name, event, received_at) VALUES (?, ?, ?)")
+                .execute(arguments: [event.tenant.scoped(event.name), try json(event), time])
+        }
+        let matched = EventWaitRules.match(newWaits: newWaits, events: events.map { RecentEvent(event: $0, receivedAt: now) }, stored: stored, pending: pending)
+        for wait in matched {
+            try db.cachedStatement(sql: "UPDATE event_waits SET matched_event = ?, matched_at = ? WHERE id = ? AND matched_at IS NULL")
+                .execute(arguments: [try json(wait.matched), time, wait.id])
+        }
+        return matched.compactMap(\.match)
+    }
+
+    public func undeliveredWaitMatches(before: Date, limit: Int) async throws -> [EventWaitMatch] {
+        try await pool.read { db in
+            try Row.fetchAll(try db.cachedStatement(sql: """
+                SELECT project, environment, wait, matched_event FROM event_waits
+                WHERE matched_at IS NOT NULL AND delivered_at IS NULL AND matched_at < ? ORDER BY matched_at LIMIT ?
+                """), arguments: [before.millisecondsSince1970, limit]).compactMap {
+                EventWaitRecord(tenant: Tenant.of(project: $0["project"], environment: $0["environment"]),
+                                request: try BatonJSON.decoder.decode(EventWaitRequest.self, from: Data(($0["wait"] as String).utf8)),
+                                matched: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(($0["matched_event"] as String).utf8))).match
+            }
+        }
+    }
+
+    public func markWaitMatchesDelivered(ids: [String], at now: Date = Date()) async throws {
+        try await pool.write { db in
+            for id in ids {
+                try db.cachedStatement(sql: "UPDATE event_waits SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL")
+                    .execute(arguments: [now.millisecondsSince1970, id])
+            }
+        }
+    }
+
+    @discardableResult
+    public func pruneEventWaits(receivedBefore: Date, endedBefore: Date) async throws -> Int {
+        try await pool.write { db in
+            try db.cachedStatement(sql: "DELETE FROM recent_events WHERE received_at < ?").execute(arguments: [receivedBefore.millisecondsSince1970])
+            var removed = db.changesCount
+            try db.cachedStatement(sql: """
+                DELETE FROM event_waits WHERE delivered_at < ? OR (matched_at IS NULL AND timeout_at < ?)
+                """).execute(arguments: [endedBefore.millisecondsSince1970, endedBefore.millisecondsSince1970])
+            removed += db.changesCount
+            return removed
+        }
+    }
+
+    private static func json(_ value: some Encodable) throws -> String {
+        String(decoding: try BatonJSON.encoder.encode(value), as: UTF8.self)
     }
 
     /// The next offset to read of each partition of `topic`, as far as this store has consumed.

@@ -279,6 +279,8 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
             case .setTaskProperties(let taskId, let properties):
                 try db.cachedStatement(sql: "UPDATE tasks SET properties = COALESCE(properties, ?) WHERE run_id = ? AND task_id = ?")
                     .execute(arguments: [try json(properties), runId, taskId])
+            case .dropTimer(let taskId):
+                try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND task_id = ? AND fired = 0").execute(arguments: [runId, taskId])
             case .makeTimerDue(let taskId, let at):
                 try db.cachedStatement(sql: "UPDATE timers SET due_at = ? WHERE run_id = ? AND task_id = ? AND fired = 0")
                     .execute(arguments: [at.millisecondsSince1970, runId, taskId])

@@ -43,12 +43,13 @@ struct ChildRunStoreTests {
             _ = try await store.apply(records([finished, finished], from: 5))
             let outcomeJSON = try JSONValue(encoding: outcome)
             let resumed = try #require(try await store.run(id: "p"))
-            #expect(resumed.status == .queued)
             #expect(resumed.tasks.first?.status == .completed && resumed.tasks.first?.output == outcomeJSON)
             let resume = try await store.claimDueTimers(owner: "a", now: Date().addingTimeInterval(1), lease: .seconds(30), limit: 10)
             #expect(resume.map(\.taskId) == [RunRules.childTimerID(taskId: "t-child")])
             let command = try #require(try await store.resumeCommand(runId: "p", counting: resume.first?.taskId))
             #expect(command.completedTasks.contains { $0.taskId == "t-child" && $0.output == outcomeJSON })
+            try await store.markFired(resume, owner: "a")
+            #expect(try await store.run(id: "p")?.status == .queued, "the resume timer's end queues the waiting parent")
         }
     }
 }

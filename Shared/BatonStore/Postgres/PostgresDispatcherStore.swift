@@ -55,7 +55,37 @@ public struct PostgresDispatcherStore: DispatcherStoring, PostgresServiceStore {
         ]),
         // The events list (`GET /api/v1/events`) reads the newest first.
         .init(id: "dispatcher v2 events by time", statements: ["CREATE INDEX events_by_received ON events (received_at DESC)"]),
-    ] + PostgresSharedTables.migrations
+    ] + PostgresSharedTables.migrations + [
+        // Runs waiting for an event (`io.waitForEvent`), and the events received lately, kept
+        // for waits registered after them (see `EventWaitRules`).
+        .init(id: "dispatcher v3 event waits", statements: [
+            """
+            CREATE TABLE event_waits (
+                id TEXT PRIMARY KEY,
+                scoped_name TEXT NOT NULL,
+                project TEXT NOT NULL,
+                environment TEXT NOT NULL,
+                wait TEXT NOT NULL,
+                timeout_at BIGINT NOT NULL,
+                registered_at BIGINT NOT NULL,
+                matched_event TEXT,
+                matched_at BIGINT,
+                delivered_at BIGINT
+            )
+            """,
+            "CREATE INDEX event_waits_pending ON event_waits (scoped_name) WHERE matched_at IS NULL",
+            "CREATE INDEX event_waits_undelivered ON event_waits (matched_at) WHERE matched_at IS NOT NULL AND delivered_at IS NULL",
+            """
+            CREATE TABLE recent_events (
+                seq BIGSERIAL PRIMARY KEY,
+                scoped_name TEXT NOT NULL,
+                event TEXT NOT NULL,
+                received_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX recent_events_by_name ON recent_events (scoped_name, received_at)",
+        ]),
+    ]
 
     /// Opens the store, applying its migrations.
     /// - Throws: `StoreError` when the database holds the task-result service's store.
@@ -68,10 +98,11 @@ public struct PostgresDispatcherStore: DispatcherStoring, PostgresServiceStore {
         try await database.migrate(Self.migrations)
     }
 
-    public func commit(_ effects: DispatchBatch, at now: Date) async throws {
+    @discardableResult
+    public func commit(_ effects: DispatchBatch, at now: Date) async throws -> [EventWaitMatch] {
         let time = now.millisecondsSince1970
         let seen = try effects.firstSeen.map { (id: $0.tenant.scoped($0.id), json: try Self.json($0)) }
-        try await database.transaction { connection, logger in
+        return try await database.transaction { connection, logger -> [EventWaitMatch] in
             // Set-based: a statement per kind of write, whatever the batch's size.
             if !seen.isEmpty {
                 try await connection.query("""
@@ -93,9 +124,105 @@ public struct PostgresDispatcherStore: DispatcherStoring, PostgresServiceStore {
                     """, logger: logger)
             }
             try await Self.markEventsDispatched(eventIDs: effects.eventsDispatched, time: time, connection, logger)
+            let matches = try await Self.matchEventWaits(waits: effects.waitsRegistered, events: effects.waitableEvents, now: now, connection, logger)
             for (topic, next) in effects.consumed {
                 try await PostgresConsumedOffsetStore.advance(topic: topic, to: next, connection, logger)
             }
+            return matches
+        }
+    }
+
+    /// Records `waits` and `events` and matches them (``EventWaitRules``). Transactions that
+    /// touch the same event name take turns (an advisory lock per name, in one order), so a
+    /// wait and an event committed at once by two instances always see each other.
+    private static func matchEventWaits(waits: [EventWaitRecord], events: [EventEnvelope], now: Date,
+                                        _ connection: PostgresConnection, _ logger: Logger) async throws -> [EventWaitMatch] {
+        guard !waits.isEmpty || !events.isEmpty else { return [] }
+        let time = now.millisecondsSince1970
+        let names = Set(waits.map(\.scopedName) + events.map { $0.tenant.scoped($0.name) }).sorted()
+        for name in names {
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("event-wait " + name)))", logger: logger)
+        }
+        var newWaits: [EventWaitRecord] = []
+        var stored: [RecentEvent] = []
+        for wait in waits {
+            var inserted = false
+            for try await _ in try await connection.query("""
+                INSERT INTO event_waits (id, scoped_name, project, environment, wait, timeout_at, registered_at)
+                VALUES (\(wait.id), \(wait.scopedName), \(wait.tenant.project), \(wait.tenant.environment), \(try json(wait.request)),
+                        \(wait.request.timeoutAt.millisecondsSince1970), \(time))
+                ON CONFLICT (id) DO NOTHING RETURNING 1
+                """, logger: logger).decode(Int32.self) { inserted = true }
+            guard inserted else { continue }  // registered before: a resend
+            newWaits.append(wait)
+            let from = wait.request.since.addingTimeInterval(-(EventWaitRequest.clockTolerance / .seconds(1))).millisecondsSince1970
+            for try await (event, receivedAt) in try await connection.query("""
+                SELECT event, received_at FROM recent_events WHERE scoped_name = \(wait.scopedName) AND received_at >= \(from) ORDER BY seq
+                """, logger: logger).decode((String, Int64).self) {
+                stored.append(RecentEvent(event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(event.utf8)),
+                                          receivedAt: Date(millisecondsSince1970: receivedAt)))
+            }
+        }
+        var pending: [EventWaitRecord] = []
+        let eventNames = Array(Set(events.map { $0.tenant.scoped($0.name) }))
+        if !eventNames.isEmpty {
+            for try await (project, environment, wait) in try await connection.query("""
+                SELECT project, environment, wait FROM event_waits WHERE scoped_name = ANY(\(eventNames)) AND matched_at IS NULL AND timeout_at > \(time)
+                """, logger: logger).decode((String, String, String).self) {
+                pending.append(EventWaitRecord(tenant: Tenant.of(project: project, environment: environment),
+                                               request: try BatonJSON.decoder.decode(EventWaitRequest.self, from: Data(wait.utf8))))
+            }
+            try await connection.query("""
+                INSERT INTO recent_events (scoped_name, event, received_at)
+                SELECT name, event, \(time) FROM unnest(\(events.map { $0.tenant.scoped($0.name) }), \(try events.map { try json($0) }))
+                    WITH ORDINALITY AS received(name, event, position)
+                ORDER BY position
+                """, logger: logger)
+        }
+        let matched = EventWaitRules.match(newWaits: newWaits, events: events.map { RecentEvent(event: $0, receivedAt: now) }, stored: stored, pending: pending)
+        for wait in matched {
+            try await connection.query("""
+                UPDATE event_waits SET matched_event = \(try json(wait.matched)), matched_at = \(time) WHERE id = \(wait.id) AND matched_at IS NULL
+                """, logger: logger)
+        }
+        return matched.compactMap(\.match)
+    }
+
+    public func undeliveredWaitMatches(before: Date, limit: Int) async throws -> [EventWaitMatch] {
+        var matches: [EventWaitMatch] = []
+        for try await (project, environment, wait, event) in try await database.client.query("""
+            SELECT project, environment, wait, matched_event FROM event_waits
+            WHERE matched_at IS NOT NULL AND delivered_at IS NULL AND matched_at < \(before.millisecondsSince1970) ORDER BY matched_at LIMIT \(limit)
+            """, logger: database.logger).decode((String, String, String, String).self) {
+            let record = EventWaitRecord(tenant: Tenant.of(project: project, environment: environment),
+                                         request: try BatonJSON.decoder.decode(EventWaitRequest.self, from: Data(wait.utf8)),
+                                         matched: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(event.utf8)))
+            if let match = record.match { matches.append(match) }
+        }
+        return matches
+    }
+
+    public func markWaitMatchesDelivered(ids: [String], at now: Date) async throws {
+        guard !ids.isEmpty else { return }
+        try await database.client.query("""
+            UPDATE event_waits SET delivered_at = \(now.millisecondsSince1970) WHERE id = ANY(\(ids)) AND delivered_at IS NULL
+            """, logger: database.logger)
+    }
+
+    @discardableResult
+    public func pruneEventWaits(receivedBefore: Date, endedBefore: Date) async throws -> Int {
+        try await database.transaction { connection, logger in
+            var removed = 0
+            for statement: PostgresQuery in [
+                "DELETE FROM recent_events WHERE received_at < \(receivedBefore.millisecondsSince1970) RETURNING 1",
+                """
+                DELETE FROM event_waits WHERE delivered_at < \(endedBefore.millisecondsSince1970)
+                    OR (matched_at IS NULL AND timeout_at < \(endedBefore.millisecondsSince1970)) RETURNING 1
+                """,
+            ] {
+                for try await _ in try await connection.query(statement, logger: logger).decode(Int32.self) { removed += 1 }
+            }
+            return removed
         }
     }
 

@@ -200,6 +200,8 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         var changesPerTask: [String: Int] = [:]
         var logs: [(runId: String, taskId: String, level: String, message: String, properties: String?, at: Int64)] = []
         var timers: [(runId: String, taskId: String, dueAt: Int64)] = []
+        /// Timers made due (every run end makes its parent notice due): one statement per batch.
+        var timersDue: [(runId: String, taskId: String, at: Int64)] = []
         var fetches: [(runId: String, taskId: String, request: String, at: Int64)] = []
         var ends: [String: (status: RunStatus, output: String?, error: String?, at: Int64)] = [:]
         var statusChanges: [String: (status: RunStatus, at: Int64)] = [:]
@@ -229,6 +231,8 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
                     timers.append((runId, taskId, dueAt.millisecondsSince1970))
                 case .scheduleFetch(let taskId, let request, let at):
                     fetches.append((runId, taskId, try json(request), at.millisecondsSince1970))
+                case .makeTimerDue(let taskId, let at):
+                    timersDue.append((runId, taskId, at.millisecondsSince1970))
                 case .setStatus(let status, let at):
                     statusChanges[runId] = (status, at.millisecondsSince1970)
                 case .finish(let status, let output, let error, let at):
@@ -258,6 +262,14 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
                     INSERT INTO timers (run_id, task_id, due_at)
                     SELECT * FROM unnest(\(timers.map(\.runId)), \(timers.map(\.taskId)), \(timers.map(\.dueAt)))
                     ON CONFLICT (run_id, task_id) DO NOTHING
+                    """, logger: logger)
+            }
+            if !timersDue.isEmpty {
+                // After the inserts: a child created and ended in one batch finds its notice.
+                try await connection.query("""
+                    UPDATE timers SET due_at = d.at
+                    FROM unnest(\(timersDue.map(\.runId)), \(timersDue.map(\.taskId)), \(timersDue.map(\.at))) AS d(run_id, task_id, at)
+                    WHERE timers.run_id = d.run_id AND timers.task_id = d.task_id AND NOT timers.fired
                     """, logger: logger)
             }
             if !fetches.isEmpty {
@@ -495,6 +507,8 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
                 try await connection.query(
                     "UPDATE tasks SET properties = COALESCE(properties, \(try json(properties))) WHERE run_id = \(runId) AND task_id = \(taskId)",
                     logger: logger)
+            case .dropTimer(let taskId):
+                try await connection.query("UPDATE timers SET fired = true WHERE run_id = \(runId) AND task_id = \(taskId) AND NOT fired", logger: logger)
             case .makeTimerDue(let taskId, let at):
                 try await connection.query(
                     "UPDATE timers SET due_at = \(at.millisecondsSince1970) WHERE run_id = \(runId) AND task_id = \(taskId) AND NOT fired",

@@ -1,0 +1,82 @@
+import BatonProtocol
+import Foundation
+
+/// A wait for an event (`io.waitForEvent`) ended with no matching event.
+public struct EventWaitTimedOut: Error, CustomStringConvertible, Sendable, Hashable {
+    /// The wait's key.
+    public var key: String
+    /// The event name it waited for.
+    public var name: String
+    /// When it gave up.
+    public var timeoutAt: Date?
+
+    public var description: String {
+        "no '\(name)' event arrived for wait '\(key)' before its timeout\(timeoutAt.map { " (\(BatonJSON.formatDate($0)))" } ?? "")"
+    }
+}
+
+extension IO {
+    /// Pauses the run until an event named `name` arrives (from `source`, and passing `filter`
+    /// on its payload and `contextFilter` on its context, when given), and returns it.
+    ///
+    /// The slice ends while the run waits; the dispatcher matches events against the wait, and
+    /// the event resumes the run. Race-free: the wait counts from the moment of this call, so an
+    /// event that arrives before the dispatcher has registered the wait still matches it.
+    /// Several runs may wait for the same event; each gets it once. Keyed: once the wait ended,
+    /// every replay returns the same event (or throws the same timeout).
+    ///
+    /// ```swift
+    /// let approval = try await io.waitForEvent("approval", name: "expense.approved",
+    ///                                          filter: ["expenseId": [.string(expense.id)]], timeout: .seconds(86_400))
+    /// let approver = try approval.payload(as: Approval.self).approver
+    /// ```
+    /// - Parameter timeout: 10 s to 365 days; 1 hour when not given.
+    /// - Throws: ``EventWaitTimedOut`` when no event matched in time; `JobDefinitionError` for a
+    ///   timeout out of bounds or an invalid filter; `BatonInterrupt` while it waits (let it
+    ///   propagate).
+    public func waitForEvent(
+        _ key: String, name: String, source: String? = nil, filter: JSONValue? = nil, contextFilter: JSONValue? = nil,
+        timeout: Duration = EventWaitRequest.defaultTimeout
+    ) async throws -> WaitedEvent {
+        let taskId = Identifiers.taskID(runID: slice.runId, parentTaskID: parentTaskId, key: key)
+        if let stored = slice.output(of: taskId) {
+            // `null`: the timeout's timer completed the wait.
+            guard stored != .null else { throw EventWaitTimedOut(key: key, name: name, timeoutAt: nil) }
+            do {
+                return try stored.decode(as: WaitedEvent.self)
+            } catch {
+                throw JobDefinitionError(message: "the stored event of wait '\(key)' does not decode: \(BatonJSON.describe(error).message)")
+            }
+        }
+        guard EventWaitRequest.timeoutBounds.contains(timeout) else {
+            throw JobDefinitionError(message: "wait for event '\(key)': the timeout \(timeout) is outside 10 s to 365 days")
+        }
+        let request: EventWaitRequest
+        do {
+            let since = Date()
+            request = EventWaitRequest(
+                runId: slice.runId, taskId: taskId, name: name, source: source,
+                filter: try filter.map { filter throws(ValidationError) in try EventFilter(filter, path: "filter") },
+                contextFilter: try contextFilter.map { filter throws(ValidationError) in try EventFilter(filter, path: "contextFilter") },
+                since: since, timeoutAt: since.addingTimeInterval(timeout / .seconds(1)))
+            try slice.limits.checkKey(key, path: "key", what: "wait key '\(key.prefix(40))…'")
+        } catch {
+            throw JobDefinitionError(message: "wait for event '\(key)': \(error)")
+        }
+        // The registration's id derives from the run and the task: a replay's resend registers nothing new.
+        let registration = EventEnvelope(id: Identifiers.eventID(runID: slice.runId, taskID: taskId), name: JobTrigger.eventWaitName, source: "baton",
+                                         tenant: slice.tenant, eventWait: request)
+        do {
+            try registration.validate()
+        } catch {
+            throw JobDefinitionError(message: "wait for event '\(key)': \(error)")
+        }
+        try slice.checkNotFenced(before: "wait for event '\(key)'")
+        if !requestSent(taskId) {
+            // The waiting task and its timeout first, then the registration with the dispatcher.
+            try await slice.publish(.eventWaitRequested(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, name: name, timeoutAt: request.timeoutAt)))
+            try await sendRequest(registration, of: taskId, note: "waiting for event '\(name)' ('\(key)')")
+        }
+        throw slice.interrupt("waiting for event '\(name)' ('\(key)')")
+    }
+}
