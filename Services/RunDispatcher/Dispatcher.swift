@@ -188,8 +188,16 @@ struct Dispatcher: Sendable {
         guard !matches.isEmpty else { return }
         var deliveries: [KafkaProducer.Delivery] = []
         for match in matches {
-            deliveries.append(try await producer.enqueueWhenRoom(topic: topics.taskResults, key: Array(match.runId.utf8),
-                                                                 value: Array(try BatonJSON.encoder.encode(match.notice))))
+            var value = Array(try BatonJSON.encoder.encode(match.notice))
+            if value.count > Self.largestNotice {
+                // It would not fit in a record: the run gets the event without its payload, and says why.
+                var event = match.event
+                event.payload = ["baton.error": .string("the event's payload (\(value.count) bytes with its notice) is too large to hand to a waiting run")]
+                event.context = nil
+                value = Array(try BatonJSON.encoder.encode(EventWaitMatch(id: match.id, runId: match.runId, taskId: match.taskId, event: event).notice))
+                logger.warning("waited-for event too large to deliver whole: its payload is left out", metadata: ["run.id": "\(match.runId)", "event.id": "\(event.id)"])
+            }
+            deliveries.append(try await producer.enqueueWhenRoom(topic: topics.taskResults, key: Array(match.runId.utf8), value: value))
         }
         for delivery in deliveries { try await delivery.acknowledged() }
         try await store.markWaitMatchesDelivered(ids: matches.map(\.id), at: Date())
@@ -198,6 +206,9 @@ struct Dispatcher: Sendable {
             logger.info("waited-for event delivered", metadata: ["run.id": "\(match.runId)", "event.id": "\(match.event.id)"])
         }
     }
+
+    /// The largest delivery sent to a run (below librdkafka's default `message.max.bytes`, 1 MB).
+    static let largestNotice = 900_000
 
     /// Delivers matches that a crash left undelivered (older than a few seconds: younger ones
     /// are being delivered by the instance that matched them). At least once: a run applies

@@ -546,6 +546,11 @@ struct TimerService: Sendable {
             var delivery: KafkaProducer.Delivery?
             if timer.taskId == RunRules.parentNoticeTimerID {
                 delivery = try await noticeToParent(childRunId: timer.runId)
+            } else if let waitTask = RunRules.eventWaitTask(ofTimeoutTimer: timer.taskId) {
+                // Decided on the run's partition, in order with a match that may be on its way.
+                let timedOut = RunEvent(runId: timer.runId, body: .eventWaitTimedOut(.init(taskId: waitTask)))
+                delivery = try await producer.enqueueWhenRoom(topic: topics.taskResults, key: Array(timer.runId.utf8),
+                                                              value: Array(try BatonJSON.encoder.encode(timedOut)))
             } else if let command = try await store.resumeCommand(runId: timer.runId, counting: timer.taskId) {
                 delivery = try await producer.enqueue(command, topics: topics, continuingTrace: try await store.traceParent(runId: command.runId))
             }
@@ -554,7 +559,7 @@ struct TimerService: Sendable {
         for (timer, delivery) in sent {
             guard let delivery else { continue }
             try await delivery.acknowledged()
-            if timer.taskId != RunRules.parentNoticeTimerID {
+            if timer.taskId != RunRules.parentNoticeTimerID, RunRules.eventWaitTask(ofTimeoutTimer: timer.taskId) == nil {
                 logger.info("run resumed", metadata: ["run.id": "\(timer.runId)", "timer.due": "\(timer.dueAt)"])
             }
         }

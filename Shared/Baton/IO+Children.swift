@@ -72,10 +72,13 @@ extension IO {
         } catch {
             throw JobDefinitionError(message: "invoking job '\(jobSlug)' ('\(key)'): \(error)")
         }
-        if requestSent(taskId) { return nil }  // sent in an earlier slice: the child runs
         // The waiting task is recorded before the child can exist: its end always finds it.
+        // Recorded again by every replay while the child runs (idempotent): the run is WAITING
+        // whenever its slice ends waiting, whatever resumed it meanwhile.
         try await slice.publish(.childInvoked(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, childRunId: childRunId, jobId: jobSlug)))
-        try await sendRequest(envelope, of: taskId, note: "child run \(childRunId) of job '\(jobSlug)' invoked ('\(key)')")
+        if !requestSent(taskId) {
+            try await sendRequest(envelope, of: taskId, note: "child run \(childRunId) of job '\(jobSlug)' invoked ('\(key)')")
+        }
         return nil
     }
 
@@ -86,7 +89,7 @@ extension IO {
     }
 
     /// Whether task `taskId`'s request was sent in an earlier slice: replays while it is pending
-    /// send nothing again (a batch of N children would otherwise resend N²/2 invocations).
+    /// do not send it again (a batch of N children would otherwise resend N²/2 invocations).
     func requestSent(_ taskId: String) -> Bool {
         slice.output(of: sentMarkerID(taskId)) != nil
     }

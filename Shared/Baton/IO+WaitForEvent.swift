@@ -51,9 +51,21 @@ extension IO {
         guard EventWaitRequest.timeoutBounds.contains(timeout) else {
             throw JobDefinitionError(message: "wait for event '\(key)': the timeout \(timeout) is outside 10 s to 365 days")
         }
+        // When the wait began: recorded once (a task under the wait), so a replay that registers
+        // it again (its first send failed) counts from the same moment and misses nothing.
+        let sinceTaskId = Identifiers.taskID(runID: slice.runId, parentTaskID: taskId, key: "baton.since")
+        let since: Date
+        if let stored = slice.output(of: sinceTaskId), let recorded = try? stored.decode(as: Date.self) {
+            since = recorded
+        } else {
+            since = Date()
+            let recorded = try JSONValue(encoding: since)
+            try slice.checkNotFenced(before: "wait for event '\(key)'")
+            try await slice.publish(.taskCompleted(.init(taskId: sinceTaskId, key: "baton.since", parentTaskId: taskId, output: recorded)))
+            slice.complete(sinceTaskId, output: recorded)
+        }
         let request: EventWaitRequest
         do {
-            let since = Date()
             request = EventWaitRequest(
                 runId: slice.runId, taskId: taskId, name: name, source: source,
                 filter: try filter.map { filter throws(ValidationError) in try EventFilter(filter, path: "filter") },
@@ -72,9 +84,10 @@ extension IO {
             throw JobDefinitionError(message: "wait for event '\(key)': \(error)")
         }
         try slice.checkNotFenced(before: "wait for event '\(key)'")
+        // The waiting task and its timeout first (again on every replay while it waits: the run
+        // is WAITING whenever its slice ends waiting), then, once, the registration.
+        try await slice.publish(.eventWaitRequested(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, name: name, timeoutAt: request.timeoutAt)))
         if !requestSent(taskId) {
-            // The waiting task and its timeout first, then the registration with the dispatcher.
-            try await slice.publish(.eventWaitRequested(.init(taskId: taskId, key: key, parentTaskId: parentTaskId, name: name, timeoutAt: request.timeoutAt)))
             try await sendRequest(registration, of: taskId, note: "waiting for event '\(name)' ('\(key)')")
         }
         throw slice.interrupt("waiting for event '\(name)' ('\(key)')")

@@ -138,25 +138,37 @@ public enum RunRules {
         case .childRunFinished(let finished):
             return childRunFinished(finished, at: now)
         case .eventWaitRequested(let wait):
-            // The timeout is a timer of the task itself: firing it completes the task with null.
+            // The timeout's timer, when it fires, sends `eventWaitTimedOut` to this partition:
+            // the match and the timeout are decided here, in order, and the first one stays.
             return [.addTask(taskId: wait.taskId, key: wait.key, parentTaskId: wait.parentTaskId, name: "wait for \(wait.name)", status: .waiting, at: now),
                     .setWaitUntil(taskId: wait.taskId, until: wait.timeoutAt),
-                    .scheduleTimer(taskId: wait.taskId, dueAt: wait.timeoutAt)]
+                    .scheduleTimer(taskId: eventWaitTimeoutTimerID(taskId: wait.taskId), dueAt: wait.timeoutAt)]
                 + becoming(.waiting)
         case .eventWaitMatched(let matched):
-            return eventWaitMatched(matched, at: now)
+            return eventWaitEnded(taskId: matched.taskId, output: (try? JSONValue(encoding: matched.event)) ?? .null, at: now)
+        case .eventWaitTimedOut(let timedOut):
+            return eventWaitEnded(taskId: timedOut.taskId, output: .null, at: now)
         }
     }
 
-    /// The event a run waited for arrived: the task completes with it (unless the wait timed out
-    /// first: the first outcome stays), its timeout is dropped, and the run is resumed by a
-    /// timer due now (whose end queues a waiting run). A second delivery changes nothing.
-    static func eventWaitMatched(_ matched: RunEvent.EventWaitMatched, at now: Date) -> [RunWrite] {
-        let output = (try? JSONValue(encoding: matched.event)) ?? .null
-        return [.addTask(taskId: matched.taskId, key: matched.taskId, parentTaskId: nil, name: nil, status: .running, at: now),
-                .completeTask(taskId: matched.taskId, output: output, attempts: .atLeast(1), at: now),
-                .dropTimer(taskId: matched.taskId),
-                .scheduleTimer(taskId: eventTimerID(taskId: matched.taskId), dueAt: now)]
+    /// The id of the timer at whose due time a wait for an event gives up.
+    public static func eventWaitTimeoutTimerID(taskId: String) -> String { "\(taskId)#timeout" }
+
+    /// The task an event-wait timeout timer (``eventWaitTimeoutTimerID(taskId:)``) belongs to;
+    /// `nil` for other timers.
+    public static func eventWaitTask(ofTimeoutTimer timerId: String) -> String? {
+        timerId.hasSuffix("#timeout") ? String(timerId.dropLast("#timeout".count)) : nil
+    }
+
+    /// A wait for an event ended, with the event (`output`) or its timeout (`null`): the task
+    /// completes with it unless the other came first (the first outcome stays), the timeout is
+    /// dropped, and the run is resumed by a timer due now (whose end queues a waiting run). A
+    /// second delivery changes nothing.
+    static func eventWaitEnded(taskId: String, output: JSONValue, at now: Date) -> [RunWrite] {
+        [.addTask(taskId: taskId, key: taskId, parentTaskId: nil, name: nil, status: .running, at: now),
+         .completeTask(taskId: taskId, output: output, attempts: .atLeast(1), at: now),
+         .dropTimer(taskId: eventWaitTimeoutTimerID(taskId: taskId)),
+         .scheduleTimer(taskId: eventTimerID(taskId: taskId), dueAt: now)]
     }
 
     /// The id of the timer that resumes a run whose task `taskId` got the event it waited for.

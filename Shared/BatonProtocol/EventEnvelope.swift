@@ -119,8 +119,8 @@ public struct EventEnvelope: Codable, Sendable, Hashable, TenantOwned {
             try Self.requireText(parent.taskId, path: "$.parent.taskId", what: "parent task id", maximum: Self.maximumIDLength)
         }
         if let eventWait {
-            guard invoke == nil, parent == nil, name == JobTrigger.eventWaitName else {
-                throw ValidationError(path: "$.eventWait", message: "a wait registration is named '\(JobTrigger.eventWaitName)' and invokes no job")
+            guard invoke == nil, parent == nil, deliverAt == nil, name == JobTrigger.eventWaitName else {
+                throw ValidationError(path: "$.eventWait", message: "a wait registration is named '\(JobTrigger.eventWaitName)', invokes no job and is not delayed")
             }
             try eventWait.validate()
         }

@@ -49,6 +49,8 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case eventWaitRequested(EventWaitRequested)
         /// The event a run waited for arrived (sent by the dispatcher).
         case eventWaitMatched(EventWaitMatched)
+        /// A wait for an event reached its timeout (sent by the task-result service).
+        case eventWaitTimedOut(EventWaitTimedOut)
 
         /// The kind's name, as in the JSON `type` field (`runCreated`, `taskCompleted`, …).
         public var type: String {
@@ -67,6 +69,7 @@ public struct RunEvent: Codable, Sendable, Hashable {
             case .childRunFinished: "childRunFinished"
             case .eventWaitRequested: "eventWaitRequested"
             case .eventWaitMatched: "eventWaitMatched"
+            case .eventWaitTimedOut: "eventWaitTimedOut"
             }
         }
     }
@@ -257,6 +260,12 @@ public struct RunEvent: Codable, Sendable, Hashable {
         }
     }
 
+    public struct EventWaitTimedOut: Codable, Sendable, Hashable {
+        /// The waiting task.
+        public var taskId: String
+        public init(taskId: String) { self.taskId = taskId }
+    }
+
     enum CodingKeys: String, CodingKey { case schemaVersion, runId, occurredAt, type, data }
 
     public init(from decoder: any Decoder) throws {
@@ -280,6 +289,7 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case "childRunFinished": body = .childRunFinished(try container.decode(ChildRunFinished.self, forKey: .data))
         case "eventWaitRequested": body = .eventWaitRequested(try container.decode(EventWaitRequested.self, forKey: .data))
         case "eventWaitMatched": body = .eventWaitMatched(try container.decode(EventWaitMatched.self, forKey: .data))
+        case "eventWaitTimedOut": body = .eventWaitTimedOut(try container.decode(EventWaitTimedOut.self, forKey: .data))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown run event type '\(type)'")
         }
@@ -306,6 +316,7 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case .childRunFinished(let data): try container.encode(data, forKey: .data)
         case .eventWaitRequested(let data): try container.encode(data, forKey: .data)
         case .eventWaitMatched(let data): try container.encode(data, forKey: .data)
+        case .eventWaitTimedOut(let data): try container.encode(data, forKey: .data)
         }
     }
 

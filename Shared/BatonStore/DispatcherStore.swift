@@ -117,6 +117,7 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
                     received_at INTEGER NOT NULL
                 );
                 CREATE INDEX recent_events_by_name ON recent_events(scoped_name, received_at);
+                CREATE INDEX recent_events_by_time ON recent_events(received_at);
                 """)
         }
         return migrator
@@ -155,6 +156,8 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
     public func commit(_ effects: DispatchBatch, at now: Date = Date()) async throws -> [EventWaitMatch] {
         let time = now.millisecondsSince1970
         let seen = try effects.firstSeen.map { (id: $0.tenant.scoped($0.id), json: String(decoding: try BatonJSON.encoder.encode($0), as: UTF8.self)) }
+        // Waitable events are kept as first seen: their JSON is encoded once.
+        let encoded = Dictionary(seen.map { ($0.id, $0.json) }, uniquingKeysWith: { first, _ in first })
 
         // GRDB's async write suspends the caller instead of blocking a cooperative thread.
         return try await pool.write { db -> [EventWaitMatch] in
@@ -170,7 +173,7 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
             for id in effects.eventsDispatched {
                 try Self.markEventDispatched(db, eventID: id, time: time)
             }
-            let matches = try Self.matchEventWaits(db, waits: effects.waitsRegistered, events: effects.waitableEvents, now: now)
+            let matches = try Self.matchEventWaits(db, waits: effects.waitsRegistered, events: effects.waitableEvents, encoded: encoded, now: now)
             for (topic, next) in effects.consumed { try ConsumerOffsetsTable.advance(db, topic: topic, to: next) }
             return matches
         }
@@ -178,7 +181,8 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
 
     /// Records `waits` and `events` and matches them (``EventWaitRules``); one writer at a time,
     /// so what this transaction reads stays true until it commits.
-    private static func matchEventWaits(_ db: Database, waits: [EventWaitRecord], events: [EventEnvelope], now: Date) throws -> [EventWaitMatch] {
+    private static func matchEventWaits(_ db: Database, waits: [EventWaitRecord], events: [EventEnvelope], encoded: [String: String],
+                                        now: Date) throws -> [EventWaitMatch] {
         guard !waits.isEmpty || !events.isEmpty else { return [] }
         let time = now.millisecondsSince1970
         var newWaits: [EventWaitRecord] = []
@@ -209,14 +213,16 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
         }
         for event in events {
             try db.cachedStatement(sql: "INSERT INTO recent_events (scoped_name, event, received_at) VALUES (?, ?, ?)")
-                .execute(arguments: [event.tenant.scoped(event.name), try json(event), time])
+                .execute(arguments: [event.tenant.scoped(event.name), try encoded[event.tenant.scoped(event.id)] ?? json(event), time])
         }
         let matched = EventWaitRules.match(newWaits: newWaits, events: events.map { RecentEvent(event: $0, receivedAt: now) }, stored: stored, pending: pending)
+        var taken: [EventWaitMatch] = []
         for wait in matched {
             try db.cachedStatement(sql: "UPDATE event_waits SET matched_event = ?, matched_at = ? WHERE id = ? AND matched_at IS NULL")
                 .execute(arguments: [try json(wait.matched), time, wait.id])
+            if db.changesCount == 1, let match = wait.match { taken.append(match) }
         }
-        return matched.compactMap(\.match)
+        return taken
     }
 
     public func undeliveredWaitMatches(before: Date, limit: Int) async throws -> [EventWaitMatch] {

@@ -80,6 +80,24 @@ struct RunRulesTests {
         #expect(RunRules.timeOut(nil, seenWithProgress: seen, reason: "r", at: now) == [])
     }
 
+    @Test("a wait for an event: its timeout is a timer of its own; the match and the timeout both end it on the run's partition, the first outcome staying (completeTask keeps it), and resume it by a timer")
+    func eventWaits() throws {
+        let until = now.addingTimeInterval(60)
+        let requested = try #require(RunRules.apply(event(.eventWaitRequested(.init(taskId: "t", key: "approval", parentTaskId: nil, name: "ok", timeoutAt: until))),
+                                                    status: .executing))
+        #expect(requested.contains(.scheduleTimer(taskId: RunRules.eventWaitTimeoutTimerID(taskId: "t"), dueAt: until)))
+        #expect(requested.last == .setStatus(.waiting, at: now))
+        #expect(RunRules.eventWaitTask(ofTimeoutTimer: RunRules.eventWaitTimeoutTimerID(taskId: "t")) == "t")
+        #expect(RunRules.eventWaitTask(ofTimeoutTimer: "t") == nil && RunRules.eventWaitTask(ofTimeoutTimer: RunRules.parentNoticeTimerID) == nil)
+        let timedOut = try #require(RunRules.apply(event(.eventWaitTimedOut(.init(taskId: "t"))), status: .waiting))
+        #expect(timedOut.contains(.completeTask(taskId: "t", output: .null, attempts: .atLeast(1), at: now)))
+        #expect(timedOut.contains(.dropTimer(taskId: RunRules.eventWaitTimeoutTimerID(taskId: "t"))))
+        #expect(timedOut.contains(.scheduleTimer(taskId: RunRules.eventTimerID(taskId: "t"), dueAt: now)))
+        let matched = try #require(RunRules.apply(event(.eventWaitMatched(.init(taskId: "t", event: WaitedEvent(EventEnvelope(id: "e", name: "ok"))))), status: .waiting))
+        #expect(matched.contains { if case .completeTask(taskId: "t", let output, _, _) = $0 { output != .null } else { false } })
+        #expect(!(timedOut + matched).contains { if case .setStatus = $0 { true } else { false } }, "the resume timer's end queues the run")
+    }
+
     @Test("child runs: created with a dormant parent notice, which every end makes due (completed, failed, canceled, timed out) and a cancel's timer drop keeps")
     func childRunNotice() {
         let parent = ParentRun(runId: "p", taskId: "t")

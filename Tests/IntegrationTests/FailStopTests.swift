@@ -1,6 +1,7 @@
 import BatonProtocol
 import BatonTesting
 import Foundation
+import Synchronization
 import Testing
 
 /// Fail-stop from outside: a process that cannot do its work says why in one line, answers
@@ -11,15 +12,19 @@ struct FailStopTests {
     /// unhealthy answer seen (status 503 and its body), if any.
     func watchHealth(_ stack: BatonStack, port: Int, of process: ChildProcess) -> Task<String?, Never> {
         Task {
-            var unhealthy: String?
+            // A request every 100 ms, not one after the other: on a loaded machine one answer can
+            // take longer than the 2 s the failed process stays up answering 503.
+            let unhealthy = FirstAnswer()
             let deadline = ContinuousClock.now + .seconds(120)
-            while process.isRunning, ContinuousClock.now < deadline {
-                if unhealthy == nil, let answer = try? await stack.get(port: port, "/health"), answer.status == 503 {
-                    unhealthy = answer.body
+            await withTaskGroup(of: Void.self) { group in
+                while process.isRunning, ContinuousClock.now < deadline {
+                    group.addTask {
+                        if let answer = try? await stack.get(port: port, "/health"), answer.status == 503 { unhealthy.keep(answer.body) }
+                    }
+                    try? await Task.sleep(for: .milliseconds(100))
                 }
-                try? await Task.sleep(for: .milliseconds(100))
             }
-            return unhealthy
+            return unhealthy.value
         }
     }
 
@@ -125,4 +130,11 @@ struct FailStopTests {
         #expect(run.status == .completed, "a new event completes on the reset stack")
         try await stack.stop()
     }
+}
+
+/// The first answer kept, by any of several concurrent pollers.
+final class FirstAnswer: Sendable {
+    private let answer = Mutex<String?>(nil)
+    func keep(_ body: String) { answer.withLock { $0 = $0 ?? body } }
+    var value: String? { answer.withLock { $0 } }
 }

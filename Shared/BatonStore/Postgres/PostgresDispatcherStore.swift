@@ -84,6 +84,7 @@ public struct PostgresDispatcherStore: DispatcherStoring, PostgresServiceStore {
             )
             """,
             "CREATE INDEX recent_events_by_name ON recent_events (scoped_name, received_at)",
+            "CREATE INDEX recent_events_by_time ON recent_events (received_at)",
         ]),
     ]
 
@@ -139,9 +140,16 @@ public struct PostgresDispatcherStore: DispatcherStoring, PostgresServiceStore {
                                         _ connection: PostgresConnection, _ logger: Logger) async throws -> [EventWaitMatch] {
         guard !waits.isEmpty || !events.isEmpty else { return [] }
         let time = now.millisecondsSince1970
-        let names = Set(waits.map(\.scopedName) + events.map { $0.tenant.scoped($0.name) }).sorted()
-        for name in names {
-            try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("event-wait " + name)))", logger: logger)
+        // A name with a new wait: exclusive (its events wait their turn); a name with events only:
+        // shared (events of one name do not wait for each other: the conditional UPDATE below
+        // gives a wait one event). In one order, so two transactions never deadlock.
+        let waited = Set(waits.map(\.scopedName))
+        for name in Set(waited).union(events.map { $0.tenant.scoped($0.name) }).sorted() {
+            if waited.contains(name) {
+                try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("event-wait " + name)))", logger: logger)
+            } else {
+                try await connection.query("SELECT pg_advisory_xact_lock_shared(hashtext(\("event-wait " + name)))", logger: logger)
+            }
         }
         var newWaits: [EventWaitRecord] = []
         var stored: [RecentEvent] = []
@@ -180,12 +188,17 @@ public struct PostgresDispatcherStore: DispatcherStoring, PostgresServiceStore {
                 """, logger: logger)
         }
         let matched = EventWaitRules.match(newWaits: newWaits, events: events.map { RecentEvent(event: $0, receivedAt: now) }, stored: stored, pending: pending)
+        var taken: [EventWaitMatch] = []
         for wait in matched {
-            try await connection.query("""
+            // Another instance's event may have matched it since it was read: only the first counts.
+            for try await _ in try await connection.query("""
                 UPDATE event_waits SET matched_event = \(try json(wait.matched)), matched_at = \(time) WHERE id = \(wait.id) AND matched_at IS NULL
-                """, logger: logger)
+                RETURNING 1
+                """, logger: logger).decode(Int32.self) {
+                if let match = wait.match { taken.append(match) }
+            }
         }
-        return matched.compactMap(\.match)
+        return taken
     }
 
     public func undeliveredWaitMatches(before: Date, limit: Int) async throws -> [EventWaitMatch] {
