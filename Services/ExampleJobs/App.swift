@@ -27,7 +27,11 @@ import ServiceLifecycle
 /// - `example.tick.seconds` (`EXAMPLE_TICK_SECONDS`), int, 0: when set, also runs the `ticker`
 ///   job on an interval trigger of that many seconds;
 /// - `example.jobs` (`EXAMPLE_JOBS`), string, all: comma-separated ids of the jobs to run (a job
-///   service usually runs a few; each job is a consumer group, polling the broker).
+///   service usually runs a few; each job is a consumer group, polling the broker);
+/// - `example.greeter.version` (`EXAMPLE_GREETER_VERSION`), string, `1.0.0`: the version of the
+///   `versioned-greeter` job (to show version pinning);
+/// - `worker.runs.other.versions` (`WORKER_RUNS_OTHER_VERSIONS`), bool, false: run runs created
+///   with other versions of the jobs too (see `JobWorker.Configuration.runsOtherVersions`).
 @main
 struct ExampleJobsMain {
     static func main() async {
@@ -60,6 +64,7 @@ struct ExampleJobsMain {
             chargeCardJob(outbox: outbox),
             packItemJob(outbox: outbox),
             expenseApprovalJob(outbox: outbox),
+            versionedGreeterJob(outbox: outbox, version: config.string(forKey: "example.greeter.version", default: "1.0.0")),
         ]
         let tickSeconds = config.int(forKey: "example.tick.seconds", default: 0)
         if tickSeconds > 0 { jobs.append(tickerJob(outbox: outbox, seconds: tickSeconds)) }
@@ -84,7 +89,8 @@ struct ExampleJobsMain {
                                  project: config.string(forKey: "baton.project", default: "default"),
                                  environment: config.string(forKey: "baton.environment", default: "default"),
                                  apiKey: config.string(forKey: "baton.api.key", isSecret: true),
-                                 limits: service.limits, fetchSecrets: service.fetchSecrets),
+                                 limits: service.limits, fetchSecrets: service.fetchSecrets,
+                                 runsOtherVersions: config.bool(forKey: "worker.runs.other.versions", default: false)),
             jobs: jobs,
             logger: logger)
         var services: [any Service] = []

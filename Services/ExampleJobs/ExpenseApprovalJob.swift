@@ -36,7 +36,7 @@ func expenseApprovalJob(outbox: URL) -> Job<Expense, String> {
             await io.logger.warn("no decision: \(timeout)")
             return "expense \(expense.expenseId): no decision"
         }
-        try await io.runTask("record approval") { _ in
+        _ = try await io.runTask("record approval") { _ in
             try appendLine("approved \(expense.expenseId) by \(approval.approver) run=\(ctx.runId)", to: outbox)
             return true
         }

@@ -61,7 +61,7 @@ func fulfilOrderJob(outbox: URL) -> Job<Order, String> {
         do {
             receipt = try await chargeCard.invokeAndWait(io, "charge", payload: Charge(orderId: order.orderId, cents: order.cents))
         } catch let declined as ChildRunFailed {
-            try await io.runTask("note declined") { _ in
+            _ = try await io.runTask("note declined") { _ in
                 try appendLine("declined \(order.orderId) \(declined.status.rawValue) run=\(ctx.runId)", to: outbox)
                 return true
             }

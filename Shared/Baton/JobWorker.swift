@@ -51,14 +51,22 @@ public struct JobWorker: Service {
         /// The keys that seal background-fetch requests (`FETCH_SECRETS_KEYS`); the task-result
         /// service needs the same keys to perform them. `nil`: requests travel in clear.
         public var fetchSecrets: FetchSecrets?
+        /// `false` (the default): each run executes only on workers of the job version it was
+        /// created with. The workers of one version form their own consumer group
+        /// (`<prefix>.worker.<slug>@<version>`) and leave other versions' runs to theirs, so old
+        /// runs drain on the old version while new runs start on the new one. `true`: one group
+        /// per job (`<prefix>.worker.<slug>`), and a worker runs whatever version a run has
+        /// (only for jobs whose task keys and outputs stay compatible across versions).
+        public var runsOtherVersions: Bool
 
         public init(kafka: KafkaConfiguration, topics: Topics = Topics(), taskResultsURL: String?,
                     deliveryTimeout: Duration = .seconds(30), checkpointPatience: Duration = .seconds(180),
                     sliceBudget: Duration = .seconds(30), maxConcurrentSlices: Int = 100,
                     organization: String = "default", project: String = "default",
                     environment: String = "default", apiKey: String? = nil, limits: Limits = .default,
-                    fetchSecrets: FetchSecrets? = nil) {
+                    fetchSecrets: FetchSecrets? = nil, runsOtherVersions: Bool = false) {
             self.fetchSecrets = fetchSecrets
+            self.runsOtherVersions = runsOtherVersions
             self.sliceBudget = sliceBudget
             self.maxConcurrentSlices = max(1, maxConcurrentSlices)
             self.limits = limits
@@ -77,6 +85,12 @@ public struct JobWorker: Service {
     let configuration: Configuration
     let jobs: [any AnyJob]
     let logger: Logger
+
+    /// The consumer group of a job's workers: one per job version when runs are pinned to their
+    /// version (``Configuration/runsOtherVersions`` `false`), one per job otherwise.
+    public static func groupID(_ registration: JobRegistration, topics: Topics, runsOtherVersions: Bool) -> String {
+        runsOtherVersions ? "\(topics.prefix).worker.\(registration.slug)" : "\(topics.prefix).worker.\(registration.slug)@\(registration.version)"
+    }
 
     /// - Parameters:
     ///   - jobs: the jobs this worker runs; ids must be distinct after slugifying.
@@ -134,7 +148,7 @@ public struct JobWorker: Service {
             let slices = SliceTable(bound: bound)
             let logger = self.logger
             let consumer = try KafkaConsumer(
-                configuration: consumerKafka, groupID: "\(topics.prefix).worker.\(registration.slug)",
+                configuration: consumerKafka, groupID: Self.groupID(registration, topics: topics, runsOtherVersions: configuration.runsOtherVersions),
                 topics: [topics.runs(jobSlug: registration.slug)], logger: logger,
                 onRebalance: { change in
                     switch change {
@@ -151,7 +165,8 @@ public struct JobWorker: Service {
                                                        deadLetters: deadLetters, checkpoints: checkpoints, sliceBudget: configuration.sliceBudget,
                                                        organization: configuration.organization, project: configuration.project,
                                                        tenant: tenant, limits: configuration.limits,
-                                                       fetchSecrets: configuration.fetchSecrets, logger: logger),
+                                                       fetchSecrets: configuration.fetchSecrets,
+                                                       runsOtherVersions: configuration.runsOtherVersions, logger: logger),
                                logger: logger)
         }
         // A broker that lost the topics (a restarted memory broker), changed their partitions or
@@ -442,6 +457,8 @@ struct SliceExecutor: Sendable {
     let limits: Limits
     /// Seals background-fetch requests (`nil`: they travel in clear; see ``sealingFetchSecrets``).
     let fetchSecrets: FetchSecrets?
+    /// Whether it runs runs created with other versions of the job (see `JobWorker.Configuration`).
+    let runsOtherVersions: Bool
     let logger: Logger
 
     /// Whether the warning about fetch credentials in clear was logged (once per process).
@@ -489,7 +506,15 @@ struct SliceExecutor: Sendable {
         var logger = self.logger
         logger[metadataKey: "run.id"] = "\(command.runId)"
         if command.jobVersion != registration.version {
-            logger.warning("run was created with another job version", metadata: [
+            guard runsOtherVersions else {
+                // Version pinning: this version's group reads every command of the job; a run of
+                // another version is its own version's workers' (their group reads it too).
+                Counter(label: "baton_commands_of_other_versions_total", dimensions: [("job", registration.slug)]).increment()
+                logger.debug("run of another job version: left to that version's workers", metadata: [
+                    "run.job.version": "\(command.jobVersion)", "worker.job.version": "\(registration.version)"])
+                return
+            }
+            logger.warning("run was created with another job version; running it (runsOtherVersions)", metadata: [
                 "run.job.version": "\(command.jobVersion)", "worker.job.version": "\(registration.version)"])
         }
         let producer = self.producer

@@ -64,3 +64,16 @@ final class RequestLog: Sendable {
     func add(_ request: EventWaitRequest) { requests.withLock { $0.append(request) } }
     var all: [EventWaitRequest] { requests.withLock { $0 } }
 }
+
+@Suite("Version pinning: consumer groups")
+struct VersionPinningUnitTests {
+    @Test("pinned workers form one group per job version; with runsOtherVersions, one group per job")
+    func groups() throws {
+        let v1 = try JobRegistration(id: "greeter", name: "G", version: "1.0.0", trigger: .event(name: "g"))
+        let v2 = try JobRegistration(id: "greeter", name: "G", version: "2.0.0", trigger: .event(name: "g"))
+        let topics = Topics(prefix: "baton")
+        #expect(JobWorker.groupID(v1, topics: topics, runsOtherVersions: false) == "baton.worker.greeter@1.0.0")
+        #expect(JobWorker.groupID(v1, topics: topics, runsOtherVersions: false) != JobWorker.groupID(v2, topics: topics, runsOtherVersions: false))
+        #expect(JobWorker.groupID(v1, topics: topics, runsOtherVersions: true) == JobWorker.groupID(v2, topics: topics, runsOtherVersions: true))
+    }
+}
