@@ -31,7 +31,9 @@ import ServiceLifecycle
 /// - `example.greeter.version` (`EXAMPLE_GREETER_VERSION`), string, `1.0.0`: the version of the
 ///   `versioned-greeter` job (to show version pinning);
 /// - `worker.runs.other.versions` (`WORKER_RUNS_OTHER_VERSIONS`), bool, false: run runs created
-///   with other versions of the jobs too (see `JobWorker.Configuration.runsOtherVersions`).
+///   with other versions of the jobs too (see `JobWorker.Configuration.runsOtherVersions`);
+/// - `worker.callback.base.url` (`WORKER_CALLBACK_BASE_URL`), string, `task.results.url`: the
+///   task-result service's address as callers of callback URLs reach it (`io.waitForRequest`).
 @main
 struct ExampleJobsMain {
     static func main() async {
@@ -64,6 +66,7 @@ struct ExampleJobsMain {
             chargeCardJob(outbox: outbox),
             packItemJob(outbox: outbox),
             expenseApprovalJob(outbox: outbox),
+            transcodeVideoJob(outbox: outbox),
             versionedGreeterJob(outbox: outbox, version: config.string(forKey: "example.greeter.version", default: "1.0.0")),
         ]
         let tickSeconds = config.int(forKey: "example.tick.seconds", default: 0)
@@ -90,7 +93,8 @@ struct ExampleJobsMain {
                                  environment: config.string(forKey: "baton.environment", default: "default"),
                                  apiKey: config.string(forKey: "baton.api.key", isSecret: true),
                                  limits: service.limits, fetchSecrets: service.fetchSecrets,
-                                 runsOtherVersions: config.bool(forKey: "worker.runs.other.versions", default: false)),
+                                 runsOtherVersions: config.bool(forKey: "worker.runs.other.versions", default: false),
+                                 callbackBaseURL: config.string(forKey: "worker.callback.base.url")),
             jobs: jobs,
             logger: logger)
         var services: [any Service] = []

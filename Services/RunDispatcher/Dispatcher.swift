@@ -30,6 +30,9 @@ struct DispatcherConfiguration: Sendable {
     var instance: String
     /// How long dispatched event ids are remembered; `nil`: forever.
     var retention: Duration?
+    /// How long received events are kept for waits registered after them (`io.waitForEvent`);
+    /// `nil`: not kept (a wait then gets only events that arrive after its registration).
+    var eventWaitLookback: Duration?
 
     init(config: ConfigReader) throws(ValidationError) {
         self.service = try ServiceConfiguration(config: config, serviceName: "baton-dispatcher")
@@ -45,6 +48,11 @@ struct DispatcherConfiguration: Sendable {
         let days = config.int(forKey: "dispatcher.retention.days", default: 30)
         guard days >= 0 else { throw ValidationError(path: "dispatcher.retention.days", message: "must be 0 (keep) or more, got \(days)") }
         self.retention = days == 0 ? nil : .seconds(days * 86_400)
+        let lookback = config.int(forKey: "dispatcher.event.wait.lookback.seconds", default: Int(EventWaitRules.defaultLookback / .seconds(1)))
+        guard (0...86_400).contains(lookback) else {
+            throw ValidationError(path: "dispatcher.event.wait.lookback.seconds", message: "must be 0 (keep no events) to 86400, got \(lookback)")
+        }
+        self.eventWaitLookback = lookback == 0 ? nil : .seconds(lookback)
     }
 }
 
@@ -55,6 +63,8 @@ struct Dispatcher: Sendable {
     let topics: Topics
     let deadLetters: DeadLetterQueue
     let limits: Limits
+    /// Whether received events are kept for waits registered after them (see `DispatcherConfiguration`).
+    let keepsRecentEvents: Bool
     let logger: Logger
 
     /// Handles one record of the jobs topic (or of the events topic, as a batch of one); returns
@@ -82,6 +92,7 @@ struct Dispatcher: Sendable {
     /// changed is written in one transaction with the records' offsets.
     func handleEvents(_ records: [KafkaRecord]) async throws {
         var effects = DispatchBatch()
+        effects.keepsRecentEvents = keepsRecentEvents
         var runs: [PlannedRun] = []
         /// First events of this batch by tenant-scoped id (a resend in the same batch).
         var firstInBatch: [String: EventEnvelope] = [:]
@@ -285,6 +296,7 @@ struct Dispatcher: Sendable {
     func dispatch(_ event: EventEnvelope) async throws {
         if Self.isWaitable(event) {
             var batch = DispatchBatch()
+            batch.keepsRecentEvents = keepsRecentEvents
             batch.waitableEvents = [event]
             try await deliver(try await store.commit(batch, at: Date()))
         }
@@ -428,7 +440,7 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
     let dispatcher = Dispatcher(
         store: store, producer: producer, topics: topics,
         deadLetters: DeadLetterQueue(producer: producer, topic: topics.deadLetter, consumerName: "baton-dispatcher", logger: logger),
-        limits: configuration.service.limits, logger: logger)
+        limits: configuration.service.limits, keepsRecentEvents: configuration.eventWaitLookback != nil, logger: logger)
     // Events are shared out over the instances (one group); job registrations are read in full
     // by every instance (a group of its own), since each instance matches against all jobs.
     // The store keeps the events topic's offsets (written with each batch): start where it left off.
@@ -542,7 +554,7 @@ func buildDispatcher(configuration: DispatcherConfiguration, logger: Logger) asy
                                          PeriodicService("forgetting old event-wait records", every: .seconds(60), logger: logger) {
                                              let now = Date()
                                              let removed = try await store.pruneEventWaits(
-                                                 receivedBefore: now.addingTimeInterval(-(EventWaitRules.defaultLookback / .seconds(1))),
+                                                 receivedBefore: now.addingTimeInterval(-((configuration.eventWaitLookback ?? .zero) / .seconds(1))),
                                                  endedBefore: now.addingTimeInterval(-3600))
                                              if removed > 0 { logger.debug("old event-wait records forgotten", metadata: ["rows": "\(removed)"]) }
                                          },

@@ -602,6 +602,7 @@ struct TimerService: Sendable {
 
 /// Everything the task-result service keeps, on SQLite (one instance) or PostgreSQL (any number).
 typealias TaskResultStoring = RunStore & TimerStore & FetchStore & DeduplicationStore & ConsumedOffsetStore & DutyLeaseStore & BrokerBoundStore
+    & RequestWaitStore
 
 extension TaskResultStore: BrokerBoundStore {}
 extension PostgresTaskResultStore: BrokerBoundStore {}
@@ -709,6 +710,14 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
             }
         }
         return try jsonResponse(try await store.claim(claim, lease: .seconds(300), now: Date()))
+    }
+    // A run's callback URL (`io.waitForRequest`): no API key (whoever holds the URL answers
+    // the wait; its token is the credential). The first request before the timeout wins.
+    // A body travels to the run in one record and becomes the wait's output: at most a task output's size.
+    let callbacks = CallbackService(store: store, producer: producer, topics: topics,
+                                    maxBodyBytes: min(configuration.service.limits.eventBodyBytes, configuration.service.limits.taskOutputBytes), logger: logger)
+    router.post("/api/v1/callbacks/:token") { request, context in
+        try await callbacks.receive(token: try context.parameters.require("token"), request)
     }
     router.post("/api/v1/runs/:id/cancel") { request, context in
         let tenant = try keys.tenant(of: request)
@@ -840,6 +849,7 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
                                                                  interval: kafka.profile.brokerCheckInterval, logger: logger)),
                                   PeriodicService("firing timers", every: configuration.timerPoll, logger: logger) { try await timers.fireDueTimers() },
                                   PeriodicService("background fetches", every: configuration.timerPoll, logger: logger) { try await fetches.tick() },
+                                  PeriodicService("delivering callback requests", every: .seconds(1), logger: logger) { try await callbacks.redeliver() },
                                   // For alerts: a run that should have ended long ago (see docs/operations.md).
                                   PeriodicService("measuring active runs", every: configuration.runsAgeInterval, logger: logger) {
                                       let active = try await store.activeRuns()
@@ -862,4 +872,88 @@ struct TaskResultMain {
                                     shutdownDeadline: configuration.service.shutdownDeadline, logger: logger)
         }
     }
+}
+
+/// Receives requests to runs' callback URLs (`POST /api/v1/callbacks/{token}`) and hands each
+/// accepted one to its run (`requestReceived` on the run's task-results partition).
+struct CallbackService: Sendable {
+    let store: any TaskResultStoring
+    let producer: KafkaProducer
+    let topics: Topics
+    let maxBodyBytes: Int
+    let logger: Logger
+
+    func receive(token: String, _ request: Request) async throws -> Response {
+        guard CallbackToken.isWellFormed(token) else {
+            throw APIError(status: .notFound, code: "not_found", message: "no run waits for a request at this URL")
+        }
+        let bytes: ByteBuffer
+        do {
+            bytes = try await request.body.collect(upTo: maxBodyBytes)
+        } catch {
+            throw APIError(status: .contentTooLarge, code: "payload_too_large", message: "request body is larger than the limit of \(maxBodyBytes) bytes")
+        }
+        let body: JSONValue
+        if bytes.readableBytes == 0 {
+            body = .null
+        } else {
+            do throws(ValidationError) {
+                body = try BatonJSON.decodeDocument(JSONValue.self, from: bytes.readableBytesView)
+            } catch {
+                throw APIError(error)
+            }
+        }
+        let received = WaitedRequest(body: body, receivedAt: Date(millisecondsSince1970: Date().millisecondsSince1970))
+        let hash = CallbackToken.hash(token)
+        var answer = try await store.receiveRequest(tokenHash: hash, request: received, at: received.receivedAt)
+        // A caller may answer as soon as it has the URL, before this service has applied the
+        // run's wait: an unknown token gets a short grace (tokens are unguessable, so only
+        // real ones are worth it, and a wrong one costs its caller 2 s).
+        let graceEnd = ContinuousClock.now + .seconds(2)
+        while answer == .unknown, ContinuousClock.now < graceEnd {
+            try await Task.sleep(for: .milliseconds(100))
+            answer = try await store.receiveRequest(tokenHash: hash, request: received, at: Date())
+        }
+        switch answer {
+        case .accepted(let runId, let taskId):
+            do {
+                try await deliver([ReceivedRequest(tokenHash: hash, runId: runId, taskId: taskId, request: received)])
+            } catch {
+                // Recorded: re-delivered shortly (the caller must not send it again: it would get 409).
+                logger.warning("callback request recorded, its delivery failed; retrying", metadata: ["run.id": "\(runId)", "error": "\(error)"])
+            }
+            logger.info("callback request received", metadata: ["run.id": "\(runId)"])
+            return try jsonResponse(CallbackResponse(runId: runId), status: .ok)
+        case .alreadyReceived:
+            throw APIError(status: .conflict, code: "already_received", message: "this URL was answered already; a wait takes one request")
+        case .expired:
+            throw APIError(status: .gone, code: "expired", message: "the wait for this URL timed out")
+        case .unknown:
+            throw APIError(status: .notFound, code: "not_found", message: "no run waits for a request at this URL")
+        }
+    }
+
+    /// Hands `requests` to their runs, then records them delivered. A crash in between:
+    /// ``redeliver()`` sends them again (a second delivery changes nothing).
+    func deliver(_ requests: [ReceivedRequest]) async throws {
+        guard !requests.isEmpty else { return }
+        var deliveries: [KafkaProducer.Delivery] = []
+        for request in requests {
+            deliveries.append(try await producer.enqueueWhenRoom(topic: topics.taskResults, key: Array(request.runId.utf8),
+                                                                 value: Array(try BatonJSON.encoder.encode(request.notice))))
+        }
+        for delivery in deliveries { try await delivery.acknowledged() }
+        try await store.markRequestsDelivered(tokenHashes: requests.map(\.tokenHash), at: Date())
+    }
+
+    /// Delivers requests accepted more than a few seconds ago and not delivered (a crash or a
+    /// broker error between the answer and the delivery).
+    func redeliver() async throws {
+        try await deliver(try await store.undeliveredRequests(before: Date().addingTimeInterval(-5), limit: 100))
+    }
+}
+
+/// The answer to an accepted callback request.
+struct CallbackResponse: Codable, Sendable {
+    var runId: String
 }

@@ -25,10 +25,15 @@ public struct JobHarness: Sendable {
     /// Which event each wait gets (`io.waitForEvent`): called once per wait, with its request;
     /// `nil`: the wait times out. `nil` closure: waiting for an event is an error.
     public var eventWaits: (@Sendable (EventWaitRequest) async throws -> EventEnvelope?)?
+    /// The body each wait for a request gets (`io.waitForRequest`), by the wait's key; `nil`: the
+    /// wait times out. `nil` closure: a wait for a request times out.
+    public var requests: (@Sendable (String) async throws -> JSONValue?)?
 
     public init(job: any AnyJob, payload: JSONValue, runId: String = "run_harness", organization: String = "default", project: String = "default",
                 childRuns: (@Sendable (EventEnvelope) async throws -> ChildRunOutcome)? = nil,
-                eventWaits: (@Sendable (EventWaitRequest) async throws -> EventEnvelope?)? = nil) {
+                eventWaits: (@Sendable (EventWaitRequest) async throws -> EventEnvelope?)? = nil,
+                requests: (@Sendable (String) async throws -> JSONValue?)? = nil) {
+        self.requests = requests
         self.job = job
         self.payload = payload
         self.runId = runId
@@ -54,7 +59,7 @@ public struct JobHarness: Sendable {
                                    throw JobDefinitionError(message: "the harness cannot send events here: use runToCompletion with childRuns for child jobs")
                                },
                                scope: (organization: organization, project: project, jobSlug: registration.slug),
-                               logLevel: registration.logLevel ?? .debug)
+                               logLevel: registration.logLevel ?? .debug, callbackBaseURL: "https://baton.invalid")
         let context = JobContext(runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: registration.version,
                                  event: .init(id: "evt_harness", name: registration.trigger.eventName, timestamp: Date(), context: nil),
                                  attempt: attempt, organization: organization, project: project)
@@ -80,6 +85,7 @@ public struct JobHarness: Sendable {
         var childOutcomes: [String: JSONValue] = [:]
         let childRuns = self.childRuns
         let eventWaits = self.eventWaits
+        let requests = self.requests
         for sliceNumber in 1...maxSlices {
             let events = recorded.withLock { $0 }
             var completed: [CompletedTask] = []
@@ -96,6 +102,12 @@ public struct JobHarness: Sendable {
                 }
             }
             completed += childOutcomes.map { CompletedTask(taskId: $0.key, key: $0.key, output: $0.value) }
+            // The waits for requests of the last slice end (with a body, or timed out) before this one.
+            for case .requestWaitRequested(let wait) in events where childOutcomes[wait.taskId] == nil {
+                let body = try await requests?(wait.key)
+                childOutcomes[wait.taskId] = try body.map { try JSONValue(encoding: WaitedRequest(body: $0, receivedAt: Date())) } ?? .null
+                completed.append(CompletedTask(taskId: wait.taskId, key: wait.key, output: childOutcomes[wait.taskId]!))
+            }
             let outcome = try await runSlice(completed: completed, failedAttempts: failures, attempt: sliceNumber, publish: { body in
                 recorded.withLock { $0.append(body) }
             }, emit: { envelope in

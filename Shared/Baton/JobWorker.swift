@@ -58,14 +58,18 @@ public struct JobWorker: Service {
         /// per job (`<prefix>.worker.<slug>`), and a worker runs whatever version a run has
         /// (only for jobs whose task keys and outputs stay compatible across versions).
         public var runsOtherVersions: Bool
+        /// The task-result service's address as callers of runs' callback URLs reach it
+        /// (`io.waitForRequest`), e.g. `https://baton.example.com`; `nil`: ``taskResultsURL``.
+        public var callbackBaseURL: String?
 
         public init(kafka: KafkaConfiguration, topics: Topics = Topics(), taskResultsURL: String?,
                     deliveryTimeout: Duration = .seconds(30), checkpointPatience: Duration = .seconds(180),
                     sliceBudget: Duration = .seconds(30), maxConcurrentSlices: Int = 100,
                     organization: String = "default", project: String = "default",
                     environment: String = "default", apiKey: String? = nil, limits: Limits = .default,
-                    fetchSecrets: FetchSecrets? = nil, runsOtherVersions: Bool = false) {
+                    fetchSecrets: FetchSecrets? = nil, runsOtherVersions: Bool = false, callbackBaseURL: String? = nil) {
             self.fetchSecrets = fetchSecrets
+            self.callbackBaseURL = callbackBaseURL
             self.runsOtherVersions = runsOtherVersions
             self.sliceBudget = sliceBudget
             self.maxConcurrentSlices = max(1, maxConcurrentSlices)
@@ -166,7 +170,8 @@ public struct JobWorker: Service {
                                                        organization: configuration.organization, project: configuration.project,
                                                        tenant: tenant, limits: configuration.limits,
                                                        fetchSecrets: configuration.fetchSecrets,
-                                                       runsOtherVersions: configuration.runsOtherVersions, logger: logger),
+                                                       runsOtherVersions: configuration.runsOtherVersions,
+                                                       callbackBaseURL: configuration.callbackBaseURL ?? configuration.taskResultsURL, logger: logger),
                                logger: logger)
         }
         // A broker that lost the topics (a restarted memory broker), changed their partitions or
@@ -459,6 +464,8 @@ struct SliceExecutor: Sendable {
     let fetchSecrets: FetchSecrets?
     /// Whether it runs runs created with other versions of the job (see `JobWorker.Configuration`).
     let runsOtherVersions: Bool
+    /// The base of callback URLs (see `JobWorker.Configuration.callbackBaseURL`).
+    let callbackBaseURL: String?
     let logger: Logger
 
     /// Whether the warning about fetch credentials in clear was logged (once per process).
@@ -553,7 +560,7 @@ struct SliceExecutor: Sendable {
         let slice = SliceState(runId: runId, completed: completed, failedAttempts: failedAttempts, budget: sliceBudget,
                                publish: publish, enqueue: enqueue, emit: emit, claim: claim,
                                scope: (organization: tenant.deduplicationOrganization(organization), project: project, jobSlug: registration.slug),
-                               tenant: tenant, limits: limits, logLevel: registration.logLevel ?? .debug)
+                               tenant: tenant, limits: limits, logLevel: registration.logLevel ?? .debug, callbackBaseURL: callbackBaseURL)
         inFlight.attach(slice)
         let context = JobContext(
             runId: runId, jobId: registration.id, jobSlug: registration.slug, jobVersion: command.jobVersion,

@@ -33,6 +33,9 @@ final class SliceState: Sendable {
     let limits: Limits
     /// The least severe `io.logger` level recorded (the job's option).
     let logLevel: JobLogLevel
+    /// Where the task-result service receives callback requests (`io.waitForRequest`), e.g.
+    /// `https://baton.example.com`; `nil`: not configured.
+    let callbackBaseURL: String?
     private let state: Mutex<State>
 
     init(runId: String, completed: [CompletedTask], failedAttempts: [String: Int] = [:], budget: Duration = .seconds(30),
@@ -43,8 +46,9 @@ final class SliceState: Sendable {
          },
          claim: (@Sendable (DeduplicationClaimRequest) async throws -> DeduplicationClaim)? = nil,
          scope: (organization: String, project: String, jobSlug: String) = ("default", "default", "job"),
-         tenant: Tenant = .default, limits: Limits = .default, logLevel: JobLogLevel = .debug) {
+         tenant: Tenant = .default, limits: Limits = .default, logLevel: JobLogLevel = .debug, callbackBaseURL: String? = nil) {
         self.runId = runId
+        self.callbackBaseURL = callbackBaseURL
         self.tenant = tenant
         self.limits = limits
         self.logLevel = logLevel

@@ -33,6 +33,9 @@ public struct DispatchBatch: Sendable {
     /// Events delivered now (not held, not invocations), matched against pending waits and
     /// kept a while for waits registered later (``EventWaitRules``).
     public var waitableEvents: [EventEnvelope] = []
+    /// Whether the waitable events are kept a while for waits registered after them
+    /// (`dispatcher.event.wait.lookback.seconds` > 0).
+    public var keepsRecentEvents = true
 
     public init() {}
 

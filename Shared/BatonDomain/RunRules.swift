@@ -41,6 +41,9 @@ public enum RunWrite: Sendable, Hashable {
     case makeTimerDue(taskId: String, at: Date)
     /// The run's timer `taskId` will not fire (unless it did).
     case dropTimer(taskId: String)
+    /// A wait for a request to a callback URL (`io.waitForRequest`), by its token's hash, unless
+    /// one with this hash exists.
+    case registerRequestWait(taskId: String, tokenHash: String, timeoutAt: Date)
 
     /// How a completion counts attempts.
     public enum Attempts: Sendable, Hashable {
@@ -148,6 +151,14 @@ public enum RunRules {
             return eventWaitEnded(taskId: matched.taskId, output: (try? JSONValue(encoding: matched.event)) ?? .null, at: now)
         case .eventWaitTimedOut(let timedOut):
             return eventWaitEnded(taskId: timedOut.taskId, output: .null, at: now)
+        case .requestWaitRequested(let wait):
+            return [.addTask(taskId: wait.taskId, key: wait.key, parentTaskId: wait.parentTaskId, name: "wait for request", status: .waiting, at: now),
+                    .setWaitUntil(taskId: wait.taskId, until: wait.timeoutAt),
+                    .scheduleTimer(taskId: eventWaitTimeoutTimerID(taskId: wait.taskId), dueAt: wait.timeoutAt),
+                    .registerRequestWait(taskId: wait.taskId, tokenHash: wait.tokenHash, timeoutAt: wait.timeoutAt)]
+                + becoming(.waiting)
+        case .requestReceived(let received):
+            return eventWaitEnded(taskId: received.taskId, output: (try? JSONValue(encoding: received.request)) ?? .null, at: now)
         }
     }
 

@@ -49,8 +49,12 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case eventWaitRequested(EventWaitRequested)
         /// The event a run waited for arrived (sent by the dispatcher).
         case eventWaitMatched(EventWaitMatched)
-        /// A wait for an event reached its timeout (sent by the task-result service).
+        /// A wait for an event or a request reached its timeout (sent by the task-result service).
         case eventWaitTimedOut(EventWaitTimedOut)
+        /// The run waits for a request to its callback URL (`io.waitForRequest`).
+        case requestWaitRequested(RequestWaitRequested)
+        /// The request a run waited for arrived (sent by the task-result service).
+        case requestReceived(RequestReceived)
 
         /// The kind's name, as in the JSON `type` field (`runCreated`, `taskCompleted`, …).
         public var type: String {
@@ -70,6 +74,8 @@ public struct RunEvent: Codable, Sendable, Hashable {
             case .eventWaitRequested: "eventWaitRequested"
             case .eventWaitMatched: "eventWaitMatched"
             case .eventWaitTimedOut: "eventWaitTimedOut"
+            case .requestWaitRequested: "requestWaitRequested"
+            case .requestReceived: "requestReceived"
             }
         }
     }
@@ -266,6 +272,33 @@ public struct RunEvent: Codable, Sendable, Hashable {
         public init(taskId: String) { self.taskId = taskId }
     }
 
+    public struct RequestWaitRequested: Codable, Sendable, Hashable {
+        public var taskId: String
+        public var key: String
+        public var parentTaskId: String?
+        /// The SHA-256 of the callback URL's token (``CallbackToken/hash(_:)``).
+        public var tokenHash: String
+        /// When the wait gives up: the task then completes with `null`, and a request gets 410.
+        public var timeoutAt: Date
+        public init(taskId: String, key: String, parentTaskId: String?, tokenHash: String, timeoutAt: Date) {
+            self.taskId = taskId
+            self.key = key
+            self.parentTaskId = parentTaskId
+            self.tokenHash = tokenHash
+            self.timeoutAt = timeoutAt
+        }
+    }
+
+    public struct RequestReceived: Codable, Sendable, Hashable {
+        /// The waiting task.
+        public var taskId: String
+        public var request: WaitedRequest
+        public init(taskId: String, request: WaitedRequest) {
+            self.taskId = taskId
+            self.request = request
+        }
+    }
+
     enum CodingKeys: String, CodingKey { case schemaVersion, runId, occurredAt, type, data }
 
     public init(from decoder: any Decoder) throws {
@@ -290,6 +323,8 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case "eventWaitRequested": body = .eventWaitRequested(try container.decode(EventWaitRequested.self, forKey: .data))
         case "eventWaitMatched": body = .eventWaitMatched(try container.decode(EventWaitMatched.self, forKey: .data))
         case "eventWaitTimedOut": body = .eventWaitTimedOut(try container.decode(EventWaitTimedOut.self, forKey: .data))
+        case "requestWaitRequested": body = .requestWaitRequested(try container.decode(RequestWaitRequested.self, forKey: .data))
+        case "requestReceived": body = .requestReceived(try container.decode(RequestReceived.self, forKey: .data))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown run event type '\(type)'")
         }
@@ -317,6 +352,8 @@ public struct RunEvent: Codable, Sendable, Hashable {
         case .eventWaitRequested(let data): try container.encode(data, forKey: .data)
         case .eventWaitMatched(let data): try container.encode(data, forKey: .data)
         case .eventWaitTimedOut(let data): try container.encode(data, forKey: .data)
+        case .requestWaitRequested(let data): try container.encode(data, forKey: .data)
+        case .requestReceived(let data): try container.encode(data, forKey: .data)
         }
     }
 

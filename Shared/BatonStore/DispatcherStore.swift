@@ -173,7 +173,8 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
             for id in effects.eventsDispatched {
                 try Self.markEventDispatched(db, eventID: id, time: time)
             }
-            let matches = try Self.matchEventWaits(db, waits: effects.waitsRegistered, events: effects.waitableEvents, encoded: encoded, now: now)
+            let matches = try Self.matchEventWaits(db, waits: effects.waitsRegistered, events: effects.waitableEvents, encoded: encoded,
+                                                   keep: effects.keepsRecentEvents, now: now)
             for (topic, next) in effects.consumed { try ConsumerOffsetsTable.advance(db, topic: topic, to: next) }
             return matches
         }
@@ -182,7 +183,7 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
     /// Records `waits` and `events` and matches them (``EventWaitRules``); one writer at a time,
     /// so what this transaction reads stays true until it commits.
     private static func matchEventWaits(_ db: Database, waits: [EventWaitRecord], events: [EventEnvelope], encoded: [String: String],
-                                        now: Date) throws -> [EventWaitMatch] {
+                                        keep: Bool, now: Date) throws -> [EventWaitMatch] {
         guard !waits.isEmpty || !events.isEmpty else { return [] }
         let time = now.millisecondsSince1970
         var newWaits: [EventWaitRecord] = []
@@ -211,9 +212,16 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
                                 request: try BatonJSON.decoder.decode(EventWaitRequest.self, from: Data(($0["wait"] as String).utf8)))
             }
         }
-        for event in events {
-            try db.cachedStatement(sql: "INSERT INTO recent_events (scoped_name, event, received_at) VALUES (?, ?, ?)")
-                .execute(arguments: [event.tenant.scoped(event.name), try encoded[event.tenant.scoped(event.id)] ?? json(event), time])
+        // One statement for the batch's events (a statement per event costs the burst ~10 %).
+        let kept = keep ? events : []
+        for start in stride(from: 0, to: kept.count, by: 200) {
+            let chunk = kept[start..<min(start + 200, kept.count)]
+            let values = Array(repeating: "(?, ?, ?)", count: chunk.count).joined(separator: ", ")
+            var arguments: [any DatabaseValueConvertible] = []
+            for event in chunk {
+                arguments += [event.tenant.scoped(event.name), try encoded[event.tenant.scoped(event.id)] ?? json(event), time]
+            }
+            try db.execute(sql: "INSERT INTO recent_events (scoped_name, event, received_at) VALUES \(values)", arguments: StatementArguments(arguments))
         }
         let matched = EventWaitRules.match(newWaits: newWaits, events: events.map { RecentEvent(event: $0, receivedAt: now) }, stored: stored, pending: pending)
         var taken: [EventWaitMatch] = []

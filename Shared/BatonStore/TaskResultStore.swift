@@ -7,7 +7,7 @@ import GRDB
 ///
 /// Every `apply` is idempotent: applying the same run event twice (redelivery after a crash)
 /// changes nothing the second time.
-public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, FetchStore, ConsumedOffsetStore, DutyLeaseStore, Sendable {
+public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, FetchStore, ConsumedOffsetStore, DutyLeaseStore, RequestWaitStore, Sendable {
     private let pool: DatabasePool
 
 
@@ -137,6 +137,21 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
             try db.execute(sql: "CREATE INDEX runs_by_tenant ON runs(project, environment)")
             // The run a replay replays.
             try db.execute(sql: "ALTER TABLE runs ADD COLUMN replay_of TEXT")
+        }
+        migrator.registerMigration("v8 request waits") { db in
+            // Waits for a request to a callback URL (`io.waitForRequest`), by their token's hash.
+            try db.execute(sql: """
+                CREATE TABLE request_waits (
+                    token_hash TEXT PRIMARY KEY NOT NULL,
+                    run_id TEXT NOT NULL,
+                    task_id TEXT NOT NULL,
+                    timeout_at INTEGER NOT NULL,
+                    received_at INTEGER,
+                    request TEXT,
+                    delivered_at INTEGER
+                );
+                CREATE INDEX request_waits_undelivered ON request_waits(received_at) WHERE received_at IS NOT NULL AND delivered_at IS NULL;
+                """)
         }
         return migrator
     }
@@ -279,6 +294,9 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
             case .setTaskProperties(let taskId, let properties):
                 try db.cachedStatement(sql: "UPDATE tasks SET properties = COALESCE(properties, ?) WHERE run_id = ? AND task_id = ?")
                     .execute(arguments: [try json(properties), runId, taskId])
+            case .registerRequestWait(let taskId, let tokenHash, let timeoutAt):
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO request_waits (token_hash, run_id, task_id, timeout_at) VALUES (?, ?, ?, ?)")
+                    .execute(arguments: [tokenHash, runId, taskId, timeoutAt.millisecondsSince1970])
             case .dropTimer(let taskId):
                 try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND task_id = ? AND fired = 0").execute(arguments: [runId, taskId])
             case .makeTimerDue(let taskId, let at):
@@ -735,6 +753,46 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
                 createdAt: Date(millisecondsSince1970: row["created_at"]), updatedAt: Date(millisecondsSince1970: row["updated_at"]),
                 completedAt: (row["completed_at"] as Int64?).map(Date.init(millisecondsSince1970:)),
                 tenant: event.tenant, replayOf: row["replay_of"], parentRun: event.parent)
+        }
+    }
+
+    // MARK: - Requests to callback URLs
+
+    public func receiveRequest(tokenHash: String, request: WaitedRequest, at now: Date) async throws -> RequestWaitAnswer {
+        let body = try Self.json(request)
+        return try await pool.write { db in
+            let wait = try Row.fetchOne(try db.cachedStatement(sql: "SELECT run_id, task_id, timeout_at, received_at FROM request_waits WHERE token_hash = ?"),
+                                        arguments: [tokenHash]).map {
+                RequestWaitRecord(runId: $0["run_id"], taskId: $0["task_id"], timeoutAt: Date(millisecondsSince1970: $0["timeout_at"]),
+                                  receivedAt: ($0["received_at"] as Int64?).map(Date.init(millisecondsSince1970:)))
+            }
+            let answer = RequestWaitRules.answer(wait, now: now)
+            if case .accepted = answer {
+                try db.cachedStatement(sql: "UPDATE request_waits SET received_at = ?, request = ? WHERE token_hash = ? AND received_at IS NULL")
+                    .execute(arguments: [now.millisecondsSince1970, body, tokenHash])
+            }
+            return answer
+        }
+    }
+
+    public func undeliveredRequests(before: Date, limit: Int) async throws -> [ReceivedRequest] {
+        try await pool.read { db in
+            try Row.fetchAll(try db.cachedStatement(sql: """
+                SELECT token_hash, run_id, task_id, request FROM request_waits
+                WHERE received_at IS NOT NULL AND delivered_at IS NULL AND received_at < ? ORDER BY received_at LIMIT ?
+                """), arguments: [before.millisecondsSince1970, limit]).map {
+                ReceivedRequest(tokenHash: $0["token_hash"], runId: $0["run_id"], taskId: $0["task_id"],
+                                request: try BatonJSON.decoder.decode(WaitedRequest.self, from: Data(($0["request"] as String).utf8)))
+            }
+        }
+    }
+
+    public func markRequestsDelivered(tokenHashes: [String], at now: Date) async throws {
+        try await pool.write { db in
+            for hash in tokenHashes {
+                try db.cachedStatement(sql: "UPDATE request_waits SET delivered_at = ? WHERE token_hash = ? AND delivered_at IS NULL")
+                    .execute(arguments: [now.millisecondsSince1970, hash])
+            }
         }
     }
 

@@ -58,3 +58,20 @@ struct EventWaitRulesTests {
         #expect(!request.matches(EventEnvelope(id: "p", name: "approved"), receivedAt: now.addingTimeInterval(61)), "after the timeout")
     }
 }
+
+@Suite("Request-wait rules (pure)")
+struct RequestWaitRulesTests {
+    @Test("the first request before the timeout is accepted; later ones are refused as received, expired or unknown")
+    func rules() {
+        let now = Date()
+        let open = RequestWaitRecord(runId: "r", taskId: "t", timeoutAt: now.addingTimeInterval(1))
+        #expect(RequestWaitRules.answer(open, now: now) == .accepted(runId: "r", taskId: "t"))
+        var answered = open
+        answered.receivedAt = now
+        #expect(RequestWaitRules.answer(answered, now: now) == .alreadyReceived)
+        #expect(RequestWaitRules.answer(open, now: now.addingTimeInterval(1)) == .expired)
+        #expect(RequestWaitRules.answer(nil, now: now) == .unknown)
+        #expect(CallbackToken.make() != CallbackToken.make() && CallbackToken.isWellFormed(CallbackToken.make()))
+        #expect(!CallbackToken.isWellFormed("ABC") && !CallbackToken.isWellFormed(String(repeating: "g", count: 64)))
+    }
+}

@@ -5,7 +5,7 @@ import Foundation
 import Testing
 
 /// Everything the task-result service keeps, as a test sees either backend.
-typealias TaskResultBackend = RunStore & TimerStore & FetchStore & DeduplicationStore & ConsumedOffsetStore & DutyLeaseStore
+typealias TaskResultBackend = RunStore & TimerStore & FetchStore & DeduplicationStore & ConsumedOffsetStore & DutyLeaseStore & RequestWaitStore
 
 func withTaskResultStore(_ backend: StoreBackend, _ body: (any TaskResultBackend) async throws -> Void) async throws {
     try await withStore(backend, sqlite: { $0 as any TaskResultBackend }, postgres: { try await PostgresTaskResultStore(database: $0) }, body)

@@ -77,3 +77,41 @@ struct VersionPinningUnitTests {
         #expect(JobWorker.groupID(v1, topics: topics, runsOtherVersions: true) == JobWorker.groupID(v2, topics: topics, runsOtherVersions: true))
     }
 }
+
+@Suite("io.waitForRequest (JobHarness) and its rules")
+struct WaitForRequestTests {
+    struct Payload: Codable, Sendable { var id: String }
+
+    func job(_ urls: URLLog) -> Job<Payload, String> {
+        Job(id: "callback", name: "Callback", version: "1.0.0", trigger: .event(name: "go", payload: Payload.self)) { payload, io, _ in
+            do {
+                let request = try await io.waitForRequest("done", timeout: .seconds(60)) { url in urls.add(url) }
+                return "\(payload.id): \(request.body)"
+            } catch is RequestWaitTimedOut {
+                return "\(payload.id): timed out"
+            }
+        }
+    }
+
+    @Test("the callback gets one URL under the callback base, once, however often the run replays; the run returns the POSTed body; no request: a typed timeout")
+    func waits() async throws {
+        let urls = URLLog()
+        let result = try await JobHarness(job: job(urls), payload: ["id": "x"], requests: { key in key == "done" ? ["status": "ok"] : nil }).runToCompletion()
+        #expect(result.outcome == .runCompleted(.init(output: .string("x: \(JSONValue.object(["status": "ok"]))"))))
+        #expect(urls.all.count == 1 && urls.all[0].hasPrefix("https://baton.invalid/api/v1/callbacks/"), "\(urls.all)")
+        let token = try #require(urls.all.first?.split(separator: "/").last.map(String.init))
+        #expect(CallbackToken.isWellFormed(token))
+        let requested = result.events.compactMap { if case .requestWaitRequested(let wait) = $0 { wait } else { nil } }
+        // Recorded before the URL is handed out and again after the callback (the run ends its slice WAITING).
+        #expect(requested.count == 2 && requested.allSatisfy { $0.tokenHash == CallbackToken.hash(token) }, "only the hash travels: \(requested.count)")
+        let timedOut = try await JobHarness(job: job(URLLog()), payload: ["id": "y"]).runToCompletion()
+        #expect(timedOut.outcome == .runCompleted(.init(output: "y: timed out")))
+    }
+}
+
+/// The callback URLs a job handed out.
+final class URLLog: Sendable {
+    private let urls = Mutex<[String]>([])
+    func add(_ url: String) { urls.withLock { $0.append(url) } }
+    var all: [String] { urls.withLock { $0 } }
+}

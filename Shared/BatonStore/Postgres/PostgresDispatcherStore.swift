@@ -125,7 +125,8 @@ public struct PostgresDispatcherStore: DispatcherStoring, PostgresServiceStore {
                     """, logger: logger)
             }
             try await Self.markEventsDispatched(eventIDs: effects.eventsDispatched, time: time, connection, logger)
-            let matches = try await Self.matchEventWaits(waits: effects.waitsRegistered, events: effects.waitableEvents, now: now, connection, logger)
+            let matches = try await Self.matchEventWaits(waits: effects.waitsRegistered, events: effects.waitableEvents, keep: effects.keepsRecentEvents,
+                                                         now: now, connection, logger)
             for (topic, next) in effects.consumed {
                 try await PostgresConsumedOffsetStore.advance(topic: topic, to: next, connection, logger)
             }
@@ -136,7 +137,7 @@ public struct PostgresDispatcherStore: DispatcherStoring, PostgresServiceStore {
     /// Records `waits` and `events` and matches them (``EventWaitRules``). Transactions that
     /// touch the same event name take turns (an advisory lock per name, in one order), so a
     /// wait and an event committed at once by two instances always see each other.
-    private static func matchEventWaits(waits: [EventWaitRecord], events: [EventEnvelope], now: Date,
+    private static func matchEventWaits(waits: [EventWaitRecord], events: [EventEnvelope], keep: Bool, now: Date,
                                         _ connection: PostgresConnection, _ logger: Logger) async throws -> [EventWaitMatch] {
         guard !waits.isEmpty || !events.isEmpty else { return [] }
         let time = now.millisecondsSince1970
@@ -180,12 +181,12 @@ public struct PostgresDispatcherStore: DispatcherStoring, PostgresServiceStore {
                 pending.append(EventWaitRecord(tenant: Tenant.of(project: project, environment: environment),
                                                request: try BatonJSON.decoder.decode(EventWaitRequest.self, from: Data(wait.utf8))))
             }
-            try await connection.query("""
+            if keep { try await connection.query("""
                 INSERT INTO recent_events (scoped_name, event, received_at)
                 SELECT name, event, \(time) FROM unnest(\(events.map { $0.tenant.scoped($0.name) }), \(try events.map { try json($0) }))
                     WITH ORDINALITY AS received(name, event, position)
                 ORDER BY position
-                """, logger: logger)
+                """, logger: logger) }
         }
         let matched = EventWaitRules.match(newWaits: newWaits, events: events.map { RecentEvent(event: $0, receivedAt: now) }, stored: stored, pending: pending)
         var taken: [EventWaitMatch] = []

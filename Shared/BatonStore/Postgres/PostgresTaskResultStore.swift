@@ -12,7 +12,7 @@ import PostgresNIO
 /// order (`SELECT … ORDER BY id FOR UPDATE`), so what it read stays true until it commits and
 /// two instances never wait for each other in a cycle; PostgreSQL breaks any other deadlock by
 /// aborting one transaction, which is then run again whole.
-public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, DeduplicationStore, PostgresServiceStore, AppliedProgressNotifying {
+public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, DeduplicationStore, PostgresServiceStore, AppliedProgressNotifying, RequestWaitStore {
     public let database: PostgresDatabase
     private let timers: PostgresTimerStore
     private let fetches: PostgresFetchStore
@@ -90,6 +90,21 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
             "CREATE INDEX runs_by_tenant ON runs (project, environment, seq DESC)",
             // The run a replay replays.
             "ALTER TABLE runs ADD COLUMN replay_of TEXT",
+        ]),
+        // Waits for a request to a callback URL (`io.waitForRequest`), by their token's hash.
+        .init(id: "task results v3 request waits", statements: [
+            """
+            CREATE TABLE request_waits (
+                token_hash TEXT PRIMARY KEY,
+                run_id TEXT NOT NULL,
+                task_id TEXT NOT NULL,
+                timeout_at BIGINT NOT NULL,
+                received_at BIGINT,
+                request TEXT,
+                delivered_at BIGINT
+            )
+            """,
+            "CREATE INDEX request_waits_undelivered ON request_waits (received_at) WHERE received_at IS NOT NULL AND delivered_at IS NULL",
         ]),
     ]
 
@@ -507,6 +522,11 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
                 try await connection.query(
                     "UPDATE tasks SET properties = COALESCE(properties, \(try json(properties))) WHERE run_id = \(runId) AND task_id = \(taskId)",
                     logger: logger)
+            case .registerRequestWait(let taskId, let tokenHash, let timeoutAt):
+                try await connection.query("""
+                    INSERT INTO request_waits (token_hash, run_id, task_id, timeout_at) VALUES (\(tokenHash), \(runId), \(taskId), \(timeoutAt.millisecondsSince1970))
+                    ON CONFLICT (token_hash) DO NOTHING
+                    """, logger: logger)
             case .dropTimer(let taskId):
                 try await connection.query("UPDATE timers SET fired = true WHERE run_id = \(runId) AND task_id = \(taskId) AND NOT fired", logger: logger)
             case .makeTimerDue(let taskId, let at):
@@ -802,6 +822,45 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
 
     public func cancelTimers(runId: String) async throws {
         try await timers.cancelTimers(runId: runId)
+    }
+
+    public func receiveRequest(tokenHash: String, request: WaitedRequest, at now: Date) async throws -> RequestWaitAnswer {
+        let body = try Self.json(request)
+        return try await database.transaction { connection, logger in
+            var wait: RequestWaitRecord?
+            for try await (runId, taskId, timeoutAt, receivedAt) in try await connection.query("""
+                SELECT run_id, task_id, timeout_at, received_at FROM request_waits WHERE token_hash = \(tokenHash) FOR UPDATE
+                """, logger: logger).decode((String, String, Int64, Int64?).self) {
+                wait = RequestWaitRecord(runId: runId, taskId: taskId, timeoutAt: Date(millisecondsSince1970: timeoutAt),
+                                         receivedAt: receivedAt.map(Date.init(millisecondsSince1970:)))
+            }
+            let answer = RequestWaitRules.answer(wait, now: now)
+            if case .accepted = answer {
+                try await connection.query("""
+                    UPDATE request_waits SET received_at = \(now.millisecondsSince1970), request = \(body) WHERE token_hash = \(tokenHash) AND received_at IS NULL
+                    """, logger: logger)
+            }
+            return answer
+        }
+    }
+
+    public func undeliveredRequests(before: Date, limit: Int) async throws -> [ReceivedRequest] {
+        var found: [ReceivedRequest] = []
+        for try await (hash, runId, taskId, request) in try await database.client.query("""
+            SELECT token_hash, run_id, task_id, request FROM request_waits
+            WHERE received_at IS NOT NULL AND delivered_at IS NULL AND received_at < \(before.millisecondsSince1970) ORDER BY received_at LIMIT \(limit)
+            """, logger: database.logger).decode((String, String, String, String).self) {
+            found.append(ReceivedRequest(tokenHash: hash, runId: runId, taskId: taskId,
+                                         request: try BatonJSON.decoder.decode(WaitedRequest.self, from: Data(request.utf8))))
+        }
+        return found
+    }
+
+    public func markRequestsDelivered(tokenHashes: [String], at now: Date) async throws {
+        guard !tokenHashes.isEmpty else { return }
+        try await database.client.query("""
+            UPDATE request_waits SET delivered_at = \(now.millisecondsSince1970) WHERE token_hash = ANY(\(tokenHashes)) AND delivered_at IS NULL
+            """, logger: database.logger)
     }
 
     /// Marks the timers `owner` still holds fired and ends their waits (``RunRules/waitEnded(taskId:output:attempts:status:at:)``),
