@@ -219,6 +219,8 @@ enum RunTree {
     static func render(_ run: RunDetails) -> String {
         var lines = ["\(run.id)  \(run.status.rawValue)  \(run.jobId)@\(run.jobVersion)  event \(run.event.name) (\(run.event.id))"]
         if let replayOf = run.replayOf { lines.append("replays \(replayOf)") }
+        if let parent = run.parentRun { lines.append("child of \(parent.runId)") }
+        if let children = run.childRuns, !children.isEmpty { lines.append("children: \(children.joined(separator: ", "))") }
         if let status = run.latestStatus {
             lines.append("status: \(status.label)" + (status.state.map { " (\($0.rawValue))" } ?? ""))
         }

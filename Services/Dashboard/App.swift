@@ -207,6 +207,8 @@ struct Dashboard: Sendable {
             "created": Format.time(run.createdAt), "completed": Format.time(run.completedAt), "hasEnded": run.completedAt != nil,
             "duration": Format.duration((run.completedAt ?? now).timeIntervalSince(run.createdAt)),
             "replayOf": run.replayOf ?? "", "isReplay": run.replayOf != nil,
+            "parentRun": run.parentRun?.runId ?? "", "hasParent": run.parentRun != nil,
+            "childRuns": (run.childRuns ?? []).map { ["id": $0] }, "hasChildren": !(run.childRuns ?? []).isEmpty,
             "hasStatus": run.latestStatus != nil, "statusLabel": run.latestStatus?.label ?? "",
             "statusState": run.latestStatus?.state?.rawValue ?? "", "hasStatusState": run.latestStatus?.state != nil,
             "statusData": run.latestStatus?.data.map { Format.json($0).replacingOccurrences(of: "\n", with: " ") } ?? "",

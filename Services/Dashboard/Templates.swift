@@ -123,6 +123,8 @@ enum Templates {
       <dt>Ended</dt><dd>{{#hasEnded}}{{completed}}{{/hasEnded}}{{^hasEnded}}—{{/hasEnded}}</dd>
       <dt>Duration</dt><dd>{{duration}}</dd>
       {{#isReplay}}<dt>Replay of</dt><dd><a href="/runs/{{replayOf}}" id="replay-of">{{replayOf}}</a></dd>{{/isReplay}}
+      {{#hasParent}}<dt>Child of</dt><dd><a href="/runs/{{parentRun}}" id="parent-run">{{parentRun}}</a></dd>{{/hasParent}}
+      {{#hasChildren}}<dt>Child runs</dt><dd id="child-runs">{{#childRuns}}<a href="/runs/{{id}}" class="child-run">{{id}}</a> {{/childRuns}}</dd>{{/hasChildren}}
       {{#hasStatus}}<dt>Status</dt><dd id="run-latest-status">{{statusLabel}}{{#hasStatusState}} <span class="status-state state-{{statusState}}">{{statusState}}</span>{{/hasStatusState}}{{#hasStatusData}} <code>{{statusData}}</code>{{/hasStatusData}}</dd>{{/hasStatus}}
     </dl>
     <div class="actions">

@@ -39,18 +39,10 @@ extension IO {
         timeout: Duration = EventWaitRequest.defaultTimeout
     ) async throws -> WaitedEvent {
         let taskId = Identifiers.taskID(runID: slice.runId, parentTaskID: parentTaskId, key: key)
-        if let stored = slice.output(of: taskId) {
-            // `null`: the timeout's timer completed the wait.
-            guard stored != .null else { throw EventWaitTimedOut(key: key, name: name, timeoutAt: nil) }
-            do {
-                return try stored.decode(as: WaitedEvent.self)
-            } catch {
-                throw JobDefinitionError(message: "the stored event of wait '\(key)' does not decode: \(BatonJSON.describe(error).message)")
-            }
+        if let ended: WaitedEvent = try endedWait(taskId, key: key, timedOut: EventWaitTimedOut(key: key, name: name, timeoutAt: nil)) {
+            return ended
         }
-        guard EventWaitRequest.timeoutBounds.contains(timeout) else {
-            throw JobDefinitionError(message: "wait for event '\(key)': the timeout \(timeout) is outside 10 s to 365 days")
-        }
+        try checkWaitTimeout(timeout, what: "wait for event '\(key)'")
         // When the wait began: recorded once (a task under the wait), so a replay that registers
         // it again (its first send failed) counts from the same moment and misses nothing.
         let sinceTaskId = Identifiers.taskID(runID: slice.runId, parentTaskID: taskId, key: "baton.since")
@@ -91,5 +83,26 @@ extension IO {
             try await sendRequest(registration, of: taskId, note: "waiting for event '\(name)' ('\(key)')")
         }
         throw slice.interrupt("waiting for event '\(name)' ('\(key)')")
+    }
+}
+
+extension IO {
+    /// How wait `taskId` ended, when it did: its stored outcome decoded as `T`, or `timedOut`
+    /// thrown when the timeout completed it (`null`). `nil`: it has not ended.
+    func endedWait<T: Decodable>(_ taskId: String, key: String, timedOut: some Error) throws -> T? {
+        guard let stored = slice.output(of: taskId) else { return nil }
+        guard stored != .null else { throw timedOut }
+        do {
+            return try stored.decode(as: T.self)
+        } catch {
+            throw JobDefinitionError(message: "the stored outcome of wait '\(key)' does not decode as \(T.self): \(BatonJSON.describe(error).message)")
+        }
+    }
+
+    /// Checks a wait's timeout against ``EventWaitRequest/timeoutBounds``.
+    func checkWaitTimeout(_ timeout: Duration, what: String) throws {
+        guard EventWaitRequest.timeoutBounds.contains(timeout) else {
+            throw JobDefinitionError(message: "\(what): the timeout \(timeout) is outside 10 s to 365 days")
+        }
     }
 }

@@ -33,17 +33,10 @@ extension IO {
         _ key: String, timeout: Duration = EventWaitRequest.defaultTimeout, _ callback: @escaping @Sendable (String) async throws -> Void
     ) async throws -> WaitedRequest {
         let taskId = Identifiers.taskID(runID: slice.runId, parentTaskID: parentTaskId, key: key)
-        if let stored = slice.output(of: taskId) {
-            guard stored != .null else { throw RequestWaitTimedOut(key: key) }
-            do {
-                return try stored.decode(as: WaitedRequest.self)
-            } catch {
-                throw JobDefinitionError(message: "the stored request of wait '\(key)' does not decode: \(BatonJSON.describe(error).message)")
-            }
+        if let ended: WaitedRequest = try endedWait(taskId, key: key, timedOut: RequestWaitTimedOut(key: key)) {
+            return ended
         }
-        guard EventWaitRequest.timeoutBounds.contains(timeout) else {
-            throw JobDefinitionError(message: "wait for request '\(key)': the timeout \(timeout) is outside 10 s to 365 days")
-        }
+        try checkWaitTimeout(timeout, what: "wait for request '\(key)'")
         guard let base = slice.callbackBaseURL, !base.isEmpty else {
             throw JobDefinitionError(message: "wait for request '\(key)' needs the address callers reach Baton at: set the worker's callbackBaseURL (or taskResultsURL)")
         }

@@ -127,6 +127,16 @@ try:
     check("Imported 2 of 2 batches" in status and "success" in status, f"the run page shows the latest io.createStatus ({status!r})")
     shot("run-batch-import")
 
+    # Child jobs: the parent links its two children (charge, one packed item), each links back.
+    driver.get(base + "/runs/" + args["orderRun"])
+    children = [a.get_attribute("href").rsplit("/", 1)[-1] for a in driver.find_elements(By.CSS_SELECTOR, "#child-runs a.child-run")]
+    check(len(children) == 2, f"the parent run lists its child runs (saw {children})")
+    shot("run-fulfil-order")
+    driver.find_elements(By.CSS_SELECTOR, "#child-runs a.child-run")[0].click()
+    eventually(lambda: driver.find_elements(By.ID, "parent-run") and driver.find_element(By.ID, "parent-run").text == args["orderRun"],
+               "the child run links back to its parent")
+    check(driver.find_element(By.ID, "run-status").text == "COMPLETED", "the child run completed")
+
     driver.get(base + "/runs/" + args["welcomeRun"])
     check(driver.find_element(By.ID, "job-version").text == "1.0.0", "the welcome run shows its version")
     check("Welcome aboard" in driver.find_element(By.ID, "run-output").text, "the run page shows the output")

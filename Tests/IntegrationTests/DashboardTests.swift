@@ -13,7 +13,7 @@ struct DashboardTests {
         let keys = try TestKeys(directory: FileManager.default.temporaryDirectory.appendingPathComponent("baton-keys"))
         let stack = try await BatonStack.start(label: "dashboard", environment: ["AUTH_KEYS_FILE": keys.file.path])
         try await stack.startExampleJobs(waitSeconds: 0.3, environment: ["BATON_PROJECT": "alpha", "BATON_ENVIRONMENT": "prod", "BATON_API_KEY": keys.alphaProd],
-                                         jobs: ["new-user-welcome", "github-stars", "many-steps", "parallel", "batch-import"])
+                                         jobs: ["new-user-welcome", "github-stars", "many-steps", "parallel", "batch-import", "fulfil-order", "charge-card", "pack-item"])
         let dashboard = try await stack.startDashboard()
         func send(_ name: String, _ payload: String, extra: String = "") async throws -> String {
             let id = "evt_dash_\(UUID().uuidString.prefix(8).lowercased())"
@@ -28,6 +28,7 @@ struct DashboardTests {
         let waitingRun = Identifiers.runID(eventID: try await send("github.star", #"{"starredBy":"bob","repoName":"baton","waitSeconds":600}"#), jobSlug: "github-stars")
         let delayedEvent = try await send("user.created", #"{"id":"u2","email":"later@example.org","name":"Later"}"#, extra: #","deliverAfter":3600"#)
         let importRun = Identifiers.runID(eventID: try await send("import.requested", #"{"batches":2}"#), jobSlug: "batch-import")
+        let orderRun = Identifiers.runID(eventID: try await send("order.placed", #"{"orderId":"D","cents":100,"skus":["a"]}"#), jobSlug: "fulfil-order")
         // A job registered disabled (over HTTP, as non-Swift tooling does).
         let disabled = try await stack.request(port: stack.ingesterPort, "/api/v1/jobs/paused-sync", method: .PUT,
                                                body: #"{"name":"Paused sync","version":"1.0.0","trigger":{"type":"event","eventName":"sync.requested"},"enabled":false}"#,
@@ -36,7 +37,7 @@ struct DashboardTests {
         _ = try await eventually("the dispatcher to hold the disabled job", deadline: .seconds(30)) {
             try await stack.get(port: stack.dispatcherPort, "/api/v1/jobs/paused-sync", apiKey: keys.alphaProd).status == 200 ? true : nil
         }
-        for run in [welcomeRun, starsRun, stepsRun, parallelRun, importRun] {
+        for run in [welcomeRun, starsRun, stepsRun, parallelRun, importRun, orderRun] {
             #expect(try await stack.finishedRun(run, apiKey: keys.alphaProd).status == .completed)
         }
         _ = try await eventually("the run to cancel to wait", deadline: .seconds(60)) {
@@ -50,7 +51,7 @@ struct DashboardTests {
             "url": "http://127.0.0.1:\(dashboard.port)", "chromium": "/usr/bin/chromium", "chromedriver": "/usr/bin/chromedriver",
             "screenshots": screenshots.path, "alphaKey": keys.alphaProd, "betaKey": keys.betaProd,
             "starsRun": starsRun, "parallelRun": parallelRun, "welcomeRun": welcomeRun, "waitingRun": waitingRun, "liveRun": liveRun, "delayedEvent": delayedEvent,
-            "importRun": importRun, "disabledJob": "paused-sync",
+            "importRun": importRun, "orderRun": orderRun, "disabledJob": "paused-sync",
             "jobs": ["new-user-welcome", "github-stars", "many-steps", "paused-sync"],
         ]
         let json = String(decoding: try JSONSerialization.data(withJSONObject: arguments), as: UTF8.self)
