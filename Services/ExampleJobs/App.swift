@@ -67,6 +67,8 @@ struct ExampleJobsMain {
             packItemJob(outbox: outbox),
             expenseApprovalJob(outbox: outbox),
             transcodeVideoJob(outbox: outbox),
+            rateLimitedPingJob(outbox: outbox),
+            throttledPingJob(outbox: outbox),
             versionedGreeterJob(outbox: outbox, version: config.string(forKey: "example.greeter.version", default: "1.0.0")),
         ]
         let tickSeconds = config.int(forKey: "example.tick.seconds", default: 0)

@@ -183,7 +183,9 @@ struct Dispatcher: Sendable {
             return
         }
         if Self.isWaitable(event) { effects.waitableEvents.append(event) }
-        runs += try await runsToStart(for: event, view: &view)
+        let planned = try await runsToStart(for: event, view: &view)
+        runs += planned.runs
+        effects.held += planned.held
         effects.eventsDispatched.append(scopedID)
     }
 
@@ -229,7 +231,7 @@ struct Dispatcher: Sendable {
     }
 
     /// The runs `event` starts that were not started yet (as `view` saw the store, when given).
-    private func runsToStart(for event: EventEnvelope, view: inout BatchView) async throws -> [PlannedRun] {
+    private func runsToStart(for event: EventEnvelope, view: inout BatchView) async throws -> (runs: [PlannedRun], held: [EventEnvelope]) {
         let jobs: [JobRegistration]
         if let slug = event.invoke {
             jobs = try await view.job(slug: slug, store: store).flatMap { $0.tenant == event.tenant ? [$0] : nil } ?? []
@@ -237,7 +239,7 @@ struct Dispatcher: Sendable {
                 // The ingester refuses to invoke a disabled job; this one was disabled meanwhile.
                 logger.warning("invocation of a disabled job: no run", metadata: ["event.id": "\(event.id)", "job.slug": "\(slug)"])
                 try await refuseChild(event, job: slug, reason: "job '\(slug)' is disabled: enable it to invoke it")
-                return []
+                return ([], [])
             }
         } else {
             jobs = try await view.jobs(named: event.name, store: store).filter { $0.matches(event) }
@@ -247,10 +249,31 @@ struct Dispatcher: Sendable {
         }
         let context = ServiceContext.current ?? .topLevel
         var runs: [PlannedRun] = []
+        var held: [EventEnvelope] = []
         for job in jobs where !view.wasDispatched(eventID: event.id, jobSlug: job.slug) {
+            if let control = job.flowControl, event.invoke == nil {
+                let key = control.keyValue(in: event.payload)
+                switch try await store.decideFlow(jobSlug: job.slug, key: key, control: control, eventID: event.tenant.scoped(event.id), at: Date()) {
+                case .start:
+                    break
+                case .drop:
+                    Counter(label: "baton_runs_rate_limited_total", dimensions: [("job", job.slug)]).increment()
+                    logger.info("rate limit: no run", metadata: ["event.id": "\(event.id)", "job.slug": "\(job.slug)", "flow.key": "\(key)"])
+                    continue
+                case .delay(let until):
+                    // Held, like a delayed event, as an invocation of this job alone (not limited again).
+                    Counter(label: "baton_runs_throttled_total", dimensions: [("job", job.slug)]).increment()
+                    logger.info("throttled: the run starts later", metadata: ["event.id": "\(event.id)", "job.slug": "\(job.slug)",
+                                                                                "flow.key": "\(key)", "deliver.at": "\(until)"])
+                    held.append(EventEnvelope(id: Identifiers.throttledEventID(eventID: event.id, jobSlug: job.slug), name: event.name, source: event.source,
+                                              payload: event.payload, context: event.context, timestamp: event.timestamp, deliverAt: until,
+                                              accountId: event.accountId, invoke: job.slug, tenant: event.tenant))
+                    continue
+                }
+            }
             runs.append(PlannedRun(event: event, job: job, runId: Identifiers.runID(eventID: event.id, jobSlug: job.slug), context: context))
         }
-        return runs
+        return (runs, held)
     }
 
     /// When `event` invokes a child job that cannot run, tells the waiting parent (a failed
@@ -301,7 +324,8 @@ struct Dispatcher: Sendable {
             try await deliver(try await store.commit(batch, at: Date()))
         }
         var view = try await BatchView(store: store, events: [event])
-        let runs = try await runsToStart(for: event, view: &view)
+        let (runs, held) = try await runsToStart(for: event, view: &view)
+        for copy in held { try await store.hold(copy, id: copy.tenant.scoped(copy.id), now: Date()) }
         try await start(runs)
         for run in runs {
             try await store.markDispatched(eventID: event.id, jobSlug: run.job.slug, runID: run.runId)

@@ -65,10 +65,14 @@ public struct JobOptions: Sendable {
     public var enabled: Bool
     /// The least severe `io.logger` level whose lines are stored (`.debug`: all).
     public var logLevel: JobLogLevel
+    /// At most so many runs per period and payload key from events: over it, `.rateLimit`
+    /// starts no run, `.throttle` starts it later (``FlowControl``). Invocations are not limited.
+    public var flowControl: FlowControl?
 
-    public init(enabled: Bool = true, logLevel: JobLogLevel = .debug) {
+    public init(enabled: Bool = true, logLevel: JobLogLevel = .debug, flowControl: FlowControl? = nil) {
         self.enabled = enabled
         self.logLevel = logLevel
+        self.flowControl = flowControl
     }
 }
 
@@ -176,6 +180,8 @@ extension Job: AnyJob {
         // Defaults stay absent: registrations read the same by services that predate the options.
         registration.enabled = options.enabled ? nil : false
         registration.logLevel = options.logLevel == .debug ? nil : options.logLevel
+        registration.flowControl = options.flowControl
+        try registration.validate()
         return registration
     }
 

@@ -117,6 +117,11 @@ public protocol DispatcherStoring: DelayedEventStore, ConsumedOffsetStore {
     /// - Returns: the waits that got their event in this batch, to deliver.
     @discardableResult
     func commit(_ effects: DispatchBatch, at now: Date) async throws -> [EventWaitMatch]
+    /// The flow-control decision for event `eventID` (tenant-scoped) and job `jobSlug`, made once
+    /// (``FlowControlRules/decide(_:starts:now:)`` over the key's recorded starts, which it
+    /// updates, in one transaction that no other instance interleaves for the same job and key);
+    /// asking again returns the first decision.
+    func decideFlow(jobSlug: String, key: String, control: FlowControl, eventID: String, at now: Date) async throws -> FlowDecision
     /// Waits matched before `before` whose run was not told yet (a crash between the commit and
     /// the delivery), oldest first.
     func undeliveredWaitMatches(before: Date, limit: Int) async throws -> [EventWaitMatch]

@@ -22,6 +22,12 @@ public enum Identifiers {
         "evt_" + digest(["event", runID, taskID], length: 32)
     }
 
+    /// The id of the held copy of event `eventID` that starts job `jobSlug`'s throttled run
+    /// later: deterministic, so deciding again holds the same copy.
+    public static func throttledEventID(eventID: String, jobSlug: String) -> String {
+        "evt_" + digest(["throttle", eventID, jobSlug], length: 32)
+    }
+
     /// A new random event id, for events sent without one.
     /// Which of `count` partitions of the events topic decides who fires job `jobSlug`'s
     /// schedule: the dispatcher instance that consumes that partition (FNV-1a of the slug, so

@@ -161,6 +161,8 @@ public struct JobRegistration: Codable, Sendable, Hashable, TenantOwned {
     public var enabled: Bool?
     /// The least severe `io.logger` level whose lines are stored (absent: `debug`, all).
     public var logLevel: JobLogLevel?
+    /// At most so many runs per period and payload key from events (absent: no limit).
+    public var flowControl: FlowControl?
 
     /// Whether the job takes new runs (``enabled``, `true` when absent).
     public var isEnabled: Bool { enabled ?? true }
@@ -169,7 +171,8 @@ public struct JobRegistration: Codable, Sendable, Hashable, TenantOwned {
     /// - Throws: `ValidationError` for an id without letters or digits, an empty name, or an
     ///   invalid semantic version.
     public init(id: String, name: String, version: String, trigger: JobTrigger, registeredAt: Date = Date(),
-                tenant: Tenant = .default, enabled: Bool? = nil, logLevel: JobLogLevel? = nil) throws(ValidationError) {
+                tenant: Tenant = .default, enabled: Bool? = nil, logLevel: JobLogLevel? = nil,
+                flowControl: FlowControl? = nil) throws(ValidationError) {
         self.schemaVersion = Self.currentSchemaVersion
         self.id = id
         self.slug = try Slug.make(id)
@@ -180,10 +183,11 @@ public struct JobRegistration: Codable, Sendable, Hashable, TenantOwned {
         self.tenant = tenant
         self.enabled = enabled
         self.logLevel = logLevel
+        self.flowControl = flowControl
         try validate()
     }
 
-    enum CodingKeys: String, CodingKey { case schemaVersion, id, slug, name, version, trigger, registeredAt, project, environment, enabled, logLevel }
+    enum CodingKeys: String, CodingKey { case schemaVersion, id, slug, name, version, trigger, registeredAt, project, environment, enabled, logLevel, flowControl }
 
     /// Decodes a registration; `schemaVersion` defaults to 1 and `registeredAt` to now, so
     /// tools in other languages need not send them.
@@ -200,6 +204,7 @@ public struct JobRegistration: Codable, Sendable, Hashable, TenantOwned {
         self.environment = try container.decodeIfPresent(String.self, forKey: .environment)
         self.enabled = try container.decodeIfPresent(Bool.self, forKey: .enabled)
         self.logLevel = try container.decodeIfPresent(JobLogLevel.self, forKey: .logLevel)
+        self.flowControl = try container.decodeIfPresent(FlowControl.self, forKey: .flowControl)
     }
 
     /// The Kafka key of the registration on the compacted jobs topic: one record per tenant and
@@ -225,6 +230,12 @@ public struct JobRegistration: Codable, Sendable, Hashable, TenantOwned {
         _ = try SemanticVersion(parsing: version)
         try trigger.validate()
         try Tenant.validate(project: project, environment: environment, path: "$")
+        if let flowControl {
+            guard trigger.type == "event" else {
+                throw ValidationError(path: "$.flowControl", message: "flow control limits runs of an event trigger; this trigger is '\(trigger.type)'")
+            }
+            try flowControl.validate()
+        }
     }
 
     /// Decodes and validates a registration.

@@ -120,6 +120,26 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
                 CREATE INDEX recent_events_by_time ON recent_events(received_at);
                 """)
         }
+        migrator.registerMigration("v9 flow control") { db in
+            // Rate limits and throttles: each job and key's recent starts, and each event's decision.
+            try db.execute(sql: """
+                CREATE TABLE flow_starts (
+                    job_slug TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    starts TEXT NOT NULL,
+                    PRIMARY KEY (job_slug, key)
+                );
+                CREATE TABLE flow_decisions (
+                    event_id TEXT NOT NULL,
+                    job_slug TEXT NOT NULL,
+                    decision TEXT NOT NULL,
+                    deliver_at INTEGER,
+                    decided_at INTEGER NOT NULL,
+                    PRIMARY KEY (event_id, job_slug)
+                );
+                CREATE INDEX flow_decisions_by_time ON flow_decisions(decided_at);
+                """)
+        }
         return migrator
     }
 
@@ -231,6 +251,23 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
             if db.changesCount == 1, let match = wait.match { taken.append(match) }
         }
         return taken
+    }
+
+    public func decideFlow(jobSlug: String, key: String, control: FlowControl, eventID: String, at now: Date) async throws -> FlowDecision {
+        try await pool.write { db in
+            if let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT decision, deliver_at FROM flow_decisions WHERE event_id = ? AND job_slug = ?"),
+                                          arguments: [eventID, jobSlug]) {
+                return FlowDecision(stored: row["decision"], deliverAt: row["deliver_at"])
+            }
+            let stored = try String.fetchOne(try db.cachedStatement(sql: "SELECT starts FROM flow_starts WHERE job_slug = ? AND key = ?"),
+                                             arguments: [jobSlug, key])
+            let (decision, starts) = FlowControlRules.decide(control, starts: FlowDecision.starts(from: stored), now: now)
+            try db.cachedStatement(sql: "INSERT INTO flow_starts (job_slug, key, starts) VALUES (?, ?, ?) ON CONFLICT (job_slug, key) DO UPDATE SET starts = excluded.starts")
+                .execute(arguments: [jobSlug, key, FlowDecision.encode(starts)])
+            try db.cachedStatement(sql: "INSERT INTO flow_decisions (event_id, job_slug, decision, deliver_at, decided_at) VALUES (?, ?, ?, ?, ?)")
+                .execute(arguments: [eventID, jobSlug, decision.storedName, decision.deliverAt?.millisecondsSince1970, now.millisecondsSince1970])
+            return decision
+        }
     }
 
     public func undeliveredWaitMatches(before: Date, limit: Int) async throws -> [EventWaitMatch] {
@@ -367,6 +404,8 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
             try db.cachedStatement(sql: "DELETE FROM events WHERE dispatched_at < ?").execute(arguments: [cutoff])
             var removed = db.changesCount
             try db.cachedStatement(sql: "DELETE FROM dispatched WHERE dispatched_at < ?").execute(arguments: [cutoff])
+            removed += db.changesCount
+            try db.cachedStatement(sql: "DELETE FROM flow_decisions WHERE decided_at < ?").execute(arguments: [cutoff])
             removed += db.changesCount
             try db.cachedStatement(sql: "DELETE FROM delayed_events WHERE status != 'PENDING' AND updated_at < ?").execute(arguments: [cutoff])
             return removed + db.changesCount

@@ -75,3 +75,55 @@ struct RequestWaitRulesTests {
         #expect(!CallbackToken.isWellFormed("ABC") && !CallbackToken.isWellFormed(String(repeating: "g", count: 64)))
     }
 }
+
+@Suite("Flow-control rules (pure)")
+struct FlowControlRulesTests {
+    let now = Date(millisecondsSince1970: 1_790_000_000_000)
+
+    @Test("rateLimit: the first `limit` events of a window start, the others are dropped; the window slides")
+    func rateLimit() {
+        let control = FlowControl.rateLimit(2, per: .seconds(10))
+        var starts: [Date] = []
+        var decisions: [FlowDecision] = []
+        for offset in [0.0, 1, 2, 9.9, 10.5, 11.5] {
+            let (decision, kept) = FlowControlRules.decide(control, starts: starts, now: now.addingTimeInterval(offset))
+            decisions.append(decision)
+            starts = kept
+        }
+        #expect(decisions == [.start, .start, .drop, .drop, .start, .start], "\(decisions)")
+    }
+
+    @Test("throttle: events over the limit get the next free slot, in order; no window of the period holds more than `limit` starts")
+    func throttle() {
+        let control = FlowControl.throttle(2, per: .seconds(4))
+        var starts: [Date] = []
+        var times: [Date] = []
+        for _ in 0..<7 {
+            let (decision, kept) = FlowControlRules.decide(control, starts: starts, now: now)
+            starts = kept
+            switch decision {
+            case .start: times.append(now)
+            case .delay(let until): times.append(until)
+            case .drop: Issue.record("throttling never drops")
+            }
+        }
+        #expect(times.map { $0.timeIntervalSince(now) } == [0, 0, 4, 4, 8, 8, 12])
+        for index in 0..<(times.count - 2) { #expect(times[index + 2].timeIntervalSince(times[index]) >= 4) }
+    }
+
+    @Test("keys: one limit per payload value (nested paths, non-strings as JSON, missing as empty); invalid settings are refused")
+    func keys() throws {
+        let control = FlowControl.rateLimit(1, per: .seconds(60), key: "account.id")
+        #expect(control.keyValue(in: ["account": ["id": "a1"]]) == "a1")
+        #expect(control.keyValue(in: ["account": ["id": 7]]) == "7")
+        #expect(control.keyValue(in: ["other": 1]) == "")
+        #expect(FlowControl.rateLimit(1, per: .seconds(60)).keyValue(in: ["x": 1]) == "")
+        #expect(throws: ValidationError.self) { try FlowControl.rateLimit(0, per: .seconds(60)).validate() }
+        #expect(throws: ValidationError.self) { try FlowControl.throttle(1, per: .seconds(0)).validate() }
+        #expect(throws: ValidationError.self) { try FlowControl.throttle(1, per: .seconds(1), key: "a..b").validate() }
+        #expect(throws: ValidationError.self) {
+            try JobRegistration(id: "tick", name: "T", version: "1.0.0", trigger: .interval(seconds: 60), flowControl: .rateLimit(1, per: .seconds(1)))
+        }
+        #expect(FlowDecision.starts(from: FlowDecision.encode([now, now.addingTimeInterval(1)])) == [now, now.addingTimeInterval(1)])
+    }
+}

@@ -58,3 +58,26 @@ struct EventWaitConformanceTests {
         }
     }
 }
+
+@Suite("Flow-control store conformance: a limit holds across instances, on SQLite and PostgreSQL", .serialized)
+struct FlowControlConformanceTests {
+    @Test("two instances deciding 40 events of one key at once start exactly 5 (limit 5 a minute); asking again for an event returns its first decision",
+          arguments: StoreBackend.allCases)
+    func limitAcrossInstances(_ backend: StoreBackend) async throws {
+        try await withTwoDispatcherStores(backend) { (first: any DispatcherBackend, second: any DispatcherBackend) async throws in
+            let control = FlowControl.rateLimit(5, per: .seconds(60), key: "user")
+            let decisions = try await withThrowingTaskGroup(of: (String, FlowDecision).self) { group in
+                for index in 0..<40 {
+                    let store = index.isMultiple(of: 2) ? first : second
+                    group.addTask { ("e\(index)", try await store.decideFlow(jobSlug: "job", key: "u1", control: control, eventID: "e\(index)", at: Date())) }
+                }
+                return try await group.reduce(into: [String: FlowDecision]()) { $0[$1.0] = $1.1 }
+            }
+            #expect(decisions.values.filter { $0 == .start }.count == 5, "\(decisions.values.filter { $0 == .start }.count) started")
+            #expect(decisions.values.filter { $0 == .drop }.count == 35)
+            let started = try #require(decisions.first { $0.value == .start }?.key)
+            #expect(try await second.decideFlow(jobSlug: "job", key: "u1", control: control, eventID: started, at: Date()) == .start, "the first decision stays")
+            #expect(try await first.decideFlow(jobSlug: "job", key: "u2", control: control, eventID: "other", at: Date()) == .start, "another key has its own limit")
+        }
+    }
+}

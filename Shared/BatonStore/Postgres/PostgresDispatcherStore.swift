@@ -86,6 +86,21 @@ public struct PostgresDispatcherStore: DispatcherStoring, PostgresServiceStore {
             "CREATE INDEX recent_events_by_name ON recent_events (scoped_name, received_at)",
             "CREATE INDEX recent_events_by_time ON recent_events (received_at)",
         ]),
+        // Rate limits and throttles: each job and key's recent starts, and each event's decision.
+        .init(id: "dispatcher v4 flow control", statements: [
+            "CREATE TABLE flow_starts (job_slug TEXT NOT NULL, key TEXT NOT NULL, starts TEXT NOT NULL, PRIMARY KEY (job_slug, key))",
+            """
+            CREATE TABLE flow_decisions (
+                event_id TEXT NOT NULL,
+                job_slug TEXT NOT NULL,
+                decision TEXT NOT NULL,
+                deliver_at BIGINT,
+                decided_at BIGINT NOT NULL,
+                PRIMARY KEY (event_id, job_slug)
+            )
+            """,
+            "CREATE INDEX flow_decisions_by_time ON flow_decisions (decided_at)",
+        ]),
     ]
 
     /// Opens the store, applying its migrations.
@@ -200,6 +215,33 @@ public struct PostgresDispatcherStore: DispatcherStoring, PostgresServiceStore {
             }
         }
         return taken
+    }
+
+    public func decideFlow(jobSlug: String, key: String, control: FlowControl, eventID: String, at now: Date) async throws -> FlowDecision {
+        try await database.transaction { connection, logger in
+            // One instance at a time per job and key: the row exists, then is locked.
+            try await connection.query("""
+                INSERT INTO flow_starts (job_slug, key, starts) VALUES (\(jobSlug), \(key), '[]') ON CONFLICT (job_slug, key) DO NOTHING
+                """, logger: logger)
+            var stored: String?
+            for try await starts in try await connection.query("""
+                SELECT starts FROM flow_starts WHERE job_slug = \(jobSlug) AND key = \(key) FOR UPDATE
+                """, logger: logger).decode(String.self) { stored = starts }
+            for try await (decision, deliverAt) in try await connection.query("""
+                SELECT decision, deliver_at FROM flow_decisions WHERE event_id = \(eventID) AND job_slug = \(jobSlug)
+                """, logger: logger).decode((String, Int64?).self) {
+                return FlowDecision(stored: decision, deliverAt: deliverAt)
+            }
+            let (decision, starts) = FlowControlRules.decide(control, starts: FlowDecision.starts(from: stored), now: now)
+            try await connection.query("""
+                UPDATE flow_starts SET starts = \(FlowDecision.encode(starts)) WHERE job_slug = \(jobSlug) AND key = \(key)
+                """, logger: logger)
+            try await connection.query("""
+                INSERT INTO flow_decisions (event_id, job_slug, decision, deliver_at, decided_at)
+                VALUES (\(eventID), \(jobSlug), \(decision.storedName), \(decision.deliverAt?.millisecondsSince1970), \(now.millisecondsSince1970))
+                """, logger: logger)
+            return decision
+        }
     }
 
     public func undeliveredWaitMatches(before: Date, limit: Int) async throws -> [EventWaitMatch] {
@@ -327,6 +369,7 @@ public struct PostgresDispatcherStore: DispatcherStoring, PostgresServiceStore {
             for statement: PostgresQuery in [
                 "DELETE FROM events WHERE dispatched_at < \(cutoff) RETURNING 1",
                 "DELETE FROM dispatched WHERE dispatched_at < \(cutoff) RETURNING 1",
+                "DELETE FROM flow_decisions WHERE decided_at < \(cutoff) RETURNING 1",
                 "DELETE FROM delayed_events WHERE status NOT IN ('PENDING', 'NEW') AND updated_at < \(cutoff) RETURNING 1",
             ] {
                 for try await _ in try await connection.query(statement, logger: logger).decode(Int32.self) { removed += 1 }
