@@ -10,22 +10,22 @@ struct Ping: Codable, Sendable {
 
 /// At most 3 runs a minute per user (`rateLimit`): the other events start no run.
 func rateLimitedPingJob(outbox: URL) -> Job<Ping, String> {
-    Job(id: "rate-limited-ping", name: "Rate-limited ping", version: "1.0.0", trigger: .event(name: "ping.limited", payload: Ping.self),
-        options: JobOptions(flowControl: .rateLimit(3, per: .seconds(60), key: "user"))) { ping, io, ctx in
-        _ = try await io.runTask("ping") { _ in
-            try appendLine("limited ping \(ping.user) \(ping.n) run=\(ctx.runId)", to: outbox)
-            return true
-        }
-        return "pinged \(ping.user) \(ping.n)"
-    }
+    pingJob(id: "rate-limited-ping", name: "Rate-limited ping", event: "ping.limited", line: "limited",
+            flowControl: .rateLimit(3, per: .seconds(60), key: "user"), outbox: outbox)
 }
 
 /// At most 2 runs every 4 seconds per user (`throttle`): the others wait their turn.
 func throttledPingJob(outbox: URL) -> Job<Ping, String> {
-    Job(id: "throttled-ping", name: "Throttled ping", version: "1.0.0", trigger: .event(name: "ping.throttled", payload: Ping.self),
-        options: JobOptions(flowControl: .throttle(2, per: .seconds(4), key: "user"))) { ping, io, ctx in
+    pingJob(id: "throttled-ping", name: "Throttled ping", event: "ping.throttled", line: "throttled",
+            flowControl: .throttle(2, per: .seconds(4), key: "user"), outbox: outbox)
+}
+
+/// A job that notes each ping in the outbox (`<line> ping <user> <n> run=<id>`), under `flowControl`.
+private func pingJob(id: String, name: String, event: String, line: String, flowControl: FlowControl, outbox: URL) -> Job<Ping, String> {
+    Job(id: id, name: name, version: "1.0.0", trigger: .event(name: event, payload: Ping.self),
+        options: JobOptions(flowControl: flowControl)) { ping, io, ctx in
         _ = try await io.runTask("ping") { _ in
-            try appendLine("throttled ping \(ping.user) \(ping.n) run=\(ctx.runId)", to: outbox)
+            try appendLine("\(line) ping \(ping.user) \(ping.n) run=\(ctx.runId)", to: outbox)
             return true
         }
         return "pinged \(ping.user) \(ping.n)"

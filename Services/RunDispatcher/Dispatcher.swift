@@ -202,7 +202,7 @@ struct Dispatcher: Sendable {
         var deliveries: [KafkaProducer.Delivery] = []
         for match in matches {
             var value = Array(try BatonJSON.encoder.encode(match.notice))
-            if value.count > Self.largestNotice {
+            if value.count > KafkaProducer.largestNotice {
                 // It would not fit in a record: the run gets the event without its payload, and says why.
                 var event = match.event
                 event.payload = ["baton.error": .string("the event's payload (\(value.count) bytes with its notice) is too large to hand to a waiting run")]
@@ -219,9 +219,6 @@ struct Dispatcher: Sendable {
             logger.info("waited-for event delivered", metadata: ["run.id": "\(match.runId)", "event.id": "\(match.event.id)"])
         }
     }
-
-    /// The largest delivery sent to a run (below librdkafka's default `message.max.bytes`, 1 MB).
-    static let largestNotice = 900_000
 
     /// Delivers matches that a crash left undelivered (older than a few seconds: younger ones
     /// are being delivered by the instance that matched them). At least once: a run applies
@@ -282,8 +279,7 @@ struct Dispatcher: Sendable {
         guard let parent = event.parent else { return }
         let outcome = ChildRunOutcome(runId: Identifiers.runID(eventID: event.id, jobSlug: slug), jobId: slug, status: .failed, error: reason)
         let notice = RunEvent(runId: parent.runId, body: .childRunFinished(.init(taskId: parent.taskId, outcome: outcome)))
-        try await producer.enqueueWhenRoom(topic: topics.taskResults, key: Array(parent.runId.utf8),
-                                           value: Array(try BatonJSON.encoder.encode(notice))).acknowledged()
+        try await producer.send(notice, topics: topics)
         logger.warning("child job cannot run: its parent is told", metadata: ["event.id": "\(event.id)", "job.slug": "\(slug)",
                                                                              "parent.run.id": "\(parent.runId)"])
     }

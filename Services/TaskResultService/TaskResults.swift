@@ -548,9 +548,7 @@ struct TimerService: Sendable {
                 delivery = try await noticeToParent(childRunId: timer.runId)
             } else if let waitTask = RunRules.eventWaitTask(ofTimeoutTimer: timer.taskId) {
                 // Decided on the run's partition, in order with a match that may be on its way.
-                let timedOut = RunEvent(runId: timer.runId, body: .eventWaitTimedOut(.init(taskId: waitTask)))
-                delivery = try await producer.enqueueWhenRoom(topic: topics.taskResults, key: Array(timer.runId.utf8),
-                                                              value: Array(try BatonJSON.encoder.encode(timedOut)))
+                delivery = try await producer.enqueue(RunEvent(runId: timer.runId, body: .eventWaitTimedOut(.init(taskId: waitTask))), topics: topics)
             } else if let command = try await store.resumeCommand(runId: timer.runId, counting: timer.taskId) {
                 delivery = try await producer.enqueue(command, topics: topics, continuingTrace: try await store.traceParent(runId: command.runId))
             }
@@ -585,7 +583,7 @@ struct TimerService: Sendable {
                                       output: child.status == .completed ? child.output ?? .null : nil,
                                       error: child.status == .completed ? nil : child.error ?? "the child run ended \(child.status.rawValue)")
         var value = Array(try BatonJSON.encoder.encode(RunEvent(runId: parent.runId, body: .childRunFinished(.init(taskId: parent.taskId, outcome: outcome)))))
-        if value.count > Self.largestNotice {
+        if value.count > KafkaProducer.largestNotice {
             // It would not fit in a record: the parent gets a failure that says so, not silence.
             outcome = ChildRunOutcome(runId: child.id, jobId: child.jobId, status: .failed,
                                       error: "the child's output (\(value.count) bytes with its notice) is too large to hand to its parent; return less")
@@ -596,8 +594,6 @@ struct TimerService: Sendable {
         return try await producer.enqueueWhenRoom(topic: topics.taskResults, key: Array(parent.runId.utf8), value: value)
     }
 
-    /// The largest notice sent to a parent (below librdkafka's default `message.max.bytes`, 1 MB).
-    static let largestNotice = 900_000
 }
 
 /// Everything the task-result service keeps, on SQLite (one instance) or PostgreSQL (any number).
@@ -939,8 +935,7 @@ struct CallbackService: Sendable {
         guard !requests.isEmpty else { return }
         var deliveries: [KafkaProducer.Delivery] = []
         for request in requests {
-            deliveries.append(try await producer.enqueueWhenRoom(topic: topics.taskResults, key: Array(request.runId.utf8),
-                                                                 value: Array(try BatonJSON.encoder.encode(request.notice))))
+            deliveries.append(try await producer.enqueue(request.notice, topics: topics))
         }
         for delivery in deliveries { try await delivery.acknowledged() }
         try await store.markRequestsDelivered(tokenHashes: requests.map(\.tokenHash), at: Date())

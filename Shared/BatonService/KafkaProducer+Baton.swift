@@ -35,6 +35,16 @@ extension KafkaProducer {
         try await send(topic: topics.taskResults, key: event.runId, value: Array(try BatonJSON.encoder.encode(event)))
     }
 
+    /// Hands `event` to the producer for the task-results topic (key = run id), waiting while its
+    /// queue is full; await the returned delivery's acknowledgement.
+    public func enqueue(_ event: RunEvent, topics: Topics) async throws -> Delivery {
+        try await enqueueWhenRoom(topic: topics.taskResults, key: Array(event.runId.utf8), value: Array(try BatonJSON.encoder.encode(event)))
+    }
+
+    /// The largest run event a service sends on another run's behalf (a child's outcome, a
+    /// waited-for event): below librdkafka's default `message.max.bytes` (1,000,000).
+    public static let largestNotice = 900_000
+
     /// Sends `envelope` to the events topic (key = event id) and waits for the ack.
     public func send(_ envelope: EventEnvelope, topics: Topics) async throws {
         try await send(topic: topics.events, key: envelope.id, value: Array(try BatonJSON.encoder.encode(envelope)))
