@@ -69,6 +69,9 @@ struct ExampleJobsMain {
             transcodeVideoJob(outbox: outbox),
             rateLimitedPingJob(outbox: outbox),
             throttledPingJob(outbox: outbox),
+            limitedWorkJob(),
+            perUserSyncJob(),
+            perUserExportJob(),
             versionedGreeterJob(outbox: outbox, version: config.string(forKey: "example.greeter.version", default: "1.0.0")),
         ]
         let tickSeconds = config.int(forKey: "example.tick.seconds", default: 0)

@@ -131,6 +131,8 @@ struct Dispatcher: Sendable {
         var job: JobRegistration
         var runId: String
         var context: ServiceContext
+        /// The run's concurrency queue when its job has a limit: the run waits there for a slot.
+        var concurrency: ConcurrencySlot? { job.concurrencyLimit?.slot(jobSlug: job.slug, payload: event.payload, tenant: event.tenant) }
     }
 
     /// Decides what one events record does: nothing (a resend after its runs started, a bad
@@ -286,13 +288,16 @@ struct Dispatcher: Sendable {
 
     /// Sends the run record of every run, then (once all are acknowledged) every execute
     /// command. The run record comes first on the run's task-results partition, so every later
-    /// event of the run finds it; the task-result service creates it idempotently.
+    /// event of the run finds it; the task-result service creates it idempotently. A run of a
+    /// job with a concurrency limit gets no command here: it queues for a slot, and the
+    /// task-result service sends its command when it gets one.
     private func start(_ runs: [PlannedRun]) async throws {
         guard !runs.isEmpty else { return }
         var deliveries: [KafkaProducer.Delivery] = []
         deliveries.reserveCapacity(runs.count)
         for run in runs {
-            let created = RunEvent(runId: run.runId, body: .runCreated(.init(jobSlug: run.job.slug, jobVersion: run.job.version, event: run.event)))
+            let created = RunEvent(runId: run.runId, body: .runCreated(.init(jobSlug: run.job.slug, jobVersion: run.job.version, event: run.event,
+                                                                             concurrency: run.concurrency)))
             let value = Array(try BatonJSON.encoder.encode(created))
             deliveries.append(try await ServiceContext.withValue(run.context) {
                 try await producer.enqueueWhenRoom(topic: topics.taskResults, key: Array(run.runId.utf8), value: value)
@@ -300,7 +305,7 @@ struct Dispatcher: Sendable {
         }
         for delivery in deliveries { try await delivery.acknowledged() }
         deliveries.removeAll(keepingCapacity: true)
-        for run in runs {
+        for run in runs where run.job.concurrencyLimit == nil {
             let command = RunCommand(kind: .execute, runId: run.runId, jobSlug: run.job.slug, jobVersion: run.job.version, event: run.event)
             let value = Array(try BatonJSON.encoder.encode(command))
             deliveries.append(try await ServiceContext.withValue(run.context) {

@@ -568,6 +568,18 @@ struct TimerService: Sendable {
         Counter(label: "baton_timers_fired_total").increment(by: due.count)
     }
 
+    /// Hands free concurrency slots to the runs queued for them (see `ConcurrencyRules`): each
+    /// grant is a timer due now, fired by ``fireDueTimers()`` like any other, so a crash after
+    /// the grant still sends the run's command.
+    func grantSlots() async throws {
+        let grants = try await store.grantSlots(now: Date())
+        guard !grants.isEmpty else { return }
+        Counter(label: "baton_concurrency_slots_granted_total").increment(by: grants.count)
+        for grant in grants {
+            logger.debug("concurrency slot granted", metadata: ["run.id": "\(grant.runId)", "concurrency.queue": "\(grant.queue)"])
+        }
+    }
+
     /// Tells the parent of child run `childRunId`, which ended, its outcome: a `childRunFinished`
     /// event on the parent's task-results partition (whichever instance applies it resumes the
     /// parent). `nil` when the child is unknown or has no parent.
@@ -598,6 +610,7 @@ struct TimerService: Sendable {
 
 /// Everything the task-result service keeps, on SQLite (one instance) or PostgreSQL (any number).
 typealias TaskResultStoring = RunStore & TimerStore & FetchStore & DeduplicationStore & ConsumedOffsetStore & DutyLeaseStore & BrokerBoundStore
+    & ConcurrencySlotStore
     & RequestWaitStore
 
 extension TaskResultStore: BrokerBoundStore {}
@@ -759,11 +772,15 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         event.parent = nil
         let runId = Identifiers.runID(eventID: event.id, jobSlug: original.jobSlug)
         // As the dispatcher starts a run: its record first (acknowledged), then its command.
+        // A replay of a limited run queues for a slot in the original's queue; the slot's grant sends its command.
         try await producer.send(RunEvent(runId: runId, body: .runCreated(.init(jobSlug: original.jobSlug, jobVersion: original.jobVersion,
-                                                                               event: event, replayOf: id))), topics: topics)
-        try await producer.createTopics([TopicSpec(name: topics.runs(jobSlug: original.jobSlug))], timeout: .seconds(5))
-        try await producer.send(RunCommand(kind: .execute, runId: runId, jobSlug: original.jobSlug, jobVersion: original.jobVersion, event: event),
+                                                                               event: event, replayOf: id, concurrency: original.concurrency))),
                                 topics: topics)
+        try await producer.createTopics([TopicSpec(name: topics.runs(jobSlug: original.jobSlug))], timeout: .seconds(5))
+        if original.concurrency == nil {
+            try await producer.send(RunCommand(kind: .execute, runId: runId, jobSlug: original.jobSlug, jobVersion: original.jobVersion, event: event),
+                                    topics: topics)
+        }
         logger.info("run replayed", metadata: ["run.id": "\(runId)", "replay.of": "\(id)", "job.version": "\(original.jobVersion)"])
         return try jsonResponse(ReplayResponse(runId: runId, eventId: event.id, replayOf: id, jobVersion: original.jobVersion), status: .accepted)
     }
@@ -843,7 +860,10 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
                                   ProducerService(producer: producer), consumerService,
                                   BrokerWatchService(BrokerWatch(producer: producer, topics: watched, baseline: broker,
                                                                  interval: kafka.profile.brokerCheckInterval, logger: logger)),
-                                  PeriodicService("firing timers", every: configuration.timerPoll, logger: logger) { try await timers.fireDueTimers() },
+                                  PeriodicService("firing timers", every: configuration.timerPoll, logger: logger) {
+                                      try await timers.grantSlots()
+                                      try await timers.fireDueTimers()
+                                  },
                                   PeriodicService("background fetches", every: configuration.timerPoll, logger: logger) { try await fetches.tick() },
                                   PeriodicService("delivering callback requests", every: .seconds(1), logger: logger) { try await callbacks.redeliver() },
                                   // For alerts: a run that should have ended long ago (see docs/operations.md).

@@ -68,11 +68,18 @@ public struct JobOptions: Sendable {
     /// At most so many runs per period and payload key from events: over it, `.rateLimit`
     /// starts no run, `.throttle` starts it later (``FlowControl``). Invocations are not limited.
     public var flowControl: FlowControl?
+    /// At most so many runs execute at once: `3` for the job, `.limit(1, key: "userId")` per
+    /// payload value, `.shared("emails", limit: 5)` across every job naming `emails`
+    /// (``ConcurrencyLimit``). The others wait `QUEUED` and start in turn; a run gives its slot
+    /// back while it waits. The limit holds across every instance of the job's service.
+    public var concurrencyLimit: ConcurrencyLimit?
 
-    public init(enabled: Bool = true, logLevel: JobLogLevel = .debug, flowControl: FlowControl? = nil) {
+    public init(enabled: Bool = true, logLevel: JobLogLevel = .debug, flowControl: FlowControl? = nil,
+                concurrencyLimit: ConcurrencyLimit? = nil) {
         self.enabled = enabled
         self.logLevel = logLevel
         self.flowControl = flowControl
+        self.concurrencyLimit = concurrencyLimit
     }
 }
 
@@ -181,6 +188,7 @@ extension Job: AnyJob {
         registration.enabled = options.enabled ? nil : false
         registration.logLevel = options.logLevel == .debug ? nil : options.logLevel
         registration.flowControl = options.flowControl
+        registration.concurrencyLimit = options.concurrencyLimit
         try registration.validate()
         return registration
     }

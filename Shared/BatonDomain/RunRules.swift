@@ -44,6 +44,12 @@ public enum RunWrite: Sendable, Hashable {
     /// A wait for a request to a callback URL (`io.waitForRequest`), by its token's hash, unless
     /// one with this hash exists.
     case registerRequestWait(taskId: String, tokenHash: String, timeoutAt: Date)
+    /// The run joins the end of its concurrency queue to wait for a slot, unless it is in the
+    /// queue already (waiting or holding one); see ``ConcurrencyRules``.
+    case queueForSlot(ConcurrencySlot)
+    /// The run leaves its concurrency queue: a slot it held is free. Nothing for a run that is
+    /// not in a queue.
+    case releaseSlot
 
     /// How a completion counts attempts.
     public enum Attempts: Sendable, Hashable {
@@ -83,10 +89,14 @@ public enum RunRules {
             // A child run's notice to its parent waits, dormant, until the run ends.
             return [.createRun(created, traceParent: traceParent, at: now)]
                 + (created.event.parent == nil ? [] : [.scheduleTimer(taskId: parentNoticeTimerID, dueAt: dormant)])
+                + (created.concurrency.map { [.queueForSlot($0)] } ?? [])
         }
         guard let status else { return nil }
         let ended = status.isTerminal
-        func becoming(_ newStatus: RunStatus) -> [RunWrite] { ended ? [] : [.setStatus(newStatus, at: now)] }
+        // A run that waits gives its concurrency slot back (it queues again when the wait ends).
+        func becoming(_ newStatus: RunStatus) -> [RunWrite] {
+            ended ? [] : (newStatus == .waiting ? [.releaseSlot] : []) + [.setStatus(newStatus, at: now)]
+        }
         switch event.body {
         case .runCreated:
             return []
@@ -193,9 +203,10 @@ public enum RunRules {
     /// The due time of a timer that waits for something other than time (``parentNoticeTimerID``).
     public static let dormant = Date(millisecondsSince1970: 253_402_300_799_000)  // 9999-12-31T23:59:59Z
 
-    /// The writes that end a run with `status`: the run's record, and its parent notice due now.
+    /// The writes that end a run with `status`: the run's record, its parent notice due now, and
+    /// its concurrency slot (or place in the queue) given back.
     static func finishing(_ status: RunStatus, output: JSONValue?, error: String?, at now: Date) -> [RunWrite] {
-        [.finish(status, output: output, error: error, at: now), .makeTimerDue(taskId: parentNoticeTimerID, at: now)]
+        [.finish(status, output: output, error: error, at: now), .releaseSlot, .makeTimerDue(taskId: parentNoticeTimerID, at: now)]
     }
 
     /// A child run ended: the parent's waiting task completes with the child's outcome (its
@@ -231,9 +242,16 @@ public enum RunRules {
 
     /// The writes that end a wait (a timer fired, or a background fetch finished with `output`):
     /// the task completes, and a run that was waiting is queued to resume.
-    public static func waitEnded(taskId: String, output: JSONValue, attempts: RunWrite.Attempts, status: RunStatus?, at now: Date) -> [RunWrite] {
-        [.completeTask(taskId: taskId, output: output, attempts: attempts, at: now)]
-            + (status == .waiting ? [.setStatus(.queued, at: now)] : [])
+    /// A run with a concurrency limit (`concurrency`) joins its queue for a slot instead of
+    /// being resumed at once (``ConcurrencyRules/queues(resumingWith:)``).
+    public static func waitEnded(taskId: String, output: JSONValue, attempts: RunWrite.Attempts, status: RunStatus?,
+                                 concurrency: ConcurrencySlot? = nil, at now: Date) -> [RunWrite] {
+        var writes: [RunWrite] = [.completeTask(taskId: taskId, output: output, attempts: attempts, at: now)]
+        if status == .waiting { writes.append(.setStatus(.queued, at: now)) }
+        if let concurrency, let status, !status.isTerminal, ConcurrencyRules.queues(resumingWith: taskId) {
+            writes.append(.queueForSlot(concurrency))
+        }
+        return writes
     }
 
     /// The outcome of canceling a run.

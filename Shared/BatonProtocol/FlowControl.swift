@@ -53,26 +53,11 @@ public struct FlowControl: Codable, Sendable, Hashable {
         guard (1...Self.maximumPeriodSeconds).contains(periodSeconds) else {
             throw ValidationError(path: "\(path).periodSeconds", message: "the period must be 1 s to 7 days, got \(periodSeconds) s")
         }
-        if let key {
-            guard !key.isEmpty, key.utf8.count <= 256, !key.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty) else {
-                throw ValidationError(path: "\(path).key", message: "'\(key)' is not a payload field path (names joined by dots, e.g. 'account.id')")
-            }
-        }
+        try PayloadKey.validate(key, path: "\(path).key")
     }
 
     /// The value of `key` in `payload` that the limit is counted for: the field's JSON (a string
     /// as itself), `""` for a missing field, and `""` for every event when there is no key.
-    public func keyValue(in payload: JSONValue) -> String {
-        guard let key else { return "" }
-        var value: JSONValue? = payload
-        for name in key.split(separator: ".") {
-            guard case .object(let fields)? = value else { return "" }
-            value = fields[String(name)]
-        }
-        switch value {
-        case nil, .null?: return ""
-        case .string(let text)?: return text
-        case let other?: return (try? String(decoding: BatonJSON.encoder.encode(other), as: UTF8.self)) ?? ""
-        }
-    }
+    public func keyValue(in payload: JSONValue) -> String { PayloadKey.value(of: key, in: payload) }
+
 }

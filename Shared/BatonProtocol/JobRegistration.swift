@@ -163,6 +163,9 @@ public struct JobRegistration: Codable, Sendable, Hashable, TenantOwned {
     public var logLevel: JobLogLevel?
     /// At most so many runs per period and payload key from events (absent: no limit).
     public var flowControl: FlowControl?
+    /// At most so many runs executing at once, per payload key, for the job or a limit shared
+    /// with other jobs (absent: no limit).
+    public var concurrencyLimit: ConcurrencyLimit?
 
     /// Whether the job takes new runs (``enabled``, `true` when absent).
     public var isEnabled: Bool { enabled ?? true }
@@ -172,7 +175,7 @@ public struct JobRegistration: Codable, Sendable, Hashable, TenantOwned {
     ///   invalid semantic version.
     public init(id: String, name: String, version: String, trigger: JobTrigger, registeredAt: Date = Date(),
                 tenant: Tenant = .default, enabled: Bool? = nil, logLevel: JobLogLevel? = nil,
-                flowControl: FlowControl? = nil) throws(ValidationError) {
+                flowControl: FlowControl? = nil, concurrencyLimit: ConcurrencyLimit? = nil) throws(ValidationError) {
         self.schemaVersion = Self.currentSchemaVersion
         self.id = id
         self.slug = try Slug.make(id)
@@ -184,10 +187,12 @@ public struct JobRegistration: Codable, Sendable, Hashable, TenantOwned {
         self.enabled = enabled
         self.logLevel = logLevel
         self.flowControl = flowControl
+        self.concurrencyLimit = concurrencyLimit
         try validate()
     }
 
-    enum CodingKeys: String, CodingKey { case schemaVersion, id, slug, name, version, trigger, registeredAt, project, environment, enabled, logLevel, flowControl }
+    enum CodingKeys: String, CodingKey { case schemaVersion, id, slug, name, version, trigger, registeredAt, project, environment, enabled, logLevel, flowControl,
+                                       concurrencyLimit }
 
     /// Decodes a registration; `schemaVersion` defaults to 1 and `registeredAt` to now, so
     /// tools in other languages need not send them.
@@ -205,6 +210,7 @@ public struct JobRegistration: Codable, Sendable, Hashable, TenantOwned {
         self.enabled = try container.decodeIfPresent(Bool.self, forKey: .enabled)
         self.logLevel = try container.decodeIfPresent(JobLogLevel.self, forKey: .logLevel)
         self.flowControl = try container.decodeIfPresent(FlowControl.self, forKey: .flowControl)
+        self.concurrencyLimit = try container.decodeIfPresent(ConcurrencyLimit.self, forKey: .concurrencyLimit)
     }
 
     /// The Kafka key of the registration on the compacted jobs topic: one record per tenant and
@@ -236,6 +242,7 @@ public struct JobRegistration: Codable, Sendable, Hashable, TenantOwned {
             }
             try flowControl.validate()
         }
+        try concurrencyLimit?.validate()
     }
 
     /// Decodes and validates a registration.

@@ -86,11 +86,17 @@ public struct RunEvent: Codable, Sendable, Hashable {
         public var event: EventEnvelope
         /// The run this one replays (`POST /api/v1/runs/{id}/replay`): same job version, same payload.
         public var replayOf: String?
-        public init(jobSlug: String, jobVersion: String, event: EventEnvelope, replayOf: String? = nil) {
+        /// The concurrency queue the run waits in for a slot (its job has a
+        /// ``ConcurrencyLimit``): the task-result service sends its first command when it gets
+        /// one. `nil`: the run is not limited (the dispatcher sends its command at once).
+        public var concurrency: ConcurrencySlot?
+        public init(jobSlug: String, jobVersion: String, event: EventEnvelope, replayOf: String? = nil,
+                    concurrency: ConcurrencySlot? = nil) {
             self.jobSlug = jobSlug
             self.jobVersion = jobVersion
             self.event = event
             self.replayOf = replayOf
+            self.concurrency = concurrency
         }
     }
 

@@ -7,7 +7,8 @@ import GRDB
 ///
 /// Every `apply` is idempotent: applying the same run event twice (redelivery after a crash)
 /// changes nothing the second time.
-public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, FetchStore, ConsumedOffsetStore, DutyLeaseStore, RequestWaitStore, Sendable {
+public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, FetchStore, ConsumedOffsetStore, DutyLeaseStore, RequestWaitStore,
+    ConcurrencySlotStore, Sendable {
     private let pool: DatabasePool
 
 
@@ -153,6 +154,25 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
                 CREATE INDEX request_waits_undelivered ON request_waits(received_at) WHERE received_at IS NOT NULL AND delivered_at IS NULL;
                 """)
         }
+        migrator.registerMigration("v9 concurrency slots") { db in
+            // A limited run's queue (see `ConcurrencyRules`), and the runs in each queue: waiting
+            // (`holding = 0`, in `seq` order) or holding a slot (since `granted_at`). `seq` is never
+            // reused (AUTOINCREMENT): it names the grant's timer, which must be new each time.
+            try db.execute(sql: """
+                ALTER TABLE runs ADD COLUMN concurrency_queue TEXT;
+                ALTER TABLE runs ADD COLUMN concurrency_limit INTEGER;
+                CREATE TABLE concurrency_slots (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    run_id TEXT NOT NULL UNIQUE,
+                    queue TEXT NOT NULL,
+                    lim INTEGER NOT NULL,
+                    holding INTEGER NOT NULL DEFAULT 0,
+                    queued_at INTEGER NOT NULL,
+                    granted_at INTEGER
+                );
+                CREATE INDEX concurrency_slots_by_queue ON concurrency_slots(queue, holding, seq);
+                """)
+        }
         return migrator
     }
 
@@ -223,6 +243,14 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
         try String.fetchOne(try db.cachedStatement(sql: "SELECT status FROM runs WHERE id = ?"), arguments: [runId]).map(RunStatus.init(rawValue:))
     }
 
+    /// The concurrency queue of run `runId`; `nil` for a run without a limit.
+    private static func concurrency(_ db: Database, runId: String) throws -> ConcurrencySlot? {
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT concurrency_queue, concurrency_limit FROM runs WHERE id = ?"), arguments: [runId]).flatMap {
+            guard let queue: String = $0["concurrency_queue"], let limit: Int = $0["concurrency_limit"] else { return nil }
+            return ConcurrencySlot(queue: queue, limit: limit)
+        }
+    }
+
     private static func runState(_ db: Database, runId: String) throws -> RunState? {
         try Row.fetchOne(try db.cachedStatement(sql: "SELECT status, updated_at FROM runs WHERE id = ?"), arguments: [runId]).map {
             RunState(status: RunStatus(rawValue: $0["status"]), lastProgress: Date(millisecondsSince1970: $0["updated_at"]))
@@ -236,11 +264,12 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
             case .createRun(let created, let traceParent, let at):
                 try db.cachedStatement(sql: """
                     INSERT OR IGNORE INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent,
-                                                project, environment, replay_of)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                                project, environment, replay_of, concurrency_queue, concurrency_limit)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).execute(arguments: [runId, created.jobSlug, created.jobVersion, created.event.id, try json(created.event),
                                              RunStatus.queued.rawValue, at.millisecondsSince1970, at.millisecondsSince1970, traceParent,
-                                             created.event.tenant.project, created.event.tenant.environment, created.replayOf])
+                                             created.event.tenant.project, created.event.tenant.environment, created.replayOf,
+                                             created.concurrency?.queue, created.concurrency?.limit])
             case .addTask(let taskId, let key, let parent, let name, let status, let at):
                 // Tables keep their rowid: insertion order is the tasks' order in the run.
                 try db.cachedStatement(sql: """
@@ -302,6 +331,11 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
             case .makeTimerDue(let taskId, let at):
                 try db.cachedStatement(sql: "UPDATE timers SET due_at = ? WHERE run_id = ? AND task_id = ? AND fired = 0")
                     .execute(arguments: [at.millisecondsSince1970, runId, taskId])
+            case .queueForSlot(let slot):
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO concurrency_slots (run_id, queue, lim, queued_at) VALUES (?, ?, ?, ?)")
+                    .execute(arguments: [runId, slot.queue, slot.limit, Date().millisecondsSince1970])
+            case .releaseSlot:
+                try db.cachedStatement(sql: "DELETE FROM concurrency_slots WHERE run_id = ?").execute(arguments: [runId])
             }
         }
     }
@@ -346,10 +380,17 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
     }
 
     /// The resume command of `runId` with its completed tasks (and `taskId`, a wait about to be
-    /// completed, counted as done); `nil` when the run is unknown or finished.
+    /// completed, counted as done); `nil` when the run is unknown or finished, or when it has a
+    /// concurrency limit and must queue for a slot first (``ConcurrencyRules/queues(resumingWith:)``;
+    /// a run that still holds its slot goes on with it).
     private static func resumeCommand(_ db: Database, runId: String, counting taskId: String? = nil) throws -> RunCommand? {
-        guard let run = try Row.fetchOne(try db.cachedStatement(sql: "SELECT job_slug, job_version, event, status FROM runs WHERE id = ?"), arguments: [runId]),
-              !RunStatus(rawValue: run["status"]).isTerminal
+        guard let run = try Row.fetchOne(try db.cachedStatement(sql: """
+                SELECT job_slug, job_version, event, status, concurrency_queue,
+                    EXISTS (SELECT 1 FROM concurrency_slots WHERE run_id = runs.id AND holding = 1) AS holding
+                FROM runs WHERE id = ?
+                """), arguments: [runId]),
+              !RunStatus(rawValue: run["status"]).isTerminal,
+              (run["concurrency_queue"] as String?) == nil || run["holding"] || !ConcurrencyRules.queues(resumingWith: taskId)
         else { return nil }
         var completed = try completedTasks(db, runId: runId)
         if let taskId, !completed.contains(where: { $0.taskId == taskId }),
@@ -359,6 +400,36 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
         return RunCommand(kind: .resume, runId: runId, jobSlug: run["job_slug"], jobVersion: run["job_version"],
                           event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data((run["event"] as String).utf8)),
                           completedTasks: completed)
+    }
+
+    /// Hands the free slots of every queue to its oldest waiting runs, and makes their grant
+    /// timers due at `now` (see ``ConcurrencyRules``). One writer at a time: each queue's count
+    /// is exact. A queue's limit is that of the run that joined it last.
+    public func grantSlots(now: Date = Date()) async throws -> [SlotGrant] {
+        guard try await SQLiteDatabase.exists(pool, "SELECT EXISTS (SELECT 1 FROM concurrency_slots WHERE holding = 0)", []) else { return [] }
+        let time = now.millisecondsSince1970
+        return try await pool.write { db in
+            var grants: [SlotGrant] = []
+            for queue in try String.fetchAll(try db.cachedStatement(sql: "SELECT DISTINCT queue FROM concurrency_slots WHERE holding = 0")) {
+                guard let limit = try Int.fetchOne(try db.cachedStatement(sql: "SELECT lim FROM concurrency_slots WHERE queue = ? ORDER BY seq DESC LIMIT 1"),
+                                                   arguments: [queue]) else { continue }
+                let holding = try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM concurrency_slots WHERE queue = ? AND holding = 1"),
+                                               arguments: [queue]) ?? 0
+                guard holding < limit else { continue }
+                let waiting = try Row.fetchAll(try db.cachedStatement(sql: """
+                    SELECT run_id, seq FROM concurrency_slots WHERE queue = ? AND holding = 0 ORDER BY seq LIMIT ?
+                    """), arguments: [queue, limit - holding]).map { (runId: $0["run_id"] as String, seq: $0["seq"] as Int64) }
+                let granted = Set(ConcurrencyRules.granted(limit: limit, holding: holding, queued: waiting.map(\.runId)))
+                for run in waiting where granted.contains(run.runId) {
+                    let timerId = ConcurrencyRules.grantTimerID(sequence: run.seq)
+                    try db.cachedStatement(sql: "UPDATE concurrency_slots SET holding = 1, granted_at = ? WHERE run_id = ?").execute(arguments: [time, run.runId])
+                    try db.cachedStatement(sql: "INSERT OR IGNORE INTO timers (run_id, task_id, due_at) VALUES (?, ?, ?)")
+                        .execute(arguments: [run.runId, timerId, time])
+                    grants.append(SlotGrant(runId: run.runId, queue: queue, timerId: timerId))
+                }
+            }
+            return grants
+        }
     }
 
     /// Schedules a timer (as applying a wait, a retry back-off or a yield does).
@@ -409,7 +480,8 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
                     TimerRules.fired(Self.timerRecord(row), by: owner) != nil else { continue }
                 try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE run_id = ? AND task_id = ?").execute(arguments: [timer.runId, timer.taskId])
                 try Self.execute(RunRules.waitEnded(taskId: timer.taskId, output: .null, attempts: .atLeast(1),
-                                                    status: try Self.status(db, runId: timer.runId), at: now),
+                                                    status: try Self.status(db, runId: timer.runId),
+                                                    concurrency: try Self.concurrency(db, runId: timer.runId), at: now),
                                  runId: timer.runId, db)
             }
         }
@@ -524,7 +596,8 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
             try db.cachedStatement(sql: "UPDATE fetches SET done = 1, attempts = ? WHERE run_id = ? AND task_id = ?").execute(arguments: [response.attempts, fetch.runId, fetch.taskId])
             let output = try BatonJSON.decoder.decode(JSONValue.self, from: try BatonJSON.encoder.encode(response))
             try Self.execute(RunRules.waitEnded(taskId: fetch.taskId, output: output, attempts: .exactly(response.attempts),
-                                                status: try Self.status(db, runId: fetch.runId), at: now),
+                                                status: try Self.status(db, runId: fetch.runId),
+                                                concurrency: try Self.concurrency(db, runId: fetch.runId), at: now),
                              runId: fetch.runId, db)
             return true
         }
@@ -536,7 +609,8 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
         try await pool.read { db in
             try Row.fetchAll(try db.cachedStatement(sql: "SELECT run_id, task_id FROM fetches WHERE done = 1 AND resumed = 0 LIMIT ?"), arguments: [limit]).map {
                 let runId: String = $0["run_id"]
-                return FetchResume(runId: runId, taskId: $0["task_id"], command: try Self.resumeCommand(db, runId: runId))
+                let taskId: String = $0["task_id"]
+                return FetchResume(runId: runId, taskId: taskId, command: try Self.resumeCommand(db, runId: runId, counting: taskId))
             }
         }
     }
@@ -616,13 +690,16 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
     public typealias StuckRun = BatonDomain.StuckRun
 
     /// Runs queued or executing with no progress since before `cutoff` (waiting runs are not
-    /// stuck: their timer or fetch is their progress).
+    /// stuck: their timer or fetch is their progress; nor are runs waiting for a concurrency
+    /// slot, or granted one since `cutoff`).
     public func stuckRuns(before cutoff: Date, limit: Int = 100) async throws -> [StuckRun] {
         try await pool.read { db in
             try Row.fetchAll(try db.cachedStatement(sql: """
                 SELECT id, job_slug, job_version, status, updated_at, reissues FROM runs
-                WHERE status IN ('QUEUED', 'EXECUTING') AND updated_at < ? ORDER BY updated_at LIMIT ?
-                """), arguments: [cutoff.millisecondsSince1970, limit]).map {
+                WHERE status IN ('QUEUED', 'EXECUTING') AND updated_at < ?
+                    AND NOT EXISTS (SELECT 1 FROM concurrency_slots s WHERE s.run_id = runs.id AND (s.holding = 0 OR s.granted_at >= ?))
+                ORDER BY updated_at LIMIT ?
+                """), arguments: [cutoff.millisecondsSince1970, cutoff.millisecondsSince1970, limit]).map {
                 StuckRun(runId: $0["id"], jobSlug: $0["job_slug"], jobVersion: $0["job_version"], status: RunStatus(rawValue: $0["status"]),
                          lastProgress: Date(millisecondsSince1970: $0["updated_at"]), reissues: $0["reissues"])
             }
@@ -708,10 +785,13 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
     /// How run `id` was created (its job, version and event).
     public func creation(ofRun id: String) async throws -> RunEvent.RunCreated? {
         try await pool.read { db in
-            try Row.fetchOne(try db.cachedStatement(sql: "SELECT job_slug, job_version, event, replay_of FROM runs WHERE id = ?"), arguments: [id]).map {
-                RunEvent.RunCreated(jobSlug: $0["job_slug"], jobVersion: $0["job_version"],
-                                    event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(($0["event"] as String).utf8)),
-                                    replayOf: $0["replay_of"])
+            try Row.fetchOne(try db.cachedStatement(sql: """
+                SELECT job_slug, job_version, event, replay_of, concurrency_queue, concurrency_limit FROM runs WHERE id = ?
+                """), arguments: [id]).map {
+                let queue: String? = $0["concurrency_queue"], limit: Int? = $0["concurrency_limit"]
+                return RunEvent.RunCreated(jobSlug: $0["job_slug"], jobVersion: $0["job_version"],
+                                           event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(($0["event"] as String).utf8)),
+                                           replayOf: $0["replay_of"], concurrency: queue.flatMap { queue in limit.map { ConcurrencySlot(queue: queue, limit: $0) } })
             }
         }
     }

@@ -6,6 +6,7 @@ import Testing
 
 /// Everything the task-result service keeps, as a test sees either backend.
 typealias TaskResultBackend = RunStore & TimerStore & FetchStore & DeduplicationStore & ConsumedOffsetStore & DutyLeaseStore & RequestWaitStore
+    & ConcurrencySlotStore
 
 func withTaskResultStore(_ backend: StoreBackend, _ body: (any TaskResultBackend) async throws -> Void) async throws {
     try await withStore(backend, sqlite: { $0 as any TaskResultBackend }, postgres: { try await PostgresTaskResultStore(database: $0) }, body)

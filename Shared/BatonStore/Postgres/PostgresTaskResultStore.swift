@@ -12,7 +12,7 @@ import PostgresNIO
 /// order (`SELECT … ORDER BY id FOR UPDATE`), so what it read stays true until it commits and
 /// two instances never wait for each other in a cycle; PostgreSQL breaks any other deadlock by
 /// aborting one transaction, which is then run again whole.
-public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, DeduplicationStore, PostgresServiceStore, AppliedProgressNotifying, RequestWaitStore {
+public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, DeduplicationStore, PostgresServiceStore, AppliedProgressNotifying, RequestWaitStore, ConcurrencySlotStore {
     public let database: PostgresDatabase
     private let timers: PostgresTimerStore
     private let fetches: PostgresFetchStore
@@ -106,6 +106,25 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
             """,
             "CREATE INDEX request_waits_undelivered ON request_waits (received_at) WHERE received_at IS NOT NULL AND delivered_at IS NULL",
         ]),
+        // A limited run's queue (see `ConcurrencyRules`), and the runs in each queue: waiting
+        // (not `holding`, in `seq` order) or holding a slot (since `granted_at`). `seq` is never
+        // reused: it names the grant's timer, which must be new each time.
+        .init(id: "task results v4 concurrency slots", statements: [
+            "ALTER TABLE runs ADD COLUMN concurrency_queue TEXT",
+            "ALTER TABLE runs ADD COLUMN concurrency_limit INTEGER",
+            """
+            CREATE TABLE concurrency_slots (
+                run_id TEXT PRIMARY KEY,
+                queue TEXT NOT NULL,
+                lim INTEGER NOT NULL,
+                holding BOOLEAN NOT NULL DEFAULT false,
+                seq BIGSERIAL,
+                queued_at BIGINT NOT NULL,
+                granted_at BIGINT
+            )
+            """,
+            "CREATE INDEX concurrency_slots_by_queue ON concurrency_slots (queue, holding, seq)",
+        ]),
     ]
 
     /// Opens the store, applying its migrations.
@@ -178,18 +197,22 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         let events = try runs.map { try json($0.created.event) }
         let traces = nullable(runs.map(\.traceParent))
         let replays = nullable(runs.map(\.created.replayOf))
+        let queues = nullable(runs.map(\.created.concurrency?.queue))
+        let limits = runs.map { Int32($0.created.concurrency?.limit ?? 0) }
         var created: Set<String> = []
         for try await id in try await connection.query("""
             INSERT INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent, project, environment,
-                              replay_of)
+                              replay_of, concurrency_queue, concurrency_limit)
             SELECT id, slug, version, event_id, event, \(RunStatus.queued.rawValue), at, at, CASE WHEN no_trace THEN NULL ELSE trace_parent END,
-                project, environment, CASE WHEN no_replay THEN NULL ELSE replay_of END
+                project, environment, CASE WHEN no_replay THEN NULL ELSE replay_of END,
+                CASE WHEN no_queue THEN NULL ELSE queue END, CASE WHEN no_queue THEN NULL ELSE lim END
             FROM unnest(\(runs.map(\.id)), \(runs.map(\.created.jobSlug)), \(runs.map(\.created.jobVersion)),
                         \(runs.map(\.created.event.id)), \(events), \(runs.map { $0.at.millisecondsSince1970 }),
                         \(traces.values), \(traces.nulls), \(runs.map(\.created.event.tenant.project)),
-                        \(runs.map(\.created.event.tenant.environment)), \(replays.values), \(replays.nulls))
+                        \(runs.map(\.created.event.tenant.environment)), \(replays.values), \(replays.nulls),
+                        \(queues.values), \(queues.nulls), \(limits))
                 WITH ORDINALITY AS created(id, slug, version, event_id, event, at, trace_parent, no_trace, project, environment, replay_of, no_replay,
-                                           position)
+                                           queue, no_queue, lim, position)
             ORDER BY position
             ON CONFLICT (id) DO NOTHING RETURNING id
             """, logger: logger).decode(String.self) {
@@ -220,6 +243,9 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         var fetches: [(runId: String, taskId: String, request: String, at: Int64)] = []
         var ends: [String: (status: RunStatus, output: String?, error: String?, at: Int64)] = [:]
         var statusChanges: [String: (status: RunStatus, at: Int64)] = [:]
+        /// Runs joining their concurrency queue, and runs leaving it (after the joins).
+        var slotsQueued: [(runId: String, slot: ConcurrencySlot)] = []
+        var slotsReleased: Set<String> = []
         /// Writes run one by one, after the grouped ones (rare: deduplication keys).
         var oneByOne: [(runId: String, write: RunWrite)] = []
 
@@ -254,6 +280,10 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
                     // The end supersedes any status change before it.
                     statusChanges[runId] = nil
                     ends[runId] = (status, try output.map(json), error, at.millisecondsSince1970)
+                case .queueForSlot(let slot):
+                    slotsQueued.append((runId, slot))
+                case .releaseSlot:
+                    slotsReleased.insert(runId)
                 default:
                     oneByOne.append((runId, write))
                 }
@@ -318,6 +348,20 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
                         AS change(id, status, at)
                     WHERE runs.id = change.id
                     """, logger: logger)
+            }
+            if !slotsQueued.isEmpty {
+                // In the batch's order: the queue's order.
+                try await connection.query("""
+                    INSERT INTO concurrency_slots (run_id, queue, lim, queued_at)
+                    SELECT run_id, queue, lim, \(Date().millisecondsSince1970)
+                    FROM unnest(\(slotsQueued.map(\.runId)), \(slotsQueued.map(\.slot.queue)), \(slotsQueued.map { Int32($0.slot.limit) }))
+                        WITH ORDINALITY AS q(run_id, queue, lim, position)
+                    ORDER BY position
+                    ON CONFLICT (run_id) DO NOTHING
+                    """, logger: logger)
+            }
+            if !slotsReleased.isEmpty {
+                try await connection.query("DELETE FROM concurrency_slots WHERE run_id = ANY(\(slotsReleased.sorted()))", logger: logger)
             }
             for (runId, write) in oneByOne {
                 try await PostgresTaskResultStore.execute([write], runId: runId, connection, logger)
@@ -419,6 +463,18 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         return statuses
     }
 
+    /// The concurrency queues of the limited runs among `ids`.
+    private static func concurrencySlots(_ ids: Set<String>, _ connection: PostgresConnection, _ logger: Logger) async throws -> [String: ConcurrencySlot] {
+        guard !ids.isEmpty else { return [:] }
+        var slots: [String: ConcurrencySlot] = [:]
+        for try await (id, queue, limit) in try await connection.query("""
+            SELECT id, concurrency_queue, concurrency_limit FROM runs WHERE id = ANY(\(ids.sorted())) AND concurrency_queue IS NOT NULL
+            """, logger: logger).decode((String, String, Int32).self) {
+            slots[id] = ConcurrencySlot(queue: queue, limit: Int(limit))
+        }
+        return slots
+    }
+
     /// The locked run's state (see ``lockRuns(_:_:_:)``).
     private static func lockedState(_ runId: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> RunState? {
         let rows = try await connection.query("SELECT status, updated_at FROM runs WHERE id = \(runId) FOR UPDATE", logger: logger)
@@ -437,10 +493,10 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
             case .createRun(let run, let traceParent, let at):
                 let rows = try await connection.query("""
                     INSERT INTO runs (id, job_slug, job_version, event_id, event, status, created_at, updated_at, trace_parent, project, environment,
-                                      replay_of)
+                                      replay_of, concurrency_queue, concurrency_limit)
                     VALUES (\(runId), \(run.jobSlug), \(run.jobVersion), \(run.event.id), \(try json(run.event)), \(RunStatus.queued.rawValue),
                             \(at.millisecondsSince1970), \(at.millisecondsSince1970), \(traceParent), \(run.event.tenant.project),
-                            \(run.event.tenant.environment), \(run.replayOf))
+                            \(run.event.tenant.environment), \(run.replayOf), \(run.concurrency?.queue), \(run.concurrency.map { Int32($0.limit) }))
                     ON CONFLICT (id) DO NOTHING RETURNING id
                     """, logger: logger)
                 for try await _ in rows.decode(String.self) { created = true }
@@ -533,6 +589,13 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
                 try await connection.query(
                     "UPDATE timers SET due_at = \(at.millisecondsSince1970) WHERE run_id = \(runId) AND task_id = \(taskId) AND NOT fired",
                     logger: logger)
+            case .queueForSlot(let slot):
+                try await connection.query("""
+                    INSERT INTO concurrency_slots (run_id, queue, lim, queued_at) VALUES (\(runId), \(slot.queue), \(Int32(slot.limit)), \(Date().millisecondsSince1970))
+                    ON CONFLICT (run_id) DO NOTHING
+                    """, logger: logger)
+            case .releaseSlot:
+                try await connection.query("DELETE FROM concurrency_slots WHERE run_id = \(runId)", logger: logger)
             }
         }
         return created
@@ -613,12 +676,17 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
 
     private static func resumeCommand(runId: String, counting taskId: String? = nil, _ connection: PostgresConnection,
                                       _ logger: Logger) async throws -> RunCommand? {
-        var run: (slug: String, version: String, event: String, status: String)?
-        for try await row in try await connection.query("SELECT job_slug, job_version, event, status FROM runs WHERE id = \(runId)", logger: logger)
-            .decode((String, String, String, String).self) {
+        var run: (slug: String, version: String, event: String, status: String, queue: String?, holding: Bool)?
+        for try await row in try await connection.query("""
+            SELECT job_slug, job_version, event, status, concurrency_queue,
+                EXISTS (SELECT 1 FROM concurrency_slots WHERE run_id = runs.id AND holding) FROM runs WHERE id = \(runId)
+            """, logger: logger).decode((String, String, String, String, String?, Bool).self) {
             run = row
         }
-        guard let run, !RunStatus(rawValue: run.status).isTerminal else { return nil }
+        // A limited run may have to queue for a slot first (see `ConcurrencyRules`); one that
+        // still holds its slot goes on with it.
+        guard let run, !RunStatus(rawValue: run.status).isTerminal,
+              run.queue == nil || run.holding || !ConcurrencyRules.queues(resumingWith: taskId) else { return nil }
         var completed = try await completedTasks(runId, connection, logger)
         if let taskId, !completed.contains(where: { $0.taskId == taskId }) {
             for try await key in try await connection.query("SELECT key FROM tasks WHERE run_id = \(runId) AND task_id = \(taskId)", logger: logger)
@@ -650,7 +718,10 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         var stuck: [StuckRun] = []
         for try await (id, slug, version, status, updatedAt, reissues) in try await database.client.query("""
             SELECT id, job_slug, job_version, status, updated_at, reissues FROM runs
-            WHERE status IN ('QUEUED', 'EXECUTING') AND updated_at < \(cutoff.millisecondsSince1970) ORDER BY updated_at LIMIT \(limit)
+            WHERE status IN ('QUEUED', 'EXECUTING') AND updated_at < \(cutoff.millisecondsSince1970)
+                AND NOT EXISTS (SELECT 1 FROM concurrency_slots s WHERE s.run_id = runs.id
+                                AND (NOT s.holding OR s.granted_at >= \(cutoff.millisecondsSince1970)))
+            ORDER BY updated_at LIMIT \(limit)
             """, logger: database.logger).decode((String, String, String, String, Int64, Int32).self) {
             stuck.append(StuckRun(runId: id, jobSlug: slug, jobVersion: version, status: RunStatus(rawValue: status),
                                   lastProgress: Date(millisecondsSince1970: updatedAt), reissues: Int(reissues)))
@@ -720,11 +791,12 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
     }
 
     public func creation(ofRun id: String) async throws -> RunEvent.RunCreated? {
-        for try await (slug, version, event, replayOf) in try await database.client.query("""
-            SELECT job_slug, job_version, event, replay_of FROM runs WHERE id = \(id)
-            """, logger: database.logger).decode((String, String, String, String?).self) {
+        for try await (slug, version, event, replayOf, queue, limit) in try await database.client.query("""
+            SELECT job_slug, job_version, event, replay_of, concurrency_queue, concurrency_limit FROM runs WHERE id = \(id)
+            """, logger: database.logger).decode((String, String, String, String?, String?, Int32?).self) {
             return RunEvent.RunCreated(jobSlug: slug, jobVersion: version,
-                                       event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(event.utf8)), replayOf: replayOf)
+                                       event: try BatonJSON.decoder.decode(EventEnvelope.self, from: Data(event.utf8)), replayOf: replayOf,
+                                       concurrency: queue.flatMap { queue in limit.map { ConcurrencySlot(queue: queue, limit: Int($0)) } })
         }
         return nil
     }
@@ -788,7 +860,7 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
             }
             var resumes: [FetchResume] = []
             for (runId, taskId) in finished {
-                resumes.append(FetchResume(runId: runId, taskId: taskId, command: try await Self.resumeCommand(runId: runId, connection, logger)))
+                resumes.append(FetchResume(runId: runId, taskId: taskId, command: try await Self.resumeCommand(runId: runId, counting: taskId, connection, logger)))
             }
             return resumes
         }
@@ -869,6 +941,7 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         let now = Date()
         try await database.transaction { connection, logger in
             let statuses = try await Self.lockRuns(Set(timers.map(\.runId)), connection, logger)
+            let slots = try await Self.concurrencySlots(Set(timers.map(\.runId)), connection, logger)
             for timer in timers.sorted(by: { ($0.runId, $0.taskId) < ($1.runId, $1.taskId) }) {
                 var holder: (fired: Bool, owner: String?)?
                 for try await row in try await connection.query("""
@@ -880,10 +953,67 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
                                                                leaseOwner: holder.owner), by: owner) != nil else { continue }
                 try await connection.query("UPDATE timers SET fired = true WHERE run_id = \(timer.runId) AND task_id = \(timer.taskId)", logger: logger)
                 try await Self.execute(RunRules.waitEnded(taskId: timer.taskId, output: .null, attempts: .atLeast(1),
-                                                          status: statuses[timer.runId], at: now),
+                                                          status: statuses[timer.runId], concurrency: slots[timer.runId], at: now),
                                        runId: timer.runId, connection, logger)
             }
         }
+    }
+
+    // MARK: - Concurrency slots
+
+    /// Hands the free slots of every queue to its oldest waiting runs (``ConcurrencyRules``), one
+    /// transaction per queue under the queue's advisory lock, so that instances granting at once
+    /// never hand out the same slot twice. A queue's limit is that of the run that joined it last.
+    public func grantSlots(now: Date) async throws -> [SlotGrant] {
+        // Queues with a run waiting and, by the largest limit any of their runs carries, a slot free.
+        var candidates: [String] = []
+        for try await queue in try await database.client.query("""
+            SELECT queue FROM concurrency_slots GROUP BY queue
+            HAVING bool_or(NOT holding) AND count(*) FILTER (WHERE holding) < max(lim)
+            """, logger: database.logger).decode(String.self) {
+            candidates.append(queue)
+        }
+        var grants: [SlotGrant] = []
+        for queue in candidates {
+            grants += try await database.transaction { connection, logger in
+                try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("concurrency " + queue)))", logger: logger)
+                var limit: Int?
+                for try await lim in try await connection.query("SELECT lim FROM concurrency_slots WHERE queue = \(queue) ORDER BY seq DESC LIMIT 1",
+                                                                logger: logger).decode(Int32.self) {
+                    limit = Int(lim)
+                }
+                var holding = 0
+                for try await count in try await connection.query("SELECT count(*) FROM concurrency_slots WHERE queue = \(queue) AND holding",
+                                                                  logger: logger).decode(Int64.self) {
+                    holding = Int(count)
+                }
+                guard let limit, holding < limit else { return [] }
+                var waiting: [String] = []
+                for try await runId in try await connection.query("""
+                    SELECT run_id FROM concurrency_slots WHERE queue = \(queue) AND NOT holding ORDER BY seq LIMIT \(limit - holding)
+                    """, logger: logger).decode(String.self) {
+                    waiting.append(runId)
+                }
+                let granted = ConcurrencyRules.granted(limit: limit, holding: holding, queued: waiting)
+                guard !granted.isEmpty else { return [] }
+                // A run that left the queue meanwhile (canceled) is not granted.
+                var grants: [SlotGrant] = []
+                for try await (runId, seq) in try await connection.query("""
+                    UPDATE concurrency_slots SET holding = true, granted_at = \(now.millisecondsSince1970)
+                    WHERE run_id = ANY(\(granted)) AND NOT holding RETURNING run_id, seq
+                    """, logger: logger).decode((String, Int64).self) {
+                    grants.append(SlotGrant(runId: runId, queue: queue, timerId: ConcurrencyRules.grantTimerID(sequence: seq)))
+                }
+                guard !grants.isEmpty else { return [] }
+                try await connection.query("""
+                    INSERT INTO timers (run_id, task_id, due_at)
+                    SELECT run_id, task_id, \(now.millisecondsSince1970) FROM unnest(\(grants.map(\.runId)), \(grants.map(\.timerId))) AS g(run_id, task_id)
+                    ON CONFLICT (run_id, task_id) DO NOTHING
+                    """, logger: logger)
+                return grants
+            }
+        }
+        return grants
     }
 
     // MARK: - Fetches
@@ -916,7 +1046,9 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         return try await database.transaction { connection, logger in
             let status = try await Self.lockRuns([fetch.runId], connection, logger)[fetch.runId]
             guard try await PostgresFetchStore.complete(fetch, owner: owner, response: response, connection, logger) else { return false }
-            try await Self.execute(RunRules.waitEnded(taskId: fetch.taskId, output: output, attempts: .exactly(response.attempts), status: status, at: now),
+            let slot = try await Self.concurrencySlots([fetch.runId], connection, logger)[fetch.runId]
+            try await Self.execute(RunRules.waitEnded(taskId: fetch.taskId, output: output, attempts: .exactly(response.attempts), status: status,
+                                                      concurrency: slot, at: now),
                                    runId: fetch.runId, connection, logger)
             return true
         }

@@ -1,0 +1,141 @@
+import BatonProtocol
+import BatonTesting
+import Foundation
+import Testing
+
+@Suite("Concurrency limits and keys over a real broker", .tags(.integration))
+struct ConcurrencyLimitIntegrationTests {
+    private func runs(of slug: String, status: RunStatus? = nil, _ stack: BatonStack) async throws -> [RunDetails] {
+        let filter = status.map { "&status=\($0.rawValue)" } ?? ""
+        return try BatonJSON.decoder.decode(RunListResponse.self, from: Data(try await stack.get(port: stack.taskResultsPort,
+                                                                                                "/api/v1/runs?job=\(slug)&limit=100\(filter)").body.utf8)).runs
+    }
+
+    /// The most intervals open at one instant (an end at the same millisecond as a start closes first).
+    private func peak(_ intervals: [(start: Date, end: Date)]) -> Int {
+        var points: [(time: Date, change: Int)] = []
+        for interval in intervals {
+            points.append((interval.start, 1))
+            points.append((interval.end, -1))
+        }
+        points.sort { left, right in left.time == right.time ? left.change < right.change : left.time < right.time }
+        var open = 0, most = 0
+        for (_, change) in points {
+            open += change
+            most = max(most, open)
+        }
+        return most
+    }
+
+    /// The executions of the runs' tasks named `keys`, from their recorded start and completion.
+    private func intervals(_ runs: [RunDetails], keys: Set<String> = ["work", "after"]) -> [(start: Date, end: Date)] {
+        var result: [(start: Date, end: Date)] = []
+        for task in runs.flatMap(\.tasks) where keys.contains(task.key) {
+            if let start = task.startedAt, let end = task.completedAt { result.append((start, end)) }
+        }
+        return result
+    }
+
+    private func send(_ stack: BatonStack, name: String, id: String, payload: String) async throws {
+        let answer = try await stack.sendEvent(#"{"id":"\#(id)","name":"\#(name)","payload":\#(payload)}"#)
+        #expect(answer.status == 202, "\(answer.body)")
+    }
+
+    @Test("concurrencyLimit 3: 50 runs never have more than 3 executing (task timestamps), wait QUEUED meanwhile, and all complete")
+    func fiftyRunsLimitThree() async throws {
+        let stack = try await BatonStack.start(label: "concurrency-50")
+        try await stack.startExampleJobs(jobs: ["limited-work"])
+        let suffix = UUID().uuidString.prefix(6)
+        for n in 0..<50 {
+            try await send(stack, name: "work.limited", id: "evt_lim_\(suffix)_\(n)", payload: #"{"n":\#(n),"workMs":150}"#)
+        }
+        // Visible while they wait for a slot: most of the 50 are QUEUED at some point.
+        let queued = try await eventually("runs waiting QUEUED for a slot", deadline: .seconds(60), every: .milliseconds(100)) { () -> Int? in
+            let queued = try await runs(of: "limited-work", status: .queued, stack).count
+            return queued >= 20 ? queued : nil
+        }
+        let done = try await eventually("all 50 runs to complete", deadline: .seconds(180), every: .milliseconds(500)) { () -> [RunDetails]? in
+            let runs = try await runs(of: "limited-work", stack)
+            return runs.count == 50 && runs.allSatisfy({ $0.status == .completed }) ? runs : nil
+        }
+        let executions = intervals(done)
+        #expect(executions.count == 50)
+        let most = peak(executions)
+        #expect(most <= 3, "\(most) runs executed at once with a limit of 3")
+        #expect(most >= 2, "the runs never ran side by side (peak \(most))")
+        print("concurrency-50: \(queued) QUEUED seen at once; peak \(most) executing; first start to last end \(String(format: "%.1f", executions.map(\.end).max()!.timeIntervalSince(executions.map(\.start).min()!))) s")
+        try await stack.stop()
+    }
+
+    @Test("a run that waits gives its slot back: 6 runs with limit 3 that each wait 4 s all do their first task before any run's wait ends")
+    func waitingRunsReleaseSlots() async throws {
+        let stack = try await BatonStack.start(label: "concurrency-wait")
+        try await stack.startExampleJobs(jobs: ["limited-work"])
+        let suffix = UUID().uuidString.prefix(6)
+        for n in 0..<6 {
+            try await send(stack, name: "work.limited", id: "evt_limw_\(suffix)_\(n)", payload: #"{"n":\#(n),"workMs":200,"pauseSeconds":4}"#)
+        }
+        let done = try await eventually("all 6 runs to complete", deadline: .seconds(120), every: .milliseconds(500)) { () -> [RunDetails]? in
+            let runs = try await runs(of: "limited-work", stack)
+            return runs.count == 6 && runs.allSatisfy({ $0.status == .completed }) ? runs : nil
+        }
+        let firstAfter = try #require(done.flatMap(\.tasks).filter { $0.key == "after" }.compactMap(\.startedAt).min())
+        let lastWork = try #require(done.flatMap(\.tasks).filter { $0.key == "work" }.compactMap(\.startedAt).max())
+        // Holding their slots through the wait, runs 4 to 6 could only start after runs 1 to 3 ended.
+        #expect(lastWork < firstAfter, "the last run started its work \(lastWork.timeIntervalSince(firstAfter)) s after the first wait ended")
+        let most = peak(intervals(done))
+        #expect(most <= 3, "\(most) runs executed at once with a limit of 3")
+        try await stack.stop()
+    }
+
+    @Test("a job service SIGKILLed while its runs hold every slot leaks none: after a restart all 9 runs complete, never more than 3 at once")
+    func killedJobServiceLeaksNoSlot() async throws {
+        let stack = try await BatonStack.start(label: "concurrency-kill")
+        let jobService = try await stack.startExampleJobs(jobs: ["limited-work"])
+        let suffix = UUID().uuidString.prefix(6)
+        for n in 0..<9 {
+            try await send(stack, name: "work.limited", id: "evt_limk_\(suffix)_\(n)", payload: #"{"n":\#(n),"workMs":2000}"#)
+        }
+        _ = try await eventually("3 runs to hold the slots, in their work", deadline: .seconds(60), every: .milliseconds(100)) { () -> Bool? in
+            let running = try await runs(of: "limited-work", stack).filter { run in run.tasks.contains { $0.key == "work" && $0.status == .running } }
+            return running.count == 3 ? true : nil
+        }
+        _ = try await stack.restartJobService(jobService, with: .kill)
+        let done = try await eventually("all 9 runs to complete after the SIGKILL", deadline: .seconds(180), every: .milliseconds(500)) { () -> [RunDetails]? in
+            let runs = try await runs(of: "limited-work", stack)
+            return runs.count == 9 && runs.allSatisfy({ $0.status == .completed }) ? runs : nil
+        }
+        let most = peak(intervals(done))
+        #expect(most <= 3, "\(most) runs executed at once with a limit of 3")
+        try await stack.stop()
+    }
+
+    @Test("a shared limit with a key: one run per user across per-user-sync and per-user-export, two users side by side")
+    func sharedLimitPerKey() async throws {
+        let stack = try await BatonStack.start(label: "concurrency-keys")
+        try await stack.startExampleJobs(jobs: ["per-user-sync", "per-user-export"])
+        let suffix = UUID().uuidString.prefix(6)
+        for user in ["a", "b"] {
+            for n in 0..<2 {
+                try await send(stack, name: "user.sync", id: "evt_sync_\(suffix)_\(user)\(n)", payload: #"{"user":"\#(user)-\#(suffix)","n":\#(n),"workMs":400}"#)
+                try await send(stack, name: "user.export", id: "evt_export_\(suffix)_\(user)\(n)", payload: #"{"user":"\#(user)-\#(suffix)","n":\#(n),"workMs":400}"#)
+            }
+        }
+        let done = try await eventually("all 8 runs to complete", deadline: .seconds(120), every: .milliseconds(500)) { () -> [RunDetails]? in
+            let runs = try await runs(of: "per-user-sync", stack) + runs(of: "per-user-export", stack)
+            return runs.count == 8 && runs.allSatisfy({ $0.status == .completed }) ? runs : nil
+        }
+        // The user is the event id's last letter but the digit: evt_sync_<suffix>_a0.
+        func user(_ run: RunDetails) -> String { String(run.event.id.dropLast().suffix(1)) }
+        let byUser = Dictionary(grouping: done, by: user)
+        #expect(Set(byUser.keys) == ["a", "b"])
+        for (name, runs) in byUser {
+            #expect(runs.count == 4)
+            let most = peak(intervals(runs))
+            #expect(most == 1, "user \(name): \(most) runs at once across both jobs with a shared limit of 1")
+        }
+        let most = peak(intervals(done))
+        #expect(most == 2, "the two users' runs never ran side by side (peak \(most))")
+        try await stack.stop()
+    }
+}
