@@ -245,7 +245,7 @@ struct EventRoutes: Sendable {
         let registration: JobRegistration
         do {
             registration = try JobRegistration(id: id, name: body.name, version: body.version, trigger: body.trigger, tenant: tenant,
-                                               enabled: body.enabled, logLevel: body.logLevel)
+                                               enabled: body.enabled, logLevel: body.logLevel, concurrencyLimit: body.concurrencyLimit)
         } catch {
             throw APIError(error)
         }

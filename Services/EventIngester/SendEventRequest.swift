@@ -55,8 +55,10 @@ struct RegisterJobRequest: StrictlyDecodable, Sendable {
     var enabled: Bool?
     /// The least severe `io.logger` level stored.
     var logLevel: JobLogLevel?
+    /// At most so many runs executing at once (``ConcurrencyLimit``).
+    var concurrencyLimit: ConcurrencyLimit?
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, version, trigger, enabled, logLevel }
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, version, trigger, enabled, logLevel, concurrencyLimit }
 
 }
 

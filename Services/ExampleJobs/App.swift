@@ -69,6 +69,7 @@ struct ExampleJobsMain {
             transcodeVideoJob(outbox: outbox),
             rateLimitedPingJob(outbox: outbox),
             throttledPingJob(outbox: outbox),
+            debouncedPingJob(outbox: outbox),
             limitedWorkJob(),
             perUserSyncJob(),
             perUserExportJob(),

@@ -250,6 +250,14 @@ struct Dispatcher: Sendable {
         var runs: [PlannedRun] = []
         var held: [EventEnvelope] = []
         for job in jobs where !view.wasDispatched(eventID: event.id, jobSlug: job.slug) {
+            if let control = job.flowControl, control.kind == .debounce, event.invoke == job.slug, let due = event.deliverAt,
+               !FlowControlRules.isLatestDebounced(deliverAt: due, starts: try await store.flowStarts(jobSlug: job.slug, key: control.keyValue(in: event.payload)),
+                                                   control: control) {
+                // A held copy of a debounced event that a later one of its key replaced.
+                Counter(label: "baton_runs_debounced_total", dimensions: [("job", job.slug)]).increment()
+                logger.info("debounced: a later event takes this one's place", metadata: ["event.id": "\(event.id)", "job.slug": "\(job.slug)"])
+                continue
+            }
             if let control = job.flowControl, event.invoke == nil {
                 let key = control.keyValue(in: event.payload)
                 switch try await store.decideFlow(jobSlug: job.slug, key: key, control: control, eventID: event.tenant.scoped(event.id), at: Date()) {
@@ -260,10 +268,13 @@ struct Dispatcher: Sendable {
                     logger.info("rate limit: no run", metadata: ["event.id": "\(event.id)", "job.slug": "\(job.slug)", "flow.key": "\(key)"])
                     continue
                 case .delay(let until):
-                    // Held, like a delayed event, as an invocation of this job alone (not limited again).
-                    Counter(label: "baton_runs_throttled_total", dimensions: [("job", job.slug)]).increment()
-                    logger.info("throttled: the run starts later", metadata: ["event.id": "\(event.id)", "job.slug": "\(job.slug)",
-                                                                                "flow.key": "\(key)", "deliver.at": "\(until)"])
+                    // Held, like a delayed event, as an invocation of this job alone (not limited again,
+                    // but a debounced copy starts only if it is still its key's last event).
+                    if control.kind == .throttle {
+                        Counter(label: "baton_runs_throttled_total", dimensions: [("job", job.slug)]).increment()
+                    }
+                    logger.info(control.kind == .throttle ? "throttled: the run starts later" : "debounced: the run starts unless a later event comes",
+                                metadata: ["event.id": "\(event.id)", "job.slug": "\(job.slug)", "flow.key": "\(key)", "deliver.at": "\(until)"])
                     held.append(EventEnvelope(id: Identifiers.throttledEventID(eventID: event.id, jobSlug: job.slug), name: event.name, source: event.source,
                                               payload: event.payload, context: event.context, timestamp: event.timestamp, deliverAt: until,
                                               accountId: event.accountId, invoke: job.slug, tenant: event.tenant))

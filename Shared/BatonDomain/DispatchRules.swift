@@ -122,6 +122,9 @@ public protocol DispatcherStoring: DelayedEventStore, ConsumedOffsetStore {
     /// updates, in one transaction that no other instance interleaves for the same job and key);
     /// asking again returns the first decision.
     func decideFlow(jobSlug: String, key: String, control: FlowControl, eventID: String, at now: Date) async throws -> FlowDecision
+    /// The recorded starts of job `jobSlug`'s flow-control key `key` (for a debounce: the latest
+    /// arrival); empty when none.
+    func flowStarts(jobSlug: String, key: String) async throws -> [Date]
     /// Waits matched before `before` whose run was not told yet (a crash between the commit and
     /// the delivery), oldest first.
     func undeliveredWaitMatches(before: Date, limit: Int) async throws -> [EventWaitMatch]

@@ -7,7 +7,8 @@ public enum FlowDecision: Sendable, Hashable {
     case start
     /// Over a rate limit: no run.
     case drop
-    /// Throttled: its run starts at this time.
+    /// Throttled or debounced: its run starts at this time (a debounced one only if no later
+    /// event of its key came meanwhile, see ``FlowControlRules/isLatestDebounced(deliverAt:starts:control:)``).
     case delay(until: Date)
 }
 
@@ -19,6 +20,14 @@ public enum FlowControlRules {
     /// (those still inside a window from `now` on).
     public static func decide(_ control: FlowControl, starts: [Date], now: Date) -> (decision: FlowDecision, starts: [Date]) {
         let period = TimeInterval(control.periodSeconds)
+        if control.kind == .debounce {
+            // Every event is held for a period; the key keeps only the latest arrival, in whole
+            // milliseconds and at least 2 ms after the one before, so that each held copy's
+            // delivery time names exactly one event (with a millisecond to spare for rounding).
+            let now = Date(millisecondsSince1970: now.millisecondsSince1970)
+            let arrival = max(now, (starts.max() ?? .distantPast).addingTimeInterval(0.002))
+            return (.delay(until: arrival.addingTimeInterval(period)), [arrival])
+        }
         // Starts that still count in a window ending now or later (throttling reserves future ones).
         var recent = starts.filter { $0 > now.addingTimeInterval(-period) }.sorted()
         guard recent.count >= control.limit else {
@@ -28,13 +37,22 @@ public enum FlowControlRules {
         switch control.kind {
         case .rateLimit:
             return (.drop, recent)
-        case .throttle:
+        case .throttle, .debounce:
             // The earliest time with fewer than `limit` starts in the window before it: one
             // period after the limit-th latest start (reserved ones included).
             let slot = max(now, recent[recent.count - control.limit].addingTimeInterval(period))
             recent.append(slot)
             return (.delay(until: slot), recent.sorted())
         }
+    }
+}
+
+extension FlowControlRules {
+    /// Whether the debounced copy due at `deliverAt` is the key's last event (its run starts),
+    /// given the key's recorded `starts` (the latest arrival); `false`: a later event took its place.
+    public static func isLatestDebounced(deliverAt: Date, starts: [Date], control: FlowControl) -> Bool {
+        guard let latest = starts.max() else { return true }
+        return deliverAt.millisecondsSince1970 >= latest.addingTimeInterval(TimeInterval(control.periodSeconds)).millisecondsSince1970 - 1
     }
 }
 

@@ -80,11 +80,11 @@ public struct ConcurrencySlot: Codable, Sendable, Hashable {
 /// A path to a field of an event payload (`userId`, `account.id`), the key of flow control and
 /// concurrency limits.
 public enum PayloadKey {
-    /// Checks that `key`, when given, is names joined by dots.
+    /// Checks that `key`, when given, is names joined by dots (at most 256 characters).
     /// - Throws: `ValidationError` at `path`.
     public static func validate(_ key: String?, path: String) throws(ValidationError) {
         guard let key else { return }
-        guard !key.isEmpty, key.utf8.count <= 256, !key.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty) else {
+        guard !key.isEmpty, key.unicodeScalars.count <= 256, !key.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty) else {
             throw ValidationError(path: path, message: "'\(key)' is not a payload field path (names joined by dots, e.g. 'account.id')")
         }
     }

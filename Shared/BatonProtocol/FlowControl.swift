@@ -10,6 +10,10 @@ public struct FlowControl: Codable, Sendable, Hashable {
         case rateLimit
         /// Its run is held and starts at the first time the limit allows (never dropped).
         case throttle
+        /// Its run is held for the period; a later event of the same key in that time takes
+        /// its place (and is held for a period in turn), so only the last event of a burst
+        /// starts a run. `limit` is 1.
+        case debounce
     }
 
     /// The largest `limit` (the store keeps the start times of the last `limit` runs per key).
@@ -42,6 +46,12 @@ public struct FlowControl: Codable, Sendable, Hashable {
     /// At most `limit` runs per `period` for each value of `key`; the other runs wait their turn.
     public static func throttle(_ limit: Int, per period: Duration, key: String? = nil) -> FlowControl {
         FlowControl(kind: .throttle, limit: limit, periodSeconds: Int(period / .seconds(1)), key: key)
+    }
+
+    /// Only the last event of each value of `key` starts a run, once `period` passed without
+    /// another (trailing debounce): a burst of events becomes one run with the last payload.
+    public static func debounce(_ period: Duration, key: String? = nil) -> FlowControl {
+        FlowControl(kind: .debounce, limit: 1, periodSeconds: Int(period / .seconds(1)), key: key)
     }
 
     /// Checks the fields.

@@ -270,6 +270,13 @@ public final class DispatcherStore: DispatcherStoring, DutyLeaseStore, Sendable 
         }
     }
 
+    public func flowStarts(jobSlug: String, key: String) async throws -> [Date] {
+        try await pool.read { db in
+            FlowDecision.starts(from: try String.fetchOne(try db.cachedStatement(sql: "SELECT starts FROM flow_starts WHERE job_slug = ? AND key = ?"),
+                                                          arguments: [jobSlug, key]))
+        }
+    }
+
     public func undeliveredWaitMatches(before: Date, limit: Int) async throws -> [EventWaitMatch] {
         try await pool.read { db in
             try Row.fetchAll(try db.cachedStatement(sql: """

@@ -111,6 +111,24 @@ struct FlowControlRulesTests {
         for index in 0..<(times.count - 2) { #expect(times[index + 2].timeIntervalSince(times[index]) >= 4) }
     }
 
+    @Test("debounce: every event is held a period; only the copy of the key's last event starts, also for events in the same millisecond")
+    func debounce() {
+        let control = FlowControl.debounce(.seconds(3))
+        var starts: [Date] = []
+        var due: [Date] = []
+        for offset in [0.0, 1, 1, 2.5] {
+            let (decision, kept) = FlowControlRules.decide(control, starts: starts, now: now.addingTimeInterval(offset))
+            starts = kept
+            guard case .delay(let until) = decision else { Issue.record("a debounced event is always held"); continue }
+            due.append(until)
+        }
+        #expect(starts.count == 1, "only the latest arrival is kept")
+        #expect(Set(due.map(\.millisecondsSince1970)).count == 4, "events in the same millisecond get distinct times")
+        #expect(due.map { FlowControlRules.isLatestDebounced(deliverAt: $0, starts: starts, control: control) } == [false, false, false, true])
+        #expect(due.last!.timeIntervalSince(now) >= 5.5, "the last event runs a period after it came")
+        #expect(FlowControlRules.isLatestDebounced(deliverAt: now, starts: [], control: control), "no record: the copy starts")
+    }
+
     @Test("keys: one limit per payload value (nested paths, non-strings as JSON, missing as empty); invalid settings are refused")
     func keys() throws {
         let control = FlowControl.rateLimit(1, per: .seconds(60), key: "account.id")

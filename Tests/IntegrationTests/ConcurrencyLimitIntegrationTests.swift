@@ -1,6 +1,7 @@
 import BatonProtocol
 import BatonTesting
 import Foundation
+import NIOHTTP1
 import Testing
 
 @Suite("Concurrency limits and keys over a real broker", .tags(.integration))
@@ -107,6 +108,23 @@ struct ConcurrencyLimitIntegrationTests {
         }
         let most = peak(intervals(done))
         #expect(most <= 3, "\(most) runs executed at once with a limit of 3")
+        try await stack.stop()
+    }
+
+    @Test("PUT /api/v1/jobs registers a concurrency limit (the dispatcher holds it); a bad one is refused with 422 and the field")
+    func httpRegistration() async throws {
+        let stack = try await BatonStack.start(label: "concurrency-http")
+        let body = #"{"name":"Imports","version":"1.0.0","trigger":{"type":"event","eventName":"imports.run"},"concurrencyLimit":{"limit":2,"id":"imports","key":"account.id"}}"#
+        let answer = try await stack.request(port: stack.ingesterPort, "/api/v1/jobs/imports", method: .PUT, body: body)
+        #expect(answer.status == 200, "\(answer.body)")
+        let job = try await eventually("the dispatcher to hold the registration", deadline: .seconds(30)) { () -> JobRegistration? in
+            let job = try await stack.get(port: stack.dispatcherPort, "/api/v1/jobs/imports")
+            return job.status == 200 ? try BatonJSON.decoder.decode(JobRegistration.self, from: Data(job.body.utf8)) : nil
+        }
+        #expect(job.concurrencyLimit == .shared("imports", limit: 2, key: "account.id"))
+        let bad = try await stack.request(port: stack.ingesterPort, "/api/v1/jobs/imports", method: .PUT,
+                                          body: #"{"name":"Imports","version":"1.0.0","trigger":{"type":"event","eventName":"imports.run"},"concurrencyLimit":{"limit":0}}"#)
+        #expect(bad.status == 422 && bad.body.contains("$.concurrencyLimit.limit"), "\(bad.status) \(bad.body)")
         try await stack.stop()
     }
 

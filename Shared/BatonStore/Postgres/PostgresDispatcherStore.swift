@@ -244,6 +244,14 @@ public struct PostgresDispatcherStore: DispatcherStoring, PostgresServiceStore {
         }
     }
 
+    public func flowStarts(jobSlug: String, key: String) async throws -> [Date] {
+        for try await starts in try await database.client.query("SELECT starts FROM flow_starts WHERE job_slug = \(jobSlug) AND key = \(key)",
+                                                                logger: database.logger).decode(String.self) {
+            return FlowDecision.starts(from: starts)
+        }
+        return []
+    }
+
     public func undeliveredWaitMatches(before: Date, limit: Int) async throws -> [EventWaitMatch] {
         var matches: [EventWaitMatch] = []
         for try await (project, environment, wait, event) in try await database.client.query("""
