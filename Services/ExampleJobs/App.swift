@@ -70,6 +70,7 @@ struct ExampleJobsMain {
             rateLimitedPingJob(outbox: outbox),
             throttledPingJob(outbox: outbox),
             debouncedPingJob(outbox: outbox),
+            newYearJob(outbox: outbox),
             limitedWorkJob(),
             perUserSyncJob(),
             perUserExportJob(),

@@ -250,7 +250,7 @@ struct Dispatcher: Sendable {
         var runs: [PlannedRun] = []
         var held: [EventEnvelope] = []
         for job in jobs where !view.wasDispatched(eventID: event.id, jobSlug: job.slug) {
-            if let control = job.flowControl, control.kind == .debounce, event.invoke == job.slug, let due = event.deliverAt,
+            if let control = job.flowControl, control.kind == .debounce, event.invoke == job.slug, Identifiers.isDebouncedCopy(event.id), let due = event.deliverAt,
                !FlowControlRules.isLatestDebounced(deliverAt: due, starts: try await store.flowStarts(jobSlug: job.slug, key: control.keyValue(in: event.payload)),
                                                    control: control) {
                 // A held copy of a debounced event that a later one of its key replaced.
@@ -275,7 +275,9 @@ struct Dispatcher: Sendable {
                     }
                     logger.info(control.kind == .throttle ? "throttled: the run starts later" : "debounced: the run starts unless a later event comes",
                                 metadata: ["event.id": "\(event.id)", "job.slug": "\(job.slug)", "flow.key": "\(key)", "deliver.at": "\(until)"])
-                    held.append(EventEnvelope(id: Identifiers.throttledEventID(eventID: event.id, jobSlug: job.slug), name: event.name, source: event.source,
+                    let copyID = control.kind == .debounce ? Identifiers.debouncedEventID(eventID: event.id, jobSlug: job.slug)
+                                                           : Identifiers.throttledEventID(eventID: event.id, jobSlug: job.slug)
+                    held.append(EventEnvelope(id: copyID, name: event.name, source: event.source,
                                               payload: event.payload, context: event.context, timestamp: event.timestamp, deliverAt: until,
                                               accountId: event.accountId, invoke: job.slug, tenant: event.tenant))
                     continue

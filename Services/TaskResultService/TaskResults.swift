@@ -861,7 +861,13 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
                                   BrokerWatchService(BrokerWatch(producer: producer, topics: watched, baseline: broker,
                                                                  interval: kafka.profile.brokerCheckInterval, logger: logger)),
                                   PeriodicService("firing timers", every: configuration.timerPoll, logger: logger) {
-                                      try await timers.grantSlots()
+                                      // Grants first, so their timers fire in the same round; a failing grant
+                                      // does not hold the other timers back (it is tried again next round).
+                                      do {
+                                          try await timers.grantSlots()
+                                      } catch {
+                                          logger.error("granting concurrency slots failed; trying again", metadata: ["error": "\(error)"])
+                                      }
                                       try await timers.fireDueTimers()
                                   },
                                   PeriodicService("background fetches", every: configuration.timerPoll, logger: logger) { try await fetches.tick() },

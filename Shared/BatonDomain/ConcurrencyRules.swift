@@ -21,6 +21,23 @@ public enum ConcurrencyRules {
     /// Whether timer `timerId` is a grant.
     public static func isGrant(_ timerId: String) -> Bool { timerId.hasPrefix(grantPrefix) }
 
+    /// The grant number of grant timer `timerId`; `nil` for other timers.
+    public static func grantSequence(ofTimer timerId: String) -> Int64? {
+        isGrant(timerId) ? Int64(timerId.dropFirst(grantPrefix.count)) : nil
+    }
+
+    /// Whether a limited run is sent its command now, when timer `timerId` fires (`nil`: the
+    /// reaper re-issues it), given the grant it holds (`holdingSequence`; `nil`: it holds no
+    /// slot). A grant resumes the run only while it is that grant's holder: one that fires again
+    /// late (its first firing was not recorded) after the run waited and queued again resumes
+    /// nothing. Any other timer resumes a run that holds its slot (a yield), and none that does
+    /// not: that run queues for a slot (``queues(resumingWith:)``).
+    public static func resumes(timer timerId: String?, holdingSequence: Int64?) -> Bool {
+        guard let timerId else { return true }
+        if let sequence = grantSequence(ofTimer: timerId) { return holdingSequence == sequence }
+        return holdingSequence != nil
+    }
+
     /// Whether a limited run must queue for a slot when timer `timerId` ends its wait, rather
     /// than be resumed at once. `nil` is the reaper re-issuing a stuck run's command: that run
     /// holds its slot. Grants and yields go on with their slot; a parent notice and an event

@@ -21,12 +21,13 @@ public enum FlowControlRules {
     public static func decide(_ control: FlowControl, starts: [Date], now: Date) -> (decision: FlowDecision, starts: [Date]) {
         let period = TimeInterval(control.periodSeconds)
         if control.kind == .debounce {
-            // Every event is held for a period; the key keeps only the latest arrival, in whole
-            // milliseconds and at least 2 ms after the one before, so that each held copy's
-            // delivery time names exactly one event (with a millisecond to spare for rounding).
-            let now = Date(millisecondsSince1970: now.millisecondsSince1970)
-            let arrival = max(now, (starts.max() ?? .distantPast).addingTimeInterval(0.002))
-            return (.delay(until: arrival.addingTimeInterval(period)), [arrival])
+            // Every event is held for a period; the key keeps only the latest copy's delivery
+            // time, in whole milliseconds and at least 2 ms after the one before (also when the
+            // period changed), so that each time names exactly one copy, with a millisecond to
+            // spare for rounding.
+            let due = Date(millisecondsSince1970: now.addingTimeInterval(period).millisecondsSince1970)
+            let latest = max(due, (starts.max() ?? .distantPast).addingTimeInterval(0.002))
+            return (.delay(until: latest), [latest])
         }
         // Starts that still count in a window ending now or later (throttling reserves future ones).
         var recent = starts.filter { $0 > now.addingTimeInterval(-period) }.sorted()
@@ -49,10 +50,11 @@ public enum FlowControlRules {
 
 extension FlowControlRules {
     /// Whether the debounced copy due at `deliverAt` is the key's last event (its run starts),
-    /// given the key's recorded `starts` (the latest arrival); `false`: a later event took its place.
+    /// given the key's recorded `starts` (the latest copy's delivery time); `false`: a later
+    /// event took its place.
     public static func isLatestDebounced(deliverAt: Date, starts: [Date], control: FlowControl) -> Bool {
         guard let latest = starts.max() else { return true }
-        return deliverAt.millisecondsSince1970 >= latest.addingTimeInterval(TimeInterval(control.periodSeconds)).millisecondsSince1970 - 1
+        return deliverAt.millisecondsSince1970 >= latest.millisecondsSince1970 - 1
     }
 }
 

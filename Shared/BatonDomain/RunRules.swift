@@ -47,9 +47,11 @@ public enum RunWrite: Sendable, Hashable {
     /// The run joins the end of its concurrency queue to wait for a slot, unless it is in the
     /// queue already (waiting or holding one); see ``ConcurrencyRules``.
     case queueForSlot(ConcurrencySlot)
-    /// The run leaves its concurrency queue: a slot it held is free. Nothing for a run that is
-    /// not in a queue.
+    /// A slot the run holds is free again (it waits). Its place in the queue, if it is waiting
+    /// for a slot, stays. Nothing for a run that is not in a queue.
     case releaseSlot
+    /// The run leaves its concurrency queue, holding a slot or waiting for one (it ended).
+    case leaveQueue
 
     /// How a completion counts attempts.
     public enum Attempts: Sendable, Hashable {
@@ -89,7 +91,9 @@ public enum RunRules {
             // A child run's notice to its parent waits, dormant, until the run ends.
             return [.createRun(created, traceParent: traceParent, at: now)]
                 + (created.event.parent == nil ? [] : [.scheduleTimer(taskId: parentNoticeTimerID, dueAt: dormant)])
-                + (created.concurrency.map { [.queueForSlot($0)] } ?? [])
+                // Only a run that is new (or not started yet): a repeated record of a run that
+                // waits or ended must not put it in the queue again.
+                + (status == nil || status == .queued ? created.concurrency.map { [.queueForSlot($0)] } ?? [] : [])
         }
         guard let status else { return nil }
         let ended = status.isTerminal
@@ -206,7 +210,7 @@ public enum RunRules {
     /// The writes that end a run with `status`: the run's record, its parent notice due now, and
     /// its concurrency slot (or place in the queue) given back.
     static func finishing(_ status: RunStatus, output: JSONValue?, error: String?, at now: Date) -> [RunWrite] {
-        [.finish(status, output: output, error: error, at: now), .releaseSlot, .makeTimerDue(taskId: parentNoticeTimerID, at: now)]
+        [.finish(status, output: output, error: error, at: now), .leaveQueue, .makeTimerDue(taskId: parentNoticeTimerID, at: now)]
     }
 
     /// A child run ended: the parent's waiting task completes with the child's outcome (its

@@ -28,6 +28,18 @@ public enum Identifiers {
         "evt_" + digest(["throttle", eventID, jobSlug], length: 32)
     }
 
+    /// The id of the held copy of event `eventID` that starts job `jobSlug`'s debounced run
+    /// unless a later event takes its place: deterministic, and recognisable
+    /// (``isDebouncedCopy(_:)``) so that the dispatcher checks it when it is delivered.
+    public static func debouncedEventID(eventID: String, jobSlug: String) -> String {
+        debouncedPrefix + digest(["debounce", eventID, jobSlug], length: 32)
+    }
+
+    /// Whether `eventID` is a debounced copy's (``debouncedEventID(eventID:jobSlug:)``).
+    public static func isDebouncedCopy(_ eventID: String) -> Bool { eventID.hasPrefix(debouncedPrefix) }
+
+    private static let debouncedPrefix = "evt_debounce_"
+
     /// A new random event id, for events sent without one.
     /// Which of `count` partitions of the events topic decides who fires job `jobSlug`'s
     /// schedule: the dispatcher instance that consumes that partition (FNV-1a of the slug, so

@@ -335,6 +335,8 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
                 try db.cachedStatement(sql: "INSERT OR IGNORE INTO concurrency_slots (run_id, queue, lim, queued_at) VALUES (?, ?, ?, ?)")
                     .execute(arguments: [runId, slot.queue, slot.limit, Date().millisecondsSince1970])
             case .releaseSlot:
+                try db.cachedStatement(sql: "DELETE FROM concurrency_slots WHERE run_id = ? AND holding = 1").execute(arguments: [runId])
+            case .leaveQueue:
                 try db.cachedStatement(sql: "DELETE FROM concurrency_slots WHERE run_id = ?").execute(arguments: [runId])
             }
         }
@@ -381,16 +383,15 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
 
     /// The resume command of `runId` with its completed tasks (and `taskId`, a wait about to be
     /// completed, counted as done); `nil` when the run is unknown or finished, or when it has a
-    /// concurrency limit and must queue for a slot first (``ConcurrencyRules/queues(resumingWith:)``;
-    /// a run that still holds its slot goes on with it).
+    /// concurrency limit and holds no slot for it (``ConcurrencyRules/resumes(timer:holdingSequence:)``).
     private static func resumeCommand(_ db: Database, runId: String, counting taskId: String? = nil) throws -> RunCommand? {
         guard let run = try Row.fetchOne(try db.cachedStatement(sql: """
                 SELECT job_slug, job_version, event, status, concurrency_queue,
-                    EXISTS (SELECT 1 FROM concurrency_slots WHERE run_id = runs.id AND holding = 1) AS holding
+                    (SELECT seq FROM concurrency_slots WHERE run_id = runs.id AND holding = 1) AS holding
                 FROM runs WHERE id = ?
                 """), arguments: [runId]),
               !RunStatus(rawValue: run["status"]).isTerminal,
-              (run["concurrency_queue"] as String?) == nil || run["holding"] || !ConcurrencyRules.queues(resumingWith: taskId)
+              (run["concurrency_queue"] as String?) == nil || ConcurrencyRules.resumes(timer: taskId, holdingSequence: run["holding"])
         else { return nil }
         var completed = try completedTasks(db, runId: runId)
         if let taskId, !completed.contains(where: { $0.taskId == taskId }),
@@ -413,6 +414,12 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
             for queue in try String.fetchAll(try db.cachedStatement(sql: "SELECT DISTINCT queue FROM concurrency_slots WHERE holding = 0")) {
                 guard let limit = try Int.fetchOne(try db.cachedStatement(sql: "SELECT lim FROM concurrency_slots WHERE queue = ? ORDER BY seq DESC LIMIT 1"),
                                                    arguments: [queue]) else { continue }
+                // A slot held by a run that ended is free (the end normally frees it: this repairs
+                // a record that a store written by an older version, or a race, left behind).
+                try db.cachedStatement(sql: """
+                    DELETE FROM concurrency_slots WHERE queue = ? AND holding = 1
+                        AND run_id IN (SELECT id FROM runs WHERE status IN \(Self.terminalPlaceholders))
+                    """).execute(arguments: StatementArguments([queue]) + Self.terminalArguments)
                 let holding = try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM concurrency_slots WHERE queue = ? AND holding = 1"),
                                                arguments: [queue]) ?? 0
                 guard holding < limit else { continue }

@@ -45,7 +45,7 @@ public final class BatonStack: Sendable {
 
     /// The jobs `baton-example-jobs` registers.
     public static let exampleJobSlugs = ["new-user-welcome", "many-steps", "flaky", "fan-out", "parallel", "welcome-once", "fetch", "github-stars", "user-audit", "chaos-flow", "chaos-child", "monthly-report", "batch-import", "fulfil-order", "charge-card", "pack-item", "expense-approval", "versioned-greeter", "transcode-video", "rate-limited-ping", "throttled-ping", "debounced-ping",
-                                              "limited-work", "per-user-sync", "per-user-export"]
+                                              "limited-work", "per-user-sync", "per-user-export", "new-year-greeting"]
 
     /// The example job service's side-effect file.
     public var outbox: URL { directory.appendingPathComponent("outbox.txt") }

@@ -29,6 +29,19 @@ struct ConcurrencyRulesTests {
         #expect(ConcurrencyRules.isGrant(ConcurrencyRules.grantTimerID(sequence: 7)) && !ConcurrencyRules.isGrant("t-wait"))
     }
 
+    @Test("a grant resumes its holder only (not after the run waited and was granted again); other timers resume a run that holds its slot")
+    func whoResumes() {
+        let grant7 = ConcurrencyRules.grantTimerID(sequence: 7)
+        #expect(ConcurrencyRules.grantSequence(ofTimer: grant7) == 7 && ConcurrencyRules.grantSequence(ofTimer: "yield#1") == nil)
+        #expect(ConcurrencyRules.resumes(timer: grant7, holdingSequence: 7))
+        #expect(!ConcurrencyRules.resumes(timer: grant7, holdingSequence: 9), "a late second firing of an older grant")
+        #expect(!ConcurrencyRules.resumes(timer: grant7, holdingSequence: nil))
+        #expect(ConcurrencyRules.resumes(timer: "yield#1", holdingSequence: 7))
+        #expect(!ConcurrencyRules.resumes(timer: "yield#1", holdingSequence: nil))
+        #expect(!ConcurrencyRules.resumes(timer: "t-wait", holdingSequence: nil), "it queues for a slot first")
+        #expect(ConcurrencyRules.resumes(timer: nil, holdingSequence: nil), "the reaper re-issues a stuck run")
+    }
+
     @Test("a limited run queues when created, gives its slot back when it waits or ends, keeps it when it yields, and queues again when its wait ends")
     func runLifecycle() throws {
         let created = RunEvent(runId: "r", body: .runCreated(.init(jobSlug: "export", jobVersion: "1.0.0", event: EventEnvelope(id: "e", name: "n"),
@@ -40,7 +53,11 @@ struct ConcurrencyRulesTests {
         let wait = RunEvent(runId: "r", body: .waitRequested(.init(taskId: "w", key: "pause", parentTaskId: nil, until: now)))
         #expect(RunRules.apply(wait, status: .executing)?.contains(.releaseSlot) == true)
         let completed = RunEvent(runId: "r", body: .runCompleted(.init(output: 1)))
-        #expect(RunRules.apply(completed, status: .executing)?.contains(.releaseSlot) == true)
+        #expect(RunRules.apply(completed, status: .executing)?.contains(.leaveQueue) == true)
+        #expect(RunRules.apply(wait, status: .executing)?.contains(.leaveQueue) == false, "a waiting run keeps its place in a queue")
+        #expect(RunRules.apply(created, status: .completed)?.contains(.queueForSlot(slot)) == false, "a repeated record does not queue an ended run")
+        #expect(RunRules.apply(created, status: .waiting)?.contains(.queueForSlot(slot)) == false, "nor a waiting one")
+        #expect(RunRules.apply(created, status: .queued)?.contains(.queueForSlot(slot)) == true, "a new run (PostgreSQL creates it first)")
         #expect(RunRules.apply(completed, status: .completed)?.isEmpty == true, "an ended run changes nothing")
         let yielded = RunEvent(runId: "r", body: .yielded(.init(yieldId: "y1")))
         #expect(RunRules.apply(yielded, status: .executing)?.contains(.releaseSlot) == false)
@@ -53,9 +70,9 @@ struct ConcurrencyRulesTests {
                     .contains(.queueForSlot(slot)))
         #expect(!RunRules.waitEnded(taskId: "w", output: .null, attempts: .atLeast(1), status: .canceled, concurrency: slot, at: now)
                     .contains(.queueForSlot(slot)), "an ended run queues for nothing")
-        #expect(RunRules.cancel(status: .queued, at: now)?.writes.contains(.releaseSlot) == true, "a canceled run leaves its queue")
+        #expect(RunRules.cancel(status: .queued, at: now)?.writes.contains(.leaveQueue) == true, "a canceled run leaves its queue")
         #expect(RunRules.timeOut(RunState(status: .executing, lastProgress: now), seenWithProgress: now, reason: "stuck", at: now)
-                    .contains(.releaseSlot))
+                    .contains(.leaveQueue))
     }
 
     @Test("a limit's queue: the job's own or the shared id, per key value, per tenant; bad limits say what is wrong")

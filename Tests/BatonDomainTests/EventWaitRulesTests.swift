@@ -127,6 +127,15 @@ struct FlowControlRulesTests {
         #expect(due.map { FlowControlRules.isLatestDebounced(deliverAt: $0, starts: starts, control: control) } == [false, false, false, true])
         #expect(due.last!.timeIntervalSince(now) >= 5.5, "the last event runs a period after it came")
         #expect(FlowControlRules.isLatestDebounced(deliverAt: now, starts: [], control: control), "no record: the copy starts")
+        // A changed period: the later event still takes the place of the held one, longer or shorter.
+        for (first, second) in [(FlowControl.debounce(.seconds(3)), FlowControl.debounce(.seconds(10))),
+                                (FlowControl.debounce(.seconds(10)), FlowControl.debounce(.seconds(3)))] {
+            let (held, kept) = FlowControlRules.decide(first, starts: [], now: now)
+            let (later, latest) = FlowControlRules.decide(second, starts: kept, now: now.addingTimeInterval(1))
+            guard case .delay(let heldAt) = held, case .delay(let laterAt) = later else { Issue.record("held"); continue }
+            #expect(!FlowControlRules.isLatestDebounced(deliverAt: heldAt, starts: latest, control: second))
+            #expect(FlowControlRules.isLatestDebounced(deliverAt: laterAt, starts: latest, control: second))
+        }
     }
 
     @Test("keys: one limit per payload value (nested paths, non-strings as JSON, missing as empty); invalid settings are refused")

@@ -47,7 +47,7 @@ struct RunRulesTests {
     @Test("the first end of a run counts; later ones change nothing")
     func runEnd() {
         #expect(RunRules.apply(event(.runCompleted(.init(output: 7))), status: .executing)
-            == [.finish(.completed, output: 7, error: nil, at: now), .releaseSlot, .makeTimerDue(taskId: RunRules.parentNoticeTimerID, at: now)])
+            == [.finish(.completed, output: 7, error: nil, at: now), .leaveQueue, .makeTimerDue(taskId: RunRules.parentNoticeTimerID, at: now)])
         #expect(RunRules.apply(event(.runCompleted(.init(output: 7))), status: .failed) == [])
         #expect(RunRules.apply(event(.runFailed(.init(status: .failed, error: "x"))), status: .completed) == [])
     }
@@ -65,7 +65,7 @@ struct RunRulesTests {
         let ended = RunRules.cancel(status: .completed, at: now)
         #expect(ended?.status == .completed && ended?.canceled == false && ended?.writes == [])
         #expect(RunRules.cancel(status: .waiting, at: now)?.writes
-            == [.dropTimers, .finish(.canceled, output: nil, error: nil, at: now), .releaseSlot, .makeTimerDue(taskId: RunRules.parentNoticeTimerID, at: now)])
+            == [.dropTimers, .finish(.canceled, output: nil, error: nil, at: now), .leaveQueue, .makeTimerDue(taskId: RunRules.parentNoticeTimerID, at: now)])
     }
 
     @Test("a stuck run times out only with the progress it was seen with, and only while queued or executing")
@@ -74,7 +74,7 @@ struct RunRulesTests {
         #expect(RunRules.isStuck(RunState(status: .queued, lastProgress: seen), cutoff: now))
         #expect(!RunRules.isStuck(RunState(status: .waiting, lastProgress: seen), cutoff: now), "a wait is progress")
         #expect(RunRules.timeOut(RunState(status: .executing, lastProgress: seen), seenWithProgress: seen, reason: "r", at: now)
-            == [.dropTimers, .finish(.timedOut, output: nil, error: "r", at: now), .releaseSlot, .makeTimerDue(taskId: RunRules.parentNoticeTimerID, at: now)])
+            == [.dropTimers, .finish(.timedOut, output: nil, error: "r", at: now), .leaveQueue, .makeTimerDue(taskId: RunRules.parentNoticeTimerID, at: now)])
         #expect(RunRules.timeOut(RunState(status: .executing, lastProgress: now), seenWithProgress: seen, reason: "r", at: now) == [])
         #expect(RunRules.timeOut(RunState(status: .completed, lastProgress: seen), seenWithProgress: seen, reason: "r", at: now) == [])
         #expect(RunRules.timeOut(nil, seenWithProgress: seen, reason: "r", at: now) == [])

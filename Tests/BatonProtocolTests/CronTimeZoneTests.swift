@@ -23,6 +23,8 @@ struct CronTimeZoneTests {
         ("0 6 * * *", "Australia/Sydney", "2026-01-10T00:00:00Z", "2026-01-10T19:00:00Z"),
         ("0 6 * * *", "Australia/Sydney", "2026-07-10T00:00:00Z", "2026-07-10T20:00:00Z"),
         ("* * * * *", "UTC", "2026-11-25T10:15:30Z", "2026-11-25T10:16:00Z"),
+        // The example job new-year-greeting: 09:00 on 1 January in Berlin.
+        ("0 9 1 1 *", "Europe/Berlin", "2026-12-03T00:00:00Z", "2027-01-01T08:00:00Z"),
     ])
     func wallClock(_ expression: String, _ zone: String, _ after: String, _ expected: String) throws {
         #expect(try Self.next(expression, zone, after: after) == Self.date(expected))

@@ -34,7 +34,8 @@ struct ConcurrencySlotConformanceTests {
             // Each grant is a timer: firing it sends the run's command.
             let grants = try await store.claimDueTimers(owner: "a", now: Date().addingTimeInterval(1), lease: .seconds(30), limit: 10)
             #expect(Set(grants.map(\.runId)) == ["r1", "r2"] && grants.allSatisfy { ConcurrencyRules.isGrant($0.taskId) })
-            #expect(try await store.resumeCommand(runId: "r1", counting: grants[0].taskId) != nil)
+            let r1Grant = try #require(grants.first { $0.runId == "r1" })
+            #expect(try await store.resumeCommand(runId: "r1", counting: r1Grant.taskId) != nil)
             try await store.markFired(grants, owner: "a")
 
             // r1 waits (slot back: r3 gets it), r2 ends (r4 gets it).
@@ -84,6 +85,41 @@ struct ConcurrencySlotConformanceTests {
                 #expect(wait.map(\.taskId) == ["w\(round)"])
                 try await store.markFired(wait, owner: "a")
             }
+        }
+    }
+
+    @Test("a repeated record of an ended run does not queue it; a replayed wait keeps a waiting run's place; a late second firing of an old grant resumes nothing",
+          arguments: StoreBackend.allCases)
+    func repeatsAndLateTimers(_ backend: StoreBackend) async throws {
+        try await withTaskResultStore(backend) { (store: any TaskResultBackend) async throws in
+            let one = ConcurrencySlot(queue: "job:solo", limit: 1)
+            func create(_ id: String) -> RunEvent {
+                RunEvent(runId: id, body: .runCreated(.init(jobSlug: "solo", jobVersion: "1.0.0", event: EventEnvelope(id: "e-\(id)", name: "n"), concurrency: one)))
+            }
+            // An ended run's record again (a replay asked twice, a dispatcher resending) takes no slot.
+            try await apply([create("done")], store)
+            #expect(try await store.grantSlots(now: Date()).map(\.runId) == ["done"])
+            try await apply([RunEvent(runId: "done", body: .runCompleted(.init(output: 1)))], store)
+            try await apply([create("done"), create("a"), create("b")], store)
+            #expect(try await store.grantSlots(now: Date()).map(\.runId) == ["a"])
+
+            // b waits for a slot; a replayed slice of b asks for a wait: b keeps its place.
+            try await apply([RunEvent(runId: "b", body: .waitRequested(.init(taskId: "w", key: "w", parentTaskId: nil, until: Date().addingTimeInterval(3600))))], store)
+            try await apply([RunEvent(runId: "a", body: .runCompleted(.init(output: 2)))], store)
+            let bGrant = try #require(try await store.grantSlots(now: Date()).first)
+            #expect(bGrant.runId == "b")
+
+            // b's grant fires, but is not recorded as fired (a crash); b waits, queues again and gets a new grant.
+            let first = try await store.claimDueTimers(owner: "x", now: Date().addingTimeInterval(1), lease: .seconds(1), limit: 10)
+            #expect(first.map(\.taskId).contains(bGrant.timerId))
+            #expect(try await store.resumeCommand(runId: "b", counting: bGrant.timerId) != nil)
+            try await apply([RunEvent(runId: "b", body: .waitRequested(.init(taskId: "w2", key: "w2", parentTaskId: nil, until: Date())))], store)
+            let wait = try await store.claimDueTimers(owner: "y", now: Date().addingTimeInterval(2), lease: .seconds(30), limit: 10).filter { $0.taskId == "w2" }
+            try await store.markFired(wait, owner: "y")
+            let second = try #require(try await store.grantSlots(now: Date()).first)
+            #expect(second.runId == "b" && second.timerId != bGrant.timerId)
+            #expect(try await store.resumeCommand(runId: "b", counting: bGrant.timerId) == nil, "the old grant fires again late: nothing")
+            #expect(try await store.resumeCommand(runId: "b", counting: second.timerId) != nil)
         }
     }
 

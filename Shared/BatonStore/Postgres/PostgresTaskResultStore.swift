@@ -243,9 +243,11 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         var fetches: [(runId: String, taskId: String, request: String, at: Int64)] = []
         var ends: [String: (status: RunStatus, output: String?, error: String?, at: Int64)] = [:]
         var statusChanges: [String: (status: RunStatus, at: Int64)] = [:]
-        /// Runs joining their concurrency queue, and runs leaving it (after the joins).
+        /// Runs joining their concurrency queue, runs giving their slot back and runs leaving
+        /// the queue (after the joins).
         var slotsQueued: [(runId: String, slot: ConcurrencySlot)] = []
         var slotsReleased: Set<String> = []
+        var queuesLeft: Set<String> = []
         /// Writes run one by one, after the grouped ones (rare: deduplication keys).
         var oneByOne: [(runId: String, write: RunWrite)] = []
 
@@ -284,6 +286,8 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
                     slotsQueued.append((runId, slot))
                 case .releaseSlot:
                     slotsReleased.insert(runId)
+                case .leaveQueue:
+                    queuesLeft.insert(runId)
                 default:
                     oneByOne.append((runId, write))
                 }
@@ -361,7 +365,10 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
                     """, logger: logger)
             }
             if !slotsReleased.isEmpty {
-                try await connection.query("DELETE FROM concurrency_slots WHERE run_id = ANY(\(slotsReleased.sorted()))", logger: logger)
+                try await connection.query("DELETE FROM concurrency_slots WHERE run_id = ANY(\(slotsReleased.sorted())) AND holding", logger: logger)
+            }
+            if !queuesLeft.isEmpty {
+                try await connection.query("DELETE FROM concurrency_slots WHERE run_id = ANY(\(queuesLeft.sorted()))", logger: logger)
             }
             for (runId, write) in oneByOne {
                 try await PostgresTaskResultStore.execute([write], runId: runId, connection, logger)
@@ -595,6 +602,8 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
                     ON CONFLICT (run_id) DO NOTHING
                     """, logger: logger)
             case .releaseSlot:
+                try await connection.query("DELETE FROM concurrency_slots WHERE run_id = \(runId) AND holding", logger: logger)
+            case .leaveQueue:
                 try await connection.query("DELETE FROM concurrency_slots WHERE run_id = \(runId)", logger: logger)
             }
         }
@@ -676,17 +685,16 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
 
     private static func resumeCommand(runId: String, counting taskId: String? = nil, _ connection: PostgresConnection,
                                       _ logger: Logger) async throws -> RunCommand? {
-        var run: (slug: String, version: String, event: String, status: String, queue: String?, holding: Bool)?
+        var run: (slug: String, version: String, event: String, status: String, queue: String?, holding: Int64?)?
         for try await row in try await connection.query("""
             SELECT job_slug, job_version, event, status, concurrency_queue,
-                EXISTS (SELECT 1 FROM concurrency_slots WHERE run_id = runs.id AND holding) FROM runs WHERE id = \(runId)
-            """, logger: logger).decode((String, String, String, String, String?, Bool).self) {
+                (SELECT seq FROM concurrency_slots WHERE run_id = runs.id AND holding) FROM runs WHERE id = \(runId)
+            """, logger: logger).decode((String, String, String, String, String?, Int64?).self) {
             run = row
         }
-        // A limited run may have to queue for a slot first (see `ConcurrencyRules`); one that
-        // still holds its slot goes on with it.
+        // A limited run goes on only with its slot (see `ConcurrencyRules`).
         guard let run, !RunStatus(rawValue: run.status).isTerminal,
-              run.queue == nil || run.holding || !ConcurrencyRules.queues(resumingWith: taskId) else { return nil }
+              run.queue == nil || ConcurrencyRules.resumes(timer: taskId, holdingSequence: run.holding) else { return nil }
         var completed = try await completedTasks(runId, connection, logger)
         if let taskId, !completed.contains(where: { $0.taskId == taskId }) {
             for try await key in try await connection.query("SELECT key FROM tasks WHERE run_id = \(runId) AND task_id = \(taskId)", logger: logger)
@@ -977,6 +985,12 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
         for queue in candidates {
             grants += try await database.transaction { connection, logger in
                 try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("concurrency " + queue)))", logger: logger)
+                // A slot held by a run that ended is free (the end normally frees it: this repairs
+                // a record that a race left behind).
+                try await connection.query("""
+                    DELETE FROM concurrency_slots WHERE queue = \(queue) AND holding
+                        AND run_id IN (SELECT id FROM runs WHERE status = ANY(\(RunStatus.terminal.map(\.rawValue))))
+                    """, logger: logger)
                 var limit: Int?
                 for try await lim in try await connection.query("SELECT lim FROM concurrency_slots WHERE queue = \(queue) ORDER BY seq DESC LIMIT 1",
                                                                 logger: logger).decode(Int32.self) {
