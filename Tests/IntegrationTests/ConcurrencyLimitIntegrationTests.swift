@@ -111,6 +111,32 @@ struct ConcurrencyLimitIntegrationTests {
         try await stack.stop()
     }
 
+    @Test("on one PostgreSQL with two task-result instances and two job services: 30 runs (that each wait once) never have more than 3 executing, and all complete")
+    func severalInstances() async throws {
+        let store = try await PostgresServer.freshDatabase()
+        let settings = ["STORE_URL": store, "TASK_RESULTS_INSTANCE": "tr-0"]
+        let stack = try await BatonStack.start(label: "concurrency-pg", roleEnvironment: [.taskResults: settings])
+        let second = try await stack.startExtraTaskResults(name: "task-results-1", extra: ["TASK_RESULTS_INSTANCE": "tr-1"])
+        try await stack.startExampleJobs(jobs: ["limited-work"])
+        // The second job service asks the second task-result instance for its checkpoints.
+        try await stack.startExampleJobs(environment: ["TASK_RESULTS_URL": "http://127.0.0.1:\(second.port)"], jobs: ["limited-work"])
+        let suffix = UUID().uuidString.prefix(6)
+        for n in 0..<30 {
+            try await send(stack, name: "work.limited", id: "evt_limpg_\(suffix)_\(n)", payload: #"{"n":\#(n),"workMs":200,"pauseSeconds":1}"#)
+        }
+        let done = try await eventually("all 30 runs to complete", deadline: .seconds(240), every: .milliseconds(500)) { () -> [RunDetails]? in
+            let runs = try await runs(of: "limited-work", stack)
+            return runs.count == 30 && runs.allSatisfy({ $0.status == .completed }) ? runs : nil
+        }
+        let executions = intervals(done)
+        #expect(executions.count == 60)
+        let most = peak(executions)
+        #expect(most <= 3, "\(most) tasks executed at once with a limit of 3")
+        #expect(most >= 2, "the runs never ran side by side (peak \(most))")
+        print("concurrency-pg: peak \(most) executing over 2 task-result instances and 2 job services")
+        try await stack.stop()
+    }
+
     @Test("PUT /api/v1/jobs registers a concurrency limit (the dispatcher holds it); a bad one is refused with 422 and the field")
     func httpRegistration() async throws {
         let stack = try await BatonStack.start(label: "concurrency-http")
