@@ -90,6 +90,8 @@ struct RunEventRecorder: Sendable {
     /// Deepest JSON nesting accepted: the configured limit for user documents, plus room for
     /// the run event around a task output or payload.
     let maxDepth: Int
+    /// Told about batches that queue a run for a concurrency slot or may free one.
+    let slots: SlotActivity
     let logger: Logger
 
     func handle(_ batch: [KafkaRecord]) async throws {
@@ -109,6 +111,7 @@ struct RunEventRecorder: Sendable {
         for runId in unknown {
             logger.warning("run event for an unknown run ignored", metadata: ["run.id": "\(runId)"])
         }
+        slots.applied(records.lazy.compactMap(\.event))
         for record in records {
             if let event = record.event { Counter(label: "baton_run_events_total", dimensions: [("type", event.body.type)]).increment() }
         }
@@ -521,6 +524,46 @@ enum RunListRequest {
 
 
 
+/// Wakes the timer loop when a queued run may get a concurrency slot now: a limited run was
+/// created, or, while limited runs are about, a run waited or ended (a slot may be free) or a
+/// wait ended (its run queued again). Without it a grant waits for the next poll.
+final class SlotActivity: Sendable {
+    private let lastSeen = Mutex<ContinuousClock.Instant?>(nil)
+    let wakeUp = WakeUp()
+    /// How long after the last limited run seen batches still wake the loop.
+    private static let memory: Duration = .seconds(600)
+
+    /// Limited runs are about (created, or granted a slot).
+    func noteLimitedRuns() {
+        lastSeen.withLock { $0 = .now }
+    }
+
+    private var limitedRunsAbout: Bool {
+        lastSeen.withLock { $0.map { ContinuousClock.now - $0 < Self.memory } ?? false }
+    }
+
+    /// After a batch of run events is applied.
+    func applied(_ events: some Sequence<RunEvent>) {
+        var created = false, freeing = false
+        for event in events {
+            switch event.body {
+            case .runCreated(let run): created = created || run.concurrency != nil
+            case .taskFailed(let failed): freeing = freeing || failed.retryAt != nil
+            case .waitRequested, .fetchRequested, .childInvoked, .eventWaitRequested, .requestWaitRequested, .runCompleted, .runFailed:
+                freeing = true
+            default: break
+            }
+        }
+        if created { noteLimitedRuns() }
+        if created || (freeing && limitedRunsAbout) { wakeUp.signal() }
+    }
+
+    /// After timers fired (a wait that ended queues its limited run for a slot).
+    func fired(_ count: Int) {
+        if count > 0, limitedRunsAbout { wakeUp.signal() }
+    }
+}
+
 /// Fires durable timers: when a wait is due, sends the run's resume command.
 struct TimerService: Sendable {
     let store: any TaskResultStoring
@@ -532,6 +575,7 @@ struct TimerService: Sendable {
     let lease: Duration
     /// How long marking sent timers fired is tried again while the store fails transiently.
     let outage: StoreOutagePolicy
+    let slots: SlotActivity
     let logger: Logger
 
     /// Claims the due timers (one instance per timer, see `TimerRules`), sends their resume
@@ -566,6 +610,7 @@ struct TimerService: Sendable {
             try await store.markFired(due, owner: owner)
         }
         Counter(label: "baton_timers_fired_total").increment(by: due.count)
+        slots.fired(due.count)
     }
 
     /// Hands free concurrency slots to the runs queued for them (see `ConcurrencyRules`): each
@@ -574,6 +619,7 @@ struct TimerService: Sendable {
     func grantSlots() async throws {
         let grants = try await store.grantSlots(now: Date())
         guard !grants.isEmpty else { return }
+        slots.noteLimitedRuns()
         Counter(label: "baton_concurrency_slots_granted_total").increment(by: grants.count)
         for grant in grants {
             logger.debug("concurrency slot granted", metadata: ["run.id": "\(grant.runId)", "concurrency.queue": "\(grant.queue)"])
@@ -636,10 +682,11 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     let broker = try await BrokerGuard.bind(store, storePath: storeName, producer: producer, markerTopic: topics.broker,
                                             topics: watched, policy: configuration.service.brokerChangePolicy, logger: logger)
     let applied = AppliedOffsets(initial: try await store.consumedOffsets(topic: topics.taskResults))
+    let slots = SlotActivity()
     let recorder = RunEventRecorder(
         store: store,
         deadLetters: DeadLetterQueue(producer: producer, topic: topics.deadLetter, consumerName: "baton-task-results", logger: logger),
-        applied: applied, maxDepth: configuration.service.limits.nestingDepth + Limits.envelopeDepth, logger: logger)
+        applied: applied, maxDepth: configuration.service.limits.nestingDepth + Limits.envelopeDepth, slots: slots, logger: logger)
     // The store keeps its own offsets (written with each state change); start where it left off.
     // Each transaction applies everything fetched (see `ReadBarrier`): keep librdkafka's
     // prefetch to a few thousand records, so a transaction stays short.
@@ -661,7 +708,7 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
         try await retryingStoreOutage(outage, what: "applying run events", logger: logger) { try await recorder.handle(batch) }
     }
     let timers = TimerService(store: store, producer: producer, topics: topics, owner: configuration.instance,
-                              lease: .seconds(60), outage: configuration.service.storeOutage, logger: logger)
+                              lease: .seconds(60), outage: configuration.service.storeOutage, slots: slots, logger: logger)
     let fetches = FetchService(store: store, producer: producer, topics: topics, http: .shared, maxBodyBytes: 10 << 20,
                                secrets: configuration.service.fetchSecrets, owner: configuration.instance,
                                lease: .seconds(120), outage: configuration.service.storeOutage, logger: logger)
@@ -860,7 +907,7 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
                                   ProducerService(producer: producer), consumerService,
                                   BrokerWatchService(BrokerWatch(producer: producer, topics: watched, baseline: broker,
                                                                  interval: kafka.profile.brokerCheckInterval, logger: logger)),
-                                  PeriodicService("firing timers", every: configuration.timerPoll, logger: logger) {
+                                  PeriodicService("firing timers", every: configuration.timerPoll, wakeUp: slots.wakeUp, logger: logger) {
                                       // Grants first, so their timers fire in the same round; a failing grant
                                       // does not hold the other timers back (it is tried again next round).
                                       do {

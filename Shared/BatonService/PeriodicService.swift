@@ -8,16 +8,22 @@ public struct PeriodicService: Service {
     let name: String
     let interval: Duration
     let logger: Logger
+    let wakeUp: WakeUp?
     let work: @Sendable () async throws -> Void
 
-    public init(_ name: String, every interval: Duration, logger: Logger, work: @escaping @Sendable () async throws -> Void) {
+    /// - Parameter wakeUp: also runs a round as soon as it is signalled (signals that come during
+    ///   a round make one more round), instead of only every `interval`.
+    public init(_ name: String, every interval: Duration, wakeUp: WakeUp? = nil, logger: Logger,
+                work: @escaping @Sendable () async throws -> Void) {
         self.name = name
         self.interval = interval
+        self.wakeUp = wakeUp
         self.logger = logger
         self.work = work
     }
 
     public func run() async throws {
+        if let wakeUp { return try await run(wakingWith: wakeUp) }
         // Cancelled (the group is going down without a graceful shutdown): stop, never spin.
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
@@ -29,5 +35,47 @@ public struct PeriodicService: Service {
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
+    }
+
+    /// Rounds on each signal of `wakeUp`, and at least every `interval` (a ticker signals it).
+    private func run(wakingWith wakeUp: WakeUp) async throws {
+        let interval = interval
+        try? await cancelWhenGracefulShutdown {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: interval)
+                        wakeUp.signal()
+                    }
+                }
+                for await _ in wakeUp.signals {
+                    do {
+                        try await work()
+                    } catch is CancellationError {
+                        break
+                    } catch {
+                        logger.error("\(name) failed; retrying", metadata: ["error": "\(error)"])
+                    }
+                }
+                group.cancelAll()
+            }
+        }
+    }
+}
+
+/// A signal that wakes a ``PeriodicService`` before its next round is due. Signals coalesce:
+/// any number of them while a round runs make one more round.
+public final class WakeUp: Sendable {
+    /// The stream the service's loop (its only consumer) reads.
+    let signals: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    public init() {
+        (signals, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Asks for a round as soon as possible.
+    public func signal() {
+        continuation.yield()
     }
 }
