@@ -12,6 +12,15 @@ struct ConcurrencyLimitIntegrationTests {
                                                                                                 "/api/v1/runs?job=\(slug)&limit=100\(filter)").body.utf8)).runs
     }
 
+    /// The runs of `slugs` once there are `count`, all completed.
+    private func completed(_ count: Int, of slugs: [String], _ stack: BatonStack, _ what: String, deadline: Duration) async throws -> [RunDetails] {
+        try await eventually(what, deadline: deadline, every: .milliseconds(500)) { () -> [RunDetails]? in
+            var all: [RunDetails] = []
+            for slug in slugs { all += try await runs(of: slug, stack) }
+            return all.count == count && all.allSatisfy({ $0.status == .completed }) ? all : nil
+        }
+    }
+
     /// The most intervals open at one instant (an end at the same millisecond as a start closes first).
     private func peak(_ intervals: [(start: Date, end: Date)]) -> Int {
         var points: [(time: Date, change: Int)] = []
@@ -55,10 +64,7 @@ struct ConcurrencyLimitIntegrationTests {
             let queued = try await runs(of: "limited-work", status: .queued, stack).count
             return queued >= 20 ? queued : nil
         }
-        let done = try await eventually("all 50 runs to complete", deadline: .seconds(180), every: .milliseconds(500)) { () -> [RunDetails]? in
-            let runs = try await runs(of: "limited-work", stack)
-            return runs.count == 50 && runs.allSatisfy({ $0.status == .completed }) ? runs : nil
-        }
+        let done = try await completed(50, of: ["limited-work"], stack, "all 50 runs to complete", deadline: .seconds(180))
         let executions = intervals(done)
         #expect(executions.count == 50)
         let most = peak(executions)
@@ -76,10 +82,7 @@ struct ConcurrencyLimitIntegrationTests {
         for n in 0..<6 {
             try await send(stack, name: "work.limited", id: "evt_limw_\(suffix)_\(n)", payload: #"{"n":\#(n),"workMs":200,"pauseSeconds":4}"#)
         }
-        let done = try await eventually("all 6 runs to complete", deadline: .seconds(120), every: .milliseconds(500)) { () -> [RunDetails]? in
-            let runs = try await runs(of: "limited-work", stack)
-            return runs.count == 6 && runs.allSatisfy({ $0.status == .completed }) ? runs : nil
-        }
+        let done = try await completed(6, of: ["limited-work"], stack, "all 6 runs to complete", deadline: .seconds(120))
         let firstAfter = try #require(done.flatMap(\.tasks).filter { $0.key == "after" }.compactMap(\.startedAt).min())
         let lastWork = try #require(done.flatMap(\.tasks).filter { $0.key == "work" }.compactMap(\.startedAt).max())
         // Holding their slots through the wait, runs 4 to 6 could only start after runs 1 to 3 ended.
@@ -102,10 +105,7 @@ struct ConcurrencyLimitIntegrationTests {
             return running.count == 3 ? true : nil
         }
         _ = try await stack.restartJobService(jobService, with: .kill)
-        let done = try await eventually("all 9 runs to complete after the SIGKILL", deadline: .seconds(180), every: .milliseconds(500)) { () -> [RunDetails]? in
-            let runs = try await runs(of: "limited-work", stack)
-            return runs.count == 9 && runs.allSatisfy({ $0.status == .completed }) ? runs : nil
-        }
+        let done = try await completed(9, of: ["limited-work"], stack, "all 9 runs to complete after the SIGKILL", deadline: .seconds(180))
         let most = peak(intervals(done))
         #expect(most <= 3, "\(most) runs executed at once with a limit of 3")
         try await stack.stop()
@@ -124,10 +124,7 @@ struct ConcurrencyLimitIntegrationTests {
         for n in 0..<30 {
             try await send(stack, name: "work.limited", id: "evt_limpg_\(suffix)_\(n)", payload: #"{"n":\#(n),"workMs":200,"pauseSeconds":1}"#)
         }
-        let done = try await eventually("all 30 runs to complete", deadline: .seconds(240), every: .milliseconds(500)) { () -> [RunDetails]? in
-            let runs = try await runs(of: "limited-work", stack)
-            return runs.count == 30 && runs.allSatisfy({ $0.status == .completed }) ? runs : nil
-        }
+        let done = try await completed(30, of: ["limited-work"], stack, "all 30 runs to complete", deadline: .seconds(240))
         let executions = intervals(done)
         #expect(executions.count == 60)
         let most = peak(executions)
@@ -165,10 +162,7 @@ struct ConcurrencyLimitIntegrationTests {
                 try await send(stack, name: "user.export", id: "evt_export_\(suffix)_\(user)\(n)", payload: #"{"user":"\#(user)-\#(suffix)","n":\#(n),"workMs":400}"#)
             }
         }
-        let done = try await eventually("all 8 runs to complete", deadline: .seconds(120), every: .milliseconds(500)) { () -> [RunDetails]? in
-            let runs = try await runs(of: "per-user-sync", stack) + runs(of: "per-user-export", stack)
-            return runs.count == 8 && runs.allSatisfy({ $0.status == .completed }) ? runs : nil
-        }
+        let done = try await completed(8, of: ["per-user-sync", "per-user-export"], stack, "all 8 runs to complete", deadline: .seconds(120))
         // The user is the event id's last letter but the digit: evt_sync_<suffix>_a0.
         func user(_ run: RunDetails) -> String { String(run.event.id.dropLast().suffix(1)) }
         let byUser = Dictionary(grouping: done, by: user)
