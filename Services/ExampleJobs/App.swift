@@ -28,6 +28,8 @@ import ServiceLifecycle
 ///   job on an interval trigger of that many seconds;
 /// - `example.jobs` (`EXAMPLE_JOBS`), string, all: comma-separated ids of the jobs to run (a job
 ///   service usually runs a few; each job is a consumer group, polling the broker);
+/// - `example.disabled.jobs` (`EXAMPLE_DISABLED_JOBS`), string, none: comma-separated ids of
+///   jobs registered disabled (as `JobOptions(enabled: false)` does), to show disabled jobs;
 /// - `example.greeter.version` (`EXAMPLE_GREETER_VERSION`), string, `1.0.0`: the version of the
 ///   `versioned-greeter` job (to show version pinning);
 /// - `worker.runs.other.versions` (`WORKER_RUNS_OTHER_VERSIONS`), bool, false: run runs created
@@ -76,6 +78,12 @@ struct ExampleJobsMain {
             perUserExportJob(),
             versionedGreeterJob(outbox: outbox, version: config.string(forKey: "example.greeter.version", default: "1.0.0")),
         ]
+        // For tests of disabled jobs: these example jobs register disabled.
+        let disabled = Set(config.string(forKey: "example.disabled.jobs", default: "").split(separator: ",").map(String.init))
+        jobs = jobs.map { job in
+            guard let slug = try? job.registration().slug, disabled.contains(slug) else { return job }
+            return DisabledJob(job: job)
+        }
         let tickSeconds = config.int(forKey: "example.tick.seconds", default: 0)
         if tickSeconds > 0 { jobs.append(tickerJob(outbox: outbox, seconds: tickSeconds)) }
         if let selection = config.string(forKey: "example.jobs"), !selection.isEmpty {
@@ -112,5 +120,21 @@ struct ExampleJobsMain {
         }
         services.append(worker)
         try await runUntilSignalled(services, shutdownDeadline: service.shutdownDeadline, logger: logger)
+    }
+}
+
+/// An example job registered disabled (`example.disabled.jobs`), as `JobOptions(enabled: false)`
+/// registers it, with the same code.
+struct DisabledJob: AnyJob {
+    let job: any AnyJob
+
+    func registration() throws(ValidationError) -> JobRegistration {
+        var registration = try job.registration()
+        registration.enabled = false
+        return registration
+    }
+
+    func execute(payload: JSONValue, io: IO, context: JobContext) async throws -> JSONValue {
+        try await job.execute(payload: payload, io: io, context: context)
     }
 }

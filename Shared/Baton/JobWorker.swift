@@ -545,6 +545,15 @@ struct SliceExecutor: Sendable {
             failedAttempts = checkpoint.failedAttempts
             attempt = checkpoint.slice
         }
+        // A disabled job takes no runs: the first slice of one (a replay asked through the runs
+        // API, or a command sent just before the job was disabled) ends the run CANCELED without
+        // running its code. Runs that already started go on.
+        if !registration.isEnabled, attempt <= 1, completed.isEmpty {
+            try await publish(.runFailed(.init(status: .canceled, error: "job '\(registration.slug)' is disabled (JobOptions(enabled: false)): it takes no new runs; enable it, then replay the run")))
+            Self.countSlice(job: registration.slug, ending: "disabled")
+            logger.warning("run of a disabled job canceled before it started")
+            return
+        }
         let eventsTopic = topics.events
         let emit: @Sendable (EventEnvelope) async throws -> Void = { envelope in
             try await producer.send(topic: eventsTopic, key: envelope.id, value: Array(try BatonJSON.encoder.encode(envelope)))

@@ -1,3 +1,4 @@
+import Baton
 import BatonProtocol
 import BatonTesting
 import Foundation
@@ -72,6 +73,31 @@ struct RunOperationsIntegrationTests {
         }
         #expect(run.jobId == "toggle")
         #expect(try await stack.run(Identifiers.runID(eventID: missed, jobSlug: "toggle")) == nil, "enabling the job did not replay the event it missed")
+        try await stack.stop()
+    }
+
+    @Test("a job disabled in its job service takes no replay: the replayed run ends CANCELED, saying why, and the job's code does not run")
+    func replayOfDisabledJob() async throws {
+        let stack = try await BatonStack.start(label: "disabled-replay")
+        let enabled = try await stack.startExampleJobs(jobs: ["rate-limited-ping"])
+        let suffix = UUID().uuidString.prefix(6)
+        let event = "evt_disabled_replay_\(suffix)"
+        #expect(try await stack.sendEvent(#"{"id":"\#(event)","name":"ping.limited","payload":{"user":"d-\#(suffix)","n":0}}"#).status == 202)
+        let original = try await stack.finishedRun(Identifiers.runID(eventID: event, jobSlug: "rate-limited-ping"))
+        #expect(original.status == .completed)
+        let pings = { stack.outboxLines().filter { $0.hasPrefix("limited ping d-\(suffix) ") }.count }
+        #expect(pings() == 1)
+
+        // The job service is deployed again with the job disabled.
+        _ = try await stack.stop(enabled, with: .terminate(deadline: .seconds(20)))
+        try await stack.startExampleJobs(environment: ["EXAMPLE_DISABLED_JOBS": "rate-limited-ping"], jobs: ["rate-limited-ping"])
+        _ = try await eventually("the dispatcher to hold the disabled registration", deadline: .seconds(30)) { () -> Bool? in
+            try await stack.get(port: stack.dispatcherPort, "/api/v1/jobs/rate-limited-ping").body.contains(#""enabled":false"#) ? true : nil
+        }
+        let replay = try await RunsClient(baseURL: "http://127.0.0.1:\(stack.taskResultsPort)").replay(runId: original.id)
+        let replayed = try await stack.finishedRun(replay.runId)
+        #expect(replayed.status == .canceled && replayed.error?.contains("is disabled") == true, "\(replayed.status) \(replayed.error ?? "")")
+        #expect(replayed.tasks.isEmpty && pings() == 1, "the job's code did not run")
         try await stack.stop()
     }
 }
