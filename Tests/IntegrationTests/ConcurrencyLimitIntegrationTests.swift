@@ -111,6 +111,26 @@ struct ConcurrencyLimitIntegrationTests {
         try await stack.stop()
     }
 
+    @Test("SIGKILL of the task-result service and the dispatcher while slots change hands: after the restarts all 12 runs (that each wait once) complete, never more than 3 at once")
+    func killedTaskResultsLeaksNoSlot() async throws {
+        let stack = try await BatonStack.start(label: "concurrency-kill-tr")
+        try await stack.startExampleJobs(jobs: ["limited-work"])
+        let suffix = UUID().uuidString.prefix(6)
+        for n in 0..<12 {
+            try await send(stack, name: "work.limited", id: "evt_limtr_\(suffix)_\(n)", payload: #"{"n":\#(n),"workMs":400,"pauseSeconds":1}"#)
+        }
+        _ = try await eventually("runs to wait, others to hold slots", deadline: .seconds(60), every: .milliseconds(100)) { () -> Bool? in
+            let runs = try await runs(of: "limited-work", stack)
+            return runs.contains { $0.status == .waiting } && runs.contains { $0.status == .executing } ? true : nil
+        }
+        _ = try await stack.restart(.taskResults)
+        _ = try await stack.restart(.dispatcher)
+        let done = try await completed(12, of: ["limited-work"], stack, "all 12 runs to complete after the SIGKILLs", deadline: .seconds(180))
+        let most = peak(intervals(done))
+        #expect(most <= 3, "\(most) tasks executed at once with a limit of 3")
+        try await stack.stop()
+    }
+
     @Test("on one PostgreSQL with two task-result instances and two job services: 30 runs (that each wait once) never have more than 3 executing, and all complete")
     func severalInstances() async throws {
         let store = try await PostgresServer.freshDatabase()
