@@ -245,7 +245,8 @@ struct EventRoutes: Sendable {
         let registration: JobRegistration
         do {
             registration = try JobRegistration(id: id, name: body.name, version: body.version, trigger: body.trigger, tenant: tenant,
-                                               enabled: body.enabled, logLevel: body.logLevel, concurrencyLimit: body.concurrencyLimit)
+                                               enabled: body.enabled, logLevel: body.logLevel, flowControl: body.flowControl,
+                                               concurrencyLimit: body.concurrencyLimit)
         } catch {
             throw APIError(error)
         }

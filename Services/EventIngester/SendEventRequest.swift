@@ -57,8 +57,10 @@ struct RegisterJobRequest: StrictlyDecodable, Sendable {
     var logLevel: JobLogLevel?
     /// At most so many runs executing at once (``ConcurrencyLimit``).
     var concurrencyLimit: ConcurrencyLimit?
+    /// Limits the runs events start (``FlowControl``; event triggers only).
+    var flowControl: FlowControl?
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, version, trigger, enabled, logLevel, concurrencyLimit }
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, version, trigger, enabled, logLevel, concurrencyLimit, flowControl }
 
 }
 

@@ -154,10 +154,10 @@ struct ConcurrencyLimitIntegrationTests {
         try await stack.stop()
     }
 
-    @Test("PUT /api/v1/jobs registers a concurrency limit (the dispatcher holds it); a bad one is refused with 422 and the field")
+    @Test("PUT /api/v1/jobs registers a concurrency limit and flow control (the dispatcher holds them); a bad limit, or flow control on a schedule, is refused with 422 and the field")
     func httpRegistration() async throws {
         let stack = try await BatonStack.start(label: "concurrency-http")
-        let body = #"{"name":"Imports","version":"1.0.0","trigger":{"type":"event","eventName":"imports.run"},"concurrencyLimit":{"limit":2,"id":"imports","key":"account.id"}}"#
+        let body = #"{"name":"Imports","version":"1.0.0","trigger":{"type":"event","eventName":"imports.run"},"concurrencyLimit":{"limit":2,"id":"imports","key":"account.id"},"flowControl":{"kind":"debounce","limit":1,"periodSeconds":5,"key":"account.id"}}"#
         let answer = try await stack.request(port: stack.ingesterPort, "/api/v1/jobs/imports", method: .PUT, body: body)
         #expect(answer.status == 200, "\(answer.body)")
         let job = try await eventually("the dispatcher to hold the registration", deadline: .seconds(30)) { () -> JobRegistration? in
@@ -165,6 +165,10 @@ struct ConcurrencyLimitIntegrationTests {
             return job.status == 200 ? try BatonJSON.decoder.decode(JobRegistration.self, from: Data(job.body.utf8)) : nil
         }
         #expect(job.concurrencyLimit == .shared("imports", limit: 2, key: "account.id"))
+        #expect(job.flowControl == .debounce(.seconds(5), key: "account.id"))
+        let scheduled = try await stack.request(port: stack.ingesterPort, "/api/v1/jobs/nightly", method: .PUT,
+                                                body: #"{"name":"Nightly","version":"1.0.0","trigger":{"type":"interval","eventName":"baton.scheduled","intervalSeconds":60},"flowControl":{"kind":"throttle","limit":1,"periodSeconds":5}}"#)
+        #expect(scheduled.status == 422 && scheduled.body.contains("$.flowControl"), "\(scheduled.status) \(scheduled.body)")
         let bad = try await stack.request(port: stack.ingesterPort, "/api/v1/jobs/imports", method: .PUT,
                                           body: #"{"name":"Imports","version":"1.0.0","trigger":{"type":"event","eventName":"imports.run"},"concurrencyLimit":{"limit":0}}"#)
         #expect(bad.status == 422 && bad.body.contains("$.concurrencyLimit.limit"), "\(bad.status) \(bad.body)")
