@@ -719,6 +719,8 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
     keys.logState(logger)
     let oldestActiveRun = Gauge(label: "baton_oldest_active_run_age_seconds")
     let activeRunCount = Gauge(label: "baton_active_runs")
+    let runsWaitingForSlots = Gauge(label: "baton_runs_waiting_for_slot")
+    let slotsHeld = Gauge(label: "baton_concurrency_slots_held")
     /// Answers 404 unless run `id` exists and belongs to `tenant` (another tenant's run is not
     /// distinguishable from a missing one).
     @Sendable func runNotFound(_ id: String) -> APIError {
@@ -924,6 +926,9 @@ func buildTaskResultService(configuration: TaskResultConfiguration, logger: Logg
                                       let active = try await store.activeRuns()
                                       oldestActiveRun.record(active.oldest.map { max(0, Date().timeIntervalSince($0)) } ?? 0)
                                       activeRunCount.record(active.count)
+                                      let slots = try await store.slotCounts()
+                                      runsWaitingForSlots.record(slots.waiting)
+                                      slotsHeld.record(slots.holding)
                                   },
                                   PeriodicService("looking for stuck runs", every: configuration.reaperInterval, logger: logger) { try await reaper.reap() },
                               ], keys: keys,

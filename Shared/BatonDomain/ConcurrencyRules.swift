@@ -68,8 +68,21 @@ public struct SlotGrant: Sendable, Hashable {
     }
 }
 
+/// How many runs wait for a concurrency slot, and how many slots are held, over every queue.
+public struct SlotCounts: Sendable, Hashable {
+    public var waiting: Int
+    public var holding: Int
+
+    public init(waiting: Int, holding: Int) {
+        self.waiting = waiting
+        self.holding = holding
+    }
+}
+
 /// Where concurrency queues live, for one or several task-result instances.
 public protocol ConcurrencySlotStore: Sendable {
+    /// The runs waiting for a slot and the slots held, over every queue.
+    func slotCounts() async throws -> SlotCounts
     /// Hands the free slots of every queue to its oldest waiting runs (``ConcurrencyRules``),
     /// one queue at a time across instances, and makes their grant timers due at `now`.
     func grantSlots(now: Date) async throws -> [SlotGrant]

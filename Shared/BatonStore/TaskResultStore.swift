@@ -403,6 +403,13 @@ public final class TaskResultStore: RunStore, DeduplicationStore, TimerStore, Fe
                           completedTasks: completed)
     }
 
+    public func slotCounts() async throws -> SlotCounts {
+        try await pool.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT COALESCE(SUM(holding = 0), 0) AS waiting, COALESCE(SUM(holding = 1), 0) AS holding FROM concurrency_slots")
+            return SlotCounts(waiting: row?["waiting"] ?? 0, holding: row?["holding"] ?? 0)
+        }
+    }
+
     /// Hands the free slots of every queue to its oldest waiting runs, and makes their grant
     /// timers due at `now` (see ``ConcurrencyRules``). One writer at a time: each queue's count
     /// is exact. A queue's limit is that of the run that joined it last.

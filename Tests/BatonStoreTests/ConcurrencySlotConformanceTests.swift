@@ -26,6 +26,7 @@ struct ConcurrencySlotConformanceTests {
             try await apply(["r1", "r2", "r3", "r4", "r5"].map { created($0) } + [created("u", limited: false)], store)
             #expect(try await store.grantSlots(now: Date()).map(\.runId) == ["r1", "r2"])
             #expect(try await store.grantSlots(now: Date()).isEmpty, "both slots are held")
+            #expect(try await store.slotCounts() == SlotCounts(waiting: 3, holding: 2))
 
             // Waiting for a slot is not stuck; holding one is, once the grant is old enough.
             let stuck = try await store.stuckRuns(before: Date().addingTimeInterval(3600), limit: 100).map(\.runId)
@@ -66,6 +67,7 @@ struct ConcurrencySlotConformanceTests {
             try await apply([RunEvent(runId: "r5", body: .runCompleted(.init(output: 5))), RunEvent(runId: "r1", body: .runCompleted(.init(output: 1)))],
                             store)
             #expect(try await store.grantSlots(now: Date()).isEmpty, "the canceled r6 left the queue")
+            #expect(try await store.slotCounts() == SlotCounts(waiting: 0, holding: 0), "every run ended: the queue is empty")
         }
     }
 

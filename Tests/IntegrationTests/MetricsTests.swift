@@ -33,6 +33,21 @@ struct MetricsTests {
         try await stack.stop()
     }
 
+    @Test("baton_runs_waiting_for_slot and baton_concurrency_slots_held show a limited job's queue: 6 long runs with limit 3 are 3 waiting and 3 held")
+    func concurrencyGauges() async throws {
+        let stack = try await BatonStack.start(label: "slot-gauges", environment: ["RUNS_AGE_INTERVAL_MS": "300"])
+        try await stack.startExampleJobs(jobs: ["limited-work"])
+        let suffix = UUID().uuidString.prefix(6)
+        for n in 0..<6 {
+            #expect(try await stack.sendEvent(#"{"id":"evt_gauge_\#(suffix)_\#(n)","name":"work.limited","payload":{"n":\#(n),"workMs":8000}}"#).status == 202)
+        }
+        _ = try await eventually("3 runs waiting for a slot and 3 slots held in the metrics", deadline: .seconds(30)) { () -> Bool? in
+            let body = try await stack.get(port: stack.taskResultsPort, "/metrics").body
+            return sample(body, "baton_runs_waiting_for_slot") == 3 && sample(body, "baton_concurrency_slots_held") == 3 ? true : nil
+        }
+        try await stack.stop()
+    }
+
     @Test("GET /metrics on each process counts what one event did: accepted, runs started, run events, timers, slices, acked sends")
     func metricsFollowARun() async throws {
         let stack = try await BatonStack.start(label: "metrics")

@@ -969,6 +969,15 @@ public struct PostgresTaskResultStore: RunStore, TimerStore, FetchStore, Dedupli
 
     // MARK: - Concurrency slots
 
+    public func slotCounts() async throws -> SlotCounts {
+        for try await (waiting, holding) in try await database.client.query("""
+            SELECT count(*) FILTER (WHERE NOT holding), count(*) FILTER (WHERE holding) FROM concurrency_slots
+            """, logger: database.logger).decode((Int64, Int64).self) {
+            return SlotCounts(waiting: Int(waiting), holding: Int(holding))
+        }
+        return SlotCounts(waiting: 0, holding: 0)
+    }
+
     /// Hands the free slots of every queue to its oldest waiting runs (``ConcurrencyRules``), one
     /// transaction per queue under the queue's advisory lock, so that instances granting at once
     /// never hand out the same slot twice. A queue's limit is that of the run that joined it last.
