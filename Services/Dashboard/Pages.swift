@@ -169,6 +169,8 @@ struct JobRow: Sendable {
     var hasFilter: Bool
     var versions: String
     var enabled: String
+    /// The job's concurrency limit and flow control, in words (`—` when none).
+    var limits: String
     var lastRun: String
     var lastRunId: String
     var lastRunStatus: String
@@ -187,6 +189,7 @@ struct JobRow: Sendable {
         let seen = stats?.versions.map(\.version) ?? []
         versions = (seen.contains(job.version) ? seen : [job.version] + seen).joined(separator: ", ")
         enabled = job.isEnabled ? "yes" : "no"
+        limits = Self.limits(concurrency: job.concurrencyLimit, flow: job.flowControl)
         lastRun = Format.time(stats?.lastRun?.createdAt)
         lastRunId = stats?.lastRun?.id ?? ""
         lastRunStatus = stats?.lastRun?.status.rawValue ?? ""
@@ -195,6 +198,24 @@ struct JobRow: Sendable {
             stats?.runsByStatus[status.rawValue].map { StatusCount(status: status.rawValue, count: $0) }
         }
         total = stats?.runs ?? 0
+    }
+
+    /// E.g. `2 at once per account (shared: user-data); throttle 2 per 4 s per user`.
+    static func limits(concurrency: ConcurrencyLimit?, flow: FlowControl?) -> String {
+        var parts: [String] = []
+        if let concurrency {
+            parts.append("\(concurrency.limit) at once" + (concurrency.key.map { " per \($0)" } ?? "") + (concurrency.id.map { " (shared: \($0))" } ?? ""))
+        }
+        if let flow {
+            let key = flow.key.map { " per \($0)" } ?? ""
+            let words = switch flow.kind {
+            case .rateLimit: "rate limit \(flow.limit) per \(flow.periodSeconds) s\(key)"
+            case .throttle: "throttle \(flow.limit) per \(flow.periodSeconds) s\(key)"
+            case .debounce: "debounce \(flow.periodSeconds) s\(key)"
+            }
+            parts.append(words)
+        }
+        return parts.isEmpty ? "—" : parts.joined(separator: "; ")
     }
 
     static func describe(_ filter: EventFilter) -> String {

@@ -41,7 +41,7 @@ enum Templates {
     {{^rows}}<p class="empty">No jobs{{#hasQuery}} match “{{query}}”{{/hasQuery}}. A job service registers its jobs when it starts.</p>{{/rows}}
     {{#hasRows}}
     <table>
-    <thead><tr><th>Job</th><th>Name</th><th>Versions</th><th>Trigger</th><th>Enabled</th><th>Last run</th><th>Runs by status</th></tr></thead>
+    <thead><tr><th>Job</th><th>Name</th><th>Versions</th><th>Trigger</th><th>Enabled</th><th>Limits</th><th>Last run</th><th>Runs by status</th></tr></thead>
     <tbody>
     {{#rows}}
     <tr class="job" data-job="{{id}}">
@@ -50,6 +50,7 @@ enum Templates {
       <td class="versions">{{versions}}</td>
       <td>{{trigger}}{{#hasFilter}}<div class="filter">{{filter}}</div>{{/hasFilter}}</td>
       <td class="enabled">{{enabled}}</td>
+      <td class="limits">{{limits}}</td>
       <td>{{#hasLastRun}}<a href="/runs/{{lastRunId}}">{{lastRun}}</a> <span class="status status-{{lastRunStatus}}">{{lastRunStatus}}</span>{{/hasLastRun}}{{^hasLastRun}}never{{/hasLastRun}}</td>
       <td>{{#counts}}<a class="status status-{{status}}" href="/runs?job={{id}}&amp;status={{status}}">{{status}} {{count}}</a> {{/counts}}{{^counts}}none{{/counts}}</td>
     </tr>

@@ -95,6 +95,9 @@ try:
     check(rows["new-user-welcome"].find_element(By.CSS_SELECTOR, ".enabled").text == "yes", "an enabled job shows as enabled")
     check(args["disabledJob"] in rows and rows[args["disabledJob"]].find_element(By.CSS_SELECTOR, ".enabled").text == "no",
           "a job registered disabled shows as not enabled")
+    limits = rows[args["disabledJob"]].find_element(By.CSS_SELECTOR, ".limits").text
+    check(limits == "2 at once per account; throttle 5 per 60 s", f"the jobs page shows a job's concurrency limit and flow control (saw {limits!r})")
+    check(rows["new-user-welcome"].find_element(By.CSS_SELECTOR, ".limits").text == "—", "a job without limits shows none")
     shot("jobs")
     driver.get(base + "/jobs?q=github")
     check([e.get_attribute("data-job") for e in driver.find_elements(By.CSS_SELECTOR, "tr.job")] == ["github-stars"], "the jobs filter narrows to github-stars")

@@ -31,7 +31,7 @@ struct DashboardTests {
         let orderRun = Identifiers.runID(eventID: try await send("order.placed", #"{"orderId":"D","cents":100,"skus":["a"]}"#), jobSlug: "fulfil-order")
         // A job registered disabled (over HTTP, as non-Swift tooling does).
         let disabled = try await stack.request(port: stack.ingesterPort, "/api/v1/jobs/paused-sync", method: .PUT,
-                                               body: #"{"name":"Paused sync","version":"1.0.0","trigger":{"type":"event","eventName":"sync.requested"},"enabled":false}"#,
+                                               body: #"{"name":"Paused sync","version":"1.0.0","trigger":{"type":"event","eventName":"sync.requested"},"enabled":false,"concurrencyLimit":{"limit":2,"key":"account"},"flowControl":{"kind":"throttle","limit":5,"periodSeconds":60}}"#,
                                                apiKey: keys.alphaProd)
         #expect(disabled.status == 200, "\(disabled.body)")
         _ = try await eventually("the dispatcher to hold the disabled job", deadline: .seconds(30)) {
