@@ -26,15 +26,22 @@ public struct PeriodicService: Service {
         if let wakeUp { return try await run(wakingWith: wakeUp) }
         // Cancelled (the group is going down without a graceful shutdown): stop, never spin.
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            do {
-                try await work()
-            } catch is CancellationError {
-                return
-            } catch {
-                logger.error("\(name) failed; retrying", metadata: ["error": "\(error)"])
-            }
+            guard await round() else { return }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
+    }
+
+    /// Runs the work once; a failure is logged (the next round tries again). `false` when the
+    /// work was cancelled: the loop stops.
+    private func round() async -> Bool {
+        do {
+            try await work()
+        } catch is CancellationError {
+            return false
+        } catch {
+            logger.error("\(name) failed; retrying", metadata: ["error": "\(error)"])
+        }
+        return true
     }
 
     /// Rounds on each signal of `wakeUp`, and at least every `interval` (a ticker signals it).
@@ -49,13 +56,7 @@ public struct PeriodicService: Service {
                     }
                 }
                 for await _ in wakeUp.signals {
-                    do {
-                        try await work()
-                    } catch is CancellationError {
-                        break
-                    } catch {
-                        logger.error("\(name) failed; retrying", metadata: ["error": "\(error)"])
-                    }
+                    guard await round() else { break }
                 }
                 group.cancelAll()
             }
