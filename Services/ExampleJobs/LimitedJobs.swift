@@ -20,10 +20,10 @@ func throttledPingJob(outbox: URL) -> Job<Ping, String> {
             flowControl: .throttle(2, per: .seconds(4), key: "user"), outbox: outbox)
 }
 
-/// Only the last ping of a burst per user runs, 3 seconds after it (`debounce`).
+/// Only the last ping of a burst per user runs, 10 seconds after it (`debounce`).
 func debouncedPingJob(outbox: URL) -> Job<Ping, String> {
     pingJob(id: "debounced-ping", name: "Debounced ping", event: "ping.debounced", line: "debounced",
-            flowControl: .debounce(.seconds(3), key: "user"), outbox: outbox)
+            flowControl: .debounce(.seconds(10), key: "user"), outbox: outbox)
 }
 
 /// A job that notes each ping in the outbox (`<line> ping <user> <n> run=<id>`), under `flowControl`.
